@@ -1,0 +1,83 @@
+"""The frozen backbone: raw input in, one feature vector per example out."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from edgeft.bundle import BACKBONE, TOKENIZER, Bundle
+
+
+class TruncationWarning(UserWarning):
+    """Some texts were longer than the bundle's max_length and were cut."""
+
+
+class TextBackbone:
+    """Tokenizer plus the backbone's ONNX inference session.
+
+    Args:
+        bundle: a loaded bundle of text modality.
+        providers: ONNX Runtime execution providers, in order of preference.
+        threads: intra-op threads (0 lets ORT choose).
+    """
+
+    def __init__(self, bundle: Bundle, providers: list[str] | None = None, threads: int = 0) -> None:
+        spec = bundle.manifest.input
+        self.max_length = spec.max_length
+        self.input_names = spec.input_names
+        self.output_name = bundle.manifest.backbone.output_name
+        self.tokenizer = Tokenizer.from_file(str(bundle.file(TOKENIZER)))
+        self.tokenizer.enable_truncation(spec.max_length)
+        # Pad to the longest text of each batch, not to a fixed length: less work.
+        pad = self.tokenizer.padding or {}
+        self.tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(
+            str(bundle.file(BACKBONE)), options, providers=providers or ["CPUExecutionProvider"]
+        )
+
+    def features(
+        self,
+        texts: list[str],
+        batch_size: int = 32,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Feature vectors, shape (len(texts), feature_size), float32.
+
+        Texts are batched by length so that little time goes into padding.
+        """
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out: np.ndarray | None = None
+        truncated = 0
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            encodings = self.tokenizer.encode_batch([texts[i] for i in idx])
+            truncated += sum(1 for e in encodings if e.overflowing)
+            batch = self.session.run([self.output_name], self._feeds(encodings))[0]
+            if out is None:
+                out = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
+            out[idx] = batch
+            if progress:
+                progress(min(start + batch_size, len(texts)), len(texts))
+        if truncated:
+            warnings.warn(
+                f"{truncated} of {len(texts)} texts were longer than {self.max_length} tokens "
+                "and were truncated.",
+                TruncationWarning,
+                stacklevel=3,
+            )
+        return out
+
+    def _feeds(self, encodings: list) -> dict[str, np.ndarray]:
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        columns = {
+            "input_ids": ids,
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.zeros_like(ids),
+        }
+        return {name: columns[name] for name in self.input_names}

@@ -1,0 +1,49 @@
+"""Input validation for the device side: done once, at the public boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from edgeft.errors import DataError, DataTypeError
+
+
+def check_texts(X: object) -> list[str]:
+    """A non-empty list of strings, or a typed error saying what came instead."""
+    if isinstance(X, (str, bytes)):
+        raise DataTypeError("X must be a list of texts, got a single string; wrap it in a list: [text].")
+    if not isinstance(X, Sequence) and not isinstance(X, np.ndarray):
+        raise DataTypeError(f"X must be a list of texts, got {type(X).__name__}.")
+    texts = list(X)
+    if not texts:
+        raise DataError("X is empty: at least one example is needed.")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise DataTypeError(
+                f"X[{i}] is {type(text).__name__}, but this bundle's model reads text: every example must be a str."
+            )
+    return texts
+
+
+def check_labels(y: object, labels: Sequence[str], n_examples: int) -> np.ndarray:
+    """Label strings mapped to class indices of the bundle's label set.
+
+    Raises:
+        DataError: ``y`` has another length than X, or holds labels the bundle
+            does not know.
+    """
+    if isinstance(y, (str, bytes)) or not isinstance(y, (Sequence, np.ndarray)):
+        raise DataTypeError(f"y must be a list of labels, got {type(y).__name__}.")
+    values = [str(v) for v in y]
+    if len(values) != n_examples:
+        raise DataError(f"X has {n_examples} examples but y has {len(values)} labels; they must match one to one.")
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted({v for v in values if v not in index})
+    if unknown:
+        raise DataError(
+            f"Label(s) {', '.join(map(repr, unknown[:5]))} are not in the bundle's label set "
+            f"{list(labels)}. A head cannot learn a class it has no output for; re-export the "
+            "bundle with those labels."
+        )
+    return np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
