@@ -1,0 +1,123 @@
+"""The trainable head as an ONNX graph, and its ORT training artifacts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edgeft.bundle import HeadSpec
+from edgeft.config import ExportConfig, HeadKind
+
+OPSET = 17
+IR_VERSION = 8  # ORT 1.19.2 reads IR 10 at most; onnx 1.16 would otherwise write 9/10 freely
+
+
+def build_head(in_features: int, n_classes: int, config: ExportConfig, seed: int = 0) -> tuple[onnx.ModelProto, HeadSpec]:
+    """The head graph (features -> logits) and its spec for the manifest.
+
+    A linear head starts at zero (logistic regression from scratch); an MLP
+    head starts from Kaiming-uniform weights, as torch's ``nn.Linear`` does.
+    """
+    rng = np.random.default_rng(seed)
+    if config.head is HeadKind.LINEAR:
+        layers = [("head.weight", "head.bias", np.zeros((n_classes, in_features), np.float32), None)]
+    else:
+        h = config.hidden_size
+        layers = [
+            ("head.hidden.weight", "head.hidden.bias", _kaiming(rng, h, in_features), "Relu"),
+            ("head.out.weight", "head.out.bias", _kaiming(rng, n_classes, h), None),
+        ]
+    nodes, initializers, x = [], [], "features"
+    for i, (w, b, weight, activation) in enumerate(layers):
+        out = "logits" if i == len(layers) - 1 else f"hidden{i}"
+        nodes.append(helper.make_node("Gemm", [x, w, b], [out if not activation else f"{out}_pre"], transB=1, name=f"head/Gemm{i}"))
+        if activation:
+            nodes.append(helper.make_node(activation, [f"{out}_pre"], [out], name=f"head/{activation}{i}"))
+        initializers += [numpy_helper.from_array(weight, w), numpy_helper.from_array(np.zeros(len(weight), np.float32), b)]
+        x = out
+    graph = helper.make_graph(
+        nodes,
+        "head",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", in_features])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_classes])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    spec = HeadSpec(
+        kind=config.head.value,
+        in_features=in_features,
+        out_features=n_classes,
+        hidden_size=config.hidden_size if config.head is HeadKind.MLP else None,
+        trainable=[name for w, b, _, _ in layers for name in (w, b)],
+        frozen=[],
+        loss="cross_entropy",
+        optimizer="adamw",
+        weight_decay=config.weight_decay,
+        trained=False,
+    )
+    return model, spec
+
+
+def _kaiming(rng: np.random.Generator, fan_out: int, fan_in: int) -> np.ndarray:
+    bound = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-bound, bound, size=(fan_out, fan_in)).astype(np.float32)
+
+
+def write_training_artifacts(model: onnx.ModelProto, spec: HeadSpec, folder: Path) -> None:
+    """ORT training, eval and optimizer models plus the checkpoint, into ``folder``.
+
+    The trainable set and the frozen set come from the spec and must not overlap.
+    ``logits`` is kept as an extra output so the eval model serves predictions too.
+    """
+    overlap = set(spec.trainable) & set(spec.frozen)
+    if overlap:
+        raise ValueError(f"Parameters both trainable and frozen: {sorted(overlap)}")
+    from onnxruntime.training import artifacts, onnxblock
+
+    logging.getLogger("root").setLevel(logging.ERROR)
+    folder.mkdir(parents=True, exist_ok=True)  # generate_artifacts does not create it
+    with native_stderr_captured():
+        artifacts.generate_artifacts(
+            model,
+            requires_grad=spec.trainable,
+            frozen_params=spec.frozen,
+            loss=artifacts.LossType.CrossEntropyLoss,
+            # OptimType.AdamW would bake in weight_decay=0; the block takes ours.
+            optimizer=onnxblock.optim.AdamW(weight_decay=spec.weight_decay),
+            artifact_directory=folder,
+            additional_output_names=["logits"],
+        )
+
+
+@contextlib.contextmanager
+def native_stderr_captured() -> Iterator[None]:
+    """Hold back what native code writes to stderr; replay it only if the block fails.
+
+    ORT's gradient-graph builder logs every graph pass at INFO level from C++,
+    where no Python logging setting reaches.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace")[-5000:])
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
