@@ -58,7 +58,7 @@ class TextBackbone:
             idx = order[start : start + batch_size]
             encodings = self.tokenizer.encode_batch([texts[i] for i in idx])
             truncated += sum(1 for e in encodings if e.overflowing)
-            batch = self.session.run([self.output_name], self._feeds(encodings))[0]
+            batch = self.session.run([self.output_name], text_feeds(encodings, self.input_names))[0]
             if out is None:
                 out = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
             out[idx] = batch
@@ -73,11 +73,13 @@ class TextBackbone:
             )
         return out
 
-    def _feeds(self, encodings: list) -> dict[str, np.ndarray]:
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        columns = {
-            "input_ids": ids,
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.zeros_like(ids),
-        }
-        return {name: columns[name] for name in self.input_names}
+
+def text_feeds(encodings: list, input_names: list[str]) -> dict[str, np.ndarray]:
+    """The graph inputs a transformer backbone asks for, from padded tokenizer encodings."""
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    columns = {
+        "input_ids": ids,
+        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        "token_type_ids": np.zeros_like(ids),
+    }
+    return {name: columns[name] for name in input_names}

@@ -7,8 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
-from pathlib import Path
 from typing import Any
 
 from edgeft import __version__
@@ -219,7 +217,9 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     print(f"examples {report['n']}  accuracy {report['accuracy']:.4f}  macro P {report['macro_precision']:.4f}  "
           f"R {report['macro_recall']:.4f}  F1 {report['macro_f1']:.4f}  loss {report['loss']:.4f}")
     width = max(len(label) for label in report["labels"])
-    print(f"{'true \\ pred':<{width}}  " + " ".join(f"{label[:6]:>6}" for label in report["labels"]))
+    corner = "true/pred"
+    width = max(width, len(corner))
+    print(f"{corner:<{width}}  " + " ".join(f"{label[:6]:>6}" for label in report["labels"]))
     for label, row in zip(report["labels"], report["confusion_matrix"]):
         print(f"{label:<{width}}  " + " ".join(f"{v:>6}" for v in row))
 
@@ -231,7 +231,6 @@ class _ProgressBars:
         from tqdm import tqdm
 
         self._tqdm, self._bars = tqdm, {}
-        warnings.filterwarnings("once", category=UserWarning)
         return self
 
     def __call__(self, progress: Any) -> None:

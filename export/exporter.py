@@ -8,8 +8,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import onnx
-
 from device_runtime import Personalizer
 from device_runtime.trainer import ProgressCallback
 from device_runtime.validation import check_labels, check_texts
@@ -20,7 +18,7 @@ from edgeft.config import ExportConfig, TrainConfig, to_dict
 from edgeft.errors import ExportError
 from export.head import build_head, write_training_artifacts
 from export.quantize import quantize_backbone
-from export.text import SENTENCE_OUTPUT, export_text_backbone, graph_inputs
+from export.text import SENTENCE_OUTPUT, export_text_backbone, graph_inputs, measure_feature_size
 
 
 def export_text_model(
@@ -30,8 +28,8 @@ def export_text_model(
     texts: list[str] | None = None,
     labels: list[str] | None = None,
     label_set: list[str] | None = None,
-    config: ExportConfig = ExportConfig(),
-    train_config: TrainConfig = TrainConfig(),
+    config: ExportConfig | None = None,
+    train_config: TrainConfig | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Manifest:
@@ -43,9 +41,9 @@ def export_text_model(
         texts, labels: server-side examples; with them the shipped head is
             trained (and ``trained`` is true in the manifest).
         label_set: the classes, in order; defaults to the sorted labels seen.
-        config: bundle identity, quantization, head shape.
+        config: bundle identity, quantization, head shape (default: ``ExportConfig()``).
         train_config: hyperparameters for the server-side head training, also
-            shipped as the device's defaults.
+            shipped as the device's defaults (default: ``TrainConfig()``).
         overwrite: replace an existing bundle at ``output``.
         progress: called as server features are computed and epochs finish.
 
@@ -56,6 +54,7 @@ def export_text_model(
         ExportError: the model folder cannot be exported, or no label set is known.
         DataError: the server examples are empty, mismatched or mislabelled.
     """
+    config, train_config = config or ExportConfig(), train_config or TrainConfig()
     classes = _label_set(labels, label_set)
     if texts is not None:
         texts = check_texts(texts)
@@ -88,7 +87,7 @@ def _write_untrained_bundle(
     fp32, tokenizer = export_text_backbone(model_dir, work / "onnx")
     precision = quantize_backbone(fp32, folder / layout.BACKBONE, config.quantization)
     (folder / layout.TOKENIZER).write_bytes(tokenizer.read_bytes())
-    feature_size = _feature_size(folder / layout.BACKBONE)
+    feature_size = measure_feature_size(folder / layout.BACKBONE, tokenizer)
     head, head_spec = build_head(feature_size, len(classes), config, seed=train_config.seed)
     write_training_artifacts(head, head_spec, folder / "head")
     manifest = Manifest(
@@ -135,12 +134,5 @@ def _check_bundle(folder: Path, manifest: Manifest) -> None:
     features = personalizer.transform(["edgeft checks the bundle before it ships."])
     if features.shape != (1, manifest.backbone.feature_size):
         raise ExportError(f"The backbone gives features of shape {features.shape}, expected (1, {manifest.backbone.feature_size}).")
-
-
-def _feature_size(backbone: Path) -> int:
-    for output in onnx.load(str(backbone)).graph.output:
-        if output.name == SENTENCE_OUTPUT:
-            return output.type.tensor_type.shape.dim[-1].dim_value
-    raise ExportError(f"{backbone} has no output {SENTENCE_OUTPUT!r}")
 
 

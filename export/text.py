@@ -65,3 +65,20 @@ def graph_inputs(onnx_path: Path) -> list[str]:
     model = onnx.load(str(onnx_path), load_external_data=False)
     initializers = {i.name for i in model.graph.initializer}
     return [i.name for i in model.graph.input if i.name not in initializers]
+
+
+def measure_feature_size(onnx_path: Path, tokenizer: Path) -> int:
+    """Length of the pooled feature vector, from one real run of the graph.
+
+    The graph's declared output shape may be symbolic (FP32 exports are), so
+    running it is the one answer that holds for every export.
+    """
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from device_runtime.backbone import text_feeds
+
+    encoding = Tokenizer.from_file(str(tokenizer)).encode("edgeft")
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    feeds = text_feeds([encoding], [i.name for i in session.get_inputs()])
+    return int(session.run([SENTENCE_OUTPUT], feeds)[0].shape[-1])

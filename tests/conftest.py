@@ -7,17 +7,12 @@ once; tests that change a bundle copy it first (``bundle_copy``).
 from __future__ import annotations
 
 import shutil
-import warnings
 from pathlib import Path
 
 import pytest
 
-from device_runtime import TruncationWarning
 from edgeft.config import ExportConfig
 from edgeft.datasets import bbc_news, minilm_path, split_per_class
-
-# BBC articles run past MiniLM's 128 tokens; truncation is expected in these tests.
-warnings.simplefilter("ignore", TruncationWarning)
 
 
 @pytest.fixture(scope="session")

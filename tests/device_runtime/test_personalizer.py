@@ -1,0 +1,135 @@
+"""The Personalizer on a real MiniLM bundle: it personalizes the head, and only the head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device_runtime import Personalizer, Progress
+from edgeft import bundle as layout
+from edgeft.bundle import file_sha256
+from edgeft.errors import DataError, DataTypeError, StateError
+
+
+@pytest.fixture(scope="module")
+def personalized(minilm_bundle: Path, bbc_splits) -> Personalizer:
+    return Personalizer.from_bundle(minilm_bundle).fit(*bbc_splits["user"])
+
+
+def test_fit_on_user_data_beats_the_shipped_head(minilm_bundle: Path, personalized: Personalizer, bbc_splits) -> None:
+    shipped = Personalizer.from_bundle(minilm_bundle).evaluate(*bbc_splits["test"])
+    after = personalized.evaluate(*bbc_splits["test"])
+    assert after["accuracy"] > shipped["accuracy"] + 0.05
+    assert after["macro_f1"] > shipped["macro_f1"] + 0.05
+
+
+def test_fit_changes_the_head_and_leaves_the_backbone_file_alone(minilm_bundle: Path, bbc_splits) -> None:
+    backbone_before = file_sha256(minilm_bundle / layout.BACKBONE)
+    p = Personalizer.from_bundle(minilm_bundle)
+    head_before = p._session.parameters()
+    p.fit(*bbc_splits["user"], epochs=2)
+    head_after = p._session.parameters()
+    assert set(head_after) == {"head.weight", "head.bias"}
+    assert not np.allclose(head_before["head.weight"], head_after["head.weight"])
+    assert file_sha256(minilm_bundle / layout.BACKBONE) == backbone_before
+
+
+def test_fit_loss_falls_over_epochs(personalized: Personalizer) -> None:
+    assert personalized.history_[-1] < personalized.history_[0] / 2
+
+
+def test_predict_returns_labels_of_the_bundle(personalized: Personalizer, bbc_splits) -> None:
+    texts, _ = bbc_splits["test"]
+    predicted = personalized.predict(texts[:7])
+    assert predicted.shape == (7,)
+    assert set(predicted) <= set(personalized.labels)
+
+
+def test_predict_proba_rows_are_distributions_matching_predict(personalized: Personalizer, bbc_splits) -> None:
+    texts = bbc_splits["test"][0][:9]
+    proba = personalized.predict_proba(texts)
+    assert proba.shape == (9, 5)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert list(np.asarray(personalized.labels)[proba.argmax(axis=1)]) == list(personalized.predict(texts))
+
+
+def test_evaluate_reports_metrics_and_confusion_matrix(personalized: Personalizer, bbc_splits) -> None:
+    report = personalized.evaluate(*bbc_splits["test"])
+    assert {"loss", "accuracy", "macro_precision", "macro_recall", "macro_f1", "confusion_matrix"} <= set(report)
+    assert np.sum(report["confusion_matrix"]) == len(bbc_splits["test"][0])
+    assert personalized.score(*bbc_splits["test"]) == report["accuracy"]
+
+
+def test_save_then_load_gives_the_same_predictions(personalized: Personalizer, bbc_splits, tmp_path: Path) -> None:
+    texts = bbc_splits["test"][0][:20]
+    personalized.save(tmp_path / "state")
+    restored = Personalizer.load(tmp_path / "state")
+    np.testing.assert_allclose(restored.predict_proba(texts), personalized.predict_proba(texts), rtol=1e-6)
+    assert restored.history_ == personalized.history_
+
+
+def test_resumed_training_matches_uninterrupted_training(minilm_bundle: Path, bbc_splits, tmp_path: Path) -> None:
+    """The optimizer state travels with a save: resuming is the same as never stopping."""
+    texts, labels = bbc_splits["user"]
+    straight = Personalizer.from_bundle(minilm_bundle).partial_fit(texts, labels, epochs=1).partial_fit(texts, labels, epochs=1)
+    first = Personalizer.from_bundle(minilm_bundle).partial_fit(texts, labels, epochs=1)
+    first.save(tmp_path / "state")
+    resumed = Personalizer.load(tmp_path / "state").partial_fit(texts, labels, epochs=1)
+    for name, value in straight._session.parameters().items():
+        np.testing.assert_allclose(resumed._session.parameters()[name], value, rtol=1e-6, atol=1e-7)
+
+
+def test_fit_restarts_from_the_shipped_head_but_partial_fit_continues(minilm_bundle: Path, bbc_splits) -> None:
+    texts, labels = bbc_splits["user"]
+    once = Personalizer.from_bundle(minilm_bundle).fit(texts, labels, epochs=1)._session.parameters()
+    twice = Personalizer.from_bundle(minilm_bundle).fit(texts, labels, epochs=1).fit(texts, labels, epochs=1)
+    continued = Personalizer.from_bundle(minilm_bundle).fit(texts, labels, epochs=1).partial_fit(texts, labels, epochs=1)
+    np.testing.assert_allclose(twice._session.parameters()["head.weight"], once["head.weight"], rtol=1e-6)
+    assert not np.allclose(continued._session.parameters()["head.weight"], once["head.weight"])
+
+
+def test_progress_callback_sees_features_then_every_epoch(minilm_bundle: Path, bbc_splits) -> None:
+    seen: list[Progress] = []
+    Personalizer.from_bundle(minilm_bundle).fit(*bbc_splits["user"], epochs=3, progress=seen.append)
+    assert seen[0].stage == "features"
+    assert [p.done for p in seen if p.stage == "train"] == [1, 2, 3]
+    assert seen[-1].loss is not None
+
+
+def test_state_of_another_bundle_is_refused(personalized: Personalizer, bundle_copy: Path, tmp_path: Path) -> None:
+    personalized.save(tmp_path / "state")
+    (bundle_copy / layout.TOKENIZER).write_text("{}")
+    from edgeft.bundle import Bundle, write_manifest
+
+    write_manifest(bundle_copy, Bundle.load(bundle_copy, verify=False).manifest)
+    with pytest.raises(StateError, match="saved for bundle minilm-bbc@1.0.0"):
+        Personalizer.load(tmp_path / "state", bundle=bundle_copy)
+
+
+def test_damaged_state_checkpoint_is_a_state_error(personalized: Personalizer, tmp_path: Path) -> None:
+    personalized.save(tmp_path / "state")
+    checkpoint = next((tmp_path / "state").glob("head-*.ckpt"))
+    checkpoint.write_bytes(b"garbage")
+    with pytest.raises(StateError, match="missing or damaged"):
+        Personalizer.load(tmp_path / "state")
+
+
+def test_saving_again_keeps_exactly_one_checkpoint(personalized: Personalizer, bbc_splits, tmp_path: Path) -> None:
+    personalized.save(tmp_path / "state")
+    personalized.partial_fit(*bbc_splits["user"], epochs=1)
+    personalized.save(tmp_path / "state")
+    assert len(list((tmp_path / "state").glob("*.ckpt"))) == 1
+
+
+@pytest.mark.parametrize("X, y, error, message", [
+    ([], [], DataError, "X is empty"),
+    (["a", "b"], ["tech"], DataError, "X has 2 examples but y has 1 labels"),
+    (["a"], ["weather"], DataError, "'weather' are not in the bundle's label set"),
+    ("one text", ["tech"], DataTypeError, "got a single string"),
+    ([b"bytes"], ["tech"], DataTypeError, r"X\[0\] is bytes, but this bundle's model reads text"),
+])
+def test_bad_training_input_is_a_typed_error(personalized: Personalizer, X, y, error, message) -> None:
+    with pytest.raises(error, match=message):
+        personalized.partial_fit(X, y)

@@ -1,0 +1,51 @@
+"""The exporter refuses what it cannot ship, and never leaves half a bundle behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+from edgeft import bundle as layout
+from edgeft.datasets import minilm_path
+from edgeft.errors import DataError, ExportError
+from export import export_text_model
+
+
+def test_int8_backbone_is_quantized_and_the_head_is_not(minilm_bundle: Path) -> None:
+    backbone_ops = {n.op_type for n in onnx.load(str(minilm_bundle / layout.BACKBONE)).graph.node}
+    head_ops = {n.op_type for n in onnx.load(str(minilm_bundle / layout.EVAL_MODEL)).graph.node}
+    assert "MatMulInteger" in backbone_ops or "DynamicQuantizeMatMul" in backbone_ops
+    assert not {op for op in head_ops if "Integer" in op or "Quantize" in op}
+
+
+def test_folder_that_is_not_a_model_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="not a Hugging Face model folder"):
+        export_text_model(tmp_path, tmp_path / "out", label_set=["a", "b"])
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.*"))
+
+
+def test_a_single_label_is_not_a_classifier(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="at least 2 labels"):
+        export_text_model(minilm_path(), tmp_path / "out", texts=["x"], labels=["only"])
+
+
+def test_label_outside_the_given_label_set_is_refused_before_export(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="'sport' are not in the bundle's label set"):
+        export_text_model(minilm_path(), tmp_path / "out", texts=["x", "y"], labels=["tech", "sport"], label_set=["tech", "sports"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_bundle_is_not_overwritten_by_default(minilm_bundle: Path) -> None:
+    with pytest.raises(ExportError, match="already exists"):
+        export_text_model(minilm_path(), minilm_bundle, label_set=["a", "b"])
+
+
+def test_server_metrics_are_recorded(minilm_bundle: Path) -> None:
+    from edgeft.bundle import Bundle
+
+    metrics = Bundle.load(minilm_bundle).manifest.metrics
+    assert metrics["server_examples"] == 20
+    assert metrics["backbone_bytes"] < metrics["backbone_bytes_fp32"] / 3
