@@ -137,7 +137,7 @@ def _run_inspect(args: argparse.Namespace) -> None:
         ("head", f"{m.head.kind} {m.head.in_features}->{m.head.out_features}, {m.head.optimizer} (wd {m.head.weight_decay}), {'trained' if m.head.trained else 'untrained'}"),
         ("trainable", ", ".join(m.head.trainable)),
         ("device defaults", ", ".join(f"{k}={v}" for k, v in m.training.items())),
-        *((f"metric {k}", _size(v) if k.endswith("bytes") else _fmt(v)) for k, v in m.metrics.items()),
+        *((f"metric {k}", _size(v) if "bytes" in k else _fmt(v)) for k, v in m.metrics.items()),
         *((f"file {name}", f"{_size(e.size):>10}  sha256 {e.sha256[:16]}…") for name, e in m.files.items()),
         ("total size", _size(sum(e.size for e in m.files.values()))),
     ]
@@ -238,10 +238,9 @@ class _ProgressBars:
         if bar is None:
             unit = "text" if progress.stage == "features" else "epoch"
             bar = self._bars[progress.stage] = self._tqdm(total=progress.total, desc=progress.stage, unit=unit, leave=False)
-        bar.n = progress.done
         if progress.loss is not None:
             bar.set_postfix(loss=f"{progress.loss:.4f}", refresh=False)
-        bar.refresh()
+        bar.update(progress.done - bar.n)
         if progress.done >= progress.total:
             bar.close()
             del self._bars[progress.stage]
