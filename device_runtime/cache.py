@@ -1,0 +1,149 @@
+"""Backbone features, computed once per example and kept for every later epoch and fit.
+
+Entries are keyed by the backbone's checksum and the example's content, so a
+changed bundle never serves stale features. The most recently used features
+stay in memory up to a byte budget; the rest spill to one append-only file on
+disk (a row per example) with its key list beside it, so 100k examples cost
+disk, not a phone's memory. With a ``folder`` given, every entry is written
+through to disk and a later process reuses them.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from edgeft.errors import StateError
+
+
+class FeatureCache:
+    """Memory-bounded feature store with disk spill.
+
+    Args:
+        namespace: what the features depend on besides the example (the
+            backbone's and tokenizer's checksums, the max length).
+        dim: the length of one feature vector.
+        memory_bytes: features kept in memory; beyond this they go to disk.
+        folder: a folder for persistent features; None spills to a temporary
+            folder removed when the cache is garbage-collected.
+    """
+
+    def __init__(self, namespace: str, dim: int, memory_bytes: int, folder: str | os.PathLike | None = None) -> None:
+        self.namespace = hashlib.sha256(namespace.encode()).hexdigest()[:16]
+        self.memory_bytes = int(memory_bytes)
+        self.persistent = folder is not None
+        self._folder = Path(folder) if folder is not None else None
+        self._memory: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+        self._memory_used = 0
+        self._disk: dict[str, int] = {}
+        self._dim = dim
+        self.hits = self.misses = 0
+        if self._folder is not None:
+            self._load_index()
+
+    @staticmethod
+    def key_of(example: str) -> str:
+        return hashlib.sha256(example.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+    def __len__(self) -> int:
+        return len(self._memory.keys() | self._disk.keys())
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The cached feature vector of ``key``, or None."""
+        vector = self._memory.get(key)
+        if vector is not None:
+            self._memory.move_to_end(key)
+        elif key in self._disk:
+            vector = self._read_rows([self._disk[key]])[0]
+        self.hits += vector is not None
+        self.misses += vector is None
+        return vector
+
+    def put(self, keys: Iterable[str], vectors: np.ndarray) -> None:
+        """Store a feature vector per key; least recently used ones spill to disk past the budget."""
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self._dim)
+        keys = list(keys)
+        if self.persistent:
+            self._append([k for k in keys if k not in self._disk], vectors[[i for i, k in enumerate(keys) if k not in self._disk]])
+        for key, vector in zip(keys, vectors):
+            if key not in self._memory:
+                self._memory[key] = vector.copy()
+                self._memory_used += vector.nbytes
+        while self._memory_used > self.memory_bytes and self._memory:
+            key, vector = self._memory.popitem(last=False)
+            self._memory_used -= vector.nbytes
+            if key not in self._disk:
+                self._append([key], vector[None])
+
+    def matrix(self, keys: list[str]) -> np.ndarray:
+        """The features of ``keys`` as one (n, dim) array; a disk-backed memmap when over the budget.
+
+        Raises:
+            StateError: a key is not cached (its features were never computed).
+        """
+        dim = self._dim
+        if len(keys) * dim * 4 <= self.memory_bytes:
+            return np.stack([self._require(k) for k in keys])
+        fd, name = tempfile.mkstemp(prefix="features-", suffix=".f32", dir=self._spill_folder())
+        os.close(fd)
+        out = np.memmap(name, dtype=np.float32, mode="w+", shape=(len(keys), dim))
+        for start in range(0, len(keys), 4096):
+            out[start : start + 4096] = np.stack([self._require(k) for k in keys[start : start + 4096]])
+        out.flush()
+        weakref.finalize(out, os.unlink, name)
+        return out
+
+    def _require(self, key: str) -> np.ndarray:
+        vector = self._memory.get(key)
+        if vector is None and key in self._disk:
+            vector = self._read_rows([self._disk[key]])[0]
+        if vector is None:
+            raise StateError(f"Feature cache has no entry for example key {key}; compute its features first.")
+        return vector
+
+    def _spill_folder(self) -> Path:
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="edgeft-features-"))
+            weakref.finalize(self, shutil.rmtree, str(self._folder), True)
+        self._folder.mkdir(parents=True, exist_ok=True)
+        return self._folder
+
+    def _files(self) -> tuple[Path, Path]:
+        folder = self._spill_folder()
+        return folder / f"{self.namespace}.f32", folder / f"{self.namespace}.keys"
+
+    def _append(self, keys: list[str], vectors: np.ndarray) -> None:
+        if not keys:
+            return
+        rows, index = self._files()
+        start = len(self._disk)
+        with open(rows, "ab") as f:  # rows first: a crash leaves rows without keys, which are ignored
+            f.write(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+        with open(index, "a", encoding="ascii") as f:
+            f.write("".join(f"{k}\n" for k in keys))
+        for i, key in enumerate(keys):
+            self._disk[key] = start + i
+
+    def _read_rows(self, rows: list[int]) -> np.ndarray:
+        path, _ = self._files()
+        data = np.memmap(path, dtype=np.float32, mode="r").reshape(-1, self._dim)
+        return np.array(data[rows])
+
+    def _load_index(self) -> None:
+        rows, index = self._files()
+        if not (rows.is_file() and index.is_file()):
+            return
+        keys = [k for k in index.read_text(encoding="ascii").splitlines() if len(k) == 32]
+        # Rows are written before their keys: a crash leaves extra rows (or a torn one), never a key without its row.
+        keys = keys[: rows.stat().st_size // (4 * self._dim)]
+        os.truncate(rows, len(keys) * 4 * self._dim)
+        index.write_text("".join(f"{k}\n" for k in keys), encoding="ascii")
+        self._disk = {k: i for i, k in enumerate(keys)}
