@@ -4,6 +4,10 @@ Imports only edgeft's shared core, numpy, onnxruntime and tokenizers; never
 torch, transformers or optimum.
 """
 
+from device_runtime._onnxruntime import import_onnxruntime_without_torch
+
+import_onnxruntime_without_torch()  # before anything imports onnxruntime: see _onnxruntime.py
+
 from device_runtime.backbone import ProviderFallbackWarning, TruncationWarning
 from device_runtime.drift import reference_statistics
 from device_runtime.engines.base import EngineFallbackWarning

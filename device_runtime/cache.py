@@ -3,7 +3,7 @@
 Entries are keyed by the backbone's checksum and the example's content, so a
 changed bundle never serves stale features. The most recently used features
 stay in memory up to a byte budget; the rest spill to one append-only file on
-disk (a row per example) with its key list beside it, so 100k examples cost
+disk (one record per example: key and vector), so 100k examples cost
 disk, not a phone's memory. With a ``folder`` given, every entry is written
 through to disk and a later process reuses them.
 """
@@ -116,34 +116,40 @@ class FeatureCache:
         self._folder.mkdir(parents=True, exist_ok=True)
         return self._folder
 
-    def _files(self) -> tuple[Path, Path]:
-        folder = self._spill_folder()
-        return folder / f"{self.namespace}.f32", folder / f"{self.namespace}.keys"
+    def _file(self) -> Path:
+        return self._spill_folder() / f"{self.namespace}-{self._dim}.features"
+
+    def _record(self) -> np.dtype:
+        # Key and vector in one record, written by one append: rows and keys can never disagree,
+        # and several caches (or processes) may append to the same file.
+        return np.dtype([("key", "S32"), ("vector", "<f4", (self._dim,))])  # hex keys: no NUL bytes for S to strip
 
     def _append(self, keys: list[str], vectors: np.ndarray) -> None:
         if not keys:
             return
-        rows, index = self._files()
-        start = len(self._disk)
-        with open(rows, "ab") as f:  # rows first: a crash leaves rows without keys, which are ignored
-            f.write(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
-        with open(index, "a", encoding="ascii") as f:
-            f.write("".join(f"{k}\n" for k in keys))
+        records = np.empty(len(keys), dtype=self._record())
+        records["key"] = [k.encode("ascii") for k in keys]
+        records["vector"] = vectors
+        data = records.tobytes()
+        with open(self._file(), "ab") as f:
+            f.write(data)
+            f.flush()
+            start = (f.tell() - len(data)) // records.itemsize
         for i, key in enumerate(keys):
             self._disk[key] = start + i
 
     def _read_rows(self, rows: list[int]) -> np.ndarray:
-        path, _ = self._files()
-        data = np.memmap(path, dtype=np.float32, mode="r").reshape(-1, self._dim)
-        return np.array(data[rows])
+        data = np.memmap(self._file(), dtype=self._record(), mode="r")
+        return np.array(data["vector"][rows])
 
     def _load_index(self) -> None:
-        rows, index = self._files()
-        if not (rows.is_file() and index.is_file()):
+        path = self._file()
+        if not path.is_file():
             return
-        keys = [k for k in index.read_text(encoding="ascii").splitlines() if len(k) == 32]
-        # Rows are written before their keys: a crash leaves extra rows (or a torn one), never a key without its row.
-        keys = keys[: rows.stat().st_size // (4 * self._dim)]
-        os.truncate(rows, len(keys) * 4 * self._dim)
-        index.write_text("".join(f"{k}\n" for k in keys), encoding="ascii")
-        self._disk = {k: i for i, k in enumerate(keys)}
+        size = path.stat().st_size
+        whole = size // self._record().itemsize
+        if whole * self._record().itemsize != size:  # a record torn by a crash: drop it, later appends stay aligned
+            os.truncate(path, whole * self._record().itemsize)
+        if whole:
+            keys = np.memmap(path, dtype=self._record(), mode="r", shape=(whole,))["key"]
+            self._disk = {k.decode("ascii"): i for i, k in enumerate(keys.tolist())}

@@ -11,13 +11,11 @@ and numpy out, and never sees an ORT exception.
 from __future__ import annotations
 
 import os
-import sys
 import types
-from pathlib import Path
 
 import numpy as np
-import onnxruntime
 
+from device_runtime._onnxruntime import register_bare_training_package
 from edgeft.errors import StateError
 
 
@@ -31,10 +29,7 @@ def training_available() -> str | None:
 
 
 def _training_api() -> types.ModuleType:
-    if "onnxruntime.training" not in sys.modules:
-        package = types.ModuleType("onnxruntime.training")
-        package.__path__ = [str(Path(onnxruntime.__file__).parent / "training")]
-        sys.modules["onnxruntime.training"] = package
+    register_bare_training_package()
     from onnxruntime.training import api
 
     return api

@@ -71,7 +71,7 @@ class Personalizer:
             self.runtime.cache_dir,
         )
         self._engine = self._open_engine()
-        self.versions_ = VersionHistory(self._engine.parameters())
+        self.versions_ = VersionHistory(self._engine.parameters(), bundle.manifest.created)
         self.history_: list[float] = []
         self.report_: dict[str, Any] = {}
         self.seen_ = RunningStats()

@@ -30,10 +30,11 @@ class VersionHistory:
 
     Args:
         shipped: the parameters of the bundle's head, version 0.
+        created: when the bundle was exported (version 0's creation time).
     """
 
-    def __init__(self, shipped: dict[str, np.ndarray]) -> None:
-        self.versions = [HeadVersion(0, shipped, {"source": "shipped with the bundle"})]
+    def __init__(self, shipped: dict[str, np.ndarray], created: str) -> None:
+        self.versions = [HeadVersion(0, shipped, {"source": "shipped with the bundle"}, created)]
         self.current = 0
 
     def add(self, parameters: dict[str, np.ndarray], metrics: dict[str, Any]) -> HeadVersion:
