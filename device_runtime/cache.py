@@ -91,23 +91,32 @@ class FeatureCache:
         """
         dim = self._dim
         if len(keys) * dim * 4 <= self.memory_bytes:
-            return np.stack([self._require(k) for k in keys])
+            return self._rows_of(keys)
         fd, name = tempfile.mkstemp(prefix="features-", suffix=".f32", dir=self._spill_folder())
-        os.close(fd)
-        out = np.memmap(name, dtype=np.float32, mode="w+", shape=(len(keys), dim))
-        for start in range(0, len(keys), 4096):
-            out[start : start + 4096] = np.stack([self._require(k) for k in keys[start : start + 4096]])
-        out.flush()
-        weakref.finalize(out, os.unlink, name)
+        # Written with plain writes, read back as a read-only memmap: its pages are clean and file-backed,
+        # so the OS can drop them under memory pressure instead of the process growing by n * dim * 4 bytes.
+        with os.fdopen(fd, "wb") as f:
+            for start in range(0, len(keys), 4096):
+                f.write(self._rows_of(keys[start : start + 4096]).tobytes())
+        out = np.memmap(name, dtype=np.float32, mode="r", shape=(len(keys), dim))
+        weakref.finalize(out, _unlink_quietly, name)
         return out
 
-    def _require(self, key: str) -> np.ndarray:
-        vector = self._memory.get(key)
-        if vector is None and key in self._disk:
-            vector = self._read_rows([self._disk[key]])[0]
-        if vector is None:
-            raise StateError(f"Feature cache has no entry for example key {key}; compute its features first.")
-        return vector
+    def _rows_of(self, keys: list[str]) -> np.ndarray:
+        """Vectors of ``keys``: memory first, the rest in one read of the disk records."""
+        out = np.empty((len(keys), self._dim), dtype=np.float32)
+        on_disk = []
+        for i, key in enumerate(keys):
+            vector = self._memory.get(key)
+            if vector is not None:
+                out[i] = vector
+            elif key in self._disk:
+                on_disk.append(i)
+            else:
+                raise StateError(f"Feature cache has no entry for example key {key}; compute its features first.")
+        if on_disk:
+            out[on_disk] = self._read_rows([self._disk[keys[i]] for i in on_disk])
+        return out
 
     def _spill_folder(self) -> Path:
         if self._folder is None:
@@ -153,3 +162,10 @@ class FeatureCache:
         if whole:
             keys = np.memmap(path, dtype=self._record(), mode="r", shape=(whole,))["key"]
             self._disk = {k.decode("ascii"): i for i, k in enumerate(keys.tolist())}
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
