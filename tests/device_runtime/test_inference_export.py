@@ -15,6 +15,6 @@ def test_the_merged_model_predicts_what_the_personalizer_predicts(make_personali
     assert [o.name for o in session.get_outputs()] == ["logits", "probabilities"]
     texts = test_split[0][:8]
     feeds = p.backbone._feeds(p.backbone.tokenizer.encode_batch(texts))  # one batch, as the personalizer embeds it
-    logits, proba = session.run(None, feeds)
+    _, proba = session.run(None, feeds)
     np.testing.assert_allclose(proba, p.predict_proba(texts), atol=1e-5)
     assert session.get_modelmeta().custom_metadata_map["edgeft.labels"] == ",".join(p.labels)

@@ -133,7 +133,9 @@ PERSONALIZE_FOREVER = """
 """
 
 
-def test_sigkill_at_random_moments_always_leaves_a_loadable_state(make_personalizer, minilm_bundle, user, tmp_path, feature_cache_dir):
+def test_sigkill_at_random_moments_always_leaves_a_loadable_state(
+    make_personalizer, minilm_bundle, user, tmp_path, feature_cache_dir
+):
     make_personalizer().transform(user[0])  # features in the shared cache: the child goes straight to training
     state, data = tmp_path / "state", _dump(user, tmp_path)
     rng = random.Random(0)
