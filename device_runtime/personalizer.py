@@ -295,9 +295,8 @@ class Personalizer:
                 engine.weight_decay = self._weight_decay(config)
                 snapshot = Path(work) / f"before{engine.state_suffix}"
                 engine.save(snapshot)
-            train_x = features if len(train_idx) == len(targets) else np.asarray(features[train_idx])
             result = train_head(
-                engine, train_x, targets[train_idx], config,
+                engine, features, targets, config, rows=train_idx,
                 validation=(eval_x, eval_y, n_classes), deadline=deadline, cancel=self._cancel, progress=progress,
             )
             self._cancel.clear()

@@ -69,6 +69,7 @@ def train_head(
     targets: np.ndarray,
     config: TrainConfig,
     *,
+    rows: np.ndarray | None = None,
     validation: tuple[np.ndarray, np.ndarray, int] | None = None,
     deadline: float | None = None,
     cancel: threading.Event | None = None,
@@ -78,8 +79,10 @@ def train_head(
 
     Args:
         engine: the head to train, in place.
-        features, targets: training examples (rows of features, class indices).
+        features, targets: examples (rows of features, class indices); ``features``
+            may be a disk-backed memmap: only each batch's rows are read.
         config: epochs, batch size, schedule, sampling, patience and metric.
+        rows: the indices of ``features``/``targets`` to train on; None: all.
         validation: (features, targets, n_classes) that early stopping scores.
         deadline: a ``time.monotonic()`` value; no step starts after it.
         cancel: set from another thread to stop before the next step.
@@ -90,7 +93,9 @@ def train_head(
         early stopping the engine holds the best epoch's weights.
     """
     rng = np.random.default_rng(config.seed)
-    n = len(targets)
+    rows = np.arange(len(targets)) if rows is None else np.asarray(rows)
+    targets = targets[rows]
+    n = len(rows)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     result = TrainResult([], [], 0, "completed")
@@ -108,7 +113,7 @@ def train_head(
                 break
             batch = np.sort(order[start : start + config.batch_size])
             lr = learning_rate_at(result.steps, total_steps, config)
-            loss_sum += engine.train_step(np.asarray(features[batch]), targets[batch], lr) * len(batch)
+            loss_sum += engine.train_step(np.asarray(features[rows[batch]]), targets[batch], lr) * len(batch)
             seen += len(batch)
             result.steps += 1
         if seen:

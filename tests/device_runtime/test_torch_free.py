@@ -25,6 +25,13 @@ BLOCK = """
 PERSONALIZE = """
     import json, warnings
     from device_runtime import Personalizer
+    from edgeft.config import RuntimeConfig
+    from edgeft.errors import ConfigError
+    try:
+        Personalizer.load(sys.argv[1], runtime=RuntimeConfig(engine="ort"))
+        ort_error = None
+    except ConfigError as e:
+        ort_error = str(e)
     texts, labels = json.load(open(sys.argv[2]))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -36,6 +43,7 @@ PERSONALIZE = """
         "predicted": list(map(str, p.predict(texts[:3]))),
         "loaded": sorted(m for m in ("torch", "transformers", "optimum") if m in sys.modules),
         "warnings": [str(w.message) for w in caught if "engine" in str(w.message)],
+        "ort_error": ort_error,
     }))
 """
 
@@ -58,10 +66,11 @@ def _data(user, tmp_path: Path) -> Path:
 def test_load_fit_predict_with_torch_transformers_and_optimum_unimportable(minilm_bundle, user, tmp_path):
     result = _run(minilm_bundle, _data(user, tmp_path), "torch,transformers,optimum")
     assert result["engine"] == "ort" and result["accepted"]
-    assert len(result["predicted"]) == 3 and result["loaded"] == []
+    assert len(result["predicted"]) == 3 and result["loaded"] == [] and result["ort_error"] is None
 
 
 def test_without_onnxruntime_training_auto_falls_back_to_numpy_with_a_clear_message(minilm_bundle, user, tmp_path):
     result = _run(minilm_bundle, _data(user, tmp_path), "torch,transformers,optimum,onnxruntime.training.api")
     assert result["engine"] == "numpy" and result["accepted"] and len(result["predicted"]) == 3
     assert any("training the head with the numpy engine instead" in w for w in result["warnings"])
+    assert 'engine="ort" was requested, but onnxruntime\'s training API is not available' in result["ort_error"]
