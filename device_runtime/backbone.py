@@ -10,10 +10,52 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from edgeft.bundle import BACKBONE, TOKENIZER, Bundle
+from edgeft.errors import ConfigError
 
 
 class TruncationWarning(UserWarning):
     """Some texts were longer than the bundle's max_length and were cut."""
+
+
+class ProviderFallbackWarning(UserWarning):
+    """An execution provider asked for is not in this ONNX Runtime build; the next one is used."""
+
+
+# Short names for ONNX Runtime's execution providers.
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "nnapi": "NnapiExecutionProvider",
+    "qnn": "QNNExecutionProvider",
+}
+
+
+def resolve_providers(requested: list[str] | tuple[str, ...] | None) -> list[str]:
+    """The requested providers that this ORT build has, in order, with CPU last.
+
+    Each missing one is skipped with a :class:`ProviderFallbackWarning`.
+
+    Raises:
+        ConfigError: a name is neither a short name nor an ORT provider name.
+    """
+    available = ort.get_available_providers()
+    chosen = []
+    for name in requested or ["cpu"]:
+        full = PROVIDERS.get(name.lower(), name)
+        if full not in PROVIDERS.values() and full not in available:
+            raise ConfigError(f"Unknown execution provider {name!r}; expected one of {', '.join(PROVIDERS)} or an ORT provider name.")
+        if full in available:
+            chosen.append(full)
+        else:
+            warnings.warn(
+                f"Execution provider {full} is not in this onnxruntime build (it has {', '.join(available)}); "
+                "falling back to the next one.",
+                ProviderFallbackWarning,
+                stacklevel=3,
+            )
+    return [*[p for p in chosen if p != PROVIDERS["cpu"]], PROVIDERS["cpu"]]
 
 
 class TextBackbone:
@@ -21,11 +63,15 @@ class TextBackbone:
 
     Args:
         bundle: a loaded bundle of text modality.
-        providers: ONNX Runtime execution providers, in order of preference.
+        providers: execution providers in order of preference (short names
+            such as "cuda" or ORT names); missing ones fall back with a warning.
         threads: intra-op threads (0 lets ORT choose).
+        inter_op_threads: threads across operators (0 lets ORT choose).
     """
 
-    def __init__(self, bundle: Bundle, providers: list[str] | None = None, threads: int = 0) -> None:
+    def __init__(
+        self, bundle: Bundle, providers: list[str] | None = None, threads: int = 0, inter_op_threads: int = 0
+    ) -> None:
         spec = bundle.manifest.input
         self.max_length = spec.max_length
         self.input_names = spec.input_names
@@ -37,9 +83,13 @@ class TextBackbone:
         self.tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(
-            str(bundle.file(BACKBONE)), options, providers=providers or ["CPUExecutionProvider"]
-        )
+        options.inter_op_num_threads = inter_op_threads
+        self.session = ort.InferenceSession(str(bundle.file(BACKBONE)), options, providers=resolve_providers(providers))
+
+    @property
+    def provider(self) -> str:
+        """The execution provider that runs the backbone (the first one the session took)."""
+        return self.session.get_providers()[0]
 
     def features(
         self,

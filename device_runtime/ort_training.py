@@ -11,21 +11,25 @@ and numpy out, and never sees an ORT exception.
 from __future__ import annotations
 
 import os
-import sys
 import types
-from pathlib import Path
 
 import numpy as np
-import onnxruntime
 
+from device_runtime._onnxruntime import register_bare_training_package
 from edgeft.errors import StateError
 
 
+def training_available() -> str | None:
+    """None where ORT's training API loads here, else why it does not."""
+    try:
+        _training_api().CheckpointState  # noqa: B018 (the attribute access is the check)
+    except (ImportError, AttributeError, OSError) as e:
+        return f"onnxruntime's training API is not available ({type(e).__name__}: {e})"
+    return None
+
+
 def _training_api() -> types.ModuleType:
-    if "onnxruntime.training" not in sys.modules:
-        package = types.ModuleType("onnxruntime.training")
-        package.__path__ = [str(Path(onnxruntime.__file__).parent / "training")]
-        sys.modules["onnxruntime.training"] = package
+    register_bare_training_package()
     from onnxruntime.training import api
 
     return api
@@ -60,15 +64,21 @@ class HeadTrainingSession:
     def train_step(self, features: np.ndarray, targets: np.ndarray) -> float:
         """One forward, backward and AdamW step on a batch; returns the batch loss."""
         self._module.train()
-        loss, _ = self._module(features, targets)
-        self._optimizer.step()
+        try:
+            loss, _ = self._module(features, targets)
+            self._optimizer.step()
+        except RuntimeError as e:  # shapes and dtypes are validated first; this is ORT itself failing
+            raise StateError(f"ONNX Runtime failed in a training step: {e}") from e
         self._module.lazy_reset_grad()
         return float(loss)
 
     def eval_step(self, features: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
         """Loss and logits on a batch, without touching the parameters."""
         self._module.eval()
-        loss, logits = self._module(features, targets)
+        try:
+            loss, logits = self._module(features, targets)
+        except RuntimeError as e:
+            raise StateError(f"ONNX Runtime failed to run the head: {e}") from e
         return float(loss), np.asarray(logits)
 
     def logits(self, features: np.ndarray) -> np.ndarray:
@@ -86,6 +96,12 @@ class HeadTrainingSession:
     def parameters(self) -> dict[str, np.ndarray]:
         """A copy of every parameter of the head, by name."""
         return {name: np.array(p.data) for name, p in self._state.parameters}
+
+    def set_parameters(self, values: dict[str, np.ndarray]) -> None:
+        """Overwrite the named parameters (shapes must match); AdamW's moments are kept."""
+        parameters = self._state.parameters
+        for name, value in values.items():
+            parameters[name].data = np.ascontiguousarray(value, dtype=np.float32)
 
     def save_checkpoint(self, path: str | os.PathLike, *, include_optimizer_state: bool = True) -> None:
         """Write the head (by default with AdamW's moments, so training resumes exactly)."""

@@ -2,52 +2,80 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from device_runtime.acceptance import decide, validation_split
 from device_runtime.backbone import TextBackbone
-from device_runtime.ort_training import HeadTrainingSession
+from device_runtime.cache import FeatureCache
+from device_runtime.drift import DEFAULT_THRESHOLD, RunningStats, compare
+from device_runtime.engines import HeadEngine, open_engine, resolve_engine
+from device_runtime.inference_export import export_inference_model
+from device_runtime.scoring import batched_logits, score_head, softmax
 from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state
 from device_runtime.trainer import Progress, ProgressCallback, train_head
-from device_runtime.validation import check_labels, check_texts
+from device_runtime.validation import check_features, check_labels, check_texts
+from device_runtime.versions import VersionHistory
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
-from edgeft.config import TrainConfig, from_dict, to_dict
-from edgeft.errors import NotFittedError
-from edgeft.metrics import classification_report
+from edgeft.config import Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
+from edgeft.errors import BundleError, NotFittedError, StateError
+
+FEATURE_CHUNK = 256  # texts per backbone pass: bounds memory however many examples come
 
 
 class Personalizer:
     """Fine-tunes a bundle's head on a user's own examples, then predicts.
 
-    Only the head trains; the backbone is frozen and runs once per example.
+    Only the head trains; the backbone is frozen, runs once per distinct
+    example and its features are cached. Every accepted head becomes a new
+    version (version 0 is the shipped head); a new head replaces the current
+    one only if it is not worse on a held-out part of the local data.
 
     Args:
         bundle: a loaded :class:`~edgeft.bundle.Bundle`.
-        config: head-training hyperparameters; defaults to those the bundle ships.
-        providers: ONNX Runtime execution providers for the backbone.
-        device: "cpu" or "cuda", where the head trains.
+        config: head-training hyperparameters (:class:`~edgeft.config.TrainConfig`);
+            default: those the bundle ships, else TrainConfig's defaults
+            (epochs=30, lr=1e-2, batch_size=32, schedule="linear",
+            warmup_steps=0, seed=0, weight_decay=None (the bundle's),
+            validation_fraction=0.2, patience=None, metric="loss",
+            balanced_sampling=False, max_seconds=None, accept="if_better").
+        runtime: how to run (:class:`~edgeft.config.RuntimeConfig`); default
+            engine="auto", providers=("cpu",), intra_op_threads=0,
+            inter_op_threads=0, cache_memory_mb=64, cache_dir=None.
+
+    Raises:
+        ConfigError: an invalid config, an unknown provider, or engine="ort" where ORT training is missing.
+        BundleError: the bundle's head cannot be read by the chosen engine.
     """
 
-    def __init__(
-        self,
-        bundle: Bundle,
-        config: TrainConfig | None = None,
-        providers: list[str] | None = None,
-        device: str = "cpu",
-    ) -> None:
+    def __init__(self, bundle: Bundle, config: TrainConfig | None = None, runtime: RuntimeConfig | None = None) -> None:
         self.bundle = bundle
         self.config = config or from_dict(TrainConfig, bundle.manifest.training)
-        self.device = device
-        self.backbone = TextBackbone(bundle, providers)
-        self._session = self._shipped_head()
-        self._fitted = bundle.manifest.head.trained
+        self.runtime = runtime or RuntimeConfig()
+        self.engine = resolve_engine(self.runtime.engine)
+        self.backbone = TextBackbone(
+            bundle, list(self.runtime.providers), self.runtime.intra_op_threads, self.runtime.inter_op_threads
+        )
+        self.cache = FeatureCache(
+            f"{bundle.backbone_sha256}:{bundle.manifest.files[layout.TOKENIZER].sha256}:{bundle.manifest.input.max_length}",
+            bundle.manifest.backbone.feature_size,
+            int(self.runtime.cache_memory_mb * 2**20),
+            self.runtime.cache_dir,
+        )
+        self._engine = self._open_engine()
+        self.versions_ = VersionHistory(self._engine.parameters(), bundle.manifest.created)
         self.history_: list[float] = []
-        self.metrics_: dict[str, Any] = {}
+        self.report_: dict[str, Any] = {}
+        self.seen_ = RunningStats()
+        self._cancel = threading.Event()
 
     @classmethod
     def from_bundle(cls, path: str | os.PathLike, **kwargs: Any) -> Personalizer:
@@ -58,97 +86,149 @@ class Personalizer:
     def labels(self) -> list[str]:
         return list(self.bundle.manifest.labels)
 
-    def fit(
-        self, X: list[str], y: list[str], *, progress: ProgressCallback | None = None, **overrides: Any
-    ) -> Personalizer:
-        """Train the head on ``X``, ``y``, starting again from the shipped head.
+    @property
+    def current_version(self) -> int:
+        """The version of the head in use; 0 is the shipped head."""
+        return self.versions_.current
+
+    @property
+    def versions(self) -> list[dict[str, Any]]:
+        """Every head version kept, oldest first: number, creation time and metrics."""
+        return [v.summary() for v in self.versions_.versions]
+
+    @property
+    def provider(self) -> str:
+        """The execution provider that runs the backbone."""
+        return self.backbone.provider
+
+    def fit(self, X: list[str], y: list[str], *, progress: ProgressCallback | None = None, **overrides: Any) -> Personalizer:
+        """Train a head on ``X``, ``y`` from the shipped head; keep it if not worse than the current one.
 
         Args:
             X: the user's texts.
             y: their labels, each one of :attr:`labels`.
-            progress: called with a :class:`Progress` as features are computed
-                and after every epoch.
-            **overrides: any :class:`~edgeft.config.TrainConfig` field for this
-                call (``epochs``, ``lr``, ``batch_size``, ``schedule``,
-                ``warmup_steps``, ``seed``).
+            progress: called with a :class:`Progress` as features are computed and after every epoch.
+            **overrides: any :class:`~edgeft.config.TrainConfig` field for this call.
 
         Returns:
-            self, with ``history_`` (loss per epoch) and ``metrics_`` set.
+            self, with ``report_`` (accepted or not and why, scores, stop reason,
+            timings) and ``history_`` (training loss per epoch) set.
 
         Raises:
-            DataError: empty data, mismatched lengths, or unknown labels.
+            DataError: empty data, mismatched lengths, unknown labels, non-text examples.
             ConfigError: an unknown or invalid hyperparameter.
         """
-        self._session = self._shipped_head()
-        return self.partial_fit(X, y, progress=progress, **overrides)
+        return self._train(X, y, progress, overrides, restart=True)
 
     def partial_fit(
         self, X: list[str], y: list[str], *, progress: ProgressCallback | None = None, **overrides: Any
     ) -> Personalizer:
-        """Like :meth:`fit`, but continue from the current head and optimizer state."""
-        config = self.config.replace(**overrides)
-        texts = check_texts(X)
-        targets = check_labels(y, self.labels, len(texts))
-        features = self.transform(texts, progress=progress)
-        started = time.perf_counter()
-        self.history_ = train_head(self._session, features, targets, config, progress)
-        self.metrics_ = {
-            "train_seconds": time.perf_counter() - started,
-            "examples": len(texts),
-            "final_loss": self.history_[-1],
-        }
-        self.config = config
-        self._fitted = True
-        return self
+        """Like :meth:`fit`, but continue from the current head and its optimizer state (e.g. on new examples)."""
+        return self._train(X, y, progress, overrides, restart=False)
+
+    def cancel(self) -> None:
+        """Stop a running ``fit``/``partial_fit`` before its next step (safe from another thread).
+
+        The run ends with ``report_["stopped"] == "cancelled"`` and the current head is kept.
+        """
+        self._cancel.set()
 
     def transform(self, X: list[str], *, progress: ProgressCallback | None = None) -> np.ndarray:
-        """The backbone's feature vectors for ``X``, shape (n, feature_size)."""
-        texts = check_texts(X)
-        report = (lambda done, total: progress(Progress("features", done, total))) if progress else None
-        return self.backbone.features(texts, batch_size=self.config.batch_size, progress=report)
+        """The backbone's feature vectors for ``X``, shape (n, feature_size); from the cache where it can.
+
+        Raises:
+            DataError: ``X`` is empty or holds non-text.
+        """
+        return self._features(check_texts(X), progress)
 
     def predict_proba(self, X: list[str]) -> np.ndarray:
-        """Class probabilities, shape (n, len(labels)), in the order of :attr:`labels`."""
-        logits = self._logits(self.transform(X))
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return exp / exp.sum(axis=1, keepdims=True)
+        """Class probabilities, shape (n, len(labels)), in the order of :attr:`labels`.
+
+        Raises:
+            NotFittedError: the bundle shipped an untrained head and nothing was fitted.
+            DataError: ``X`` is empty or holds non-text.
+        """
+        self._check_fitted()
+        features = self.transform(X)
+        proba = softmax(batched_logits(self._engine, features, self.config.batch_size))
+        self.seen_.update_confidence(proba)
+        return proba
 
     def predict(self, X: list[str]) -> np.ndarray:
-        """The most likely label of each example."""
-        return np.asarray(self.labels)[self._logits(self.transform(X)).argmax(axis=1)]
+        """The most likely label of each example (same errors as :meth:`predict_proba`)."""
+        return np.asarray(self.labels)[self.predict_proba(X).argmax(axis=1)]
 
     def evaluate(self, X: list[str], y: list[str]) -> dict[str, Any]:
-        """Loss, accuracy, macro precision/recall/F1 and the confusion matrix on ``X``, ``y``."""
+        """Loss, accuracy, macro precision/recall/F1 and the confusion matrix on ``X``, ``y``.
+
+        Raises:
+            NotFittedError, DataError: as for :meth:`predict` and :meth:`fit`.
+        """
         texts = check_texts(X)
         targets = check_labels(y, self.labels, len(texts))
         self._check_fitted()
-        features = self.transform(texts)
-        losses, predicted = [], []
-        for start in range(0, len(features), self.config.batch_size):
-            batch = slice(start, start + self.config.batch_size)
-            loss, logits = self._session.eval_step(features[batch], targets[batch])
-            losses.append(loss * len(logits))
-            predicted.append(logits.argmax(axis=1))
-        report = classification_report(targets, np.concatenate(predicted), len(self.labels))
-        return {"loss": sum(losses) / len(features), **report, "labels": self.labels}
+        report = score_head(self._engine, self._features(texts, None), targets, len(self.labels), self.config.batch_size)
+        return {**report, "labels": self.labels}
 
     def score(self, X: list[str], y: list[str]) -> float:
         """Accuracy on ``X``, ``y`` (scikit-learn's ``score``)."""
         return self.evaluate(X, y)["accuracy"]
 
+    def rollback(self, version: int) -> Personalizer:
+        """Make head ``version`` current again (0: the shipped head). AdamW's moments start afresh.
+
+        Raises:
+            StateError: there is no such version.
+        """
+        chosen = self.versions_.get(version)
+        self._engine = self._open_engine()
+        self._engine.set_parameters(chosen.parameters)
+        self.versions_.current = chosen.version
+        return self
+
+    def drift_report(self, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+        """Whether the data seen on this device (fit, predict, evaluate) has moved from the export data.
+
+        Args:
+            threshold: feature shift above which the data counts as drifted
+                (default 0.5; see :func:`device_runtime.drift.compare`).
+
+        Raises:
+            BundleError: the bundle carries no reference statistics (exported without server data).
+        """
+        if layout.REFERENCE not in self.bundle.manifest.files:
+            raise BundleError(
+                f"Bundle {self.bundle.manifest.name!r} has no {layout.REFERENCE}: drift needs a bundle exported "
+                "with server data (--train-data)."
+            )
+        reference = json.loads(self.bundle.file(layout.REFERENCE).read_text())
+        return compare(reference, self.seen_, threshold)
+
+    def export_inference_model(self, path: str | os.PathLike) -> Path:
+        """Write one ONNX model (backbone plus the current head) that plain onnxruntime runs.
+
+        Inputs are the backbone's (``input_ids``, ``attention_mask``, ...); outputs
+        ``logits`` and ``probabilities``. Tokenize with the bundle's tokenizer.json.
+
+        Raises:
+            ExportError: onnx is missing or the graphs cannot be joined.
+        """
+        self._check_fitted()
+        return export_inference_model(self.bundle, self._engine, path)
+
     def save(self, path: str | os.PathLike) -> None:
-        """Save the head, its optimizer state and this run's record, atomically.
+        """Save every head version, the current head with its optimizer state, and this run's record, atomically.
 
         Raises:
             StateError: the state could not be written; any state at ``path`` is unchanged.
         """
         record = {
-            "fitted": self._fitted,
             "config": to_dict(self.config),
             "history": self.history_,
-            "metrics": self.metrics_,
+            "report": self.report_,
+            "seen": self.seen_.to_dict(),
         }
-        save_state(path, self._session, self.bundle, record)
+        save_state(path, self._engine, self.versions_, self.bundle, record)
 
     @classmethod
     def load(cls, path: str | os.PathLike, bundle: str | os.PathLike | Bundle | None = None, **kwargs: Any) -> Personalizer:
@@ -157,6 +237,7 @@ class Personalizer:
         Args:
             path: a state folder (holding ``state.json``) or a bundle folder.
             bundle: the bundle a state belongs to; by default the path recorded at save time.
+            **kwargs: ``config`` or ``runtime`` for the restored personalizer.
 
         Raises:
             StateError: the state is corrupt or was saved for another bundle.
@@ -164,42 +245,116 @@ class Personalizer:
         """
         if not (Path(path) / STATE_FILE).is_file() and (Path(path) / layout.MANIFEST).is_file():
             return cls.from_bundle(path, **kwargs)
-        record, checkpoint = read_state(path)
+        record, parameters, optimizer = read_state(path)
         if not isinstance(bundle, Bundle):
             bundle = Bundle.load(bundle or record["bundle"]["path"])
         check_same_bundle(record, bundle)
-        restored = cls(bundle, config=from_dict(TrainConfig, record["config"]), **kwargs)
-        restored._session = restored._head_from(checkpoint)
-        restored._fitted = record["fitted"]
+        kwargs.setdefault("config", from_dict(TrainConfig, record["config"]))
+        restored = cls(bundle, **kwargs)
+        for entry in record["versions"][1:]:
+            restored.versions_.add(parameters[entry["version"]], entry["metrics"])
+            restored.versions_.versions[-1].created = entry["created"]
+        restored.versions_.current = record["current"]
+        if record["engine"] == restored.engine.value:
+            restored._engine = restored._open_engine(optimizer)
+        else:  # the other engine's optimizer state cannot be read: keep the weights, restart the moments
+            restored._engine.set_parameters(restored.versions_.get(record["current"]).parameters)
         restored.history_ = record["history"]
-        restored.metrics_ = record["metrics"]
+        restored.report_ = record["report"]
+        restored.seen_ = RunningStats.from_dict(record["seen"])
         return restored
 
     def save_head_checkpoint(self, path: str | os.PathLike) -> None:
-        """The head's parameters alone, as an ORT checkpoint: what a bundle ships as its head."""
-        self._session.save_checkpoint(path, include_optimizer_state=False)
+        """The head's parameters alone as an ORT checkpoint: what a bundle ships as its head (ORT engine only)."""
+        if self.engine is not Engine.ORT:
+            raise StateError("Only the ORT engine writes ORT checkpoints; use engine='ort'.")
+        self._engine.save_head_checkpoint(path)
 
-    def _logits(self, features: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        step = self.config.batch_size
-        return np.concatenate([self._session.logits(features[i : i + step]) for i in range(0, len(features), step)])
+    def head_parameters(self) -> dict[str, np.ndarray]:
+        """A copy of the current head's parameters, by name (what crosses to a fleet)."""
+        return self._engine.parameters()
+
+    def _train(self, X: list[str], y: list[str], progress: ProgressCallback | None, overrides: dict, restart: bool) -> Personalizer:
+        started = time.monotonic()
+        config = self.config.replace(**overrides)
+        texts = check_texts(X)
+        targets = check_labels(y, self.labels, len(texts))
+        deadline = started + config.max_seconds if config.max_seconds else None
+        features = self._features(texts, progress)
+        feature_seconds = time.monotonic() - started
+        train_idx, val_idx = validation_split(targets, config.validation_fraction, config.seed)
+        on, eval_idx = ("the validation split", val_idx) if len(val_idx) else ("the training data (no validation split)", train_idx)
+        eval_x, eval_y = np.asarray(features[eval_idx]), targets[eval_idx]
+        n_classes = len(self.labels)
+        current = score_head(self._engine, eval_x, eval_y, n_classes, config.batch_size)
+        with tempfile.TemporaryDirectory() as work:
+            if restart:
+                engine = self._open_engine(weight_decay=config.weight_decay)
+            else:
+                engine = self._engine
+                engine.weight_decay = self._weight_decay(config)
+                snapshot = Path(work) / f"before{engine.state_suffix}"
+                engine.save(snapshot)
+            result = train_head(
+                engine, features, targets, config, rows=train_idx,
+                validation=(eval_x, eval_y, n_classes), deadline=deadline, cancel=self._cancel, progress=progress,
+            )
+            self._cancel.clear()
+            new = score_head(engine, eval_x, eval_y, n_classes, config.batch_size)
+            accepted, reason = decide(config, result.stopped, result.steps, new, current, on)
+            if accepted:
+                self._engine = engine
+                self.versions_.add(engine.parameters(), {**_summary(new), "examples": len(texts), "validated_on": on})
+            elif not restart:
+                self._engine = self._open_engine(snapshot, weight_decay=config.weight_decay)
+        self.config = config
+        self.history_ = result.history
+        self.report_ = {
+            "accepted": accepted, "reason": reason, "version": self.versions_.current,
+            "metric": config.metric.value, "new": _summary(new), "current": _summary(current),
+            "stopped": result.stopped, "epochs": len(result.history), "steps": result.steps,
+            "best_epoch": result.best_epoch, "examples": len(texts), "train_examples": len(train_idx),
+            "validation_examples": len(val_idx), "engine": self.engine.value, "provider": self.provider,
+            "feature_seconds": feature_seconds, "train_seconds": time.monotonic() - started - feature_seconds,
+            "final_loss": result.history[-1] if result.history else None,
+        }
+        return self
+
+    def _features(self, texts: list[str], progress: ProgressCallback | None) -> np.ndarray:
+        keys = [FeatureCache.key_of(t) for t in texts]
+        missing: dict[str, str] = {}
+        for key, text in zip(keys, texts):
+            if key not in missing and self.cache.get(key) is None:
+                missing[key] = text
+        todo = list(missing.items())
+        for start in range(0, len(todo), FEATURE_CHUNK):
+            chunk = todo[start : start + FEATURE_CHUNK]
+            vectors = self.backbone.features([t for _, t in chunk], batch_size=self.config.batch_size)
+            check_features(vectors, self.bundle.manifest.backbone.feature_size, "the backbone's output")
+            self.cache.put([k for k, _ in chunk], vectors)
+            if progress:
+                progress(Progress("features", start + len(chunk), len(todo)))
+        features = self.cache.matrix(keys)
+        for start in range(0, len(features), 4096):
+            self.seen_.update_features(features[start : start + 4096])
+        return features
+
+    def _weight_decay(self, config: TrainConfig) -> float:
+        return self.bundle.manifest.head.weight_decay if config.weight_decay is None else config.weight_decay
+
+    def _open_engine(self, state: str | os.PathLike | None = None, weight_decay: float | None = None) -> HeadEngine:
+        return open_engine(self.engine, self.bundle, state, weight_decay if weight_decay is not None else self.config.weight_decay)
 
     def _check_fitted(self) -> None:
-        if not self._fitted:
+        if not (self.bundle.manifest.head.trained or self.versions_.current != 0):
             raise NotFittedError(
                 f"The head of bundle {self.bundle.manifest.name!r} was shipped untrained; "
                 "call fit(X, y) with labelled examples before predict or evaluate."
             )
 
-    def _shipped_head(self) -> HeadTrainingSession:
-        return self._head_from(self.bundle.file(layout.CHECKPOINT))
-
-    def _head_from(self, checkpoint: str | os.PathLike) -> HeadTrainingSession:
-        b = self.bundle
-        return HeadTrainingSession(
-            b.file(layout.TRAINING_MODEL), b.file(layout.EVAL_MODEL), b.file(layout.OPTIMIZER_MODEL), checkpoint, self.device
-        )
-
     def __repr__(self) -> str:
-        state = "personalized" if self.history_ else ("shipped head" if self._fitted else "untrained head")
-        return f"Personalizer({self.bundle!r}, {state})"
+        return f"Personalizer({self.bundle!r}, head version {self.current_version}, {self.engine.value} engine)"
+
+
+def _summary(report: dict[str, Any]) -> dict[str, float]:
+    return {k: report[k] for k in ("loss", "accuracy", "macro_f1")}

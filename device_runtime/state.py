@@ -1,47 +1,51 @@
-"""A personalized head on disk: crash-safe, and tied to the bundle it came from.
+"""A personalized head on disk: crash-safe, versioned, tied to the bundle it came from.
 
 Layout::
 
-    state.json            which bundle, which checkpoint file, config, metrics
-    head-<sha256[:16]>.ckpt   ORT checkpoint with the head and AdamW's moments
+    state.json                 which bundle, versions with metrics, current version, config, report
+    v<N>-<sha256[:16]>.npz     parameters of accepted head version N (version 0 is the bundle's own)
+    opt-<sha256[:16]>.ckpt     the current head with AdamW's moments (.npz for the numpy engine)
 
-A save writes the new checkpoint under a new name first and replaces
-``state.json`` last, atomically. A crash at any moment therefore leaves either
-the old or the new state whole; checkpoints no longer named are removed after.
+A save writes every new file under a new, content-derived name first (each
+via temp file, fsync and rename) and replaces ``state.json`` last. A crash at
+any moment leaves either the old or the new ``state.json``, and every file it
+names is still there: files no longer named are removed only afterwards.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from device_runtime.ort_training import HeadTrainingSession
+import numpy as np
+
+from device_runtime.engines import HeadEngine
+from device_runtime.versions import HeadVersion, VersionHistory
 from edgeft import atomic
 from edgeft.bundle import Bundle, file_sha256
 from edgeft.errors import StateError
 
-STATE_FORMAT_VERSION = 1
+STATE_FORMAT_VERSION = 2
 STATE_FILE = "state.json"
 
 
-def save_state(folder: str | os.PathLike, session: HeadTrainingSession, bundle: Bundle, record: dict[str, Any]) -> None:
-    """Write ``session``'s head and ``record`` (config, metrics, history) into ``folder``.
+def save_state(
+    folder: str | os.PathLike, engine: HeadEngine, history: VersionHistory, bundle: Bundle, record: dict[str, Any]
+) -> None:
+    """Write the versions, the engine's current head and optimizer state, and ``record`` into ``folder``.
 
     Raises:
         StateError: the state could not be written (e.g. disk full); whatever
-            was saved in ``folder`` before is unchanged.
+            was saved in ``folder`` before is unchanged and loads as before.
     """
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic.atomic_path(folder / "pending.ckpt") as tmp:
-            session.save_checkpoint(tmp, include_optimizer_state=True)
-        pending = folder / "pending.ckpt"
-        sha = file_sha256(pending)
-        checkpoint = f"head-{sha[:16]}.ckpt"
-        os.replace(pending, folder / checkpoint)
+        versions = [_write_version(folder, v) for v in history.versions]
+        optimizer = _write_content_named(folder, "opt", engine.state_suffix, engine.save)
         atomic.write_json(folder / STATE_FILE, {
             "format_version": STATE_FORMAT_VERSION,
             "bundle": {
@@ -50,26 +54,50 @@ def save_state(folder: str | os.PathLike, session: HeadTrainingSession, bundle: 
                 "version": bundle.manifest.version,
                 "fingerprint": bundle.fingerprint,
             },
-            "checkpoint": checkpoint,
-            "checkpoint_sha256": sha,
+            "engine": engine.name,
+            "current": history.current,
+            "versions": versions,
+            "optimizer": optimizer,
             **record,
         })
-    except (OSError, RuntimeError) as e:
+    except (OSError, RuntimeError, StateError) as e:
         raise StateError(f"Could not save the state to {folder}: {e}. The state saved there before is unchanged.") from e
-    _remove_stale_checkpoints(folder, keep=checkpoint)
-
-
-def _remove_stale_checkpoints(folder: Path, keep: str) -> None:
-    for old in folder.glob("head-*.ckpt"):
-        if old.name != keep:
+    keep = {v["file"] for v in versions if v["file"]} | {optimizer["file"]}
+    for old in [*folder.glob("v*-*.npz"), *folder.glob("opt-*"), *folder.glob(".*.tmp")]:
+        if old.name not in keep:
             old.unlink(missing_ok=True)
 
 
-def read_state(folder: str | os.PathLike) -> tuple[dict[str, Any], Path]:
-    """The record in ``folder/state.json`` and the verified checkpoint it names.
+def _write_version(folder: Path, version: HeadVersion) -> dict[str, Any]:
+    entry = {**version.summary(), "file": None, "sha256": None}
+    if version.version == 0:
+        return entry
+
+    def write(path: Path) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **version.parameters)
+        path.write_bytes(buffer.getvalue())
+
+    return {**entry, **_write_content_named(folder, f"v{version.version}", ".npz", write)}
+
+
+def _write_content_named(folder: Path, prefix: str, suffix: str, write: Any) -> dict[str, str]:
+    """Write through ``write(path)`` atomically to ``<prefix>-<sha[:16]><suffix>``; returns file and sha256."""
+    pending = folder / f".pending-{prefix}{suffix}"
+    with atomic.atomic_path(pending) as tmp:
+        write(tmp)
+    sha = file_sha256(pending)
+    name = f"{prefix}-{sha[:16]}{suffix}"
+    os.replace(pending, folder / name)
+    atomic.fsync_dir(folder)
+    return {"file": name, "sha256": sha}
+
+
+def read_state(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[int, dict[str, np.ndarray]], Path]:
+    """The record in ``folder/state.json``, each saved version's parameters, and the optimizer state file.
 
     Raises:
-        StateError: no state there, or the state is corrupt.
+        StateError: no state there, or the state is corrupt or damaged.
     """
     folder = Path(folder)
     path = folder / STATE_FILE
@@ -79,12 +107,22 @@ def read_state(folder: str | os.PathLike) -> tuple[dict[str, Any], Path]:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise StateError(f"{path} is not valid JSON ({e}); the state is corrupt.") from e
-    if record.get("format_version") != STATE_FORMAT_VERSION:
-        raise StateError(f"{path} has state format {record.get('format_version')!r}; this edgeft reads {STATE_FORMAT_VERSION}.")
-    checkpoint = folder / record["checkpoint"]
-    if not checkpoint.is_file() or file_sha256(checkpoint) != record["checkpoint_sha256"]:
-        raise StateError(f"The head checkpoint {checkpoint} is missing or damaged; the state cannot be restored.")
-    return record, checkpoint
+    if not isinstance(record, dict) or record.get("format_version") != STATE_FORMAT_VERSION:
+        found = record.get("format_version") if isinstance(record, dict) else None
+        raise StateError(f"{path} has state format {found!r}; this edgeft reads {STATE_FORMAT_VERSION}.")
+    parameters = {}
+    for entry in record["versions"]:
+        if entry["file"]:
+            with np.load(_verified(folder, entry)) as data:
+                parameters[entry["version"]] = {k: data[k] for k in data.files}
+    return record, parameters, _verified(folder, record["optimizer"])
+
+
+def _verified(folder: Path, entry: dict[str, str]) -> Path:
+    file = folder / entry["file"]
+    if not file.is_file() or file_sha256(file) != entry["sha256"]:
+        raise StateError(f"The state file {file} is missing or damaged; the state cannot be restored.")
+    return file
 
 
 def check_same_bundle(record: dict[str, Any], bundle: Bundle) -> None:

@@ -47,3 +47,25 @@ def check_labels(y: object, labels: Sequence[str], n_examples: int) -> np.ndarra
             "bundle with those labels."
         )
     return np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
+
+
+def check_features(features: object, feature_size: int, source: str = "features") -> np.ndarray:
+    """A finite float (n, feature_size) array, or a typed error saying what came instead.
+
+    Raises:
+        DataTypeError: not a numeric array.
+        DataError: wrong shape, or NaN/inf values (which would train a NaN head without any error).
+    """
+    array = np.asarray(features)
+    if array.dtype.kind not in "fiu":
+        raise DataTypeError(f"{source} must be a float array, got dtype {array.dtype}.")
+    if array.ndim != 2 or array.shape[1] != feature_size:
+        raise DataError(f"{source} has shape {array.shape}, but the bundle expects (n, {feature_size}).")
+    bad = ~np.isfinite(array).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataError(
+            f"{source} holds NaN or inf in {len(rows)} row(s) (first: row {rows[0]}); "
+            "training on them would silently give a NaN head."
+        )
+    return array.astype(np.float32, copy=False)

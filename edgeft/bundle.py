@@ -14,6 +14,8 @@ Layout (format version 1)::
     head/eval_model.onnx          input is the backbone's feature vector
     head/optimizer_model.onnx
     head/checkpoint               the shipped head (version 0)
+    head/parameters.npz           optional: the same head as numpy arrays
+    reference.json                optional: export-time statistics for drift checks
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ OPTIMIZER_MODEL = "head/optimizer_model.onnx"
 CHECKPOINT = "head/checkpoint"
 
 HEAD_FILES = (TRAINING_MODEL, EVAL_MODEL, OPTIMIZER_MODEL, CHECKPOINT)
+# Optional files (bundles without them still load):
+PARAMETERS = "head/parameters.npz"  # the shipped head's parameters, for engines without ORT training
+REFERENCE = "reference.json"  # feature and confidence statistics at export, for drift checks
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,11 +10,13 @@ import sys
 from typing import Any
 
 from edgeft import __version__
-from edgeft.config import ExportConfig, HeadKind, Quantization, Schedule, TrainConfig
+from edgeft.config import Accept, Engine, ExportConfig, HeadKind, Metric, Quantization, RuntimeConfig, Schedule, TrainConfig
 from edgeft.errors import EdgeftError
 
 TRAIN_DEFAULTS = TrainConfig()
 EXPORT_DEFAULTS = ExportConfig()
+RUNTIME_DEFAULTS = RuntimeConfig()
+DEVICE_TRAIN_KEYS = ("weight_decay", "validation_fraction", "patience", "metric", "balanced_sampling", "max_seconds", "accept")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeft", description="Export a model once, personalize its head on every device.")
     parser.add_argument("--version", action="version", version=f"edgeft {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for build in (_export_parser, _inspect_parser, _personalize_parser, _predict_parser, _evaluate_parser):
+    for build in (_export_parser, _inspect_parser, _personalize_parser, _predict_parser, _evaluate_parser,
+                  _rollback_parser, _drift_parser):
         build(commands)
     return parser
 
@@ -60,7 +63,37 @@ def _add_train_args(p: argparse.ArgumentParser, defaults: TrainConfig | None) ->
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: getattr(args, k) for k in ("epochs", "lr", "batch_size", "schedule", "warmup_steps", "seed")}
+    keys = ("epochs", "lr", "batch_size", "schedule", "warmup_steps", "seed", *DEVICE_TRAIN_KEYS)
+    return {k: getattr(args, k) for k in keys if hasattr(args, k)}
+
+
+def _add_device_train_args(p: argparse.ArgumentParser) -> None:
+    """Controls of on-device training; unset flags keep the bundle's (or TrainConfig's) defaults."""
+    d = TRAIN_DEFAULTS
+    p.add_argument("--weight-decay", type=float, help="AdamW's decoupled weight decay (default: the bundle's)")
+    p.add_argument("--validation-fraction", type=float, help=f"share of each class held out for early stopping and the acceptance check (default: {d.validation_fraction})")
+    p.add_argument("--patience", type=int, help="stop after this many epochs without improvement of --metric (default: off)")
+    p.add_argument("--metric", choices=[m.value for m in Metric], help=f"what early stopping and acceptance compare (default: {d.metric.value})")
+    p.add_argument("--balanced-sampling", action="store_true", default=None, help="draw examples with probability 1/class count, for skewed data (default: off)")
+    p.add_argument("--max-seconds", type=float, help="time budget of the whole run (default: none)")
+    p.add_argument("--accept", choices=[a.value for a in Accept], help=f"when the new head replaces the current one (default: {d.accept.value})")
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    d = RUNTIME_DEFAULTS
+    p.add_argument("--engine", choices=[e.value for e in Engine], default=d.engine.value, help="head training engine: ort, numpy, or auto = ort where installed (default: %(default)s)")
+    p.add_argument("--providers", default=",".join(d.providers), help="backbone execution providers in order, e.g. cuda,cpu; missing ones fall back (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=d.intra_op_threads, help="intra-op threads of the backbone, 0 = ORT's choice (default: %(default)s)")
+    p.add_argument("--inter-op-threads", type=int, default=d.inter_op_threads, help="inter-op threads, 0 = ORT's choice (default: %(default)s)")
+    p.add_argument("--cache-dir", default=d.cache_dir, help="folder that keeps backbone features between runs (default: a temporary folder)")
+    p.add_argument("--cache-memory-mb", type=float, default=d.cache_memory_mb, help="features kept in memory before spilling to disk (default: %(default)s)")
+
+
+def _runtime(args: argparse.Namespace) -> RuntimeConfig:
+    return RuntimeConfig(
+        engine=args.engine, providers=tuple(args.providers.split(",")), intra_op_threads=args.threads,
+        inter_op_threads=args.inter_op_threads, cache_dir=args.cache_dir, cache_memory_mb=args.cache_memory_mb,
+    )
 
 
 def _export_parser(commands: Any) -> None:
@@ -154,6 +187,8 @@ def _personalize_parser(commands: Any) -> None:
     p.add_argument("--continue", dest="resume", action="store_true", help="continue from the current head (partial_fit) instead of the shipped one")
     _add_data_args(p)
     _add_train_args(p, None)
+    _add_device_train_args(p)
+    _add_runtime_args(p)
     p.set_defaults(run=_run_personalize)
 
 
@@ -162,14 +197,16 @@ def _run_personalize(args: argparse.Namespace) -> None:
     from edgeft.data import read_examples
 
     texts, labels = read_examples(args.data, text_column=args.text_column, label_column=args.label_column)
-    personalizer = Personalizer.load(args.model)
+    personalizer = Personalizer.load(args.model, runtime=_runtime(args))
     train = personalizer.partial_fit if args.resume else personalizer.fit
     with _ProgressBars() as bars:
         train(texts, labels, progress=bars, **_train_overrides(args))
     personalizer.save(args.state)
-    m = personalizer.metrics_
-    print(f"personalized on {m['examples']} examples in {m['train_seconds']:.2f}s of training "
-          f"(final loss {m['final_loss']:.4f}); state saved to {args.state}")
+    r = personalizer.report_
+    print(f"{'accepted' if r['accepted'] else 'rejected'}: {r['reason']}")
+    print(f"head version {r['version']}; {r['examples']} examples, {r['epochs']} epochs ({r['stopped']}), "
+          f"{r['feature_seconds']:.2f}s features + {r['train_seconds']:.2f}s training on {r['engine']}/{r['provider']}; "
+          f"state saved to {args.state}")
 
 
 def _predict_parser(commands: Any) -> None:
@@ -222,6 +259,42 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     print(f"{corner:<{width}}  " + " ".join(f"{label[:6]:>6}" for label in report["labels"]))
     for label, row in zip(report["labels"], report["confusion_matrix"]):
         print(f"{label:<{width}}  " + " ".join(f"{v:>6}" for v in row))
+
+
+def _rollback_parser(commands: Any) -> None:
+    p = commands.add_parser("rollback", help="make an earlier head version current in a saved state")
+    p.add_argument("state", help="state folder written by personalize")
+    p.add_argument("--to", type=int, required=True, help="head version to return to; 0 is the shipped head")
+    p.set_defaults(run=_run_rollback)
+
+
+def _run_rollback(args: argparse.Namespace) -> None:
+    from device_runtime import Personalizer
+
+    personalizer = Personalizer.load(args.state).rollback(args.to)
+    personalizer.save(args.state)
+    print(f"head version {personalizer.current_version} is current; versions: "
+          + ", ".join(str(v["version"]) for v in personalizer.versions))
+
+
+def _drift_parser(commands: Any) -> None:
+    p = commands.add_parser("drift", help="has local data moved away from the data the bundle was exported on?")
+    p.add_argument("model", help="bundle or state folder")
+    p.add_argument("--data", help="more local examples (.csv or .jsonl) to include (default: only what the state has seen)")
+    p.add_argument("--threshold", type=float, default=0.5, help="feature shift counted as drift (default: %(default)s)")
+    _add_data_args(p, labels=False)
+    p.set_defaults(run=_run_drift)
+
+
+def _run_drift(args: argparse.Namespace) -> None:
+    from device_runtime import Personalizer
+    from edgeft.data import read_examples
+
+    personalizer = Personalizer.load(args.model)
+    if args.data:
+        texts, _ = read_examples(args.data, text_column=args.text_column, label_column=None)
+        personalizer.predict_proba(texts)
+    print(json.dumps(personalizer.drift_report(args.threshold), indent=2))
 
 
 class _ProgressBars:

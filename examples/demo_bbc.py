@@ -70,7 +70,8 @@ def main() -> None:
     print(f"gain from personalizing  {100 * (personalized['accuracy'] - shipped['accuracy']):+.1f} accuracy points, "
           f"{100 * (personalized['macro_f1'] - shipped['macro_f1']):+.1f} macro-F1 points")
     print(f"personalization time     {personalize_seconds:.2f} s ({len(user_x)} articles, {device.config.epochs} epochs; "
-          f"{device.metrics_['train_seconds'] * 1000:.0f} ms of it head training)")
+          f"{device.report_['train_seconds'] * 1000:.0f} ms of it head training)")
+    print(f"acceptance guard         {device.report_['reason']}")
     print(f"bundle size              {bundle_mb:.1f} MB ({manifest.backbone.precision} backbone "
           f"{manifest.metrics['backbone_bytes'] / 1e6:.1f} MB, FP32 was {manifest.metrics['backbone_bytes_fp32'] / 1e6:.1f} MB)")
     print(f"export time              {export_seconds:.1f} s")

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from device_runtime import Personalizer
+import numpy as np
+import onnx
+import onnx.numpy_helper
+
+from device_runtime import Personalizer, reference_statistics
 from device_runtime.trainer import ProgressCallback
 from device_runtime.validation import check_labels, check_texts
 from edgeft import atomic
 from edgeft import bundle as layout
-from edgeft.bundle import BackboneSpec, InputSpec, Manifest, write_manifest
-from edgeft.config import ExportConfig, TrainConfig, to_dict
+from edgeft.bundle import BackboneSpec, Bundle, InputSpec, Manifest, write_manifest
+from edgeft.config import ExportConfig, RuntimeConfig, TrainConfig, to_dict
 from edgeft.errors import ExportError
 from export.head import build_head, write_training_artifacts
 from export.quantize import quantize_backbone
@@ -90,6 +95,7 @@ def _write_untrained_bundle(
     feature_size = measure_feature_size(folder / layout.BACKBONE, tokenizer)
     head, head_spec = build_head(feature_size, len(classes), config, seed=train_config.seed)
     write_training_artifacts(head, head_spec, folder / "head")
+    _write_head_parameters(folder, {t.name: onnx.numpy_helper.to_array(t) for t in head.graph.initializer})
     manifest = Manifest(
         name=config.name,
         version=config.version,
@@ -114,10 +120,15 @@ def _train_shipped_head(
     folder: Path, manifest: Manifest, texts: list[str], labels: list[str], progress: ProgressCallback | None
 ) -> Manifest:
     """Train the head on the server data with the device runtime itself, and ship it as version 0."""
-    personalizer = Personalizer.from_bundle(folder)
-    personalizer.fit(texts, labels, progress=progress)
+    # The server trains on all its data: no validation split, and no acceptance guard against the untrained head.
+    personalizer = Personalizer(Bundle.load(folder), runtime=RuntimeConfig(engine="ort"))
+    personalizer.fit(texts, labels, progress=progress, validation_fraction=0.0, accept="always")
     report = personalizer.evaluate(texts, labels)
     personalizer.save_head_checkpoint(folder / layout.CHECKPOINT)
+    _write_head_parameters(folder, personalizer.head_parameters())
+    features = personalizer.transform(texts)
+    reference = reference_statistics(features, personalizer.predict_proba(texts))
+    atomic.write_json(folder / layout.REFERENCE, reference)
     metrics: dict[str, Any] = {
         **manifest.metrics,
         "server_examples": len(texts),
@@ -126,6 +137,13 @@ def _train_shipped_head(
     }
     head = dataclasses.replace(manifest.head, trained=True)
     return write_manifest(folder, dataclasses.replace(manifest, head=head, metrics=metrics))
+
+
+def _write_head_parameters(folder: Path, parameters: dict[str, np.ndarray]) -> None:
+    """The shipped head as numpy arrays, so that the numpy engine needs no onnxruntime-training."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **parameters)
+    atomic.write_bytes(folder / layout.PARAMETERS, buffer.getvalue())
 
 
 def _check_bundle(folder: Path, manifest: Manifest) -> None:

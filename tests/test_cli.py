@@ -47,7 +47,7 @@ def test_inspect_prints_the_manifest_as_a_table(minilm_bundle: Path, capsys) -> 
 def test_personalize_then_evaluate_and_predict_from_the_state(minilm_bundle: Path, user_csv: Path, test_csv: Path, tmp_path: Path, capsys) -> None:
     state = tmp_path / "state"
     assert main(["personalize", str(minilm_bundle), "--data", str(user_csv), "--state", str(state), "--epochs", "5"]) == 0
-    assert "personalized on 60 examples" in capsys.readouterr().out
+    assert "head version 1; 60 examples" in capsys.readouterr().out
 
     assert main(["evaluate", str(state), "--data", str(test_csv), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

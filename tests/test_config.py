@@ -21,7 +21,7 @@ def test_unknown_key_is_an_error_that_lists_known_keys() -> None:
 
 @pytest.mark.parametrize("changes, message", [
     ({"epochs": 0}, "epochs must be a positive integer, got 0"),
-    ({"lr": -1.0}, "lr must be > 0"),
+    ({"lr": -1.0}, "lr must be a finite number > 0"),
     ({"schedule": "step"}, "schedule must be one of constant, linear, cosine; got 'step'"),
 ])
 def test_invalid_train_values_are_config_errors(changes: dict, message: str) -> None:

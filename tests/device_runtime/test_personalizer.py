@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device_runtime import Personalizer, Progress
+from device_runtime import Personalizer
 from edgeft import bundle as layout
 from edgeft.bundle import file_sha256
-from edgeft.errors import DataError, DataTypeError, StateError
+from edgeft.errors import DataError, DataTypeError
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +28,9 @@ def test_fit_on_user_data_beats_the_shipped_head(minilm_bundle: Path, personaliz
 def test_fit_changes_the_head_and_leaves_the_backbone_file_alone(minilm_bundle: Path, bbc_splits) -> None:
     backbone_before = file_sha256(minilm_bundle / layout.BACKBONE)
     p = Personalizer.from_bundle(minilm_bundle)
-    head_before = p._session.parameters()
+    head_before = p.head_parameters()
     p.fit(*bbc_splits["user"], epochs=2)
-    head_after = p._session.parameters()
+    head_after = p.head_parameters()
     assert set(head_after) == {"head.weight", "head.bias"}
     assert not np.allclose(head_before["head.weight"], head_after["head.weight"])
     assert file_sha256(minilm_bundle / layout.BACKBONE) == backbone_before
@@ -62,58 +62,24 @@ def test_evaluate_reports_metrics_and_confusion_matrix(personalized: Personalize
     assert personalized.score(*bbc_splits["test"]) == report["accuracy"]
 
 
-def test_save_then_load_gives_the_same_predictions(personalized: Personalizer, bbc_splits, tmp_path: Path) -> None:
+def test_save_then_load_gives_the_same_predictions(minilm_bundle: Path, bbc_splits, tmp_path: Path) -> None:
+    # A fresh personalizer on both sides: an INT8 backbone's features depend a little on which texts
+    # shared a batch, and a personalizer that has already embedded these texts would reuse its cache.
     texts = bbc_splits["test"][0][:20]
+    personalized = Personalizer.from_bundle(minilm_bundle).fit(*bbc_splits["user"], epochs=3)
     personalized.save(tmp_path / "state")
     restored = Personalizer.load(tmp_path / "state")
     np.testing.assert_allclose(restored.predict_proba(texts), personalized.predict_proba(texts), rtol=1e-6)
     assert restored.history_ == personalized.history_
 
 
-def test_resumed_training_matches_uninterrupted_training(minilm_bundle: Path, bbc_splits, tmp_path: Path) -> None:
-    """The optimizer state travels with a save: resuming is the same as never stopping."""
-    texts, labels = bbc_splits["user"]
-    straight = Personalizer.from_bundle(minilm_bundle).partial_fit(texts, labels, epochs=1).partial_fit(texts, labels, epochs=1)
-    first = Personalizer.from_bundle(minilm_bundle).partial_fit(texts, labels, epochs=1)
-    first.save(tmp_path / "state")
-    resumed = Personalizer.load(tmp_path / "state").partial_fit(texts, labels, epochs=1)
-    for name, value in straight._session.parameters().items():
-        np.testing.assert_allclose(resumed._session.parameters()[name], value, rtol=1e-6, atol=1e-7)
-
-
 def test_fit_restarts_from_the_shipped_head_but_partial_fit_continues(minilm_bundle: Path, bbc_splits) -> None:
     texts, labels = bbc_splits["user"]
-    once = Personalizer.from_bundle(minilm_bundle).fit(texts, labels, epochs=1)._session.parameters()
+    once = Personalizer.from_bundle(minilm_bundle).fit(texts, labels, epochs=1).head_parameters()
     twice = Personalizer.from_bundle(minilm_bundle).fit(texts, labels, epochs=1).fit(texts, labels, epochs=1)
     continued = Personalizer.from_bundle(minilm_bundle).fit(texts, labels, epochs=1).partial_fit(texts, labels, epochs=1)
-    np.testing.assert_allclose(twice._session.parameters()["head.weight"], once["head.weight"], rtol=1e-6)
-    assert not np.allclose(continued._session.parameters()["head.weight"], once["head.weight"])
-
-
-def test_progress_callback_sees_features_then_every_epoch(minilm_bundle: Path, bbc_splits) -> None:
-    seen: list[Progress] = []
-    Personalizer.from_bundle(minilm_bundle).fit(*bbc_splits["user"], epochs=3, progress=seen.append)
-    assert seen[0].stage == "features"
-    assert [p.done for p in seen if p.stage == "train"] == [1, 2, 3]
-    assert seen[-1].loss is not None
-
-
-def test_state_of_another_bundle_is_refused(personalized: Personalizer, bundle_copy: Path, tmp_path: Path) -> None:
-    personalized.save(tmp_path / "state")
-    (bundle_copy / layout.TOKENIZER).write_text("{}")
-    from edgeft.bundle import Bundle, write_manifest
-
-    write_manifest(bundle_copy, Bundle.load(bundle_copy, verify=False).manifest)
-    with pytest.raises(StateError, match="saved for bundle minilm-bbc@1.0.0"):
-        Personalizer.load(tmp_path / "state", bundle=bundle_copy)
-
-
-def test_damaged_state_checkpoint_is_a_state_error(personalized: Personalizer, tmp_path: Path) -> None:
-    personalized.save(tmp_path / "state")
-    checkpoint = next((tmp_path / "state").glob("head-*.ckpt"))
-    checkpoint.write_bytes(b"garbage")
-    with pytest.raises(StateError, match="missing or damaged"):
-        Personalizer.load(tmp_path / "state")
+    np.testing.assert_allclose(twice.head_parameters()["head.weight"], once["head.weight"], rtol=1e-6)
+    assert not np.allclose(continued.head_parameters()["head.weight"], once["head.weight"])
 
 
 def test_saving_again_keeps_exactly_one_checkpoint(personalized: Personalizer, bbc_splits, tmp_path: Path) -> None:

@@ -1,0 +1,99 @@
+"""The engine interface and the choice between engines."""
+
+from __future__ import annotations
+
+import abc
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgeft import bundle as layout
+from edgeft.bundle import Bundle
+from edgeft.config import Engine
+from edgeft.errors import ConfigError
+
+
+class EngineFallbackWarning(UserWarning):
+    """engine="auto" chose numpy because ONNX Runtime training is not available."""
+
+
+class HeadEngine(abc.ABC):
+    """A trainable head: numpy features and class indices in, numpy out.
+
+    Every engine applies AdamW as ORT's AdamW block does (HF/transformers mode:
+    betas 0.9/0.999, eps 1e-6, bias correction, weight decay decoupled and
+    applied after the Adam update).
+    """
+
+    name: str
+    #: AdamW's decoupled weight decay, applied from the next step on.
+    weight_decay: float
+    #: File suffix of this engine's resumable state (parameters and AdamW moments).
+    state_suffix: str
+
+    @abc.abstractmethod
+    def train_step(self, features: np.ndarray, targets: np.ndarray, lr: float) -> float:
+        """One AdamW step at learning rate ``lr`` on a batch; returns the batch's mean loss."""
+
+    @abc.abstractmethod
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """Logits of a batch, shape (n, n_classes), without changing anything."""
+
+    @abc.abstractmethod
+    def parameters(self) -> dict[str, np.ndarray]:
+        """A copy of the head's parameters, by name."""
+
+    @abc.abstractmethod
+    def set_parameters(self, values: dict[str, np.ndarray]) -> None:
+        """Overwrite the head's parameters; the optimizer's moments are kept."""
+
+    @abc.abstractmethod
+    def save(self, path: str | os.PathLike) -> None:
+        """Write parameters and optimizer state to ``path``, so that training resumes exactly."""
+
+    @abc.abstractmethod
+    def export_head(self, path: str | os.PathLike) -> None:
+        """Write the head as a plain ONNX inference model: ``features`` in, ``logits`` out."""
+
+
+def resolve_engine(requested: Engine | str) -> Engine:
+    """The engine that will run: ``auto`` becomes ORT where its training API loads, else numpy.
+
+    Raises:
+        ConfigError: ``engine="ort"`` was asked for but ORT training cannot load here.
+    """
+    from device_runtime.ort_training import training_available
+
+    requested = Engine(requested)
+    if requested is Engine.NUMPY:
+        return Engine.NUMPY
+    problem = training_available()
+    if problem is None:
+        return Engine.ORT
+    if requested is Engine.ORT:
+        raise ConfigError(f'engine="ort" was requested, but {problem}. Use engine="numpy" (or "auto").')
+    warnings.warn(f"{problem}; training the head with the numpy engine instead.", EngineFallbackWarning, stacklevel=3)
+    return Engine.NUMPY
+
+
+def open_engine(
+    engine: Engine, bundle: Bundle, state: str | os.PathLike | None = None, weight_decay: float | None = None
+) -> HeadEngine:
+    """An engine holding the bundle's shipped head, or the head and moments saved at ``state``.
+
+    Args:
+        engine: ``Engine.ORT`` or ``Engine.NUMPY`` (resolve ``auto`` first).
+        bundle: the bundle whose head trains.
+        state: a file written by that engine's :meth:`HeadEngine.save`; None: the shipped head.
+        weight_decay: AdamW's decoupled weight decay; None keeps the bundle's.
+    """
+    decay = bundle.manifest.head.weight_decay if weight_decay is None else weight_decay
+    if engine is Engine.ORT:
+        from device_runtime.engines.ort_engine import OrtEngine
+
+        return OrtEngine(bundle, Path(state) if state else bundle.file(layout.CHECKPOINT), decay)
+    from device_runtime.engines.numpy_engine import NumpyEngine
+
+    return NumpyEngine(bundle, Path(state) if state else None, decay)

@@ -1,0 +1,139 @@
+"""The head trained in numpy: the same graph, loss, AdamW and schedule as ORT's artifacts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from device_runtime.engines.base import HeadEngine
+from edgeft import bundle as layout
+from edgeft.bundle import Bundle
+from edgeft.errors import BundleError, StateError
+
+# ORT's AdamW block (onnxblock.optim.AdamW) defaults, which the bundle's optimizer artifact bakes in.
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-6
+
+
+class NumpyEngine(HeadEngine):
+    """A linear or one-hidden-layer ReLU head with mean cross-entropy and HF-style AdamW, in float32.
+
+    Args:
+        bundle: the bundle whose head this is; its shipped parameters come
+            from ``head/parameters.npz``, or from the ORT checkpoint where
+            the training API is installed.
+        state: a file written by :meth:`save`; None starts from the shipped head.
+        weight_decay: AdamW's decoupled weight decay.
+
+    Raises:
+        BundleError: the bundle has no numpy-readable head parameters.
+        StateError: ``state`` is not a numpy engine state.
+    """
+
+    name = "numpy"
+    state_suffix = ".npz"
+
+    def __init__(self, bundle: Bundle, state: Path | None, weight_decay: float) -> None:
+        spec = bundle.manifest.head
+        self._layers = [("head.weight", "head.bias")] if spec.kind == "linear" else [
+            ("head.hidden.weight", "head.hidden.bias"),
+            ("head.out.weight", "head.out.bias"),
+        ]
+        self.weight_decay = weight_decay
+        self._params = _shipped_parameters(bundle) if state is None else {}
+        self._m = {k: np.zeros_like(v) for k, v in self._params.items()}
+        self._v = {k: np.zeros_like(v) for k, v in self._params.items()}
+        self._step = 0
+        if state is not None:
+            self._load(state)
+
+    def train_step(self, features: np.ndarray, targets: np.ndarray, lr: float) -> float:
+        activations = self._forward(features)
+        logits = activations[-1]
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(shifted).sum(axis=1))
+        loss = float(np.mean(log_norm - shifted[np.arange(len(targets)), targets]))
+        grad = np.exp(shifted - log_norm[:, None])
+        grad[np.arange(len(targets)), targets] -= 1.0
+        grads = self._backward(activations, grad / np.float32(len(targets)))
+        self._adamw(grads, lr)
+        return loss
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        return self._forward(features)[-1]
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self._params.items()}
+
+    def set_parameters(self, values: dict[str, np.ndarray]) -> None:
+        for name, value in values.items():
+            self._params[name] = np.array(value, dtype=np.float32).reshape(self._params[name].shape)
+
+    def save(self, path: str | os.PathLike) -> None:
+        arrays = {f"param/{k}": v for k, v in self._params.items()}
+        arrays |= {f"m/{k}": v for k, v in self._m.items()} | {f"v/{k}": v for k, v in self._v.items()}
+        with open(path, "wb") as f:
+            np.savez(f, step=np.int64(self._step), **arrays)
+
+    def export_head(self, path: str | os.PathLike) -> None:
+        from device_runtime.head_graph import head_inference_model
+
+        head_inference_model(self._layers, self._params, path)
+
+    def _forward(self, features: np.ndarray) -> list[np.ndarray]:
+        """Inputs of every layer, then the logits (ReLU between layers)."""
+        activations = [np.asarray(features, dtype=np.float32)]
+        for i, (w, b) in enumerate(self._layers):
+            out = activations[-1] @ self._params[w].T + self._params[b]
+            activations.append(np.maximum(out, 0) if i < len(self._layers) - 1 else out)
+        return activations
+
+    def _backward(self, activations: list[np.ndarray], grad: np.ndarray) -> dict[str, np.ndarray]:
+        grads = {}
+        for i in reversed(range(len(self._layers))):
+            w, b = self._layers[i]
+            grads[w] = grad.T @ activations[i]
+            grads[b] = grad.sum(axis=0)
+            if i:
+                grad = (grad @ self._params[w]) * (activations[i] > 0)
+        return grads
+
+    def _adamw(self, grads: dict[str, np.ndarray], lr: float) -> None:
+        """HF/transformers AdamW (ORT's adam_mode=1): Adam step, then decoupled decay of the new weights."""
+        self._step += 1
+        step_size = lr * np.sqrt(1 - BETA2**self._step) / (1 - BETA1**self._step)
+        for name, g in grads.items():
+            self._m[name] = BETA1 * self._m[name] + (1 - BETA1) * g
+            self._v[name] = BETA2 * self._v[name] + (1 - BETA2) * g * g
+            p = self._params[name] - np.float32(step_size) * self._m[name] / (np.sqrt(self._v[name]) + np.float32(EPS))
+            if self.weight_decay:
+                p = p - np.float32(lr * self.weight_decay) * p
+            self._params[name] = p.astype(np.float32)
+
+    def _load(self, path: Path) -> None:
+        try:
+            with np.load(path) as data:
+                self._step = int(data["step"])
+                for key in data.files:
+                    kind, _, name = key.partition("/")
+                    if kind in ("param", "m", "v"):
+                        {"param": self._params, "m": self._m, "v": self._v}[kind][name] = data[key].astype(np.float32)
+        except (OSError, ValueError, KeyError) as e:
+            raise StateError(f"{path} is not a numpy engine state ({e}).") from e
+
+
+def _shipped_parameters(bundle: Bundle) -> dict[str, np.ndarray]:
+    if layout.PARAMETERS in bundle.manifest.files:
+        with np.load(bundle.file(layout.PARAMETERS)) as data:
+            return {k: data[k].astype(np.float32) for k in data.files}
+    from device_runtime.ort_training import training_available
+
+    if training_available() is None:
+        from device_runtime.engines.ort_engine import OrtEngine
+
+        return OrtEngine(bundle, bundle.file(layout.CHECKPOINT), 0.0).parameters()
+    raise BundleError(
+        f"Bundle {bundle.manifest.name!r} has no {layout.PARAMETERS}, and its ORT checkpoint cannot be read "
+        "without onnxruntime-training. Re-export the bundle with this edgeft version."
+    )

@@ -1,0 +1,61 @@
+"""One standalone ONNX model, backbone plus personalized head, for plain onnxruntime."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from device_runtime.engines import HeadEngine
+from edgeft import atomic
+from edgeft import bundle as layout
+from edgeft.bundle import Bundle
+from edgeft.errors import ExportError
+
+
+def export_inference_model(bundle: Bundle, engine: HeadEngine, path: str | os.PathLike) -> Path:
+    """Merge the bundle's backbone with ``engine``'s head into one model at ``path``.
+
+    The model takes the backbone's inputs (``input_ids``, ``attention_mask``, ...)
+    and gives ``logits`` and ``probabilities``. The head graph comes from the
+    engine (ORT's ``export_model_for_inferencing`` for the ORT engine).
+
+    Raises:
+        ExportError: ``onnx`` is missing, or the two graphs cannot be joined.
+    """
+    try:
+        import onnx
+        from onnx import compose, helper
+    except ImportError as e:
+        raise ExportError("export_inference_model needs the onnx package (pip install onnx).") from e
+    with tempfile.TemporaryDirectory() as work:
+        engine.export_head(Path(work) / "head.onnx")
+        head = onnx.load(str(Path(work) / "head.onnx"))
+    backbone = onnx.load(str(bundle.file(layout.BACKBONE)))
+    head.ir_version = backbone.ir_version
+    head = compose.add_prefix(head, "head/")
+    try:
+        merged = compose.merge_models(
+            backbone,
+            head,
+            io_map=[(bundle.manifest.backbone.output_name, "head/features")],
+            outputs=["head/logits"],
+        )
+    except (ValueError, onnx.checker.ValidationError) as e:
+        raise ExportError(f"Could not join the backbone and the head into one model: {e}") from e
+    graph = merged.graph
+    graph.node.append(helper.make_node("Identity", ["head/logits"], ["logits"]))
+    graph.node.append(helper.make_node("Softmax", ["head/logits"], ["probabilities"], axis=-1))
+    n_classes = len(bundle.manifest.labels)
+    del graph.output[:]
+    graph.output.extend([
+        helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", n_classes])
+        for name in ("logits", "probabilities")
+    ])
+    merged.metadata_props.extend([
+        onnx.StringStringEntryProto(key="edgeft.labels", value=",".join(bundle.manifest.labels)),
+        onnx.StringStringEntryProto(key="edgeft.bundle", value=f"{bundle.manifest.name}@{bundle.manifest.version}"),
+    ])
+    with atomic.atomic_path(path) as tmp:
+        onnx.save(merged, str(tmp))
+    return Path(path)

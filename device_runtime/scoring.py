@@ -1,0 +1,39 @@
+"""Scoring a head on labelled features: the numbers early stopping and acceptance compare."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from device_runtime.engines import HeadEngine
+from edgeft.config import Metric
+from edgeft.metrics import classification_report
+
+
+def batched_logits(engine: HeadEngine, features: np.ndarray, batch_size: int) -> np.ndarray:
+    """The engine's logits for every row of ``features``, a batch at a time."""
+    return np.concatenate([engine.logits(np.asarray(features[i : i + batch_size])) for i in range(0, len(features), batch_size)])
+
+
+def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Mean cross-entropy, as the training graph computes it."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1))
+    return float(np.mean(log_norm - shifted[np.arange(len(targets)), targets]))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def score_head(engine: HeadEngine, features: np.ndarray, targets: np.ndarray, n_classes: int, batch_size: int) -> dict[str, Any]:
+    """Loss, accuracy, macro P/R/F1 and the confusion matrix of the engine's head."""
+    logits = batched_logits(engine, features, batch_size)
+    return {"loss": cross_entropy(logits, targets), **classification_report(targets, logits.argmax(axis=1), n_classes)}
+
+
+def is_better(metric: Metric, new: float, old: float) -> bool:
+    """Strictly better: lower loss, or higher accuracy / macro F1."""
+    return new < old if metric is Metric.LOSS else new > old

@@ -1,0 +1,76 @@
+"""The numpy engine and the ORT engine train the same head to the same weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from device_runtime.engines import open_engine, resolve_engine
+from device_runtime.trainer import train_head
+from edgeft.bundle import Bundle
+from edgeft.config import Engine, TrainConfig
+
+PARITY_ATOL = 1e-5  # float32 round-off over hundreds of AdamW steps; measured max diff is about 5e-7
+
+
+@pytest.fixture(scope="module")
+def data(minilm_bundle, bbc_splits, tmp_path_factory):
+    from device_runtime import Personalizer
+
+    texts, labels = bbc_splits["user"]
+    p = Personalizer.from_bundle(minilm_bundle)
+    targets = np.array([p.labels.index(label) for label in labels])
+    return Bundle.load(minilm_bundle), p.transform(texts), targets
+
+
+def _train(engine: Engine, data, config: TrainConfig):
+    bundle, features, targets = data
+    head = open_engine(engine, bundle, weight_decay=config.weight_decay)
+    result = train_head(head, features, targets, config)
+    return head.parameters(), result.history
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        TrainConfig(epochs=10),
+        TrainConfig(epochs=10, schedule="cosine", warmup_steps=5, batch_size=7),
+        TrainConfig(epochs=10, schedule="constant", lr=3e-2, weight_decay=0.2),
+        TrainConfig(epochs=10, weight_decay=0.0, balanced_sampling=True),
+    ],
+    ids=["linear", "cosine-warmup", "constant-decay", "no-decay-balanced"],
+)
+def test_numpy_and_ort_engines_reach_the_same_head_weights(data, config):
+    ort_params, ort_losses = _train(Engine.ORT, data, config)
+    np_params, np_losses = _train(Engine.NUMPY, data, config)
+    assert ort_params.keys() == np_params.keys()
+    for name in ort_params:
+        np.testing.assert_allclose(np_params[name], ort_params[name], atol=PARITY_ATOL, rtol=0)
+    np.testing.assert_allclose(np_losses, ort_losses, atol=1e-5)
+
+
+def test_training_moves_the_head_and_both_engines_give_the_same_logits(data):
+    bundle, features, targets = data
+    ort_head, np_head = open_engine(Engine.ORT, bundle), open_engine(Engine.NUMPY, bundle)
+    np.testing.assert_allclose(np_head.logits(features), ort_head.logits(features), atol=1e-5)
+    before = ort_head.parameters()
+    ort_head.train_step(features[:8], targets[:8], 1e-2)
+    assert any(not np.array_equal(before[k], v) for k, v in ort_head.parameters().items())
+
+
+def test_saved_engine_state_resumes_exactly(data, tmp_path):
+    bundle, features, targets = data
+    for kind in (Engine.ORT, Engine.NUMPY):
+        head = open_engine(kind, bundle)
+        head.train_step(features[:16], targets[:16], 1e-2)
+        head.save(tmp_path / f"state{head.state_suffix}")
+        resumed = open_engine(kind, bundle, tmp_path / f"state{head.state_suffix}")
+        head.train_step(features[16:32], targets[16:32], 1e-2)
+        resumed.train_step(features[16:32], targets[16:32], 1e-2)
+        for name, value in head.parameters().items():
+            np.testing.assert_array_equal(resumed.parameters()[name], value)
+
+
+def test_auto_engine_is_ort_where_its_training_api_loads():
+    assert resolve_engine("auto") is Engine.ORT
+    assert resolve_engine("numpy") is Engine.NUMPY
