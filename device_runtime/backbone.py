@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from device_runtime.image import ImageBackbone
 from edgeft.bundle import BACKBONE, TOKENIZER, Bundle
+from edgeft.errors import BundleError
 
 
 class TruncationWarning(UserWarning):
@@ -23,9 +25,13 @@ class TextBackbone:
         bundle: a loaded bundle of text modality.
         providers: ONNX Runtime execution providers, in order of preference.
         threads: intra-op threads (0 lets ORT choose).
+        model_path: another backbone file to run instead of the bundle's
+            (the exporter compares FP32 and INT8 this way).
     """
 
-    def __init__(self, bundle: Bundle, providers: list[str] | None = None, threads: int = 0) -> None:
+    def __init__(
+        self, bundle: Bundle, providers: list[str] | None = None, threads: int = 0, model_path: str | None = None
+    ) -> None:
         spec = bundle.manifest.input
         self.max_length = spec.max_length
         self.input_names = spec.input_names
@@ -38,7 +44,7 @@ class TextBackbone:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(
-            str(bundle.file(BACKBONE)), options, providers=providers or ["CPUExecutionProvider"]
+            str(model_path or bundle.file(BACKBONE)), options, providers=providers or ["CPUExecutionProvider"]
         )
 
     def features(
@@ -73,6 +79,11 @@ class TextBackbone:
             )
         return out
 
+    def batch_feeds(self, texts: list[str], batch_size: int = 32) -> Iterator[dict[str, np.ndarray]]:
+        """The backbone's input feeds, one dict per batch (also used for INT8 calibration)."""
+        for start in range(0, len(texts), batch_size):
+            yield self._feeds(self.tokenizer.encode_batch(texts[start : start + batch_size]))
+
     def _feeds(self, encodings: list) -> dict[str, np.ndarray]:
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         columns = {
@@ -81,3 +92,28 @@ class TextBackbone:
             "token_type_ids": np.zeros_like(ids),
         }
         return {name: columns[name] for name in self.input_names}
+
+
+# One backbone class per input modality; a new modality registers here.
+BACKBONES: dict[str, type] = {"text": TextBackbone, "image": ImageBackbone}
+
+
+def backbone_for(
+    bundle: Bundle, providers: list[str] | None = None, *, model_path: str | None = None
+) -> TextBackbone | ImageBackbone:
+    """The backbone that reads the bundle's modality.
+
+    Args:
+        bundle: a loaded bundle.
+        providers: ONNX Runtime execution providers, in order of preference.
+        model_path: another backbone file to run instead of the bundle's.
+
+    Raises:
+        BundleError: the bundle's modality is not one this runtime reads.
+    """
+    modality = bundle.manifest.input.modality
+    if modality not in BACKBONES:
+        raise BundleError(
+            f"The bundle's input modality {modality!r} is not supported; this edgeft reads {', '.join(BACKBONES)}."
+        )
+    return BACKBONES[modality](bundle, providers, model_path=model_path)

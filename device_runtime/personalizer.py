@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from device_runtime.backbone import TextBackbone
+from device_runtime.backbone import backbone_for
 from device_runtime.ort_training import HeadTrainingSession
 from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state
 from device_runtime.trainer import Progress, ProgressCallback, train_head
-from device_runtime.validation import check_labels, check_texts
+from device_runtime.validation import check_inputs, check_labels
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
 from edgeft.config import TrainConfig, from_dict, to_dict
@@ -43,7 +43,7 @@ class Personalizer:
         self.bundle = bundle
         self.config = config or from_dict(TrainConfig, bundle.manifest.training)
         self.device = device
-        self.backbone = TextBackbone(bundle, providers)
+        self.backbone = backbone_for(bundle, providers)
         self._session = self._shipped_head()
         self._fitted = bundle.manifest.head.trained
         self.history_: list[float] = []
@@ -87,7 +87,7 @@ class Personalizer:
     ) -> Personalizer:
         """Like :meth:`fit`, but continue from the current head and optimizer state."""
         config = self.config.replace(**overrides)
-        texts = check_texts(X)
+        texts = check_inputs(X, self.bundle.manifest.input)
         targets = check_labels(y, self.labels, len(texts))
         features = self.transform(texts, progress=progress)
         started = time.perf_counter()
@@ -103,7 +103,7 @@ class Personalizer:
 
     def transform(self, X: list[str], *, progress: ProgressCallback | None = None) -> np.ndarray:
         """The backbone's feature vectors for ``X``, shape (n, feature_size)."""
-        texts = check_texts(X)
+        texts = check_inputs(X, self.bundle.manifest.input)
         report = (lambda done, total: progress(Progress("features", done, total))) if progress else None
         return self.backbone.features(texts, batch_size=self.config.batch_size, progress=report)
 
@@ -119,7 +119,7 @@ class Personalizer:
 
     def evaluate(self, X: list[str], y: list[str]) -> dict[str, Any]:
         """Loss, accuracy, macro precision/recall/F1 and the confusion matrix on ``X``, ``y``."""
-        texts = check_texts(X)
+        texts = check_inputs(X, self.bundle.manifest.input)
         targets = check_labels(y, self.labels, len(texts))
         self._check_fitted()
         features = self.transform(texts)

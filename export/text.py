@@ -59,9 +59,3 @@ def export_text_backbone(model_dir: str | os.PathLike, work_dir: Path) -> tuple[
         )
     return onnx_path, tokenizer
 
-
-def graph_inputs(onnx_path: Path) -> list[str]:
-    """Names of the graph's inputs (e.g. input_ids, attention_mask)."""
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    initializers = {i.name for i in model.graph.initializer}
-    return [i.name for i in model.graph.input if i.name not in initializers]
