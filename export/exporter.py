@@ -21,7 +21,7 @@ from edgeft.config import ExportConfig, ImagePreprocessing, Pooling, Quantizatio
 from edgeft.errors import ExportError
 from export.head import build_head, write_training_artifacts
 from export.measure import compare_precisions, latency_ms, split_indices, take
-from export.onnx_file import graph_inputs, prepare_onnx_backbone
+from export.onnx_file import feature_size, graph_inputs, prepare_onnx_backbone
 from export.quantize import quantize_backbone
 from export.text import SENTENCE_OUTPUT, export_text_backbone
 from export.vision import INPUT, OUTPUT, export_torch_backbone
@@ -93,7 +93,7 @@ def export_text_model(
                 modality="text", input_names=graph_inputs(fp32), tokenizer=layout.TOKENIZER, max_length=config.max_length
             ),
             output_name=SENTENCE_OUTPUT,
-            feature_size=_output_size(fp32, SENTENCE_OUTPUT),
+            feature_size=feature_size(fp32, SENTENCE_OUTPUT),
             pooling=Pooling.NONE,
             task="text-classification",
             base_model=_base_model(config, Path(model_dir).name, model_dir),
@@ -145,7 +145,7 @@ def export_model(
             fp32=fp32,
             input=_image_input([INPUT], preprocessing),
             output_name=OUTPUT,
-            feature_size=_output_size(fp32, OUTPUT),
+            feature_size=feature_size(fp32, OUTPUT),
             pooling=Pooling.NONE,
             task="image-classification",
             base_model=_base_model(config, type(module).__name__, "torch module"),
@@ -204,7 +204,7 @@ def export_onnx_model(
     classes, X = _checked_data(modality, X, labels, label_set, output, overwrite)
     with tempfile.TemporaryDirectory() as work:
         fp32 = Path(work) / "backbone.onnx"
-        output_name, feature_size = prepare_onnx_backbone(onnx_path, fp32, feature_output, pooling)
+        output_name, size = prepare_onnx_backbone(onnx_path, fp32, feature_output, pooling)
         inputs = graph_inputs(fp32)
         if modality == "text":
             spec = InputSpec(modality="text", input_names=inputs, tokenizer=layout.TOKENIZER, max_length=config.max_length)
@@ -214,7 +214,7 @@ def export_onnx_model(
             fp32=fp32,
             input=spec,
             output_name=output_name,
-            feature_size=feature_size,
+            feature_size=size,
             pooling=pooling,
             task=f"{modality}-classification",
             base_model=_base_model(config, Path(onnx_path).stem, onnx_path),
@@ -264,15 +264,6 @@ def _image_input(input_names: list[str], p: ImagePreprocessing) -> InputSpec:
 
 def _base_model(config: ExportConfig, default_name: str, source: Any) -> dict[str, Any]:
     return {"name": config.base_model or default_name, "license": config.license, "source": str(source)}
-
-
-def _output_size(model: Path, name: str) -> int:
-    import onnx
-
-    for output in onnx.load(str(model), load_external_data=False).graph.output:
-        if output.name == name:
-            return output.type.tensor_type.shape.dim[-1].dim_value
-    raise ExportError(f"{model} has no output {name!r}")
 
 
 def _build(

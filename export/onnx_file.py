@@ -58,22 +58,48 @@ def prepare_onnx_backbone(
             f"Output {feature_output!r} of {onnx_path} has rank {len(dims)}, but pooling {pooling.value!r} "
             f"needs rank {expected_rank}; {hint}."
         )
-    if not dims[-1].HasField("dim_value"):
-        raise ExportError(f"Output {feature_output!r} of {onnx_path} has no fixed feature size (last dimension).")
-    feature_size = dims[-1].dim_value
     name = feature_output
     if pooling is not Pooling.NONE:
         name = FEATURES
-        _add_pooling(model, feature_output, pooling, feature_size)
+        _add_pooling(model, feature_output, pooling, dims[-1].dim_value or "hidden")
     # Only the feature output is kept: the device runs nothing else.
     keep = [o for o in model.graph.output if o.name == name]
     del model.graph.output[:]
     model.graph.output.extend(keep)
     onnx.save(model, str(target))
-    return name, feature_size
+    return name, feature_size(target, name)
 
 
-def _add_pooling(model: onnx.ModelProto, tokens: str, pooling: Pooling, feature_size: int) -> None:
+def feature_size(model_path: str | os.PathLike, output: str) -> int:
+    """The last dimension of ``output``: from the graph when it is fixed, else by running it once.
+
+    Exporters often leave it symbolic (optimum's pooled ``sentence_embedding``
+    is one), so a one-example probe with every free dimension set to 1 settles it.
+
+    Raises:
+        ExportError: the graph cannot run on the probe input.
+    """
+    import onnxruntime as ort
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    dims = next(o for o in model.graph.output if o.name == output).type.tensor_type.shape.dim
+    if dims and dims[-1].HasField("dim_value"):
+        return dims[-1].dim_value
+    try:
+        session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+        feeds = {
+            i.name: np.ones([d if isinstance(d, int) else 1 for d in i.shape], _NUMPY_TYPES.get(i.type, np.float32))
+            for i in session.get_inputs()
+        }
+        return int(session.run([output], feeds)[0].shape[-1])
+    except Exception as e:  # ORT's native errors share no base class worth naming
+        raise ExportError(f"{model_path} does not run on a probe input ({e}); is it a complete backbone?") from e
+
+
+_NUMPY_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
+
+
+def _add_pooling(model: onnx.ModelProto, tokens: str, pooling: Pooling, feature_size: int | str) -> None:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     graph = model.graph
     if pooling is Pooling.CLS:
