@@ -14,7 +14,7 @@ from device_runtime.backbone import backbone_for
 from edgeft.config import ExportConfig
 from edgeft.errors import ExportError
 
-_LATENCY_REPEATS = 5
+_LATENCY_REPEATS = 3
 
 
 def split_indices(labels: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
