@@ -21,7 +21,7 @@ from edgeft.config import ExportConfig, ImagePreprocessing, Pooling, Quantizatio
 from edgeft.errors import ExportError
 from export.head import build_head, write_training_artifacts
 from export.measure import compare_precisions, latency_ms, split_indices, take
-from export.onnx_file import feature_size, graph_inputs, prepare_onnx_backbone
+from export.onnx_file import feature_size, graph_inputs, input_shape, prepare_onnx_backbone
 from export.quantize import quantize_backbone
 from export.text import SENTENCE_OUTPUT, export_text_backbone
 from export.vision import INPUT, OUTPUT, export_torch_backbone
@@ -143,7 +143,7 @@ def export_model(
         parity = export_torch_backbone(module, example_input, fp32)
         source = _Source(
             fp32=fp32,
-            input=_image_input([INPUT], preprocessing),
+            input=_image_input(fp32, [INPUT], preprocessing),
             output_name=OUTPUT,
             feature_size=feature_size(fp32, OUTPUT),
             pooling=Pooling.NONE,
@@ -209,7 +209,7 @@ def export_onnx_model(
         if modality == "text":
             spec = InputSpec(modality="text", input_names=inputs, tokenizer=layout.TOKENIZER, max_length=config.max_length)
         else:
-            spec = _image_input(inputs, preprocessing)
+            spec = _image_input(fp32, inputs, preprocessing)
         source = _Source(
             fp32=fp32,
             input=spec,
@@ -253,9 +253,16 @@ def _label_set(labels: list[str] | None, label_set: list[str] | None) -> list[st
     return classes
 
 
-def _image_input(input_names: list[str], p: ImagePreprocessing) -> InputSpec:
+def _image_input(model: Path, input_names: list[str], p: ImagePreprocessing) -> InputSpec:
     if len(input_names) != 1:
         raise ExportError(f"An image backbone must have one input, this one has {input_names}.")
+    shape = input_shape(model, input_names[0])
+    spatial = shape[2:4] if p.layout.value == "NCHW" else shape[1:3]
+    if len(shape) != 4 or any(d is not None and d != want for d, want in zip(spatial, p.size)):
+        raise ExportError(
+            f"The backbone's input {input_names[0]!r} has shape {shape} ({p.layout.value}), which does not take "
+            f"{p.size[0]}x{p.size[1]} images; set the image size (--image-size) and layout (--layout) the backbone expects."
+        )
     return InputSpec(
         modality="image", input_names=input_names, image_size=list(p.size), pixel_mean=list(p.mean),
         pixel_std=list(p.std), channel_order=p.channel_order.value, layout=p.layout.value,

@@ -138,3 +138,10 @@ def graph_inputs(model_path: str | os.PathLike) -> list[str]:
     model = onnx.load(str(model_path), load_external_data=False)
     initializers = {i.name for i in model.graph.initializer}
     return [i.name for i in model.graph.input if i.name not in initializers]
+
+
+def input_shape(model_path: str | os.PathLike, name: str) -> list[int | None]:
+    """The declared shape of graph input ``name``; None where a dimension is free (e.g. the batch)."""
+    model = onnx.load(str(model_path), load_external_data=False)
+    dims = next(i for i in model.graph.input if i.name == name).type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else None for d in dims]
