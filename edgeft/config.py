@@ -199,3 +199,59 @@ class ImagePreprocessing:
         object.__setattr__(self, "size", size)
         object.__setattr__(self, "mean", tuple(float(v) for v in mean))
         object.__setattr__(self, "std", tuple(float(v) for v in std))
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuneConfig:
+    """Server-side fine-tuning of the backbone (in torch) before it is exported."""
+
+    # Fine-tuning a pretrained backbone wants small steps; 1e-4 suits both MiniLM and EfficientNet.
+    lr: float = 1e-4
+    # Fits MiniLM at 128 tokens and EfficientNet at 224 px in a few GB of memory.
+    batch_size: int = 16
+    # A few passes: pretrained features move little before they overfit small data.
+    epochs: int = 3
+    # On the pooled features, before the classification head.
+    dropout: float = 0.1
+    # AdamW's decoupled weight decay on every trained parameter.
+    weight_decay: float = 0.01
+    # Share of all steps spent warming the learning rate up from near zero.
+    warmup_fraction: float = 0.1
+    # Decay after the warm-up: linear or cosine to zero, or constant.
+    schedule: Schedule = Schedule.LINEAR
+    # Backbone blocks to train, counted from the top; None trains all, 0 freezes the whole backbone.
+    trainable_blocks: int | None = None
+    # Gradual unfreezing: one more block every this many epochs (0: off).
+    unfreeze_every: int = 0
+    # Each block further from the head learns at this factor of the one above (1.0: one LR for all).
+    layer_lr_decay: float = 1.0
+    # Share of the data held out for early stopping and the validation metrics.
+    validation_fraction: float = 0.2
+    # Stop after this many epochs without a lower validation loss (None: run every epoch).
+    patience: int | None = None
+    # Seeds torch, the split and the shuffling, so a run can be repeated.
+    seed: int = 0
+    # One epoch on two batches: checks the whole pipeline in seconds.
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "schedule", _enum(Schedule, self.schedule, "schedule"))
+        _check_positive(self, "batch_size", "epochs")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        if self.trainable_blocks is not None and self.trainable_blocks < 0:
+            raise ConfigError(f"trainable_blocks must be >= 0 or None (all), got {self.trainable_blocks!r}")
+        if self.unfreeze_every < 0:
+            raise ConfigError(f"unfreeze_every must be >= 0, got {self.unfreeze_every!r}")
+        if not 0 < self.layer_lr_decay <= 1:
+            raise ConfigError(f"layer_lr_decay must be in (0, 1], got {self.layer_lr_decay!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be >= 1 or None (off), got {self.patience!r}")
