@@ -13,7 +13,7 @@ from typing import Any
 
 from edgeft import __version__
 from edgeft.config import (
-    ChannelOrder, ExportConfig, HeadKind, ImagePreprocessing, Layout, Pooling, Quantization, Schedule, TrainConfig,
+    ChannelOrder, ExportConfig, FineTuneConfig, HeadKind, ImagePreprocessing, Layout, Pooling, Quantization, Schedule, TrainConfig,
 )
 from edgeft.errors import ConfigError, EdgeftError
 
@@ -104,9 +104,43 @@ def _export_parser(commands: Any) -> None:
     image.add_argument("--pixel-std", default=_csv(img.std), help="per-channel divisor after the offset (default: %(default)s)")
     image.add_argument("--channel-order", choices=[c.value for c in ChannelOrder], default=img.channel_order.value, help="colour order the backbone was trained on (default: %(default)s)")
     image.add_argument("--layout", choices=[v.value for v in Layout], default=img.layout.value, help="axis order of the backbone's input (default: %(default)s)")
+    f = FineTuneConfig()
+    tune = p.add_argument_group("server-side fine-tuning of the backbone, before export (text folders and efficientnet-lite0)")
+    tune.add_argument("--finetune", action="store_true", help="fine-tune the backbone in torch on --train-data first (default: off)")
+    tune.add_argument("--ft-lr", type=float, default=f.lr, help="peak learning rate of AdamW (default: %(default)s)")
+    tune.add_argument("--ft-batch-size", type=int, default=f.batch_size, help="examples per step (default: %(default)s)")
+    tune.add_argument("--ft-epochs", type=int, default=f.epochs, help="passes over the training split (default: %(default)s)")
+    tune.add_argument("--ft-dropout", type=float, default=f.dropout, help="dropout on the pooled features (default: %(default)s)")
+    tune.add_argument("--ft-weight-decay", type=float, default=f.weight_decay, help="AdamW weight decay (default: %(default)s)")
+    tune.add_argument("--ft-warmup-fraction", type=float, default=f.warmup_fraction, help="share of steps warming the LR up (default: %(default)s)")
+    tune.add_argument("--ft-schedule", choices=[v.value for v in Schedule], default=f.schedule.value, help="LR decay after the warm-up (default: %(default)s)")
+    tune.add_argument("--ft-trainable-blocks", type=int, default=f.trainable_blocks, help="blocks trained, from the top; 0 freezes the whole backbone (default: all)")
+    tune.add_argument("--ft-unfreeze-every", type=int, default=f.unfreeze_every, help="gradual unfreezing: one more block every K epochs, 0 is off (default: %(default)s)")
+    tune.add_argument("--ft-layer-lr-decay", type=float, default=f.layer_lr_decay, help="LR factor per block below the top (default: %(default)s)")
+    tune.add_argument("--ft-validation-fraction", type=float, default=f.validation_fraction, help="share held out for early stopping and metrics (default: %(default)s)")
+    tune.add_argument("--ft-patience", type=int, default=f.patience, help="epochs without a lower validation loss before stopping (default: off)")
+    tune.add_argument("--ft-seed", type=int, default=f.seed, help="torch, split and shuffling seed (default: %(default)s)")
+    tune.add_argument("--dry-run", action="store_true", help="fine-tune one epoch on two batches only, to check the pipeline (default: off)")
+    tune.add_argument("--tune", type=int, default=0, metavar="N", help="Optuna trials over lr, weight decay, dropout and unfrozen depth before fine-tuning (default: %(default)s)")
+    tune.add_argument("--finetune-log", help="folder for finetune.json and finetune.png (default: OUTPUT-finetune beside the bundle)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --output (default: off)")
     _add_train_args(p, TRAIN_DEFAULTS)
     p.set_defaults(run=_run_export)
+
+
+def _fine_tune_options(args: argparse.Namespace) -> dict[str, Any]:
+    if not (args.finetune or args.tune):
+        return {}
+    config = FineTuneConfig(
+        lr=args.ft_lr, batch_size=args.ft_batch_size, epochs=args.ft_epochs, dropout=args.ft_dropout,
+        weight_decay=args.ft_weight_decay, warmup_fraction=args.ft_warmup_fraction, schedule=args.ft_schedule,
+        trainable_blocks=args.ft_trainable_blocks, unfreeze_every=args.ft_unfreeze_every,
+        layer_lr_decay=args.ft_layer_lr_decay, validation_fraction=args.ft_validation_fraction,
+        patience=args.ft_patience, seed=args.ft_seed, dry_run=args.dry_run,
+    )
+    if args.tune < 0:
+        raise ConfigError(f"--tune must be >= 0 trials, got {args.tune}")
+    return {"fine_tune": config, "tune_trials": args.tune, "log_dir": args.finetune_log or f"{args.output.rstrip('/')}-finetune"}
 
 
 def _csv(values: tuple) -> str:
@@ -158,7 +192,10 @@ def _export(args: argparse.Namespace, preprocessing: ImagePreprocessing, common:
     if args.train_data:
         X, labels = read_server_data(args.train_data, text_column=args.text_column, label_column=args.label_column,
                                      image_size=preprocessing.size)
+    tuning = _fine_tune_options(args)
     if args.model.endswith(".onnx"):
+        if tuning:
+            raise ConfigError("--finetune and --tune need a torch model (a text folder or efficientnet-lite0), not an ONNX file.")
         if not args.feature_output:
             raise ConfigError("An ONNX --model needs --feature-output: the name of the graph output holding the features.")
         return export_onnx_model(args.model, args.output, feature_output=args.feature_output, pooling=args.pooling,
@@ -169,8 +206,8 @@ def _export(args: argparse.Namespace, preprocessing: ImagePreprocessing, common:
 
         height, width = vision.preprocessing.size
         return export_model(vision.build(), torch.zeros(1, 3, height, width), args.output, images=X, labels=labels,
-                            preprocessing=vision.preprocessing, progress=progress, **common)
-    return export_text_model(args.model, args.output, texts=X, labels=labels, progress=progress, **common)
+                            preprocessing=vision.preprocessing, progress=progress, **common, **tuning)
+    return export_text_model(args.model, args.output, texts=X, labels=labels, progress=progress, **common, **tuning)
 
 
 def _inspect_parser(commands: Any) -> None:

@@ -17,7 +17,7 @@ from device_runtime.validation import check_images, check_labels, check_texts
 from edgeft import atomic
 from edgeft import bundle as layout
 from edgeft.bundle import BackboneSpec, InputSpec, Manifest, write_manifest
-from edgeft.config import ExportConfig, ImagePreprocessing, Pooling, Quantization, TrainConfig, to_dict
+from edgeft.config import ExportConfig, FineTuneConfig, ImagePreprocessing, Pooling, Quantization, TrainConfig, to_dict
 from edgeft.errors import ExportError
 from export.head import build_head, write_training_artifacts
 from export.measure import compare_precisions, latency_ms, split_indices, take
@@ -60,6 +60,9 @@ def export_text_model(
     train_config: TrainConfig = TrainConfig(),
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    fine_tune: FineTuneConfig | None = None,
+    tune_trials: int = 0,
+    log_dir: str | os.PathLike | None = None,
 ) -> Manifest:
     """Export a Hugging Face / sentence-transformers text model to a bundle.
 
@@ -75,18 +78,34 @@ def export_text_model(
             shipped as the device's defaults.
         overwrite: replace an existing bundle at ``output``.
         progress: called as server features are computed and epochs finish.
+        fine_tune: fine-tune the backbone in torch on the server data first
+            (same seed and split as the head, so validation stays unseen).
+        tune_trials: run an Optuna search of this many trials over lr, weight
+            decay, dropout and unfrozen depth before fine-tuning.
+        log_dir: where fine-tuning writes finetune.json and finetune.png.
 
     Returns:
         The manifest written.
 
     Raises:
         ExportError: the model folder cannot be exported, no label set is
-            known, or INT8 loses more accuracy than ``config`` allows.
+            known, fine-tuning has no data, or INT8 loses more accuracy than
+            ``config`` allows.
         DataError: the server examples are empty, mismatched or mislabelled.
     """
     classes, texts = _checked_data("text", texts, labels, label_set, output, overwrite)
     with tempfile.TemporaryDirectory() as work:
-        fp32, tokenizer = export_text_backbone(model_dir, Path(work) / "onnx")
+        tuned_dir, metrics = model_dir, {}
+        if fine_tune is not None:
+            from export.tuning import run_fine_tuning, save_text_model, text_tunable
+
+            _require_data(texts)
+            tunable, _, metrics = run_fine_tuning(
+                text_tunable(model_dir, config.max_length), texts, labels, classes, fine_tune,
+                trials=tune_trials, log_dir=log_dir,
+            )
+            tuned_dir = save_text_model(tunable, model_dir, Path(work) / "tuned")
+        fp32, tokenizer = export_text_backbone(tuned_dir, Path(work) / "onnx")
         source = _Source(
             fp32=fp32,
             input=InputSpec(
@@ -98,7 +117,7 @@ def export_text_model(
             task="text-classification",
             base_model=_base_model(config, Path(model_dir).name, model_dir),
             extra_files={layout.TOKENIZER: tokenizer},
-            metrics={},
+            metrics=metrics,
         )
         return _build(source, Path(work), output, classes, texts, labels, config, train_config, overwrite, progress)
 
@@ -116,6 +135,9 @@ def export_model(
     train_config: TrainConfig = TrainConfig(),
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    fine_tune: FineTuneConfig | None = None,
+    tune_trials: int = 0,
+    log_dir: str | os.PathLike | None = None,
 ) -> Manifest:
     """Export a torch vision backbone to a bundle whose device side needs no torch.
 
@@ -128,6 +150,8 @@ def export_model(
         preprocessing: how the module's training turned pixels into its input;
             written to the manifest and applied by the device in numpy.
         config, train_config, overwrite, progress: as for :func:`export_text_model`.
+        fine_tune, tune_trials, log_dir: as for :func:`export_text_model`
+            (the module is fine-tuned in place).
 
     Returns:
         The manifest written; ``metrics["parity_max_abs_diff"]`` is the largest
@@ -138,6 +162,16 @@ def export_model(
         DataError: the server images are not uint8 arrays of a usable shape.
     """
     classes, images = _checked_data("image", images, labels, label_set, output, overwrite)
+    metrics: dict[str, Any] = {}
+    if fine_tune is not None:
+        from export.tuning import run_fine_tuning, vision_tunable
+
+        _require_data(images)
+        spec = InputSpec(modality="image", input_names=[INPUT], image_size=list(preprocessing.size),
+                         pixel_mean=list(preprocessing.mean), pixel_std=list(preprocessing.std),
+                         channel_order=preprocessing.channel_order.value, layout=preprocessing.layout.value)
+        _, _, metrics = run_fine_tuning(vision_tunable(module, spec), images, labels, classes, fine_tune,
+                                        trials=tune_trials, log_dir=log_dir)
     with tempfile.TemporaryDirectory() as work:
         fp32 = Path(work) / "backbone.onnx"
         parity = export_torch_backbone(module, example_input, fp32)
@@ -150,7 +184,7 @@ def export_model(
             task="image-classification",
             base_model=_base_model(config, type(module).__name__, "torch module"),
             extra_files={},
-            metrics={"parity_max_abs_diff": parity},
+            metrics={**metrics, "parity_max_abs_diff": parity},
         )
         return _build(source, Path(work), output, classes, images, labels, config, train_config, overwrite, progress)
 
@@ -222,6 +256,11 @@ def export_onnx_model(
             metrics={},
         )
         return _build(source, Path(work), output, classes, X, labels, config, train_config, overwrite, progress)
+
+
+def _require_data(X: Any) -> None:
+    if X is None:
+        raise ExportError("Fine-tuning trains on server data: give labelled examples (--train-data).")
 
 
 def _bad_pooling(value: object) -> Pooling:
