@@ -231,7 +231,7 @@ def _run_inspect(args: argparse.Namespace) -> None:
         ("base model", f"{m.base_model.get('name')} ({m.base_model.get('license')})"),
         ("task", m.task),
         ("labels", ", ".join(m.labels)),
-        ("input", f"{m.input.modality}, max {m.input.max_length} tokens, inputs {', '.join(m.input.input_names)}"),
+        ("input", _describe_input(m.input)),
         ("backbone", f"{m.backbone.precision}, {m.backbone.feature_size} features from {m.backbone.output_name!r}"),
         ("head", f"{m.head.kind} {m.head.in_features}->{m.head.out_features}, {m.head.optimizer} (wd {m.head.weight_decay}), {'trained' if m.head.trained else 'untrained'}"),
         ("trainable", ", ".join(m.head.trainable)),
@@ -243,6 +243,13 @@ def _run_inspect(args: argparse.Namespace) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+def _describe_input(spec: Any) -> str:
+    if spec.modality == "image":
+        return (f"image, {spec.image_size[0]}x{spec.image_size[1]} {spec.channel_order} {spec.layout}, "
+                f"(x - {_csv(tuple(spec.pixel_mean))}) / {_csv(tuple(spec.pixel_std))}, input {spec.input_names[0]}")
+    return f"{spec.modality}, max {spec.max_length} tokens, inputs {', '.join(spec.input_names)}"
 
 
 def _personalize_parser(commands: Any) -> None:

@@ -354,7 +354,7 @@ def _build(
             personalizer.save_head_checkpoint(folder / layout.CHECKPOINT)
         precision = "fp32"
         if config.quantization is Quantization.NONE:
-            metrics["backbone_latency_ms_fp32"] = latency_ms(personalizer.backbone, bench)
+            metrics["backbone_latency_ms_fp32"] = latency_ms(personalizer.backbone, X=bench)[0]
         else:
             int8 = work / "backbone-int8.onnx"
             calibration = None

@@ -14,7 +14,7 @@ from device_runtime.backbone import backbone_for
 from edgeft.config import ExportConfig
 from edgeft.errors import ExportError
 
-_LATENCY_REPEATS = 3
+_LATENCY_REPEATS = 5
 
 
 def split_indices(labels: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -40,15 +40,21 @@ def take(X: Any, idx: np.ndarray) -> Any:
     return X[idx] if isinstance(X, np.ndarray) else [X[i] for i in idx]
 
 
-def latency_ms(backbone: Any, X: Any) -> float:
-    """Median wall time of the backbone on the batch ``X``, in ms, after one warm-up run."""
-    backbone.features(X, batch_size=len(X))
-    times = []
-    for _ in range(_LATENCY_REPEATS):
-        start = time.perf_counter()
+def latency_ms(*backbones: Any, X: Any) -> list[float]:
+    """Median wall time of each backbone on the batch ``X``, in ms, after one warm-up run each.
+
+    Runs alternate between the backbones, so load from other processes on a
+    shared machine weighs on each about equally.
+    """
+    times: list[list[float]] = [[] for _ in backbones]
+    for backbone in backbones:
         backbone.features(X, batch_size=len(X))
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times) * 1000, 3)
+    for _ in range(_LATENCY_REPEATS):
+        for backbone, spent in zip(backbones, times):
+            start = time.perf_counter()
+            backbone.features(X, batch_size=len(X))
+            spent.append(time.perf_counter() - start)
+    return [round(statistics.median(spent) * 1000, 3) for spent in times]
 
 
 def compare_precisions(
@@ -82,11 +88,12 @@ def compare_precisions(
         int8_backbone = backbone_for(personalizer.bundle, model_path=str(int8))
     except Exception as e:  # ORT's errors have no common base but RuntimeError-like native types
         raise ExportError(f"ONNX Runtime cannot run the quantized backbone ({e}); export with --quantize none.") from e
+    fp32_ms, int8_ms = latency_ms(fp32_backbone, int8_backbone, X=bench)
     metrics: dict[str, Any] = {
         "backbone_bytes_int8": int8.stat().st_size,
         "latency_batch_size": len(bench),
-        "backbone_latency_ms_fp32": latency_ms(fp32_backbone, bench),
-        "backbone_latency_ms_int8": latency_ms(int8_backbone, bench),
+        "backbone_latency_ms_fp32": fp32_ms,
+        "backbone_latency_ms_int8": int8_ms,
     }
     if validation is None:
         return metrics

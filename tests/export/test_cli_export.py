@@ -94,6 +94,9 @@ def test_export_an_onnx_image_backbone_from_an_image_folder(effnet_onnx, fashion
     manifest = Bundle.load(tmp_path / "b").manifest
     assert manifest.input.image_size == [224, 224] and manifest.head.trained
     assert sorted(manifest.labels) == sorted(set(labels[:12]))
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "b")]) == 0
+    assert "image, 224x224 RGB NCHW, (x - 127,127,127) / 128,128,128" in capsys.readouterr().out
 
 
 def test_an_image_size_the_backbone_does_not_take_is_a_clear_error(effnet_onnx, tmp_path, capsys):

@@ -45,7 +45,7 @@ def test_tune_searches_then_fine_tunes_efficientnet(fashion, tmp_path):
     manifest = export_model(
         model.build(), torch.zeros(1, 3, 224, 224), tmp_path / "b", images=images, labels=labels,
         preprocessing=model.preprocessing, config=ExportConfig(quantization="none"),
-        fine_tune=FineTuneConfig(batch_size=4, dry_run=True), tune_trials=2, log_dir=tmp_path / "log",
+        fine_tune=FineTuneConfig(batch_size=2, dry_run=True), tune_trials=2, log_dir=tmp_path / "log",
     )
     m = manifest.metrics
     assert m["tune_trials"] == 2
