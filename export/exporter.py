@@ -23,13 +23,15 @@ from export.head import build_head, write_training_artifacts
 from export.measure import compare_precisions, latency_ms, split_indices, take
 from export.onnx_file import feature_size, graph_inputs, input_shape, prepare_onnx_backbone
 from export.quantize import quantize_backbone
-from export.text import SENTENCE_OUTPUT, export_text_backbone
+from export.text import SENTENCE_OUTPUT, export_text_backbone, text_parity
 from export.vision import INPUT, OUTPUT, export_torch_backbone
 
 # The texts the bundle check runs when there is no server data.
 _TEXT_SAMPLE = ["edgeft checks the bundle before it ships."]
 # Calibration of int8-static: enough batches for stable ranges, few enough to take seconds.
 _CALIBRATION_EXAMPLES = 64
+# ONNX vs torch on the same input; float32 kernels differ by ~1e-6, a broken export by far more.
+_PARITY_TOLERANCE = 1e-3
 # Backbone latency is timed on one batch of this many server examples.
 _LATENCY_BATCH = 16
 
@@ -106,6 +108,8 @@ def export_text_model(
             )
             tuned_dir = save_text_model(tunable, model_dir, Path(work) / "tuned")
         fp32, tokenizer = export_text_backbone(tuned_dir, Path(work) / "onnx")
+        parity = text_parity(tuned_dir, fp32, list((texts or _TEXT_SAMPLE)[:4]), config.max_length)
+        _check_parity(parity)
         source = _Source(
             fp32=fp32,
             input=InputSpec(
@@ -117,7 +121,7 @@ def export_text_model(
             task="text-classification",
             base_model=_base_model(config, Path(model_dir).name, model_dir),
             extra_files={layout.TOKENIZER: tokenizer},
-            metrics=metrics,
+            metrics={**metrics, "parity_max_abs_diff": parity},
         )
         return _build(source, Path(work), output, classes, texts, labels, config, train_config, overwrite, progress)
 
@@ -175,6 +179,7 @@ def export_model(
     with tempfile.TemporaryDirectory() as work:
         fp32 = Path(work) / "backbone.onnx"
         parity = export_torch_backbone(module, example_input, fp32)
+        _check_parity(parity)
         source = _Source(
             fp32=fp32,
             input=_image_input(fp32, [INPUT], preprocessing),
@@ -256,6 +261,15 @@ def export_onnx_model(
             metrics={},
         )
         return _build(source, Path(work), output, classes, X, labels, config, train_config, overwrite, progress)
+
+
+def _check_parity(diff: float) -> None:
+    """The exported graph must compute what the torch model does, up to float rounding."""
+    if diff > _PARITY_TOLERANCE:
+        raise ExportError(
+            f"The ONNX backbone differs from the torch model by up to {diff:.2e} (tolerance {_PARITY_TOLERANCE:.0e}); "
+            "the export is wrong. Is the module in eval mode, and free of data-dependent control flow?"
+        )
 
 
 def _require_data(X: Any) -> None:

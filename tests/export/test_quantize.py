@@ -27,6 +27,7 @@ def test_minilm_int8_dynamic_is_measured_against_fp32(minilm_bundle):
     assert m.metrics["backbone_bytes"] == m.metrics["backbone_bytes_int8"]
     assert 0 <= m.metrics["int8_identical_predictions"] <= 1
     assert m.metrics["validation_examples"] == 5  # 20% of 4 per class, at least one per class
+    assert m.metrics["parity_max_abs_diff"] < 1e-4  # the ONNX graph vs the torch model, before quantization
 
 
 def test_int8_static_calibrates_on_server_data(bbc_splits, tmp_path):
