@@ -7,10 +7,13 @@ them, since some packages' ``__init__`` pulls heavy dependencies.
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import random
 from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 from edgeft.errors import DataError
 
@@ -75,7 +78,7 @@ FASHION_MNIST_CLASSES = [
 ]
 
 
-def fashion_mnist(split: str = "train", per_class: int | None = None, *, seed: int = 0) -> tuple["np.ndarray", list[str]]:
+def fashion_mnist(split: str = "train", per_class: int | None = None, *, seed: int = 0) -> tuple[np.ndarray, list[str]]:
     """Fashion-MNIST (Debian package ``dataset-fashion-mnist``): 28x28 grey uint8 images.
 
     Args:
@@ -89,10 +92,6 @@ def fashion_mnist(split: str = "train", per_class: int | None = None, *, seed: i
     Raises:
         DataError: the files are not installed.
     """
-    import gzip
-
-    import numpy as np
-
     prefix = {"train": "train", "test": "t10k"}[split]
     images_file = FASHION_MNIST / f"{prefix}-images-idx3-ubyte.gz"
     labels_file = FASHION_MNIST / f"{prefix}-labels-idx1-ubyte.gz"

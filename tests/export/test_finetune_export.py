@@ -13,6 +13,7 @@ from edgeft.bundle import Bundle
 from edgeft.cli import main
 from edgeft.config import ExportConfig, FineTuneConfig
 from edgeft.data import write_examples
+from edgeft.datasets import minilm_path
 from export import export_model
 from export.vision import VISION_MODELS
 
@@ -21,7 +22,7 @@ def test_cli_fine_tunes_minilm_then_exports_it(bbc_splits, minilm_onnx, tmp_path
     texts, labels = bbc_splits["server"]
     write_examples(tmp_path / "server.csv", texts, labels)
     out = tmp_path / "bundle"
-    code = main(["export", "--model", str(_minilm()), "--train-data", str(tmp_path / "server.csv"), "--output", str(out),
+    code = main(["export", "--model", str(minilm_path()), "--train-data", str(tmp_path / "server.csv"), "--output", str(out),
                  "--finetune", "--dry-run", "--ft-batch-size", "4", "--ft-lr", "1e-3", "--max-length", "32",
                  "--quantize", "none", "--epochs", "3"])
     assert code == 0, capsys.readouterr().err
@@ -53,8 +54,3 @@ def test_tune_searches_then_fine_tunes_efficientnet(fashion, tmp_path):
     assert m["finetune_config"]["lr"] == m["tune_best_params"]["lr"]
     assert m["parity_max_abs_diff"] < 1e-4
 
-
-def _minilm():
-    from edgeft.datasets import minilm_path
-
-    return minilm_path()
