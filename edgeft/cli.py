@@ -5,6 +5,7 @@ one library function; heavy imports (torch, optimum) happen only in ``export``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
@@ -188,6 +189,11 @@ def _export(args: argparse.Namespace, preprocessing: ImagePreprocessing, common:
     vision = VISION_MODELS.get(args.model)
     if vision is not None:
         preprocessing = vision.preprocessing
+        config = common["config"]
+        common["config"] = dataclasses.replace(
+            config, base_model=config.base_model or vision.name,
+            license=vision.license if config.license == EXPORT_DEFAULTS.license else config.license,
+        )
     X = labels = None
     if args.train_data:
         X, labels = read_server_data(args.train_data, text_column=args.text_column, label_column=args.label_column,
