@@ -8,10 +8,11 @@ from device_runtime._onnxruntime import import_onnxruntime_without_torch
 
 import_onnxruntime_without_torch()  # before anything imports onnxruntime: see _onnxruntime.py
 
-from device_runtime.backbone import ProviderFallbackWarning, TruncationWarning
+from device_runtime.backbone import TruncationWarning
 from device_runtime.drift import reference_statistics
 from device_runtime.engines.base import EngineFallbackWarning
 from device_runtime.personalizer import Personalizer
+from device_runtime.sessions import ProviderFallbackWarning
 from device_runtime.trainer import Progress
 
 __all__ = [

@@ -2,76 +2,42 @@
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from device_runtime.image import ImageBackbone
+from device_runtime.sessions import BackboneSession
 from edgeft.bundle import BACKBONE, TOKENIZER, Bundle
-from edgeft.errors import ConfigError
+from edgeft.errors import BundleError
 
 
 class TruncationWarning(UserWarning):
     """Some texts were longer than the bundle's max_length and were cut."""
 
 
-class ProviderFallbackWarning(UserWarning):
-    """An execution provider asked for is not in this ONNX Runtime build; the next one is used."""
-
-
-# Short names for ONNX Runtime's execution providers.
-PROVIDERS = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "xnnpack": "XnnpackExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-    "nnapi": "NnapiExecutionProvider",
-    "qnn": "QNNExecutionProvider",
-}
-
-
-def resolve_providers(requested: list[str] | tuple[str, ...] | None) -> list[str]:
-    """The requested providers that this ORT build has, in order, with CPU last.
-
-    Each missing one is skipped with a :class:`ProviderFallbackWarning`.
-
-    Raises:
-        ConfigError: a name is neither a short name nor an ORT provider name.
-    """
-    available = ort.get_available_providers()
-    chosen = []
-    for name in requested or ["cpu"]:
-        full = PROVIDERS.get(name.lower(), name)
-        if full not in PROVIDERS.values() and full not in available:
-            raise ConfigError(f"Unknown execution provider {name!r}; expected one of {', '.join(PROVIDERS)} or an ORT provider name.")
-        if full in available:
-            chosen.append(full)
-        else:
-            warnings.warn(
-                f"Execution provider {full} is not in this onnxruntime build (it has {', '.join(available)}); "
-                "falling back to the next one.",
-                ProviderFallbackWarning,
-                stacklevel=3,
-            )
-    return [*[p for p in chosen if p != PROVIDERS["cpu"]], PROVIDERS["cpu"]]
-
-
-class TextBackbone:
+class TextBackbone(BackboneSession):
     """Tokenizer plus the backbone's ONNX inference session.
 
     Args:
         bundle: a loaded bundle of text modality.
-        providers: execution providers in order of preference (short names
-            such as "cuda" or ORT names); missing ones fall back with a warning.
-        threads: intra-op threads (0 lets ORT choose).
-        inter_op_threads: threads across operators (0 lets ORT choose).
+        providers, threads, inter_op_threads: as for :class:`BackboneSession`.
+        model_path: another backbone file to run instead of the bundle's
+            (the exporter compares FP32 and INT8 this way).
     """
 
     def __init__(
-        self, bundle: Bundle, providers: list[str] | None = None, threads: int = 0, inter_op_threads: int = 0
+        self,
+        bundle: Bundle,
+        providers: list[str] | None = None,
+        threads: int = 0,
+        inter_op_threads: int = 0,
+        model_path: str | os.PathLike | None = None,
     ) -> None:
+        super().__init__(model_path or bundle.file(BACKBONE), providers, threads, inter_op_threads)
         spec = bundle.manifest.input
         self.max_length = spec.max_length
         self.input_names = spec.input_names
@@ -81,15 +47,6 @@ class TextBackbone:
         # Pad to the longest text of each batch, not to a fixed length: less work.
         pad = self.tokenizer.padding or {}
         self.tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = inter_op_threads
-        self.session = ort.InferenceSession(str(bundle.file(BACKBONE)), options, providers=resolve_providers(providers))
-
-    @property
-    def provider(self) -> str:
-        """The execution provider that runs the backbone (the first one the session took)."""
-        return self.session.get_providers()[0]
 
     def features(
         self,
@@ -123,6 +80,11 @@ class TextBackbone:
             )
         return out
 
+    def batch_feeds(self, texts: list[str], batch_size: int = 32) -> Iterator[dict[str, np.ndarray]]:
+        """The backbone's input feeds, one dict per batch (also used for INT8 calibration)."""
+        for start in range(0, len(texts), batch_size):
+            yield text_feeds(self.tokenizer.encode_batch(texts[start : start + batch_size]), self.input_names)
+
 
 def text_feeds(encodings: list, input_names: list[str]) -> dict[str, np.ndarray]:
     """The graph inputs a transformer backbone asks for, from padded tokenizer encodings."""
@@ -133,3 +95,33 @@ def text_feeds(encodings: list, input_names: list[str]) -> dict[str, np.ndarray]
         "token_type_ids": np.zeros_like(ids),
     }
     return {name: columns[name] for name in input_names}
+
+
+# One backbone class per input modality; a new modality registers here.
+BACKBONES: dict[str, type] = {"text": TextBackbone, "image": ImageBackbone}
+
+
+def backbone_for(
+    bundle: Bundle,
+    providers: list[str] | None = None,
+    threads: int = 0,
+    inter_op_threads: int = 0,
+    *,
+    model_path: str | os.PathLike | None = None,
+) -> TextBackbone | ImageBackbone:
+    """The backbone that reads the bundle's modality.
+
+    Args:
+        bundle: a loaded bundle.
+        providers, threads, inter_op_threads: as for :class:`BackboneSession`.
+        model_path: another backbone file to run instead of the bundle's.
+
+    Raises:
+        BundleError: the bundle's modality is not one this runtime reads.
+    """
+    modality = bundle.manifest.input.modality
+    if modality not in BACKBONES:
+        raise BundleError(
+            f"The bundle's input modality {modality!r} is not supported; this edgeft reads {', '.join(BACKBONES)}."
+        )
+    return BACKBONES[modality](bundle, providers, threads, inter_op_threads, model_path)

@@ -50,8 +50,12 @@ class FeatureCache:
             self._load_index()
 
     @staticmethod
-    def key_of(example: str) -> str:
-        return hashlib.sha256(example.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    def key_of(example: str | np.ndarray) -> str:
+        """A text's or an image's content hash (an image's shape is part of its content)."""
+        if isinstance(example, str):
+            return hashlib.sha256(example.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        data = np.ascontiguousarray(example)
+        return hashlib.sha256(repr(data.shape).encode() + data.tobytes()).hexdigest()[:32]
 
     def __len__(self) -> int:
         return len(self._memory.keys() | self._disk.keys())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from device_runtime.acceptance import decide, validation_split
-from device_runtime.backbone import TextBackbone
+from device_runtime.backbone import backbone_for
 from device_runtime.cache import FeatureCache
 from device_runtime.drift import DEFAULT_THRESHOLD, RunningStats, compare
 from device_runtime.engines import HeadEngine, open_engine, resolve_engine
@@ -21,14 +22,14 @@ from device_runtime.inference_export import export_inference_model
 from device_runtime.scoring import batched_logits, score_head, softmax
 from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state
 from device_runtime.trainer import Progress, ProgressCallback, train_head
-from device_runtime.validation import check_features, check_labels, check_texts
+from device_runtime.validation import check_features, check_inputs, check_labels
 from device_runtime.versions import VersionHistory
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
 from edgeft.config import Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
 from edgeft.errors import BundleError, NotFittedError, StateError
 
-FEATURE_CHUNK = 256  # texts per backbone pass: bounds memory however many examples come
+FEATURE_CHUNK = 256  # examples per backbone pass: bounds memory however many examples come
 
 
 class Personalizer:
@@ -61,11 +62,11 @@ class Personalizer:
         self.config = config or from_dict(TrainConfig, bundle.manifest.training)
         self.runtime = runtime or RuntimeConfig()
         self.engine = resolve_engine(self.runtime.engine)
-        self.backbone = TextBackbone(
+        self.backbone = backbone_for(
             bundle, list(self.runtime.providers), self.runtime.intra_op_threads, self.runtime.inter_op_threads
         )
         self.cache = FeatureCache(
-            f"{bundle.backbone_sha256}:{bundle.manifest.files[layout.TOKENIZER].sha256}:{bundle.manifest.input.max_length}",
+            _feature_identity(bundle),
             bundle.manifest.backbone.feature_size,
             int(self.runtime.cache_memory_mb * 2**20),
             self.runtime.cache_dir,
@@ -139,7 +140,7 @@ class Personalizer:
         Raises:
             DataError: ``X`` is empty or holds non-text.
         """
-        return self._features(check_texts(X), progress)
+        return self._features(check_inputs(X, self.bundle.manifest.input), progress)
 
     def predict_proba(self, X: list[str]) -> np.ndarray:
         """Class probabilities, shape (n, len(labels)), in the order of :attr:`labels`.
@@ -164,10 +165,10 @@ class Personalizer:
         Raises:
             NotFittedError, DataError: as for :meth:`predict` and :meth:`fit`.
         """
-        texts = check_texts(X)
-        targets = check_labels(y, self.labels, len(texts))
+        examples = check_inputs(X, self.bundle.manifest.input)
+        targets = check_labels(y, self.labels, len(examples))
         self._check_fitted()
-        report = score_head(self._engine, self._features(texts, None), targets, len(self.labels), self.config.batch_size)
+        report = score_head(self._engine, self._features(examples, None), targets, len(self.labels), self.config.batch_size)
         return {**report, "labels": self.labels}
 
     def score(self, X: list[str], y: list[str]) -> float:
@@ -277,10 +278,10 @@ class Personalizer:
     def _train(self, X: list[str], y: list[str], progress: ProgressCallback | None, overrides: dict, restart: bool) -> Personalizer:
         started = time.monotonic()
         config = self.config.replace(**overrides)
-        texts = check_texts(X)
-        targets = check_labels(y, self.labels, len(texts))
+        examples = check_inputs(X, self.bundle.manifest.input)
+        targets = check_labels(y, self.labels, len(examples))
         deadline = started + config.max_seconds if config.max_seconds else None
-        features = self._features(texts, progress)
+        features = self._features(examples, progress)
         feature_seconds = time.monotonic() - started
         train_idx, val_idx = validation_split(targets, config.validation_fraction, config.seed)
         on, eval_idx = ("the validation split", val_idx) if len(val_idx) else ("the training data (no validation split)", train_idx)
@@ -304,7 +305,7 @@ class Personalizer:
             accepted, reason = decide(config, result.stopped, result.steps, new, current, on)
             if accepted:
                 self._engine = engine
-                self.versions_.add(engine.parameters(), {**_summary(new), "examples": len(texts), "validated_on": on})
+                self.versions_.add(engine.parameters(), {**_summary(new), "examples": len(examples), "validated_on": on})
             elif not restart:
                 self._engine = self._open_engine(snapshot, weight_decay=config.weight_decay)
         self.config = config
@@ -313,19 +314,19 @@ class Personalizer:
             "accepted": accepted, "reason": reason, "version": self.versions_.current,
             "metric": config.metric.value, "new": _summary(new), "current": _summary(current),
             "stopped": result.stopped, "epochs": len(result.history), "steps": result.steps,
-            "best_epoch": result.best_epoch, "examples": len(texts), "train_examples": len(train_idx),
+            "best_epoch": result.best_epoch, "examples": len(examples), "train_examples": len(train_idx),
             "validation_examples": len(val_idx), "engine": self.engine.value, "provider": self.provider,
             "feature_seconds": feature_seconds, "train_seconds": time.monotonic() - started - feature_seconds,
             "final_loss": result.history[-1] if result.history else None,
         }
         return self
 
-    def _features(self, texts: list[str], progress: ProgressCallback | None) -> np.ndarray:
-        keys = [FeatureCache.key_of(t) for t in texts]
-        missing: dict[str, str] = {}
-        for key, text in zip(keys, texts):
+    def _features(self, examples: list[str] | np.ndarray, progress: ProgressCallback | None) -> np.ndarray:
+        keys = [FeatureCache.key_of(x) for x in examples]
+        missing: dict[str, str | np.ndarray] = {}
+        for key, example in zip(keys, examples):
             if key not in missing and self.cache.get(key) is None:
-                missing[key] = text
+                missing[key] = example
         todo = list(missing.items())
         for start in range(0, len(todo), FEATURE_CHUNK):
             chunk = todo[start : start + FEATURE_CHUNK]
@@ -354,6 +355,13 @@ class Personalizer:
 
     def __repr__(self) -> str:
         return f"Personalizer({self.bundle!r}, head version {self.current_version}, {self.engine.value} engine)"
+
+
+def _feature_identity(bundle: Bundle) -> str:
+    """What fixes an example's features: the backbone, its tokenizer (if any) and the input spec."""
+    tokenizer = bundle.manifest.files.get(layout.TOKENIZER)
+    spec = json.dumps(dataclasses.asdict(bundle.manifest.input), sort_keys=True)
+    return f"{bundle.backbone_sha256}:{tokenizer.sha256 if tokenizer else '-'}:{spec}"
 
 
 def _summary(report: dict[str, Any]) -> dict[str, float]:

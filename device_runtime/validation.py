@@ -6,7 +6,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edgeft.bundle import InputSpec
 from edgeft.errors import DataError, DataTypeError
+
+
+def check_inputs(X: object, spec: InputSpec) -> list[str] | np.ndarray:
+    """Examples checked for the bundle's modality: texts, or uint8 images.
+
+    Raises:
+        DataTypeError: ``X`` is of a type the bundle's model cannot read.
+        DataError: ``X`` is empty or misshaped.
+    """
+    if spec.modality == "image":
+        return check_images(X)
+    return check_texts(X)
 
 
 def check_texts(X: object) -> list[str]:
@@ -24,6 +37,38 @@ def check_texts(X: object) -> list[str]:
                 f"X[{i}] is {type(text).__name__}, but this bundle's model reads text: every example must be a str."
             )
     return texts
+
+
+def check_images(X: object) -> np.ndarray:
+    """uint8 images as one array of shape (n, height, width, channels), channels 1 or 3.
+
+    Accepts an array (n, h, w) of grey images or (n, h, w, c), or a list of
+    same-shaped images. Pixels are expected in RGB order, 0..255.
+    """
+    if isinstance(X, (str, bytes)) or not isinstance(X, (Sequence, np.ndarray)):
+        raise DataTypeError(f"X must be an array of uint8 images, got {type(X).__name__}.")
+    if len(X) == 0:
+        raise DataError("X is empty: at least one example is needed.")
+    if not isinstance(X, np.ndarray):
+        if any(isinstance(x, str) for x in X):
+            raise DataTypeError("X holds text, but this bundle's model reads images: pass uint8 pixel arrays.")
+        shapes = {np.shape(x) for x in X}
+        if len(shapes) > 1:
+            raise DataError(f"X holds images of different shapes {sorted(shapes)[:3]}; give images of one size.")
+        X = np.stack([np.asarray(x) for x in X])
+    if X.dtype != np.uint8:
+        raise DataTypeError(
+            f"X has dtype {X.dtype}, but this bundle's model reads uint8 pixels (0..255); "
+            "convert with np.clip(x, 0, 255).astype(np.uint8)."
+        )
+    if X.ndim == 3:
+        X = X[..., None]
+    if X.ndim != 4 or X.shape[-1] not in (1, 3):
+        raise DataError(
+            f"X has shape {X.shape}, but an image bundle expects (n, height, width) grey images or "
+            "(n, height, width, channels) with 1 or 3 channels."
+        )
+    return X
 
 
 def check_labels(y: object, labels: Sequence[str], n_examples: int) -> np.ndarray:

@@ -10,6 +10,8 @@ Layout (format version 1)::
     manifest.json                 this schema, with a size and sha256 per file
     backbone.onnx                 frozen feature extractor, an inference model
     tokenizer.json                text bundles only (Hugging Face tokenizers)
+                                  (image bundles carry their preprocessing in
+                                  the manifest's ``input`` instead)
     head/training_model.onnx      ORT training artifacts of the head, whose
     head/eval_model.onnx          input is the backbone's feature vector
     head/optimizer_model.onnx
@@ -51,10 +53,16 @@ REFERENCE = "reference.json"  # feature and confidence statistics at export, for
 class InputSpec:
     """What the backbone eats and how raw input is turned into it."""
 
-    modality: str  # "text"
+    modality: str  # "text" or "image"
     input_names: list[str]
     tokenizer: str | None = None  # file name inside the bundle
     max_length: int | None = None  # tokens; longer text is truncated with a warning
+    # Image bundles only; every field defaults to None so format-1 text manifests still parse.
+    image_size: list[int] | None = None  # [height, width] the backbone expects
+    pixel_mean: list[float] | None = None  # per channel, subtracted from 0..255 pixels
+    pixel_std: list[float] | None = None  # per channel, divides after the subtraction
+    channel_order: str | None = None  # "RGB" or "BGR": the order the backbone was trained on
+    layout: str | None = None  # "NCHW" or "NHWC": the backbone input's axis order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +72,8 @@ class BackboneSpec:
     precision: str  # "fp32" or "int8"
     feature_size: int
     output_name: str  # the ONNX output that holds one feature vector per example
+    # How per-token outputs became one vector ("none", "mean", "cls"); pooling is part of the graph.
+    pooling: str = "none"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,13 +5,29 @@ one library function; heavy imports (torch, optimum) happen only in ``export``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
 
 from edgeft import __version__
-from edgeft.config import Accept, Engine, ExportConfig, HeadKind, Metric, Quantization, RuntimeConfig, Schedule, TrainConfig
-from edgeft.errors import EdgeftError
+from edgeft.config import (
+    Accept,
+    ChannelOrder,
+    Engine,
+    ExportConfig,
+    FineTuneConfig,
+    HeadKind,
+    ImagePreprocessing,
+    Layout,
+    Metric,
+    Pooling,
+    Quantization,
+    RuntimeConfig,
+    Schedule,
+    TrainConfig,
+)
+from edgeft.errors import ConfigError, EdgeftError
 
 TRAIN_DEFAULTS = TrainConfig()
 EXPORT_DEFAULTS = ExportConfig()
@@ -98,50 +114,150 @@ def _runtime(args: argparse.Namespace) -> RuntimeConfig:
 
 def _export_parser(commands: Any) -> None:
     d = EXPORT_DEFAULTS
-    p = commands.add_parser("export", help="export a Hugging Face text model folder to a bundle",
-                            description="Export a Hugging Face / sentence-transformers model folder to a bundle: "
-                            "ONNX backbone (INT8 by default), head training artifacts, tokenizer, checksummed manifest. "
-                            "With --train-data the head ships trained on those examples.")
-    p.add_argument("--model", required=True, help="local model folder (config.json, weights, tokenizer.json)")
-    p.add_argument("--output", required=True, help="bundle folder to write")
-    p.add_argument("--train-data", help="server examples (.csv or .jsonl) to train the shipped head on")
+    img = ImagePreprocessing()
+    p = commands.add_parser("export", help="export a text model folder, a packaged vision model or an ONNX file to a bundle",
+                            description="Export a backbone to a bundle: ONNX backbone (INT8 by default), head training "
+                            "artifacts, tokenizer or image preprocessing, checksummed manifest. --model is a Hugging Face / "
+                            "sentence-transformers folder, a packaged vision model (efficientnet-lite0), or an .onnx file "
+                            "(with --feature-output). With --train-data the head ships trained on a training split; the "
+                            "validation split measures it and the INT8 backbone against FP32.")
+    p.add_argument("--model", required=True, help="model folder (config.json, weights, tokenizer.json), efficientnet-lite0, or a .onnx file (required)")
+    p.add_argument("--output", required=True, help="bundle folder to write (required)")
+    p.add_argument("--train-data", help="server examples: .csv/.jsonl texts, a folder with one image sub-folder per class, "
+                   "or .npz with arrays X and y (default: none, the head ships untrained)")
     p.add_argument("--labels", help="comma-separated label set, in order (default: sorted labels of --train-data)")
     _add_data_args(p)
     p.add_argument("--name", default=d.name, help="bundle name (default: %(default)s)")
     p.add_argument("--version", dest="bundle_version", default=d.version, help="bundle version (default: %(default)s)")
     p.add_argument("--base-model", default=d.base_model, help="base model's name for the manifest (default: the folder's name)")
     p.add_argument("--license", default=d.license, help="base model's licence (default: %(default)s)")
-    p.add_argument("--quantize", choices=[q.value for q in Quantization], default=d.quantization.value, help="backbone precision; the head is never quantized (default: %(default)s)")
+    p.add_argument("--quantize", choices=[q.value for q in Quantization], default=d.quantization.value, help="backbone precision; int8-static calibrates on --train-data; the head is never quantized (default: %(default)s)")
+    p.add_argument("--validation-fraction", type=float, default=d.validation_fraction, help="share of --train-data held out to measure the head and INT8 against FP32 (default: %(default)s)")
+    p.add_argument("--max-quality-loss", type=float, default=100 * d.max_quality_loss, help="accuracy points INT8 may lose against FP32 on the validation split (default: %(default)s)")
+    p.add_argument("--accept-quality-loss", action="store_true", help="ship the INT8 backbone even when it loses more than --max-quality-loss (default: off)")
     p.add_argument("--max-length", type=int, default=d.max_length, help="tokens per text, longer text is truncated (default: %(default)s)")
     p.add_argument("--head", choices=[h.value for h in HeadKind], default=d.head.value, help="head type (default: %(default)s)")
     p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="hidden units of an mlp head (default: %(default)s)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (default: %(default)s)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --output")
+    onnx_file = p.add_argument_group("ONNX backbone file (--model x.onnx)")
+    onnx_file.add_argument("--feature-output", help="the graph output holding the features (default: none; required for a .onnx --model)")
+    onnx_file.add_argument("--pooling", choices=[v.value for v in Pooling], default=Pooling.NONE.value, help="how a (batch, tokens, hidden) output becomes one vector: mean over the attention mask, or the first token (default: %(default)s)")
+    onnx_file.add_argument("--tokenizer", help="tokenizer.json of a text backbone (default: none, the backbone reads images)")
+    image = p.add_argument_group("image preprocessing (ONNX image backbones; packaged vision models bring their own)")
+    image.add_argument("--image-size", default=_csv(img.size), help="height,width the backbone expects (default: %(default)s)")
+    image.add_argument("--pixel-mean", default=_csv(img.mean), help="per-channel offset on 0..255 pixels (default: %(default)s)")
+    image.add_argument("--pixel-std", default=_csv(img.std), help="per-channel divisor after the offset (default: %(default)s)")
+    image.add_argument("--channel-order", choices=[c.value for c in ChannelOrder], default=img.channel_order.value, help="colour order the backbone was trained on (default: %(default)s)")
+    image.add_argument("--layout", choices=[v.value for v in Layout], default=img.layout.value, help="axis order of the backbone's input (default: %(default)s)")
+    f = FineTuneConfig()
+    tune = p.add_argument_group("server-side fine-tuning of the backbone, before export (text folders and efficientnet-lite0)")
+    tune.add_argument("--finetune", action="store_true", help="fine-tune the backbone in torch on --train-data first (default: off)")
+    tune.add_argument("--ft-lr", type=float, default=f.lr, help="peak learning rate of AdamW (default: %(default)s)")
+    tune.add_argument("--ft-batch-size", type=int, default=f.batch_size, help="examples per step (default: %(default)s)")
+    tune.add_argument("--ft-epochs", type=int, default=f.epochs, help="passes over the training split (default: %(default)s)")
+    tune.add_argument("--ft-dropout", type=float, default=f.dropout, help="dropout on the pooled features (default: %(default)s)")
+    tune.add_argument("--ft-weight-decay", type=float, default=f.weight_decay, help="AdamW weight decay (default: %(default)s)")
+    tune.add_argument("--ft-warmup-fraction", type=float, default=f.warmup_fraction, help="share of steps warming the LR up (default: %(default)s)")
+    tune.add_argument("--ft-schedule", choices=[v.value for v in Schedule], default=f.schedule.value, help="LR decay after the warm-up (default: %(default)s)")
+    tune.add_argument("--ft-trainable-blocks", type=int, default=f.trainable_blocks, help="blocks trained, from the top; 0 freezes the whole backbone (default: all)")
+    tune.add_argument("--ft-unfreeze-every", type=int, default=f.unfreeze_every, help="gradual unfreezing: one more block every K epochs, 0 is off (default: %(default)s)")
+    tune.add_argument("--ft-layer-lr-decay", type=float, default=f.layer_lr_decay, help="LR factor per block below the top (default: %(default)s)")
+    tune.add_argument("--ft-validation-fraction", type=float, default=f.validation_fraction, help="share held out for early stopping and metrics (default: %(default)s)")
+    tune.add_argument("--ft-patience", type=int, default=f.patience, help="epochs without a lower validation loss before stopping (default: off)")
+    tune.add_argument("--ft-seed", type=int, default=f.seed, help="torch, split and shuffling seed (default: %(default)s)")
+    tune.add_argument("--dry-run", action="store_true", help="fine-tune one epoch on two batches only, to check the pipeline (default: off)")
+    tune.add_argument("--tune", type=int, default=0, metavar="N", help="Optuna trials over lr, weight decay, dropout and unfrozen depth before fine-tuning (default: %(default)s)")
+    tune.add_argument("--finetune-log", help="folder for finetune.json and finetune.png (default: OUTPUT-finetune beside the bundle)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --output (default: off)")
     _add_train_args(p, TRAIN_DEFAULTS)
     p.set_defaults(run=_run_export)
 
 
-def _run_export(args: argparse.Namespace) -> None:
-    from edgeft.data import read_examples
-    from export import export_text_model
+def _fine_tune_options(args: argparse.Namespace) -> dict[str, Any]:
+    if not (args.finetune or args.tune):
+        return {}
+    config = FineTuneConfig(
+        lr=args.ft_lr, batch_size=args.ft_batch_size, epochs=args.ft_epochs, dropout=args.ft_dropout,
+        weight_decay=args.ft_weight_decay, warmup_fraction=args.ft_warmup_fraction, schedule=args.ft_schedule,
+        trainable_blocks=args.ft_trainable_blocks, unfreeze_every=args.ft_unfreeze_every,
+        layer_lr_decay=args.ft_layer_lr_decay, validation_fraction=args.ft_validation_fraction,
+        patience=args.ft_patience, seed=args.ft_seed, dry_run=args.dry_run,
+    )
+    if args.tune < 0:
+        raise ConfigError(f"--tune must be >= 0 trials, got {args.tune}")
+    return {"fine_tune": config, "tune_trials": args.tune, "log_dir": args.finetune_log or f"{args.output.rstrip('/')}-finetune"}
 
+
+def _csv(values: tuple) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
+def _numbers(text: str, kind: type, option: str) -> tuple:
+    try:
+        return tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{option} must be comma-separated {kind.__name__} values, got {text!r}") from None
+
+
+def _run_export(args: argparse.Namespace) -> None:
     config = ExportConfig(
         name=args.name, version=args.bundle_version, base_model=args.base_model, license=args.license,
         quantization=args.quantize, max_length=args.max_length, head=args.head, hidden_size=args.hidden_size,
-        weight_decay=args.weight_decay,
+        weight_decay=args.weight_decay, validation_fraction=args.validation_fraction,
+        max_quality_loss=args.max_quality_loss / 100, accept_quality_loss=args.accept_quality_loss,
     )
-    texts = labels = None
-    if args.train_data:
-        texts, labels = read_examples(args.train_data, text_column=args.text_column, label_column=args.label_column)
+    preprocessing = ImagePreprocessing(
+        size=_numbers(args.image_size, int, "--image-size"), mean=_numbers(args.pixel_mean, float, "--pixel-mean"),
+        std=_numbers(args.pixel_std, float, "--pixel-std"), channel_order=args.channel_order, layout=args.layout,
+    )
+    common = {
+        "label_set": args.labels.split(",") if args.labels else None, "config": config, "overwrite": args.overwrite,
+        "train_config": TrainConfig().replace(**_train_overrides(args)),
+    }
     with _ProgressBars() as bars:
-        manifest = export_text_model(
-            args.model, args.output, texts=texts, labels=labels,
-            label_set=args.labels.split(",") if args.labels else None,
-            config=config, train_config=TrainConfig().replace(**_train_overrides(args)),
-            overwrite=args.overwrite, progress=bars,
-        )
+        manifest = _export(args, preprocessing, common, bars)
+    m = manifest.metrics
+    quality = (f"; INT8 vs FP32 on {m['validation_examples']} validation examples: accuracy "
+               f"{m['validation_accuracy_int8']:.3f} vs {m['validation_accuracy_fp32']:.3f}, "
+               f"{100 * m['int8_identical_predictions']:.0f}% identical") if "int8_identical_predictions" in m else ""
     print(f"wrote {args.output}: {manifest.name}@{manifest.version}, {len(manifest.labels)} labels, "
-          f"{manifest.backbone.precision} backbone, head {'trained' if manifest.head.trained else 'untrained'}")
+          f"{manifest.backbone.precision} backbone, head {'trained' if manifest.head.trained else 'untrained'}{quality}")
+
+
+def _export(args: argparse.Namespace, preprocessing: ImagePreprocessing, common: dict[str, Any], progress: Any) -> Any:
+    """Dispatch on what --model is: a .onnx file, a packaged vision model, or a text model folder."""
+    from export import export_model, export_onnx_model, export_text_model
+    from export.server_data import read_server_data
+    from export.vision import VISION_MODELS
+
+    vision = VISION_MODELS.get(args.model)
+    if vision is not None:
+        preprocessing = vision.preprocessing
+        config = common["config"]
+        common["config"] = dataclasses.replace(
+            config, base_model=config.base_model or vision.name,
+            license=vision.license if config.license == EXPORT_DEFAULTS.license else config.license,
+        )
+    X = labels = None
+    if args.train_data:
+        X, labels = read_server_data(args.train_data, text_column=args.text_column, label_column=args.label_column,
+                                     image_size=preprocessing.size)
+    tuning = _fine_tune_options(args)
+    if args.model.endswith(".onnx"):
+        if tuning:
+            raise ConfigError("--finetune and --tune need a torch model (a text folder or efficientnet-lite0), not an ONNX file.")
+        if not args.feature_output:
+            raise ConfigError("An ONNX --model needs --feature-output: the name of the graph output holding the features.")
+        return export_onnx_model(args.model, args.output, feature_output=args.feature_output, pooling=args.pooling,
+                                 tokenizer=args.tokenizer, preprocessing=preprocessing, X=X, labels=labels,
+                                 progress=progress, **common)
+    if vision is not None:
+        import torch
+
+        height, width = vision.preprocessing.size
+        return export_model(vision.build(), torch.zeros(1, 3, height, width), args.output, images=X, labels=labels,
+                            preprocessing=vision.preprocessing, progress=progress, **common, **tuning)
+    return export_text_model(args.model, args.output, texts=X, labels=labels, progress=progress, **common, **tuning)
 
 
 def _inspect_parser(commands: Any) -> None:
@@ -165,7 +281,7 @@ def _run_inspect(args: argparse.Namespace) -> None:
         ("base model", f"{m.base_model.get('name')} ({m.base_model.get('license')})"),
         ("task", m.task),
         ("labels", ", ".join(m.labels)),
-        ("input", f"{m.input.modality}, max {m.input.max_length} tokens, inputs {', '.join(m.input.input_names)}"),
+        ("input", _describe_input(m.input)),
         ("backbone", f"{m.backbone.precision}, {m.backbone.feature_size} features from {m.backbone.output_name!r}"),
         ("head", f"{m.head.kind} {m.head.in_features}->{m.head.out_features}, {m.head.optimizer} (wd {m.head.weight_decay}), {'trained' if m.head.trained else 'untrained'}"),
         ("trainable", ", ".join(m.head.trainable)),
@@ -177,6 +293,13 @@ def _run_inspect(args: argparse.Namespace) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+def _describe_input(spec: Any) -> str:
+    if spec.modality == "image":
+        return (f"image, {spec.image_size[0]}x{spec.image_size[1]} {spec.channel_order} {spec.layout}, "
+                f"(x - {_csv(tuple(spec.pixel_mean))}) / {_csv(tuple(spec.pixel_std))}, input {spec.input_names[0]}")
+    return f"{spec.modality}, max {spec.max_length} tokens, inputs {', '.join(spec.input_names)}"
 
 
 def _personalize_parser(commands: Any) -> None:

@@ -20,7 +20,16 @@ class Quantization(str, enum.Enum):
     """How the backbone's weights are stored in the bundle. The head is never quantized."""
 
     NONE = "none"
-    INT8_DYNAMIC = "int8-dynamic"
+    INT8_DYNAMIC = "int8-dynamic"  # weights INT8, activations quantized on the fly: no data needed
+    INT8_STATIC = "int8-static"  # weights and activations INT8 (QDQ), calibrated on server data
+
+
+class Pooling(str, enum.Enum):
+    """How an ONNX backbone's per-token (batch, tokens, hidden) output becomes one vector per example."""
+
+    NONE = "none"  # the output already holds one vector per example
+    MEAN = "mean"  # mean over the tokens the attention mask marks as real
+    CLS = "cls"  # the first token's vector
 
 
 class Schedule(str, enum.Enum):
@@ -212,6 +221,12 @@ class ExportConfig:
     # Where the weights came from and under what licence, for whoever ships the bundle.
     base_model: str = ""  # e.g. "sentence-transformers/all-MiniLM-L6-v2"; default: the folder's name
     license: str = "unknown"
+    # Share of the server data held out to measure the head and FP32-vs-INT8 agreement.
+    validation_fraction: float = 0.2
+    # Accuracy (0..1) INT8 may lose against FP32 on the validation split: 1 point by default.
+    max_quality_loss: float = 0.01
+    # Ship an INT8 backbone even when it loses more than max_quality_loss.
+    accept_quality_loss: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantization", _enum(Quantization, self.quantization, "quantization"))
@@ -219,5 +234,111 @@ class ExportConfig:
         _check_positive(self, "max_length", "hidden_size")
         if not self.weight_decay >= 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.validation_fraction < 1:
+            raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+        if not 0 <= self.max_quality_loss <= 1:
+            raise ConfigError(f"max_quality_loss must be in [0, 1] (a fraction of accuracy), got {self.max_quality_loss!r}")
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ConfigError(f"name must be a plain, non-empty name without '/', got {self.name!r}")
+
+
+class ChannelOrder(str, enum.Enum):
+    """The colour order a vision backbone was trained on."""
+
+    RGB = "RGB"
+    BGR = "BGR"
+
+
+class Layout(str, enum.Enum):
+    """The axis order of a vision backbone's input tensor."""
+
+    NCHW = "NCHW"  # torch's order
+    NHWC = "NHWC"  # TensorFlow / TFLite's order
+
+
+@dataclasses.dataclass(frozen=True)
+class ImagePreprocessing:
+    """How the device turns uint8 pixels into a vision backbone's input.
+
+    ``x = (pixel - mean) / std`` per channel after resizing; the defaults are
+    EfficientNet-Lite's ``(x - 127) / 128`` at 224 px.
+    """
+
+    # Height and width the backbone was trained at; images are resized (bilinear) to it.
+    size: tuple[int, int] = (224, 224)
+    # Per-channel offset on the 0..255 scale.
+    mean: tuple[float, float, float] = (127.0, 127.0, 127.0)
+    # Per-channel divisor on the 0..255 scale.
+    std: tuple[float, float, float] = (128.0, 128.0, 128.0)
+    channel_order: ChannelOrder = ChannelOrder.RGB
+    layout: Layout = Layout.NCHW
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channel_order", _enum(ChannelOrder, self.channel_order, "channel_order"))
+        object.__setattr__(self, "layout", _enum(Layout, self.layout, "layout"))
+        size, mean, std = tuple(self.size), tuple(self.mean), tuple(self.std)
+        if len(size) != 2 or any(not isinstance(v, int) or v < 1 for v in size):
+            raise ConfigError(f"size must be two positive integers (height, width), got {self.size!r}")
+        if len(mean) != 3 or len(std) != 3:
+            raise ConfigError(f"mean and std need one value per channel (3), got {self.mean!r} and {self.std!r}")
+        if any(not v > 0 for v in std):
+            raise ConfigError(f"std values must be > 0, got {self.std!r}")
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "mean", tuple(float(v) for v in mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in std))
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuneConfig:
+    """Server-side fine-tuning of the backbone (in torch) before it is exported."""
+
+    # Fine-tuning a pretrained backbone wants small steps; 1e-4 suits both MiniLM and EfficientNet.
+    lr: float = 1e-4
+    # Fits MiniLM at 128 tokens and EfficientNet at 224 px in a few GB of memory.
+    batch_size: int = 16
+    # A few passes: pretrained features move little before they overfit small data.
+    epochs: int = 3
+    # On the pooled features, before the classification head.
+    dropout: float = 0.1
+    # AdamW's decoupled weight decay on every trained parameter.
+    weight_decay: float = 0.01
+    # Share of all steps spent warming the learning rate up from near zero.
+    warmup_fraction: float = 0.1
+    # Decay after the warm-up: linear or cosine to zero, or constant.
+    schedule: Schedule = Schedule.LINEAR
+    # Backbone blocks to train, counted from the top; None trains all, 0 freezes the whole backbone.
+    trainable_blocks: int | None = None
+    # Gradual unfreezing: one more block every this many epochs (0: off).
+    unfreeze_every: int = 0
+    # Each block further from the head learns at this factor of the one above (1.0: one LR for all).
+    layer_lr_decay: float = 1.0
+    # Share of the data held out for early stopping and the validation metrics.
+    validation_fraction: float = 0.2
+    # Stop after this many epochs without a lower validation loss (None: run every epoch).
+    patience: int | None = None
+    # Seeds torch, the split and the shuffling, so a run can be repeated.
+    seed: int = 0
+    # One epoch on two batches: checks the whole pipeline in seconds.
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "schedule", _enum(Schedule, self.schedule, "schedule"))
+        _check_positive(self, "batch_size", "epochs")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        if self.trainable_blocks is not None and self.trainable_blocks < 0:
+            raise ConfigError(f"trainable_blocks must be >= 0 or None (all), got {self.trainable_blocks!r}")
+        if self.unfreeze_every < 0:
+            raise ConfigError(f"unfreeze_every must be >= 0, got {self.unfreeze_every!r}")
+        if not 0 < self.layer_lr_decay <= 1:
+            raise ConfigError(f"layer_lr_decay must be in (0, 1], got {self.layer_lr_decay!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be >= 1 or None (off), got {self.patience!r}")

@@ -7,10 +7,13 @@ them, since some packages' ``__init__`` pulls heavy dependencies.
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import random
 from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 from edgeft.errors import DataError
 
@@ -67,3 +70,39 @@ def split_per_class(
             split_labels.extend([label] * size)
             start += size
     return splits
+
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = [
+    "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot",
+]
+
+
+def fashion_mnist(split: str = "train", per_class: int | None = None, *, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Fashion-MNIST (Debian package ``dataset-fashion-mnist``): 28x28 grey uint8 images.
+
+    Args:
+        split: "train" (60k) or "test" (10k).
+        per_class: keep this many random images of each class (all when None).
+        seed: which random images.
+
+    Returns:
+        images (n, 28, 28) uint8, and their class names.
+
+    Raises:
+        DataError: the files are not installed.
+    """
+    prefix = {"train": "train", "test": "t10k"}[split]
+    images_file = FASHION_MNIST / f"{prefix}-images-idx3-ubyte.gz"
+    labels_file = FASHION_MNIST / f"{prefix}-labels-idx1-ubyte.gz"
+    if not images_file.is_file() or not labels_file.is_file():
+        raise DataError(f"Fashion-MNIST is not installed under {FASHION_MNIST}: apt-get install dataset-fashion-mnist.")
+    with gzip.open(images_file) as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(labels_file) as f:
+        targets = np.frombuffer(f.read(), np.uint8, offset=8)
+    if per_class is not None:
+        rng = np.random.default_rng(seed)
+        keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(targets == c))[:per_class] for c in range(10)]))
+        images, targets = images[keep], targets[keep]
+    return images.copy(), [FASHION_MNIST_CLASSES[t] for t in targets]

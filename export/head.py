@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from device_runtime.ort_training import _training_api
 from edgeft.bundle import HeadSpec
 from edgeft.config import ExportConfig, HeadKind
 
@@ -83,6 +84,9 @@ def write_training_artifacts(model: onnx.ModelProto, spec: HeadSpec, folder: Pat
     overlap = set(spec.trainable) & set(spec.frozen)
     if overlap:
         raise ValueError(f"Parameters both trainable and frozen: {sorted(overlap)}")
+    # Through the device adapter's bare package: the artifacts need no torch, so neither
+    # does exporting an ONNX backbone file.
+    _training_api()
     from onnxruntime.training import artifacts, onnxblock
 
     logging.getLogger("root").setLevel(logging.ERROR)

@@ -60,25 +60,26 @@ def export_text_backbone(model_dir: str | os.PathLike, work_dir: Path) -> tuple[
     return onnx_path, tokenizer
 
 
-def graph_inputs(onnx_path: Path) -> list[str]:
-    """Names of the graph's inputs (e.g. input_ids, attention_mask)."""
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    initializers = {i.name for i in model.graph.initializer}
-    return [i.name for i in model.graph.input if i.name not in initializers]
+def text_parity(model_dir: str | os.PathLike, onnx_path: Path, texts: list[str], max_length: int) -> float:
+    """Largest absolute difference between the ONNX sentence embedding and torch's, on ``texts``.
 
-
-def measure_feature_size(onnx_path: Path, tokenizer: Path) -> int:
-    """Length of the pooled feature vector, from one real run of the graph.
-
-    The graph's declared output shape may be symbolic (FP32 exports are), so
-    running it is the one answer that holds for every export.
+    Torch's side is sentence-transformers' recipe written out: the encoder,
+    mean pooling over the attention mask, L2 normalization.
     """
+    import numpy as np
     import onnxruntime as ort
-    from tokenizers import Tokenizer
+    import torch
+    from transformers import AutoModel, AutoTokenizer
 
-    from device_runtime.backbone import text_feeds
-
-    encoding = Tokenizer.from_file(str(tokenizer)).encode("edgeft")
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModel.from_pretrained(str(model_dir)).eval()
+    inputs = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.no_grad():
+        tokens = model(**inputs).last_hidden_state
+    mask = inputs["attention_mask"].unsqueeze(-1).float()
+    expected = torch.nn.functional.normalize((tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=1).numpy()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    feeds = text_feeds([encoding], [i.name for i in session.get_inputs()])
-    return int(session.run([SENTENCE_OUTPUT], feeds)[0].shape[-1])
+    names = {i.name for i in session.get_inputs()}
+    feeds = {k: v.numpy() for k, v in inputs.items() if k in names}
+    got = session.run([SENTENCE_OUTPUT], feeds)[0]
+    return float(np.abs(got - expected).max())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from device_runtime import ProviderFallbackWarning
-from device_runtime.backbone import resolve_providers
+from device_runtime.sessions import resolve_providers
 from edgeft.errors import ConfigError
 
 
