@@ -222,7 +222,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     print(f"examples {report['n']}  accuracy {report['accuracy']:.4f}  macro P {report['macro_precision']:.4f}  "
           f"R {report['macro_recall']:.4f}  F1 {report['macro_f1']:.4f}  loss {report['loss']:.4f}")
     width = max(len(label) for label in report["labels"])
-    print(f"{'true \\ pred':<{width}}  " + " ".join(f"{label[:6]:>6}" for label in report["labels"]))
+    corner = "true \\ pred"  # a backslash inside an f-string expression is a SyntaxError before Python 3.12
+    print(f"{corner:<{width}}  " + " ".join(f"{label[:6]:>6}" for label in report["labels"]))
     for label, row in zip(report["labels"], report["confusion_matrix"]):
         print(f"{label:<{width}}  " + " ".join(f"{v:>6}" for v in row))
 
