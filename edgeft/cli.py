@@ -297,7 +297,13 @@ def _run_serve(args: argparse.Namespace) -> None:
 
     from device_runtime.service.app import create_app
     from device_runtime.service.settings import ServiceSettings
+    from device_runtime.state import STATE_FILE
+    from edgeft.bundle import MANIFEST
+    from edgeft.errors import BundleError
 
+    if not any((Path(args.model) / name).is_file() for name in (STATE_FILE, MANIFEST)):
+        raise BundleError(f"{args.model} is neither a bundle ({MANIFEST}) nor a saved state ({STATE_FILE}); "
+                          "pull a bundle with `edgeft pull` or save a state with `edgeft personalize`.")
     settings = ServiceSettings.for_model(args.model, state_dir=args.state)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
 
