@@ -14,7 +14,7 @@ from edgeft.bundle import Bundle
 from edgeft.errors import BundleError
 from edgeft.registry import client
 from edgeft.registry.app import create_app
-from edgeft.registry.errors import NotFoundError, UnauthorizedError, VersionExistsError
+from edgeft.registry.errors import NotFoundError, PayloadTooLargeError, UnauthorizedError, VersionExistsError
 from edgeft.registry.settings import RegistrySettings
 from tests.serve.conftest import TOKEN, running
 
@@ -128,8 +128,10 @@ def test_clear_json_errors_for_bad_requests(registry, minilm_bundle):
 def test_uploads_over_the_size_limit_get_413(tmp_path, minilm_bundle):
     settings = RegistrySettings(root=tmp_path / "registry", publish_token=TOKEN, max_upload_bytes=1024)
     with running(create_app(settings)) as url:
-        with pytest.raises(Exception, match="413"):
+        with pytest.raises(PayloadTooLargeError, match="413.*at most 1024 bytes"):
             client.push(minilm_bundle, url, TOKEN)
+        raw = httpx.put(f"{url}/v1/bundles/minilm-bbc/versions/1", content=b"x" * 2048, headers={"authorization": f"Bearer {TOKEN}"})
+        assert raw.status_code == 413 and raw.json()["error"] == "PayloadTooLargeError"
 
 
 def test_reading_can_require_a_token(tmp_path, minilm_bundle):
