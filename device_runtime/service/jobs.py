@@ -14,6 +14,8 @@ from device_runtime.service.served import ServedModel
 from device_runtime.trainer import Progress
 from edgeft.errors import EdgeftError
 
+KEEP_FINISHED_JOBS = 100  # records of older finished jobs are dropped; memory stays bounded on a device
+
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
@@ -65,6 +67,8 @@ class JobRunner:
                                        f"(GET /v1/jobs/{self._running.id}) before starting another.")
             job = self._running = Job(uuid.uuid4().hex[:12], mode, overrides)
             self._jobs[job.id] = job
+            for old in list(self._jobs)[:-KEEP_FINISHED_JOBS - 1]:
+                del self._jobs[old]
             self._thread = threading.Thread(target=self._run, args=(job,), name=f"personalize-{job.id}", daemon=True)
             self._thread.start()
             return job
@@ -97,7 +101,7 @@ class JobRunner:
             version = self.served.accept(candidate)
             job.result = {"head_version": version, "history": candidate.history_, **candidate.metrics_}
             job.status = "succeeded"
-        except Exception as e:  # a job's failure is its result, reported by GET /v1/jobs/{id}
+        except Exception as e:  # noqa: BLE001 - a job's failure is its result, reported by GET /v1/jobs/{id}
             job.error = f"{type(e).__name__}: {e}"
             job.status = "failed"
         finally:

@@ -33,6 +33,12 @@ class VersionExistsError(RegistryError, ValueError):
     status = 409
 
 
+class RangeNotSatisfiableError(InvalidRequestError):
+    """The requested range starts past the end of the file."""
+
+    status = 416
+
+
 class PayloadTooLargeError(RegistryError, ValueError):
     """The upload exceeds the registry's size limit."""
 

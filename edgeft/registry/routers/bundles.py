@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from edgeft.bundle import MANIFEST
 from edgeft.registry.deps import Name, Reader, Storage, Version
-from edgeft.registry.errors import InvalidRequestError, NotFoundError
+from edgeft.registry.errors import InvalidRequestError, NotFoundError, RangeNotSatisfiableError
 from edgeft.registry.paths import check_relative_path
 from edgeft.registry.schemas import BundleList, BundleSummary, ErrorBody, VersionInfo
 
@@ -67,12 +67,6 @@ def _parse_range(header: str | None, size: int) -> tuple[int | None, int]:
     if start >= size or start > end:
         raise RangeNotSatisfiableError(f"Range {header!r} lies outside the file's {size} bytes.")
     return start, end
-
-
-class RangeNotSatisfiableError(InvalidRequestError):
-    """The requested range starts past the end of the file."""
-
-    status = 416
 
 
 def _summary(storage: Storage, name: str) -> BundleSummary:

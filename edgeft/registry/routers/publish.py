@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Query, Request, status
+from starlette.concurrency import run_in_threadpool
 
-from edgeft.bundle import Bundle
+from edgeft.bundle import MANIFEST, Bundle
 from edgeft.errors import BundleError
 from edgeft.registry.deps import Name, Publisher, Settings, Storage, Version
 from edgeft.registry.errors import InvalidRequestError, PayloadTooLargeError, VersionExistsError
@@ -45,21 +46,25 @@ async def publish(name: Name, version: Version, request: Request, settings: Sett
     with tempfile.TemporaryDirectory(prefix=".upload-", dir=_upload_dir(settings)) as tmp:
         archive = Path(tmp) / "upload.tar"
         await _receive(request, archive, limit)
-        staged = Path(tmp) / "bundle"
-        staged.mkdir()
-        safe_extract(archive, staged, limit)
-        try:
-            bundle = Bundle.load(staged)
-        except BundleError as e:
-            raise InvalidRequestError(f"The upload is not a valid bundle: {e}") from e
-        m = bundle.manifest
-        if (m.name, m.version) != (name, version):
-            raise InvalidRequestError(f"The upload's manifest says {m.name}@{m.version}, but it was sent to {name}@{version}.")
-        extra = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()
-                       and p.relative_to(staged).as_posix() not in {*m.files, "manifest.json"})
-        if extra:
-            raise InvalidRequestError(f"The upload holds files its manifest does not list: {', '.join(extra)}.")
-        storage.publish(name, version, staged)
+        # Unpacking, hashing and copying take a while: off the event loop, so downloads keep flowing.
+        return await run_in_threadpool(_verify_and_publish, archive, name, version, limit, storage)
+
+
+def _verify_and_publish(archive: Path, name: str, version: str, limit: int, storage: BundleStorage) -> Published:
+    staged = archive.parent / "bundle"
+    staged.mkdir()
+    safe_extract(archive, staged, limit)
+    try:
+        m = Bundle.load(staged).manifest
+    except BundleError as e:
+        raise InvalidRequestError(f"The upload is not a valid bundle: {e}") from e
+    if (m.name, m.version) != (name, version):
+        raise InvalidRequestError(f"The upload's manifest says {m.name}@{m.version}, but it was sent to {name}@{version}.")
+    listed = {*m.files, MANIFEST}
+    extra = sorted(rel for p in staged.rglob("*") if p.is_file() and (rel := p.relative_to(staged).as_posix()) not in listed)
+    if extra:
+        raise InvalidRequestError(f"The upload holds files its manifest does not list: {', '.join(extra)}.")
+    storage.publish(name, version, staged)
     return Published(name=name, version=version, files=len(m.files), bytes=sum(e.size for e in m.files.values()))
 
 
@@ -84,11 +89,11 @@ def _versions(storage: BundleStorage, name: str) -> list[dict[str, str]]:
 
 async def _receive(request: Request, into: Path, limit: int) -> None:
     received = 0
-    with open(into, "wb") as f:
+    async with await anyio.open_file(into, "wb") as f:
         async for chunk in request.stream():
             received += len(chunk)
             if received > limit:
                 raise PayloadTooLargeError(f"The upload exceeds this registry's limit of {limit} bytes.")
-            f.write(chunk)
+            await f.write(chunk)
     if received == 0:
         raise InvalidRequestError("The upload is empty: send the bundle folder as a tar archive.")
