@@ -1,5 +1,6 @@
 """The ``edgeft`` command line. Each subcommand parses its arguments and calls
-one library function; heavy imports (torch, optimum) happen only in ``export``.
+one library function; heavy imports (torch, optimum) happen only in ``export``,
+and FastAPI/uvicorn only in ``registry`` and ``serve``.
 """
 
 from __future__ import annotations
@@ -7,7 +8,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from edgeft import __version__
@@ -54,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgeft {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for build in (_export_parser, _inspect_parser, _personalize_parser, _predict_parser, _evaluate_parser,
-                  _rollback_parser, _drift_parser):
+                  _rollback_parser, _drift_parser, _registry_parser, _push_parser, _pull_parser, _serve_parser):
         build(commands)
     return parser
 
@@ -418,6 +421,86 @@ def _run_drift(args: argparse.Namespace) -> None:
         texts, _ = read_examples(args.data, text_column=args.text_column, label_column=None)
         personalizer.predict_proba(texts)
     print(json.dumps(personalizer.drift_report(args.threshold), indent=2))
+
+
+def _registry_parser(commands: Any) -> None:
+    p = commands.add_parser("registry", help="serve a bundle registry from a local folder",
+                            description="Serve bundles from --root. Publishing needs the bearer token in "
+                            "EDGEFT_REGISTRY_TOKEN; with EDGEFT_REGISTRY_READ_TOKEN set, reading needs a token too.")
+    p.add_argument("--root", required=True, help="folder holding the published bundles")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8700, help="port to listen on (default: %(default)s)")
+    p.add_argument("--max-upload-mb", type=int, default=None, help="largest upload accepted, in MB (default: 512)")
+    p.set_defaults(run=_run_registry)
+
+
+def _run_registry(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from edgeft.registry.app import create_app
+    from edgeft.registry.settings import RegistrySettings
+
+    limit = args.max_upload_mb * 1024 * 1024 if args.max_upload_mb else None
+    settings = RegistrySettings.from_env(args.root, max_upload_bytes=limit)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+
+
+def _push_parser(commands: Any) -> None:
+    p = commands.add_parser("push", help="publish a bundle folder as a new version on a registry")
+    p.add_argument("bundle", help="bundle folder")
+    p.add_argument("--registry", required=True, help="registry URL, e.g. http://127.0.0.1:8700")
+    p.add_argument("--token", default=None, help="publish token (default: $EDGEFT_REGISTRY_TOKEN)")
+    p.set_defaults(run=_run_push)
+
+
+def _run_push(args: argparse.Namespace) -> None:
+    from edgeft.registry.client import push
+
+    answer = push(args.bundle, args.registry, args.token or os.environ.get("EDGEFT_REGISTRY_TOKEN"))
+    print(f"published {answer['name']}@{answer['version']}: {answer['files']} files, {_size(answer['bytes'])}")
+
+
+def _pull_parser(commands: Any) -> None:
+    p = commands.add_parser("pull", help="download and install a bundle from a registry, atomically")
+    p.add_argument("ref", metavar="NAME[@VERSION]", help="bundle name, optionally @version (default: the latest)")
+    p.add_argument("--registry", required=True, help="registry URL, e.g. http://127.0.0.1:8700")
+    p.add_argument("--into", required=True, help="device folder; the bundle goes to INTO/NAME/VERSION")
+    p.add_argument("--token", default=None, help="read token, if the registry needs one (default: $EDGEFT_REGISTRY_READ_TOKEN)")
+    p.set_defaults(run=_run_pull)
+
+
+def _run_pull(args: argparse.Namespace) -> None:
+    from edgeft.registry.client import pull
+
+    result = pull(args.ref, args.registry, args.into, token=args.token or os.environ.get("EDGEFT_REGISTRY_READ_TOKEN"))
+    resumed = f", resumed {len(result.resumed)} file(s)" if result.resumed else ""
+    print(f"installed {result.name}@{result.version} at {result.path} ({_size(result.downloaded_bytes)} downloaded{resumed})")
+
+
+def _serve_parser(commands: Any) -> None:
+    p = commands.add_parser("serve", help="serve a bundle or personalized state over HTTP for apps on the device")
+    p.add_argument("model", help="bundle folder, or a state folder saved by `personalize`")
+    p.add_argument("--state", default=None, help="folder for the personalized head and the examples database "
+                   "(default: the state folder given, or MODEL-state beside a bundle)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8701, help="port to listen on (default: %(default)s)")
+    p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from device_runtime.service.app import create_app
+    from device_runtime.service.settings import ServiceSettings
+    from device_runtime.state import STATE_FILE
+    from edgeft.bundle import MANIFEST
+    from edgeft.errors import BundleError
+
+    if not any((Path(args.model) / name).is_file() for name in (STATE_FILE, MANIFEST)):
+        raise BundleError(f"{args.model} is neither a bundle ({MANIFEST}) nor a saved state ({STATE_FILE}); "
+                          "pull a bundle with `edgeft pull` or save a state with `edgeft personalize`.")
+    settings = ServiceSettings.for_model(args.model, state_dir=args.state)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
 
 
 class _ProgressBars:

@@ -1,7 +1,10 @@
-"""Shared fixtures: one real MiniLM bundle per test session, and BBC News splits.
+"""Shared fixtures: one real MiniLM and one EfficientNet-Lite0 bundle per test session, and their data.
 
 Exporting the packaged all-MiniLM-L6-v2 takes a few seconds, so it happens
 once; tests that change a bundle copy it first (``bundle_copy``).
+EfficientNet-Lite0 runs at about 50 images/s on 2 cores, so the image sets are
+a few per class: enough to train a head and see every code path, small enough
+for CI.
 """
 
 from __future__ import annotations
@@ -9,10 +12,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgeft.config import ExportConfig
-from edgeft.datasets import bbc_news, minilm_path, split_per_class
+from edgeft.datasets import bbc_news, fashion_mnist, minilm_path, split_per_class
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +43,26 @@ def minilm_bundle(tmp_path_factory: pytest.TempPathFactory, bbc_splits) -> Path:
 def bundle_copy(minilm_bundle: Path, tmp_path: Path) -> Path:
     """A private copy of the MiniLM bundle that a test may alter."""
     return Path(shutil.copytree(minilm_bundle, tmp_path / "bundle"))
+
+
+@pytest.fixture(scope="session")
+def fashion() -> dict[str, tuple[np.ndarray, list[str]]]:
+    """Fashion-MNIST: server (4 per class, 28x28 grey uint8) and test (3 per class)."""
+    return {"server": fashion_mnist("train", per_class=4), "test": fashion_mnist("test", per_class=3)}
+
+
+@pytest.fixture(scope="session")
+def effnet_bundle(tmp_path_factory: pytest.TempPathFactory, fashion) -> Path:
+    """An INT8 EfficientNet-Lite0 bundle exported from torch, head trained on Fashion-MNIST. Do not modify."""
+    import torch
+
+    from export import export_model
+    from export.vision import VISION_MODELS
+
+    model = VISION_MODELS["efficientnet-lite0"]
+    path = tmp_path_factory.mktemp("bundles") / "effnet-fashion"
+    images, labels = fashion["server"]
+    config = ExportConfig(name="effnet-fashion", license="apache-2.0", accept_quality_loss=True)
+    export_model(model.build(), torch.zeros(1, 3, 224, 224), path, images=images, labels=labels,
+                 preprocessing=model.preprocessing, config=config)
+    return path

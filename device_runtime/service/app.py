@@ -1,0 +1,96 @@
+"""The service's FastAPI application: lifespan, routers, body limit, one error handler."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from device_runtime.service.errors import FieldError, PayloadTooLargeError, ServiceError
+from device_runtime.service.jobs import JobRunner
+from device_runtime.service.routers import examples, health, jobs, model, predict
+from device_runtime.service.served import ServedModel
+from device_runtime.service.settings import ServiceSettings
+from device_runtime.service.store import ExampleStore
+from edgeft import __version__
+from edgeft.errors import DataError, EdgeftError, NotFittedError
+
+_JOB_SHUTDOWN_WAIT_S = 5.0  # a job still running after this is abandoned; its head was not accepted
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """The service for ``settings``. The model and the examples database open at startup."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = ExampleStore(settings.examples_db)
+        served = ServedModel(settings, store)
+        app.state.settings, app.state.store, app.state.served = settings, store, served
+        app.state.jobs = JobRunner(served, settings.min_examples)
+        yield
+        app.state.jobs.wait(_JOB_SHUTDOWN_WAIT_S)
+        store.close()
+
+    app = FastAPI(title="edgeft on-device service", version=__version__, lifespan=lifespan,
+                  description="Predict with the personalized head, collect labelled examples, personalize in the background.")
+    for router in (predict.router, examples.router, jobs.router, model.router, health.router):
+        app.include_router(router)
+    app.add_exception_handler(EdgeftError, _edgeft_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+class BodySizeLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, whether declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            error = PayloadTooLargeError(f"The request body is {int(declared)} bytes; this service accepts at most {self.max_bytes}.")
+            return await _edgeft_error(None, error)(scope, receive, send)
+        received = 0
+
+        async def counting() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise PayloadTooLargeError(f"The request body exceeds this service's limit of {self.max_bytes} bytes.")
+            return message
+
+        await self.app(scope, counting, send)
+
+
+def _status(exc: Exception) -> int:
+    if isinstance(exc, ServiceError):
+        return exc.status
+    if isinstance(exc, NotFittedError):
+        return 409  # the head must be trained first: a state conflict, not a bad request
+    if isinstance(exc, DataError):
+        return 422
+    return 400 if isinstance(exc, ValueError) else 500
+
+
+def _edgeft_error(request: Request | None, exc: Exception) -> JSONResponse:
+    """The one mapping from edgeft's error hierarchy to HTTP: a JSON body saying why."""
+    body: dict[str, object] = {"error": type(exc).__name__, "detail": str(exc)}
+    if isinstance(exc, FieldError):
+        body["fields"] = [{"field": exc.field, "message": exc.message}]
+    return JSONResponse(body, status_code=_status(exc))
+
+
+def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    fields = [{"field": ".".join(str(p) for p in e["loc"][1:] if p != "body") or "body", "message": e["msg"]} for e in errors]
+    detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return JSONResponse({"error": "ValidationError", "detail": detail, "fields": fields}, status_code=422)

@@ -1,0 +1,112 @@
+"""Personalization jobs: one at a time, in a background thread, progress readable any time."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+import uuid
+from typing import Any
+
+from device_runtime.service.errors import FieldError, JobConflictError, JobNotFoundError
+from device_runtime.service.served import ServedModel
+from device_runtime.trainer import Progress
+
+KEEP_FINISHED_JOBS = 100  # records of older finished jobs are dropped; memory stays bounded on a device
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclasses.dataclass
+class Job:
+    """One personalization run. Mutated only by its worker thread; read by the API."""
+
+    id: str
+    mode: str
+    overrides: dict[str, Any]
+    status: str = "queued"  # queued -> running -> succeeded | failed
+    stage: str | None = None
+    done: int = 0
+    total: int = 0
+    loss: float | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    created: str = dataclasses.field(default_factory=_now)
+    finished: str | None = None
+
+
+class JobRunner:
+    """Starts jobs, refuses a second while one runs, and keeps every job's record."""
+
+    def __init__(self, served: ServedModel, min_examples: int) -> None:
+        self.served = served
+        self.min_examples = min_examples
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._running: Job | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, mode: str, overrides: dict[str, Any]) -> Job:
+        """Start training on every stored example.
+
+        Raises:
+            JobConflictError: a job is running already.
+            FieldError: fewer stored examples than the minimum.
+        """
+        count = self.served.store.count()
+        if count < self.min_examples:
+            raise FieldError("examples", f"{count} example(s) stored; personalizing needs at least {self.min_examples}. "
+                             "POST /v1/examples first.")
+        with self._lock:
+            if self._running is not None:
+                raise JobConflictError(f"Personalization job {self._running.id} is still running; wait for it "
+                                       f"(GET /v1/jobs/{self._running.id}) before starting another.")
+            job = self._running = Job(uuid.uuid4().hex[:12], mode, overrides)
+            self._jobs[job.id] = job
+            for old in list(self._jobs)[:-KEEP_FINISHED_JOBS - 1]:
+                del self._jobs[old]
+            self._thread = threading.Thread(target=self._run, args=(job,), name=f"personalize-{job.id}", daemon=True)
+            self._thread.start()
+            return job
+
+    @property
+    def running(self) -> bool:
+        return self._running is not None
+
+    def get(self, job_id: str) -> Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise JobNotFoundError(f"No personalization job {job_id!r}; POST /v1/personalize starts one.") from None
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the running job, if any, ends (used at shutdown)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, job: Job) -> None:
+        job.status = "running"
+        try:
+            texts, labels = self.served.store.all()
+            candidate = self.served.fresh()
+            train = candidate.partial_fit if job.mode == "continue" else candidate.fit
+            train(texts, labels, progress=lambda p: self._progress(job, p), **job.overrides)
+            if candidate.report_["accepted"]:
+                self.served.accept(candidate)
+            job.result = {"head_version": self.served.slot.head_version, "history": candidate.history_, **candidate.report_}
+            job.status = "succeeded"
+        except Exception as e:  # noqa: BLE001 - a job's failure is its result, reported by GET /v1/jobs/{id}
+            job.error = f"{type(e).__name__}: {e}"
+            job.status = "failed"
+        finally:
+            job.finished = _now()
+            with self._lock:
+                self._running = None
+
+    @staticmethod
+    def _progress(job: Job, progress: Progress) -> None:
+        job.stage, job.done, job.total = progress.stage, progress.done, progress.total
+        if progress.loss is not None:
+            job.loss = progress.loss

@@ -1,0 +1,146 @@
+"""Request and response bodies of the service's API.
+
+Predict takes ``texts`` for text bundles, or ``images`` for image bundles:
+each image its uint8 pixels and their ``shape``, as a list (``data``) or as
+raw bytes (``base64``); the device resizes and normalizes them as the bundle
+says. Only the field matching the bundle's modality is accepted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageInput(_Strict):
+    shape: list[int] = Field(min_length=2, max_length=3,
+                             description="[height, width] for grey, [height, width, channels] with 1 or 3 (RGB) channels")
+    data: list[int] | None = Field(None, description="uint8 pixel values 0..255, row-major")
+    base64: str | None = Field(None, description="the same pixels as raw uint8 bytes, base64 (a third of the JSON size)")
+
+    @model_validator(mode="after")
+    def _pixels_match_shape(self) -> ImageInput:
+        if (self.base64 is None) == (self.data is None):
+            raise ValueError("give exactly one of 'data' or 'base64'")
+        if len(self.shape) == 3 and self.shape[2] not in (1, 3):
+            raise ValueError(f"shape {self.shape} has {self.shape[2]} channels; 1 (grey) or 3 (RGB) are read")
+        if self.data is not None:
+            expected = int(np.prod(self.shape))
+            if expected != len(self.data):
+                raise ValueError(f"shape {self.shape} holds {expected} pixels values, but data has {len(self.data)}")
+            if any(not 0 <= v <= 255 for v in self.data):
+                raise ValueError("pixel values must be in 0..255 (uint8)")
+        return self
+
+
+class PredictRequest(_Strict):
+    texts: list[str] | None = Field(None, min_length=1, description="for text bundles")
+    images: list[ImageInput] | None = Field(None, min_length=1, description="for image bundles")
+    probabilities: bool = Field(True, description="include every label's probability")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PredictRequest:
+        if (self.texts is None) == (self.images is None):
+            raise ValueError("give exactly one of 'texts' or 'images'")
+        return self
+
+
+class Prediction(BaseModel):
+    label: str
+    probabilities: dict[str, float] | None = None
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+    head_version: int  # which head answered: predictions during a job come from the current head
+
+
+class Example(_Strict):
+    text: str = Field(min_length=1)
+    label: str = Field(min_length=1)
+
+
+class ExamplesRequest(_Strict):
+    examples: list[Example] = Field(min_length=1)
+
+
+class ExamplesStored(BaseModel):
+    stored: int
+    total: int
+
+
+class ExampleCount(BaseModel):
+    total: int
+    by_label: dict[str, int]
+
+
+class PersonalizeRequest(_Strict):
+    mode: Literal["fit", "continue"] = Field("fit", description="'fit': from the shipped head; 'continue': from the current head")
+    epochs: int | None = Field(None, ge=1, le=1000)
+    lr: float | None = Field(None, gt=0, le=1)
+    batch_size: int | None = Field(None, ge=1, le=4096)
+    seed: int | None = None
+    validation_fraction: float | None = Field(None, ge=0, lt=1)
+    patience: int | None = Field(None, ge=1)
+    max_seconds: float | None = Field(None, gt=0)
+    accept: Literal["if_better", "always"] | None = Field(
+        None, description="'if_better' (default): the new head serves only if not worse on the validation split"
+    )
+
+    def overrides(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"mode"}, exclude_none=True)
+
+
+class JobView(BaseModel):
+    id: str
+    mode: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    stage: str | None
+    done: int
+    total: int
+    loss: float | None
+    result: dict[str, Any] | None
+    error: str | None
+    created: str
+    finished: str | None
+
+
+class RollbackRequest(_Strict):
+    to_version: int | None = Field(None, ge=0, description="head version to return to; None: the previous one")
+
+
+class BundleInfo(BaseModel):
+    name: str
+    version: str
+    fingerprint: str
+    modality: str
+    labels: list[str]
+    metrics: dict[str, Any]  # measured at export
+
+
+class ModelInfo(BaseModel):
+    bundle: BundleInfo
+    head_version: int
+    versions: list[dict[str, Any]]  # Personalizer.versions: every head kept, with its metrics
+    report: dict[str, Any]  # Personalizer.report_ of the served head's last personalization
+    examples: int
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    head_version: int
+    job_running: bool
+
+
+class ErrorBody(BaseModel):
+    """Every error: the error's class, a sentence saying why, and for 422 the fields at fault."""
+
+    error: str
+    detail: str
+    fields: list[dict[str, str]] | None = None

@@ -1,0 +1,1 @@
+"""One router per resource: reading bundles, and publishing them."""
