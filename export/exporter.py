@@ -138,7 +138,8 @@ def _check_bundle(folder: Path, manifest: Manifest) -> None:
 
 
 def _feature_size(backbone: Path) -> int:
-    for output in onnx.load(str(backbone)).graph.output:
+    # optimum leaves the FP32 graph's feature dimension symbolic; shape inference resolves it.
+    for output in onnx.shape_inference.infer_shapes(onnx.load(str(backbone))).graph.output:
         if output.name == SENTENCE_OUTPUT:
             return output.type.tensor_type.shape.dim[-1].dim_value
     raise ExportError(f"{backbone} has no output {SENTENCE_OUTPUT!r}")
