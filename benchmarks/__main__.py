@@ -42,10 +42,12 @@ def main() -> None:
     from benchmarks.report import markdown, plots
     from benchmarks.runners import run_all
     from benchmarks.sizes import bundle_sizes, install_sizes
+    from benchmarks.vision import prepare_vision
 
     started = time.perf_counter()
     print(f"Preparing bundles and the textbook artifacts in {cache} ...", flush=True)
     prepare(cache, config)
+    prepare_vision(cache, config.vision_per_class, config.vision_test_per_class, config.seed)
     print("Running each alternative in its own process:", flush=True)
     results = run_all(cache, config, log=lambda line: print(line, flush=True))
     run = {

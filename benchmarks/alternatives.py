@@ -8,18 +8,31 @@ processes never load torch.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.config import FP32_BUNDLE, INT8_BUNDLE, TEXTBOOK
+from benchmarks.config import DATA, FP32_BUNDLE, INT8_BUNDLE, TEXTBOOK
+from benchmarks.vision import VisionCached, VisionLimit, VisionTorch
 
 
-class Edgeft:
+class _Text:
+    """Where the text alternatives find the BBC News splits that prepare.py wrote."""
+
+    def __init__(self, cache: Path, batch_size: int, lr: float) -> None:
+        self.cache, self.batch_size, self.lr = cache, batch_size, lr
+
+    def load_data(self) -> dict:
+        return json.loads((self.cache / DATA).read_text())
+
+
+class Edgeft(_Text):
     """The bundle's INT8 backbone once per example, then the head over cached features through ORT."""
 
     def __init__(self, cache: Path, batch_size: int, lr: float) -> None:
+        super().__init__(cache, batch_size, lr)
         self.bundle, self.overrides = cache / INT8_BUNDLE, {"batch_size": batch_size, "lr": lr}
 
     def load(self) -> None:
@@ -44,13 +57,13 @@ class Limit(Edgeft):
         return None
 
 
-class _PerStepBackbone:
+class _PerStepBackbone(_Text):
     """Shared by the two per-step baselines: the bundle's tokenizer and edgeft's learning-rate schedule."""
 
     def __init__(self, cache: Path, batch_size: int, lr: float) -> None:
         from edgeft.config import TrainConfig
 
-        self.cache, self.batch_size = cache, batch_size
+        super().__init__(cache, batch_size, lr)
         self.config = TrainConfig(lr=lr, batch_size=batch_size)
 
     def load(self) -> None:
@@ -169,4 +182,12 @@ class TorchEager(_PerStepBackbone):
             return self.head(self.features(texts)).argmax(1).numpy()
 
 
-ALTERNATIVES = {"edgeft": Edgeft, "textbook-ort": TextbookOrt, "pytorch": TorchEager, "limit": Limit}
+ALTERNATIVES = {
+    "edgeft": Edgeft,
+    "textbook-ort": TextbookOrt,
+    "pytorch": TorchEager,
+    "limit": Limit,
+    "vision-edgeft-recipe": VisionCached,
+    "vision-pytorch": VisionTorch,
+    "vision-limit": VisionLimit,
+}

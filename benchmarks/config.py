@@ -28,8 +28,13 @@ class BenchConfig:
     # BBC News articles per topic for training (a pool cycled when N is larger) and held out.
     pool_per_class: int
     test_per_class: int
-    # Predict-latency samples per case (single example, one batch).
+    # Predict-latency samples per case (single example, one batch of ``latency_batch``).
     latency_samples: int
+    latency_batch: int
+    # EfficientNet-Lite0 + Fashion-MNIST: images per class to train on and held out, and epochs (no sweeps).
+    vision_per_class: int
+    vision_test_per_class: int
+    vision_epochs: int
     # The bundle's default batch size and learning rate, shared by every alternative.
     batch_size: int = 32
     lr: float = 1e-2
@@ -40,16 +45,19 @@ MODES = {
     # For the test suite: every code path, the least work (about a minute on 2 cores).
     "smoke": BenchConfig(
         examples=20, epochs=2, repetitions=1, n_sweep=(10, 20), epochs_for_n_sweep=1, e_sweep=(1, 2),
-        examples_for_e_sweep=10, pool_per_class=4, test_per_class=4, latency_samples=10,
+        examples_for_e_sweep=10, pool_per_class=4, test_per_class=4, latency_samples=5, latency_batch=4,
+        vision_per_class=1, vision_test_per_class=1, vision_epochs=1,
     ),
     # A few minutes on 2 cores.
     "quick": BenchConfig(
-        examples=200, epochs=5, repetitions=3, n_sweep=(50, 100, 200), epochs_for_n_sweep=3, e_sweep=(1, 3, 5),
-        examples_for_e_sweep=100, pool_per_class=40, test_per_class=40, latency_samples=50,
+        examples=160, epochs=3, repetitions=3, n_sweep=(40, 80, 160), epochs_for_n_sweep=2, e_sweep=(1, 2, 4),
+        examples_for_e_sweep=80, pool_per_class=40, test_per_class=40, latency_samples=30, latency_batch=32,
+        vision_per_class=10, vision_test_per_class=10, vision_epochs=3,
     ),
     # About an hour and a half on 2 cores; N past the pool (1,500 articles) reuses articles.
     "full": BenchConfig(
         examples=1000, epochs=10, repetitions=3, n_sweep=(100, 1000, 3000, 10000), epochs_for_n_sweep=3,
-        e_sweep=(1, 5, 10, 20), examples_for_e_sweep=500, pool_per_class=300, test_per_class=60, latency_samples=200,
+        e_sweep=(1, 5, 10, 20), examples_for_e_sweep=500, pool_per_class=300, test_per_class=60, latency_samples=200, latency_batch=32,
+        vision_per_class=100, vision_test_per_class=50, vision_epochs=10,
     ),
 }

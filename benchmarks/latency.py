@@ -64,7 +64,7 @@ def run(spec: dict) -> dict:
     cache = Path(spec["cache"])
     data = json.loads((cache / DATA).read_text())
     texts, labels = data["pool"]
-    single, batch = texts[:1], data["test"][0][: spec["batch_size"]]
+    single, batch = texts[:1], data["test"][0][: spec["latency_batch"]]
     results = {}
     for precision, name in [("int8", INT8_BUNDLE), ("fp32", FP32_BUNDLE)]:
         personalizer = Personalizer.from_bundle(cache / name).fit(texts, labels, epochs=1, batch_size=spec["batch_size"])

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.runners import ALTERNATIVES  # noqa: E402
+from benchmarks.runners import ALTERNATIVES, VISION_ALTERNATIVES  # noqa: E402
 
 MIB = 2**20
 
@@ -18,17 +18,17 @@ def _spread(head: dict) -> str:
     return f"{head['median_s']:.2f} s ({head['min_s']:.2f}–{head['max_s']:.2f})"
 
 
-def personalization_table(results: dict) -> list[str]:
-    edgeft = results["edgeft"]["headline"]["median_s"]
-    head = results["edgeft"]["headline"]
+def personalization_table(results: dict, names: tuple[str, ...], what: str) -> list[str]:
+    edgeft = results[names[0]]["headline"]["median_s"]
+    head = results[names[0]]["headline"]
     lines = [
-        f"Personalization of N={head['examples']} BBC News articles for E={head['epochs']} epochs "
+        f"Personalization of N={head['examples']} {what} for E={head['epochs']} epochs "
         f"(median of {len(head['runs_s'])} after a warm-up; min–max in brackets):",
         "",
         "| alternative | wall time | its time / edgeft's | start-up | peak RSS | torch loaded | accuracy (held-out) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name in ALTERNATIVES:
+    for name in names:
         r = results[name]
         accuracy = "—" if r["accuracy"] is None else f"{r['accuracy']:.3f} (n={r['test_examples']})"
         lines.append(
@@ -80,9 +80,10 @@ def markdown(run: dict) -> str:
     results = run["results"]
     parts = [
         headline(results),
-        personalization_table(results),
+        personalization_table(results, ALTERNATIVES, "BBC News articles (MiniLM)"),
         latency_table(results["latency"]),
         size_table(run["sizes"]),
+        personalization_table(results, VISION_ALTERNATIVES, "Fashion-MNIST images (EfficientNet-Lite0, built by hand)"),
     ]
     return "\n\n".join("\n".join(p) for p in parts) + "\n"
 

@@ -59,7 +59,7 @@ def run(spec: dict) -> dict:
     alternative.load()
     startup_s = time.time() - spec["launched_at"]
     startup_rss_mb = peak_rss_mb()
-    data = json.loads((Path(spec["cache"]) / "data.json").read_text())
+    data = alternative.load_data()
     texts, labels = take(data["pool"], spec["examples"])
     alternative.fit(texts[: spec["batch_size"]], labels[: spec["batch_size"]], 1)  # warm-up: first-call costs
     headline = timed(alternative, texts, labels, spec["epochs"], spec["repetitions"])
@@ -85,7 +85,7 @@ def run(spec: dict) -> dict:
 
 
 # These processes stand for a device, where torch is not installed.
-DEVICE_ONLY = {"edgeft", "limit", "latency"}
+DEVICE_ONLY = {"edgeft", "limit", "latency", "vision-edgeft-recipe", "vision-limit"}
 
 
 def main() -> None:

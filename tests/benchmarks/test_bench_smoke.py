@@ -14,6 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ALTERNATIVES = ["edgeft", "textbook-ort", "pytorch", "limit"]
+VISION = ["vision-edgeft-recipe", "vision-pytorch", "vision-limit"]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_smoke_writes_json_markdown_and_plots(smoke_run: Path) -> None:
     run = json.loads((smoke_run / "results.json").read_text())
     assert run["mode"] == "smoke"
-    assert set(run["results"]) == {*ALTERNATIVES, "latency"}
+    assert set(run["results"]) == {*ALTERNATIVES, *VISION, "latency"}
     table = (smoke_run / "results.md").read_text()
     assert "**edgeft personalizes" in table
     for name in ALTERNATIVES:
@@ -48,8 +49,15 @@ def test_every_alternative_reports_times_memory_and_accuracy(smoke_run: Path) ->
 
 def test_device_side_workers_never_load_torch(smoke_run: Path) -> None:
     results = json.loads((smoke_run / "results.json").read_text())["results"]
-    assert not results["edgeft"]["torch_loaded"] and not results["limit"]["torch_loaded"]
-    assert results["pytorch"]["torch_loaded"]
+    for name in ("edgeft", "limit", "vision-edgeft-recipe", "vision-limit"):
+        assert not results[name]["torch_loaded"]
+    assert results["pytorch"]["torch_loaded"] and results["vision-pytorch"]["torch_loaded"]
+
+
+def test_vision_alternatives_report_accuracy(smoke_run: Path) -> None:
+    results = json.loads((smoke_run / "results.json").read_text())["results"]
+    for name in VISION[:2]:
+        assert 0 <= results[name]["accuracy"] <= 1 and results[name]["test_examples"] == 10
 
 
 def test_latency_and_sizes_cover_both_precisions(smoke_run: Path) -> None:
