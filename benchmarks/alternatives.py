@@ -1,9 +1,10 @@
-"""The four ways to personalize, each a class with the same three calls.
+"""The ways to personalize, each a class with the same four calls.
 
-``load()`` is start-up (sessions, weights), ``fit(texts, targets, epochs)``
-trains a fresh zero head, and ``accuracy(texts, targets)`` scores it. The
-worker imports only the module an alternative needs, so the edgeft and limit
-processes never load torch.
+``load()`` is start-up (sessions, weights), ``load_data()`` reads the splits
+prepare.py wrote, ``fit(examples, labels, epochs)`` trains a fresh zero head,
+and ``accuracy(examples, labels)`` scores it on held-out data. torch and
+transformers are imported inside the methods that need them, so the edgeft and
+limit processes never load torch.
 """
 
 from __future__ import annotations
@@ -46,9 +47,15 @@ class Edgeft(_Text):
     def accuracy(self, texts: list[str], labels: list[str]) -> float:
         return self.personalizer.score(texts, labels)
 
+    def backbone_pass(self, texts: list[str]) -> None:
+        """The limit, measured in this process: one INT8 backbone pass over the examples."""
+        self.personalizer.transform(texts)
+
 
 class Limit(Edgeft):
     """One INT8 backbone pass over the examples and nothing else: no personalization can be faster."""
+
+    backbone_pass = None  # the limit's own run is the backbone pass
 
     def fit(self, texts: list[str], labels: list[str], epochs: int) -> None:
         self.personalizer.transform(texts)

@@ -71,8 +71,14 @@ def headline(results: dict) -> list[str]:
     ratios = ", ".join(
         f"{results[name]['headline']['median_s'] / edgeft:.1f}x faster than {name}" for name in ("textbook-ort", "pytorch")
     )
-    limit = edgeft / results["limit"]["headline"]["median_s"]
-    return [f"**edgeft personalizes {ratios}, and takes {limit:.2f}x the time of one bare INT8 backbone pass (the limit).**"]
+    head = results["edgeft"]["headline"]
+    limit = head["median_s"] / head["backbone_pass_median_s"]
+    return [
+        f"**edgeft personalizes {ratios}, and takes {limit:.2f}x the time of one bare INT8 backbone pass (the limit).**",
+        "",
+        "The ratio to the limit is measured in the edgeft process, a backbone pass after each timed run; "
+        "the limit's own process (last row) gives its start-up and memory.",
+    ]
 
 
 def markdown(run: dict) -> str:
