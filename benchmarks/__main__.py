@@ -1,8 +1,8 @@
 """``python -m benchmarks --mode quick``: prepare, run every alternative in its own process, report.
 
 Writes ``results.json``, ``results.md`` and ``growth_*.png`` into ``--out``
-and prints the Markdown. Modes: smoke (~1 min, for the tests), quick (a few
-minutes), full (about an hour and a half on 2 cores).
+and prints the Markdown. Modes: smoke (~1 min, for the tests), quick (about
+10 minutes on 2 busy cores), full (about two hours on 2 cores).
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ from benchmarks.config import FP32_BUNDLE, INT8_BUNDLE, MODES
 def machine() -> str:
     """What the numbers were measured on."""
     model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
     return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"

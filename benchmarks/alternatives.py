@@ -115,9 +115,7 @@ class _PerStepBackbone(_Text):
 
     def accuracy(self, texts: list[str], labels: list[str]) -> float:
         targets = np.array([self.classes.index(label) for label in labels])
-        predicted = np.concatenate(
-            [self.predict(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
-        )
+        predicted = np.concatenate([self.predict(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)])
         return float((predicted == targets).mean())
 
 

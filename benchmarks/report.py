@@ -7,9 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from benchmarks.runners import ALTERNATIVES, VISION_ALTERNATIVES  # noqa: E402
+from benchmarks.runners import ALTERNATIVES, VISION_ALTERNATIVES
 
 MIB = 2**20
 
@@ -22,8 +23,10 @@ def personalization_table(results: dict, names: tuple[str, ...], what: str) -> l
     edgeft = results[names[0]]["headline"]["median_s"]
     head = results[names[0]]["headline"]
     lines = [
-        f"Personalization of N={head['examples']} {what} for E={head['epochs']} epochs "
-        f"(median of {len(head['runs_s'])} after a warm-up; min–max in brackets):",
+        (
+            f"Personalization of N={head['examples']} {what} for E={head['epochs']} epochs "
+            f"(median of {len(head['runs_s'])} after a warm-up; min–max in brackets):"
+        ),
         "",
         "| alternative | wall time | its time / edgeft's | start-up | peak RSS | torch loaded | accuracy (held-out) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -76,8 +79,10 @@ def headline(results: dict) -> list[str]:
     return [
         f"**edgeft personalizes {ratios}, and takes {limit:.2f}x the time of one bare INT8 backbone pass (the limit).**",
         "",
-        "The ratio to the limit is measured in the edgeft process, a backbone pass after each timed run; "
-        "the limit's own process (last row) gives its start-up and memory.",
+        (
+            "The ratio to the limit is measured in the edgeft process, a backbone pass after each timed run; "
+            "the limit's own process (last row) gives its start-up and memory."
+        ),
     ]
 
 
@@ -105,6 +110,10 @@ def plots(results: dict, folder: Path) -> list[Path]:
         fixed = results["edgeft"][sweep][0]
         other = "epochs" if axis == "examples" else "examples"
         ax.set(xscale="log", yscale="log", xlabel=label, ylabel="personalization wall time (s)")
+        ax.set_xticks([p[axis] for p in results["edgeft"][sweep]])
+        for scale in (ax.xaxis, ax.yaxis):  # plain numbers, not powers of ten, on the log axes
+            scale.set_major_formatter(ScalarFormatter())
+            scale.set_minor_formatter(NullFormatter())
         ax.set_title(f"Growth with {label.split()[1]} ({other} = {fixed[other]})", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)

@@ -44,6 +44,7 @@ def run_worker(alternative: str, cache: Path, config: BenchConfig) -> dict:
         done = subprocess.run(
             [sys.executable, "-m", "benchmarks.worker", str(spec_path), str(result_path)],
             capture_output=True,
+            check=False,  # a failure is raised below, with the worker's stderr
             text=True,
             cwd=Path(__file__).resolve().parent.parent,
         )

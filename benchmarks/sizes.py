@@ -8,8 +8,8 @@ of the files its RECORD lists.
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
 import re
+from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -49,7 +49,9 @@ def install_sizes() -> dict[str, dict]:
         # The PyTorch alternative loads MiniLM with transformers and tokenizes with tokenizers.
         "pytorch (torch, transformers)": closure(["torch", "transformers", "tokenizers", "numpy"]),
     }
-    return {name: {"bytes": sum(distribution_bytes(d) for d in dists), "distributions": sorted(dists)} for name, dists in sets.items()}
+    return {
+        name: {"bytes": sum(distribution_bytes(d) for d in dists), "distributions": sorted(dists)} for name, dists in sets.items()
+    }
 
 
 def bundle_sizes(cache: Path, bundles: dict[str, str]) -> dict[str, int]:

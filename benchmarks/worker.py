@@ -86,7 +86,11 @@ def run(spec: dict) -> dict:
         "torch_loaded": sys.modules.get("torch") is not None,
     }
     result["n_sweep"] = [
-        {"examples": n, "epochs": spec["epochs_for_n_sweep"], **timed(alternative, *take(data["pool"], n), spec["epochs_for_n_sweep"], 1)}
+        {
+            "examples": n,
+            "epochs": spec["epochs_for_n_sweep"],
+            **timed(alternative, *take(data["pool"], n), spec["epochs_for_n_sweep"], 1),
+        }
         for n in spec["n_sweep"]
     ]
     sweep_data = take(data["pool"], spec["examples_for_e_sweep"])
