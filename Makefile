@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test bench setup clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Side-by-side benchmarks; BENCH_MODE=full for the long run (see docs/performance.md).
+BENCH_MODE ?= quick
+bench: $(STAMP)
+	$(PY) -m benchmarks --mode $(BENCH_MODE)
 
 clean:
 	rm -rf $(VENV) demo-output

@@ -1,0 +1,74 @@
+"""``python -m benchmarks --mode quick``: prepare, run every alternative in its own process, report.
+
+Writes ``results.json``, ``results.md`` and ``growth_*.png`` into ``--out``
+and prints the Markdown. Modes: smoke (~1 min, for the tests), quick (about
+10 minutes on 2 busy cores), full (about two hours on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from benchmarks.config import FP32_BUNDLE, INT8_BUNDLE, MODES
+
+
+def machine() -> str:
+    """What the numbers were measured on."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="how much work (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default: benchmarks/results/MODE)")
+    args = parser.parse_args()
+    config = MODES[args.mode]
+    out = args.out or Path("benchmarks/results") / args.mode
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / "cache"
+
+    # Heavy imports (torch, optimum) only here, after parsing.
+    from benchmarks.prepare import prepare
+    from benchmarks.report import markdown, plots
+    from benchmarks.runners import run_all
+    from benchmarks.sizes import bundle_sizes, install_sizes
+    from benchmarks.vision import prepare_vision
+
+    started = time.perf_counter()
+    print(f"Preparing bundles and the textbook artifacts in {cache} ...", flush=True)
+    prepare(cache, config)
+    prepare_vision(cache, config.vision_per_class, config.vision_test_per_class, config.seed)
+    print("Running each alternative in its own process:", flush=True)
+    results = run_all(cache, config, log=lambda line: print(line, flush=True))
+    run = {
+        "mode": args.mode,
+        "config": dataclasses.asdict(config),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "results": results,
+        "sizes": {"bundles": bundle_sizes(cache, {"fp32": FP32_BUNDLE, "int8": INT8_BUNDLE}), "install": install_sizes()},
+    }
+    run["duration_s"] = time.perf_counter() - started
+    (out / "results.json").write_text(json.dumps(run, indent=2))
+    report = f"Mode `{args.mode}` on {run['machine']}, {run['date']} ({run['duration_s']:.0f} s in all).\n\n" + markdown(run)
+    (out / "results.md").write_text(report)
+    plots(results, out)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

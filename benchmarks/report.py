@@ -1,0 +1,125 @@
+"""Markdown tables and PNG plots from one benchmark run's results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+from benchmarks.runners import ALTERNATIVES, VISION_ALTERNATIVES
+
+MIB = 2**20
+
+
+def _spread(head: dict) -> str:
+    return f"{head['median_s']:.2f} s ({head['min_s']:.2f}–{head['max_s']:.2f})"
+
+
+def personalization_table(results: dict, names: tuple[str, ...], what: str) -> list[str]:
+    edgeft = results[names[0]]["headline"]["median_s"]
+    head = results[names[0]]["headline"]
+    lines = [
+        (
+            f"Personalization of N={head['examples']} {what} for E={head['epochs']} epochs "
+            f"(median of {len(head['runs_s'])} after a warm-up; min–max in brackets):"
+        ),
+        "",
+        "| alternative | wall time | its time / edgeft's | start-up | peak RSS | torch loaded | accuracy (held-out) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in names:
+        r = results[name]
+        accuracy = "—" if r["accuracy"] is None else f"{r['accuracy']:.3f} (n={r['test_examples']})"
+        lines.append(
+            f"| {name} | {_spread(r['headline'])} | {r['headline']['median_s'] / edgeft:.2f}x | {r['startup_s']:.2f} s "
+            f"| {r['peak_rss_mb']:.0f} MiB | {'yes' if r['torch_loaded'] else 'no'} | {accuracy} |"
+        )
+    return lines
+
+
+def latency_table(latency: dict) -> list[str]:
+    rows = latency["latency"]
+    lines = [
+        f"Predict latency (ms; single article, and a batch of {latency['batch_size']}):",
+        "",
+        "| precision | input | path | p50 | p95 | p99 | edgeft overhead at p50 |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, value in rows.items():
+        precision, case, path = key.split("/")
+        bare = rows[f"{precision}/{case}/bare-ort"]["p50_ms"]
+        overhead = f"{(value['p50_ms'] / bare - 1) * 100:+.1f}%" if path == "edgeft" else ""
+        lines.append(
+            f"| {precision} | {case} | {path} | {value['p50_ms']:.1f} | {value['p95_ms']:.1f} | {value['p99_ms']:.1f} | {overhead} |"
+        )
+    return lines
+
+
+def size_table(sizes: dict) -> list[str]:
+    lines = ["| what | size |", "| --- | --- |"]
+    lines += [f"| bundle, {precision} backbone | {size / MIB:.1f} MiB |" for precision, size in sizes["bundles"].items()]
+    lines += [
+        f"| site-packages, {name} ({len(v['distributions'])} distributions) | {v['bytes'] / MIB:.0f} MiB |"
+        for name, v in sizes["install"].items()
+    ]
+    return lines
+
+
+def headline(results: dict) -> list[str]:
+    edgeft = results["edgeft"]["headline"]["median_s"]
+    ratios = ", ".join(
+        f"{results[name]['headline']['median_s'] / edgeft:.1f}x faster than {name}" for name in ("textbook-ort", "pytorch")
+    )
+    head = results["edgeft"]["headline"]
+    limit = head["median_s"] / head["backbone_pass_median_s"]
+    return [
+        f"**edgeft personalizes {ratios}, and takes {limit:.2f}x the time of one bare INT8 backbone pass (the limit).**",
+        "",
+        (
+            "The ratio to the limit is measured in the edgeft process, a backbone pass after each timed run; "
+            "the limit's own process (last row) gives its start-up and memory."
+        ),
+    ]
+
+
+def markdown(run: dict) -> str:
+    """The whole report: headline ratios, then one table per measure."""
+    results = run["results"]
+    parts = [
+        headline(results),
+        personalization_table(results, ALTERNATIVES, "BBC News articles (MiniLM)"),
+        latency_table(results["latency"]),
+        size_table(run["sizes"]),
+        personalization_table(results, VISION_ALTERNATIVES, "Fashion-MNIST images (EfficientNet-Lite0, built by hand)"),
+    ]
+    return "\n\n".join("\n".join(p) for p in parts) + "\n"
+
+
+def plots(results: dict, folder: Path) -> list[Path]:
+    """Growth of personalization time with N and with E, one line per alternative (log-log)."""
+    written = []
+    for sweep, axis, label in [("n_sweep", "examples", "N examples"), ("e_sweep", "epochs", "E epochs")]:
+        fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+        for name in ALTERNATIVES:
+            points = results[name][sweep]
+            ax.plot([p[axis] for p in points], [p["median_s"] for p in points], marker="o", label=name)
+        fixed = results["edgeft"][sweep][0]
+        other = "epochs" if axis == "examples" else "examples"
+        ax.set(xscale="log", yscale="log", xlabel=label, ylabel="personalization wall time (s)")
+        ax.set_xticks([p[axis] for p in results["edgeft"][sweep]])
+        for scale in (ax.xaxis, ax.yaxis):  # plain numbers, not powers of ten, on the log axes
+            scale.set_major_formatter(ScalarFormatter())
+            scale.set_minor_formatter(NullFormatter())
+        ax.set_title(f"Growth with {label.split()[1]} ({other} = {fixed[other]})", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = folder / f"growth_{axis}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,63 @@
+"""Runs each alternative in a child process of its own, so its memory and start-up are its own."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.config import BenchConfig
+
+# The order of the tables' rows: edgeft first, the limit last.
+ALTERNATIVES = ("edgeft", "textbook-ort", "pytorch", "limit")
+VISION_ALTERNATIVES = ("vision-edgeft-recipe", "vision-pytorch", "vision-limit")
+
+
+def vision_spec(config: BenchConfig) -> dict:
+    """The vision run's sizes: every pooled image for ``vision_epochs``, no growth sweeps."""
+    return {
+        "examples": config.vision_per_class * 10,
+        "epochs": config.vision_epochs,
+        "n_sweep": [],
+        "e_sweep": [],
+        "examples_for_e_sweep": 0,
+    }
+
+
+def run_worker(alternative: str, cache: Path, config: BenchConfig) -> dict:
+    """``python -m benchmarks.worker`` for one alternative; returns the JSON it writes.
+
+    Raises:
+        RuntimeError: the worker failed; its stderr's tail is in the message.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        spec_path, result_path = Path(folder) / "spec.json", Path(folder) / "result.json"
+        spec = {**dataclasses.asdict(config), "alternative": alternative, "cache": str(cache)}
+        if alternative in VISION_ALTERNATIVES:
+            spec.update(vision_spec(config))
+        spec["launched_at"] = time.time()
+        spec_path.write_text(json.dumps(spec))
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.worker", str(spec_path), str(result_path)],
+            capture_output=True,
+            check=False,  # a failure is raised below, with the worker's stderr
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"The {alternative} worker failed:\n{done.stderr[-3000:]}")
+        return json.loads(result_path.read_text())
+
+
+def run_all(cache: Path, config: BenchConfig, log=print) -> dict[str, dict]:
+    """Every alternative and the latency worker, one after another (never two at once: 2 cores)."""
+    results = {}
+    for alternative in (*ALTERNATIVES, "latency", *VISION_ALTERNATIVES):
+        started = time.perf_counter()
+        results[alternative] = run_worker(alternative, cache, config)
+        log(f"  {alternative}: {time.perf_counter() - started:.1f} s")
+    return results
