@@ -9,7 +9,12 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
 $(STAMP): pyproject.toml constraints.txt
+	@test -d $(FASHION_MNIST) || { echo "Installing Debian's dataset-fashion-mnist (the vision tests and benchmarks read it)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null \
+	  || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null; }; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[export,serve,data,test]"
