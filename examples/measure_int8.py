@@ -39,8 +39,8 @@ def main(out: Path) -> None:
     for mode in ("int8-dynamic", "int8-static"):
         config = ExportConfig(quantization=mode, accept_quality_loss=True)
         runs = [
-            ("MiniLM-L6 (BBC)", lambda p: export_text_model(minilm_path(), p, texts=server[0], labels=server[1], config=config)),
-            ("EfficientNet-Lite0 (Fashion-MNIST)", lambda p: export_model(
+            ("MiniLM-L6 (BBC)", lambda p, config=config: export_text_model(minilm_path(), p, texts=server[0], labels=server[1], config=config)),
+            ("EfficientNet-Lite0 (Fashion-MNIST)", lambda p, config=config: export_model(
                 vision.build(), torch.zeros(1, 3, 224, 224), p, images=images, labels=image_labels,
                 preprocessing=vision.preprocessing, config=config)),
         ]

@@ -72,7 +72,7 @@ def test_gradual_unfreezing_adds_one_block_every_k_epochs(pretrained, data):
 
 def test_early_stopping_stops_and_keeps_the_best_epoch(pretrained, data):
     # A learning rate far too high for fine-tuning: the validation loss soon stops improving.
-    module, report = _run(pretrained, data, lr=0.5, epochs=8, patience=1, trainable_blocks=1)
+    _module, report = _run(pretrained, data, lr=0.5, epochs=8, patience=1, trainable_blocks=1)
     assert report.stopped_early and len(report.epochs) < 8
     losses = [r["val_loss"] for r in report.epochs]
     assert report.best_epoch == int(np.argmin(losses)) + 1

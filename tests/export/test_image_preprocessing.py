@@ -10,8 +10,8 @@ from edgeft.bundle import InputSpec
 
 
 def _spec(**changes) -> InputSpec:
-    values = dict(modality="image", input_names=["pixel_values"], image_size=[224, 224], pixel_mean=[127.0] * 3,
-                  pixel_std=[128.0] * 3, channel_order="RGB", layout="NCHW")
+    values = {"modality": "image", "input_names": ["pixel_values"], "image_size": [224, 224], "pixel_mean": [127.0] * 3,
+                  "pixel_std": [128.0] * 3, "channel_order": "RGB", "layout": "NCHW"}
     return InputSpec(**{**values, **changes})
 
 

@@ -35,7 +35,7 @@ def test_int8_static_calibrates_on_server_data(bbc_splits, tmp_path):
     manifest = export_text_model(minilm_path(), tmp_path / "b", texts=texts, labels=labels, config=config)
     assert manifest.backbone.precision == "int8"
     assert MEASURED <= set(manifest.metrics)
-    test_texts, test_labels = bbc_splits["test"]
+    test_texts, _test_labels = bbc_splits["test"]
     assert Personalizer.from_bundle(tmp_path / "b").predict(test_texts[:5]).shape == (5,)
 
 

@@ -37,7 +37,7 @@ def test_device_personalizes_on_grey_and_rgb_uint8_images(effnet_bundle, fashion
 
 
 def test_device_rejects_images_it_cannot_read(effnet_bundle, fashion):
-    images, labels = fashion["test"]
+    images, _labels = fashion["test"]
     personalizer = Personalizer.from_bundle(effnet_bundle)
     with pytest.raises(DataTypeError, match="dtype float64, but this bundle's model reads uint8"):
         personalizer.predict(images.astype(np.float64))
