@@ -308,7 +308,7 @@ def _describe_input(spec: Any) -> str:
 def _personalize_parser(commands: Any) -> None:
     p = commands.add_parser("personalize", help="train the head on local examples and save the state")
     p.add_argument("model", help="bundle folder, or a state folder to continue from")
-    p.add_argument("--data", required=True, help="labelled examples (.csv or .jsonl)")
+    p.add_argument("--data", required=True, help="labelled examples: .csv or .jsonl texts, or .npz with X (texts or uint8 images) and y")
     p.add_argument("--state", required=True, help="folder to save the personalized state in")
     p.add_argument("--continue", dest="resume", action="store_true", help="continue from the current head (partial_fit) instead of the shipped one")
     _add_data_args(p)
@@ -338,7 +338,7 @@ def _run_personalize(args: argparse.Namespace) -> None:
 def _predict_parser(commands: Any) -> None:
     p = commands.add_parser("predict", help="predict labels for texts")
     p.add_argument("model", help="bundle or state folder")
-    p.add_argument("--data", required=True, help="examples (.csv or .jsonl); labels are not needed")
+    p.add_argument("--data", required=True, help="examples (.csv, .jsonl, or .npz with X); labels are not needed")
     p.add_argument("--proba", action="store_true", help="also print each label's probability")
     _add_data_args(p, labels=False)
     p.set_defaults(run=_run_predict)
@@ -352,8 +352,9 @@ def _run_predict(args: argparse.Namespace) -> None:
     personalizer = Personalizer.load(args.model)
     proba = personalizer.predict_proba(texts)
     labels = personalizer.labels
-    for text, p in zip(texts, proba):
-        row = {"text": text[:80], "label": labels[int(p.argmax())]}
+    for i, (example, p) in enumerate(zip(texts, proba)):
+        row = {"text": example[:80]} if isinstance(example, str) else {"index": i}
+        row["label"] = labels[int(p.argmax())]
         if args.proba:
             row["proba"] = {label: round(float(v), 4) for label, v in zip(labels, p)}
         print(json.dumps(row))
@@ -362,7 +363,7 @@ def _run_predict(args: argparse.Namespace) -> None:
 def _evaluate_parser(commands: Any) -> None:
     p = commands.add_parser("evaluate", help="accuracy, macro P/R/F1 and confusion matrix on labelled texts")
     p.add_argument("model", help="bundle or state folder")
-    p.add_argument("--data", required=True, help="labelled examples (.csv or .jsonl)")
+    p.add_argument("--data", required=True, help="labelled examples: .csv or .jsonl texts, or .npz with X (texts or uint8 images) and y")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     _add_data_args(p)
     p.set_defaults(run=_run_evaluate)
@@ -406,7 +407,7 @@ def _run_rollback(args: argparse.Namespace) -> None:
 def _drift_parser(commands: Any) -> None:
     p = commands.add_parser("drift", help="has local data moved away from the data the bundle was exported on?")
     p.add_argument("model", help="bundle or state folder")
-    p.add_argument("--data", help="more local examples (.csv or .jsonl) to include (default: only what the state has seen)")
+    p.add_argument("--data", help="more local examples (.csv, .jsonl or .npz) to include (default: only what the state has seen)")
     p.add_argument("--threshold", type=float, default=0.5, help="feature shift counted as drift (default: %(default)s)")
     _add_data_args(p, labels=False)
     p.set_defaults(run=_run_drift)

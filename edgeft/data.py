@@ -1,4 +1,4 @@
-"""Reading labelled examples from CSV and JSONL files (standard library only)."""
+"""Reading labelled examples: texts from CSV and JSONL files, texts or uint8 images from .npz arrays."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import csv
 import json
 import os
 from pathlib import Path
+
+import numpy as np
 
 from edgeft.errors import DataError
 
@@ -15,22 +17,27 @@ def read_examples(
     *,
     text_column: str = "text",
     label_column: str | None = "label",
-) -> tuple[list[str], list[str] | None]:
-    """Read texts (and labels, unless ``label_column`` is None) from a .csv or .jsonl file.
+) -> tuple[list[str] | np.ndarray, list[str] | None]:
+    """Read examples (and labels, unless ``label_column`` is None) from a .csv, .jsonl or .npz file.
+
+    A .npz file holds an array ``X`` (strings, or uint8 images) and, for
+    labelled data, an array ``y``; the column names do not apply to it.
 
     Raises:
-        DataError: the file is missing, of an unknown type, or lacks a column.
+        DataError: the file is missing, of an unknown type, or lacks a column or an array.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"Data file {path} does not exist.")
     suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _read_npz(path, labelled=label_column is not None)
     if suffix == ".csv":
         rows = _read_csv(path)
     elif suffix in (".jsonl", ".ndjson"):
         rows = _read_jsonl(path)
     else:
-        raise DataError(f"Data file {path} must end in .csv or .jsonl, got {suffix or 'no suffix'!r}.")
+        raise DataError(f"Data file {path} must end in .csv, .jsonl or .npz, got {suffix or 'no suffix'!r}.")
     wanted = [text_column] + ([label_column] if label_column else [])
     for i, row in enumerate(rows):
         missing = [c for c in wanted if c not in row]
@@ -42,6 +49,18 @@ def read_examples(
     texts = [row[text_column] for row in rows]
     labels = [str(row[label_column]) for row in rows] if label_column else None
     return texts, labels
+
+
+def _read_npz(path: Path, labelled: bool) -> tuple[list[str] | np.ndarray, list[str] | None]:
+    with np.load(path, allow_pickle=False) as arrays:
+        missing = [k for k in ("X", "y")[: 2 if labelled else 1] if k not in arrays]
+        if missing:
+            raise DataError(f"{path} has no array {missing[0]!r}; its arrays are {sorted(arrays)}. Save it with np.savez(path, X=..., y=...).")
+        X = arrays["X"]
+        labels = [str(v) for v in arrays["y"].tolist()] if labelled else None
+    if labels is not None and len(X) != len(labels):
+        raise DataError(f"{path}: X has {len(X)} rows but y has {len(labels)}; they must match one to one.")
+    return ([str(v) for v in X.tolist()] if X.dtype.kind in "US" else X), labels
 
 
 def _read_csv(path: Path) -> list[dict]:

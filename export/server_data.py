@@ -40,10 +40,7 @@ def read_server_data(
     path = Path(path)
     if path.is_dir():
         return _read_image_folder(path, image_size)
-    if path.suffix.lower() == ".npz":
-        return _read_npz(path)
-    texts, labels = read_examples(path, text_column=text_column, label_column=label_column)
-    return texts, labels
+    return read_examples(path, text_column=text_column, label_column=label_column)
 
 
 def _read_image_folder(root: Path, image_size: tuple[int, int] | None) -> tuple[np.ndarray, list[str]]:
@@ -67,15 +64,3 @@ def _read_image_folder(root: Path, image_size: tuple[int, int] | None) -> tuple[
     if len(shapes) > 1:
         raise DataError(f"The images under {root} have different sizes {sorted(shapes)[:3]}; pass an image size to resize them.")
     return np.stack(images), labels
-
-
-def _read_npz(path: Path) -> tuple[Any, list[str]]:
-    with np.load(path, allow_pickle=False) as arrays:
-        missing = [k for k in ("X", "y") if k not in arrays]
-        if missing:
-            raise DataError(f"{path} has no array {missing[0]!r}; its arrays are {sorted(arrays)}. Save it with np.savez(path, X=..., y=...).")
-        X, y = arrays["X"], arrays["y"]
-    if len(X) != len(y):
-        raise DataError(f"{path}: X has {len(X)} rows but y has {len(y)}; they must match one to one.")
-    labels = [str(v) for v in y.tolist()]
-    return ([str(v) for v in X.tolist()] if X.dtype.kind in "US" else X), labels

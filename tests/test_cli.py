@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgeft.cli import main
@@ -72,3 +73,18 @@ def test_export_with_only_a_label_set_ships_an_untrained_head(tmp_path: Path, te
     assert "fp32 backbone, head untrained" in capsys.readouterr().out
     assert main(["predict", str(bundle), "--data", str(test_csv)]) == 1
     assert "call fit(X, y)" in capsys.readouterr().err
+
+
+def test_an_image_bundle_personalizes_and_predicts_from_npz_arrays(effnet_bundle: Path, fashion, tmp_path: Path, capsys) -> None:
+    images, labels = fashion["test"]
+    np.savez(tmp_path / "user.npz", X=images, y=np.array(labels))
+    np.savez(tmp_path / "new.npz", X=images[:4])
+    state = tmp_path / "state"
+    args = ["--data", str(tmp_path / "user.npz"), "--state", str(state), "--epochs", "5", "--accept", "always"]
+    assert main(["personalize", str(effnet_bundle), *args]) == 0
+    assert "head version 1; 30 examples" in capsys.readouterr().out
+
+    assert main(["predict", str(state), "--data", str(tmp_path / "new.npz")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["index"] for r in rows] == [0, 1, 2, 3]
+    assert all(r["label"] in labels for r in rows)
