@@ -11,7 +11,9 @@ versions and any personalized heads stay where they are.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
@@ -20,7 +22,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,23 +118,35 @@ def pull(ref: str, registry: str, into: str | os.PathLike, token: str | None = N
     with _open(_url(registry, "bundles", name, "versions", version, "manifest"), token) as response:
         raw_manifest = response.read()
     manifest = _parse_manifest(raw_manifest, name, version)
-    downloaded, resumed = 0, []
-    if not _installed(target, manifest):
-        partial = into / PARTIAL / f"{name}@{version}"
-        for path, entry in manifest.files.items():
-            fetched, was_resumed = _download(registry, token, name, version, path, partial / path, entry.size, progress)
-            _check_file(partial / path, path, entry.size, entry.sha256)
-            downloaded += fetched
-            resumed += [path] if was_resumed else []
-        with atomic.atomic_dir(target, overwrite=True) as tmp:
-            for path in manifest.files:
-                (tmp / path).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(partial / path, tmp / path)
-            (tmp / MANIFEST).write_bytes(raw_manifest)
-            Bundle.load(tmp)  # the whole folder verified once more before it becomes visible
-        shutil.rmtree(partial, ignore_errors=True)
+    with _exclusive(into / PARTIAL / f"{name}@{version}.lock"):  # a second pull of it waits, then finds it installed
+        downloaded, resumed = 0, []
+        if not _installed(target, manifest):
+            partial = into / PARTIAL / f"{name}@{version}"
+            for path, entry in manifest.files.items():
+                fetched, was_resumed = _download(registry, token, name, version, path, partial / path, entry.size, progress)
+                _check_file(partial / path, path, entry.size, entry.sha256)
+                downloaded += fetched
+                resumed += [path] if was_resumed else []
+            with atomic.atomic_dir(target, overwrite=True) as tmp:
+                for path in manifest.files:
+                    (tmp / path).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(partial / path, tmp / path)
+                (tmp / MANIFEST).write_bytes(raw_manifest)
+                Bundle.load(tmp)  # the whole folder verified once more before it becomes visible
+            shutil.rmtree(partial, ignore_errors=True)
     atomic.write_json(into / name / CURRENT, {"name": name, "version": version, "path": version})
     return PullResult(name, version, target, downloaded, resumed)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def installed_path(into: str | os.PathLike, name: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -37,6 +38,15 @@ def test_push_then_pull_installs_a_verified_bundle(registry, minilm_bundle, tmp_
     assert Bundle.load(result.path).fingerprint == Bundle.load(minilm_bundle).fingerprint
     assert client.installed_path(tmp_path / "device", "minilm-bbc") == result.path
     assert not (tmp_path / "device" / client.PARTIAL / f"minilm-bbc@{version}").exists()
+
+
+def test_two_pulls_at_once_download_the_bundle_once(registry, minilm_bundle, tmp_path):
+    url, _ = registry
+    client.push(minilm_bundle, url, TOKEN)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: client.pull("minilm-bbc", url, tmp_path / "device"), range(2)))
+    assert sorted(r.downloaded_bytes > 0 for r in results) == [False, True], "the second pull waited and found it installed"
+    assert results[0].path == results[1].path and Bundle.load(results[0].path)
 
 
 def test_versions_are_immutable_and_publishing_needs_the_token(registry, minilm_bundle):
