@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx.numpy_helper
@@ -31,13 +31,15 @@ from edgeft.config import (
     to_dict,
 )
 from edgeft.errors import ExportError
-from export.fused import FusedParts, export_fused
 from export.head import build_head, write_training_artifacts
 from export.measure import compare_precisions, latency_ms, split_indices, take
 from export.onnx_file import feature_size, graph_inputs, input_shape, prepare_onnx_backbone
 from export.quantize import quantize_backbone
 from export.text import SENTENCE_OUTPUT, export_text_backbone, text_parity
 from export.vision import INPUT, OUTPUT, export_torch_backbone
+
+if TYPE_CHECKING:  # export.fused imports torch, which exporting an ONNX file must not
+    from export.fused import FusedParts
 
 # The texts the bundle check runs when there is no server data.
 _TEXT_SAMPLE = ["edgeft checks the bundle before it ships."]
@@ -194,6 +196,8 @@ def export_model(
     with tempfile.TemporaryDirectory() as work:
         fused = None
         if config.device_trainable_blocks:
+            from export.fused import export_fused
+
             fused = export_fused(module, example_input, len(classes), config, Path(work), seed=train_config.seed)
             fp32, parity = fused.frozen, fused.parity
         else:
