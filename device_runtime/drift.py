@@ -74,11 +74,24 @@ class RunningStats:
         return stats
 
 
+def drift_features(features: np.ndarray, intermediate_shape: list[int] | None) -> np.ndarray:
+    """What drift statistics are kept on: the backbone's features, or a fused bundle's activation per channel.
+
+    A fused bundle's backbone outputs a whole activation map (thousands of
+    values per example); its per-channel means are what pooling would make of
+    it, and keep the reference a few hundred numbers long.
+    """
+    if intermediate_shape is None:
+        return features
+    array = np.asarray(features)
+    return array.reshape(len(array), intermediate_shape[0], -1).mean(axis=2)
+
+
 def reference_statistics(features: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
     """The reference a bundle ships: feature and confidence statistics of the export-time data.
 
     Args:
-        features: backbone features of the server examples, shape (n, feature_size).
+        features: :func:`drift_features` of the server examples.
         probabilities: the shipped head's class probabilities on them, shape (n, n_classes).
     """
     stats = RunningStats()

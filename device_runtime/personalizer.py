@@ -16,7 +16,7 @@ import numpy as np
 from device_runtime.acceptance import decide, validation_split
 from device_runtime.backbone import backbone_for
 from device_runtime.cache import FeatureCache
-from device_runtime.drift import DEFAULT_THRESHOLD, RunningStats, compare
+from device_runtime.drift import DEFAULT_THRESHOLD, RunningStats, compare, drift_features
 from device_runtime.engines import HeadEngine, open_engine, resolve_engine
 from device_runtime.inference_export import export_inference_model
 from device_runtime.scoring import batched_logits, score_head, softmax
@@ -337,7 +337,7 @@ class Personalizer:
                 progress(Progress("features", start + len(chunk), len(todo)))
         features = self.cache.matrix(keys)
         for start in range(0, len(features), 4096):
-            self.seen_.update_features(features[start : start + 4096])
+            self.seen_.update_features(drift_features(features[start : start + 4096], self.bundle.manifest.backbone.intermediate_shape))
         return features
 
     def _weight_decay(self, config: TrainConfig) -> float:

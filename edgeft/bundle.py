@@ -13,7 +13,10 @@ Layout (format version 1)::
                                   (image bundles carry their preprocessing in
                                   the manifest's ``input`` instead)
     head/training_model.onnx      ORT training artifacts of the head, whose
-    head/eval_model.onnx          input is the backbone's feature vector
+    head/eval_model.onnx          input is the backbone's feature vector; in a
+                                  fused bundle (head.backbone_blocks > 0) they
+                                  also hold the backbone's last blocks, and the
+                                  backbone file holds the blocks below them
     head/optimizer_model.onnx
     head/checkpoint               the shipped head (version 0)
     head/parameters.npz           optional: the same head as numpy arrays
@@ -74,6 +77,9 @@ class BackboneSpec:
     output_name: str  # the ONNX output that holds one feature vector per example
     # How per-token outputs became one vector ("none", "mean", "cls"); pooling is part of the graph.
     pooling: str = "none"
+    # Fused bundles only: the per-example shape (e.g. [channels, height, width]) of the activation
+    # the backbone outputs flattened; the head's training artifacts reshape it back.
+    intermediate_shape: list[int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +98,8 @@ class HeadSpec:
     trained: bool  # False when the exporter had no data: predict needs a fit first
     input_name: str = "features"
     output_name: str = "logits"
+    # Last backbone blocks that train inside the head's artifacts (FP32); 0: a plain head.
+    backbone_blocks: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

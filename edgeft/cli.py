@@ -142,6 +142,9 @@ def _export_parser(commands: Any) -> None:
     p.add_argument("--head", choices=[h.value for h in HeadKind], default=d.head.value, help="head type (default: %(default)s)")
     p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="hidden units of an mlp head (default: %(default)s)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (default: %(default)s)")
+    p.add_argument("--device-trainable-blocks", type=int, default=d.device_trainable_blocks, metavar="N",
+                   help="the last N backbone blocks train on the device with the head, in FP32 (fused training artifacts; "
+                        "efficientnet-lite0 only); 0 trains the head alone (default: %(default)s)")
     onnx_file = p.add_argument_group("ONNX backbone file (--model x.onnx)")
     onnx_file.add_argument("--feature-output", help="the graph output holding the features (default: none; required for a .onnx --model)")
     onnx_file.add_argument("--pooling", choices=[v.value for v in Pooling], default=Pooling.NONE.value, help="how a (batch, tokens, hidden) output becomes one vector: mean over the attention mask, or the first token (default: %(default)s)")
@@ -208,6 +211,7 @@ def _run_export(args: argparse.Namespace) -> None:
         quantization=args.quantize, max_length=args.max_length, head=args.head, hidden_size=args.hidden_size,
         weight_decay=args.weight_decay, validation_fraction=args.validation_fraction,
         max_quality_loss=args.max_quality_loss / 100, accept_quality_loss=args.accept_quality_loss,
+        device_trainable_blocks=args.device_trainable_blocks,
     )
     preprocessing = ImagePreprocessing(
         size=_numbers(args.image_size, int, "--image-size"), mean=_numbers(args.pixel_mean, float, "--pixel-mean"),
@@ -286,7 +290,8 @@ def _run_inspect(args: argparse.Namespace) -> None:
         ("labels", ", ".join(m.labels)),
         ("input", _describe_input(m.input)),
         ("backbone", f"{m.backbone.precision}, {m.backbone.feature_size} features from {m.backbone.output_name!r}"),
-        ("head", f"{m.head.kind} {m.head.in_features}->{m.head.out_features}, {m.head.optimizer} (wd {m.head.weight_decay}), {'trained' if m.head.trained else 'untrained'}"),
+        ("head", f"{m.head.kind} {m.head.in_features}->{m.head.out_features}, {m.head.optimizer} (wd {m.head.weight_decay}), {'trained' if m.head.trained else 'untrained'}"
+                 + (f", fused with the last {m.head.backbone_blocks} backbone block(s) (FP32)" if m.head.backbone_blocks else "")),
         ("trainable", ", ".join(m.head.trainable)),
         ("device defaults", ", ".join(f"{k}={v}" for k, v in m.training.items())),
         *((f"metric {k}", _size(v) if "bytes" in k else _fmt(v)) for k, v in m.metrics.items()),

@@ -227,11 +227,17 @@ class ExportConfig:
     max_quality_loss: float = 0.01
     # Ship an INT8 backbone even when it loses more than max_quality_loss.
     accept_quality_loss: bool = False
+    # Last backbone blocks the device trains with the head (FP32, fused training artifacts); 0: the head only.
+    device_trainable_blocks: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantization", _enum(Quantization, self.quantization, "quantization"))
         object.__setattr__(self, "head", _enum(HeadKind, self.head, "head"))
         _check_positive(self, "max_length", "hidden_size")
+        if not isinstance(self.device_trainable_blocks, int) or self.device_trainable_blocks < 0:
+            raise ConfigError(
+                f"device_trainable_blocks must be an integer >= 0 (0 trains the head only), got {self.device_trainable_blocks!r}"
+            )
         if not self.weight_decay >= 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 <= self.validation_fraction < 1:

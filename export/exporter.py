@@ -8,12 +8,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx.numpy_helper
 
 from device_runtime import Personalizer, reference_statistics
+from device_runtime.drift import drift_features
 from device_runtime.trainer import ProgressCallback
 from device_runtime.validation import check_images, check_labels, check_texts
 from edgeft import atomic
@@ -36,6 +37,9 @@ from export.onnx_file import feature_size, graph_inputs, input_shape, prepare_on
 from export.quantize import quantize_backbone
 from export.text import SENTENCE_OUTPUT, export_text_backbone, text_parity
 from export.vision import INPUT, OUTPUT, export_torch_backbone
+
+if TYPE_CHECKING:  # export.fused imports torch, which exporting an ONNX file must not
+    from export.fused import FusedParts
 
 # The texts the bundle check runs when there is no server data.
 _TEXT_SAMPLE = ["edgeft checks the bundle before it ships."]
@@ -60,6 +64,7 @@ class _Source:
     base_model: dict[str, Any]
     extra_files: dict[str, Path]  # bundle file name -> file to copy in
     metrics: dict[str, Any]  # measured while exporting (e.g. ONNX-vs-torch parity)
+    fused: FusedParts | None = None  # the trainable tail, when the backbone is cut (device_trainable_blocks)
 
 
 def export_text_model(
@@ -106,6 +111,7 @@ def export_text_model(
             ``config`` allows.
         DataError: the server examples are empty, mismatched or mislabelled.
     """
+    _refuse_fused(config, "text models")
     classes, texts = _checked_data("text", texts, labels, label_set, output, overwrite)
     with tempfile.TemporaryDirectory() as work:
         tuned_dir, metrics = model_dir, {}
@@ -188,8 +194,15 @@ def export_model(
         _, _, metrics = run_fine_tuning(vision_tunable(module, spec), images, labels, classes, fine_tune,
                                         trials=tune_trials, log_dir=log_dir)
     with tempfile.TemporaryDirectory() as work:
-        fp32 = Path(work) / "backbone.onnx"
-        parity = export_torch_backbone(module, example_input, fp32)
+        fused = None
+        if config.device_trainable_blocks:
+            from export.fused import export_fused
+
+            fused = export_fused(module, example_input, len(classes), config, Path(work), seed=train_config.seed)
+            fp32, parity = fused.frozen, fused.parity
+        else:
+            fp32 = Path(work) / "backbone.onnx"
+            parity = export_torch_backbone(module, example_input, fp32)
         _check_parity(parity)
         source = _Source(
             fp32=fp32,
@@ -201,6 +214,7 @@ def export_model(
             base_model=_base_model(config, type(module).__name__, "torch module"),
             extra_files={},
             metrics={**metrics, "parity_max_abs_diff": parity},
+            fused=fused,
         )
         return _build(source, Path(work), output, classes, images, labels, config, train_config, overwrite, progress)
 
@@ -245,6 +259,7 @@ def export_onnx_model(
             or as for :func:`export_text_model`.
         DataError: the server examples do not fit the backbone's modality.
     """
+    _refuse_fused(config, "ONNX backbone files")
     pooling = Pooling(pooling) if pooling in {p.value for p in Pooling} else _bad_pooling(pooling)
     modality = "text" if tokenizer is not None else "image"
     if tokenizer is not None and not Path(tokenizer).is_file():
@@ -280,6 +295,15 @@ def _check_parity(diff: float) -> None:
         raise ExportError(
             f"The ONNX backbone differs from the torch model by up to {diff:.2e} (tolerance {_PARITY_TOLERANCE:.0e}); "
             "the export is wrong. Is the module in eval mode, and free of data-dependent control flow?"
+        )
+
+
+def _refuse_fused(config: ExportConfig, what: str) -> None:
+    """Only EfficientNet-Lite is cut into a frozen part and a trainable tail so far."""
+    if config.device_trainable_blocks:
+        raise ExportError(
+            f"device_trainable_blocks (--device-trainable-blocks) is not supported for {what} yet, only for "
+            "efficientnet-lite0; export with device_trainable_blocks=0 (the head alone trains on the device)."
         )
 
 
@@ -354,9 +378,15 @@ def _build(
         for name, file in source.extra_files.items():
             shutil.copyfile(file, folder / name)
         shutil.copyfile(source.fp32, folder / layout.BACKBONE)
-        head, head_spec = build_head(source.feature_size, len(classes), config, seed=train_config.seed)
+        fused = source.fused
+        if fused is None:
+            head, head_spec = build_head(source.feature_size, len(classes), config, seed=train_config.seed)
+        else:
+            head, head_spec = fused.tail, fused.head_spec
         write_training_artifacts(head, head_spec, folder / "head")
-        _write_head_parameters(folder, {t.name: onnx.numpy_helper.to_array(t) for t in head.graph.initializer})
+        # The numpy engine cannot train a tail of conv blocks, so a fused bundle ships no numpy head.
+        if fused is None:
+            _write_head_parameters(folder, {t.name: onnx.numpy_helper.to_array(t) for t in head.graph.initializer})
         manifest = write_manifest(folder, Manifest(
             name=config.name,
             version=config.version,
@@ -366,7 +396,7 @@ def _build(
             input=source.input,
             backbone=BackboneSpec(
                 precision="fp32", feature_size=source.feature_size, output_name=source.output_name,
-                pooling=source.pooling.value,
+                pooling=source.pooling.value, intermediate_shape=None if fused is None else fused.intermediate_shape,
             ),
             head=head_spec,
             training=to_dict(train_config),
@@ -379,7 +409,8 @@ def _build(
         if X is not None:
             validation = _train_shipped_head(personalizer, X, labels, config, train_config, metrics, progress)
             personalizer.save_head_checkpoint(folder / layout.CHECKPOINT)
-            _write_head_parameters(folder, personalizer.head_parameters())
+            if fused is None:
+                _write_head_parameters(folder, personalizer.head_parameters())
         precision = "fp32"
         if config.quantization is Quantization.NONE:
             metrics["backbone_latency_ms_fp32"] = latency_ms(personalizer.backbone, X=bench)[0]
@@ -451,7 +482,8 @@ def _write_head_parameters(folder: Path, parameters: dict[str, np.ndarray]) -> N
 def _write_reference(folder: Path, manifest: Manifest, X: Any) -> Manifest:
     """Feature and confidence statistics of the server data through the backbone that ships: drift's reference."""
     personalizer = Personalizer.from_bundle(folder)
-    reference = reference_statistics(personalizer.transform(X), personalizer.predict_proba(X))
+    features = drift_features(personalizer.transform(X), manifest.backbone.intermediate_shape)
+    reference = reference_statistics(features, personalizer.predict_proba(X))
     atomic.write_json(folder / layout.REFERENCE, reference)
     return write_manifest(folder, manifest)
 

@@ -10,7 +10,7 @@ import numpy as np
 from device_runtime.engines.base import HeadEngine
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
-from edgeft.errors import BundleError, StateError
+from edgeft.errors import BundleError, ConfigError, StateError
 
 # ORT's AdamW block (onnxblock.optim.AdamW) defaults, which the bundle's optimizer artifact bakes in.
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-6
@@ -27,6 +27,7 @@ class NumpyEngine(HeadEngine):
         weight_decay: AdamW's decoupled weight decay.
 
     Raises:
+        ConfigError: the bundle is fused (its head trains backbone blocks too).
         BundleError: the bundle has no numpy-readable head parameters.
         StateError: ``state`` is not a numpy engine state.
     """
@@ -36,6 +37,12 @@ class NumpyEngine(HeadEngine):
 
     def __init__(self, bundle: Bundle, state: Path | None, weight_decay: float) -> None:
         spec = bundle.manifest.head
+        if spec.backbone_blocks:
+            raise ConfigError(
+                f"Bundle {bundle.manifest.name!r} trains its last {spec.backbone_blocks} backbone block(s) with the "
+                "head (fused training artifacts), which the numpy engine cannot run: it trains a linear or MLP head "
+                'only. Use engine="ort" (or "auto") with onnxruntime-training installed.'
+            )
         self._layers = [("head.weight", "head.bias")] if spec.kind == "linear" else [
             ("head.hidden.weight", "head.hidden.bias"),
             ("head.out.weight", "head.out.bias"),

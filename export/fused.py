@@ -1,0 +1,203 @@
+"""Fused bundles: the backbone cut in two, its last N blocks trained on the device with the head.
+
+The frozen part (stem and the lower blocks) becomes the bundle's backbone, an
+inference model like any other, quantized as configured; its output is the
+intermediate activation, flattened to one vector per example so the device
+caches it as it caches pooled features. The tail (the last N blocks, the top,
+the pooling and the head) is exported in FP32 and becomes the head's training
+artifacts: it reshapes that vector back and trains forward and backward every
+step.
+
+Both parts are exported in eval mode: the TorchScript exporter then folds each
+BatchNorm into the Conv before it, so BatchNorm keeps its running statistics
+and only weights (the folded scale and shift included) train.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from edgeft.bundle import HeadSpec
+from edgeft.config import ExportConfig
+from edgeft.errors import ExportError
+from export.head import build_head
+from export.vision import export_torch_backbone
+
+# The tail's graph input and output, as the head's artifacts name them.
+TAIL_INPUT, TAIL_OUTPUT = "features", "logits"
+
+
+@dataclasses.dataclass(frozen=True)
+class FusedParts:
+    """The frozen part as an FP32 ONNX file, and the tail with its head as training-ready ONNX."""
+
+    frozen: Path
+    tail: onnx.ModelProto
+    head_spec: HeadSpec
+    intermediate_shape: list[int]
+    parity: float  # the largest ONNX-vs-torch difference over both parts
+
+
+class _Frozen(nn.Module):
+    """EfficientNet's stem and its blocks below the tail; the activation comes out flattened."""
+
+    def __init__(self, net: nn.Module, n_tail: int) -> None:
+        super().__init__()
+        self.net, self.n_tail = net, n_tail
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        for block in list(net._blocks)[: len(net._blocks) - self.n_tail]:
+            x = block(x)  # no drop-connect rate: it is a no-op in eval mode
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(x).flatten(1)
+
+
+class _MlpHead(nn.Module):
+    """The MLP head with the parameter names ``export.head.build_head`` gives it."""
+
+    def __init__(self, in_features: int, hidden: int, n_classes: int) -> None:
+        super().__init__()
+        self.hidden, self.out = nn.Linear(in_features, hidden), nn.Linear(hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.hidden(x)))
+
+
+class _Tail(nn.Module):
+    """The flattened activation back to its shape, the last blocks, EfficientNet's top, mean pooling, the head."""
+
+    def __init__(self, net: nn.Module, n_tail: int, shape: list[int], head: nn.Module) -> None:
+        super().__init__()
+        first = len(net._blocks) - n_tail
+        # Keyed by the block's index in the whole backbone, so ONNX names say which block a weight is.
+        self.blocks = nn.ModuleDict({str(i): net._blocks[i] for i in range(first, len(net._blocks))})
+        self.conv_head, self.bn1, self.act = net._conv_head, net._bn1, net._swish
+        self.shape = list(shape)
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(-1, *self.shape)
+        for block in self.blocks.values():
+            x = block(x)
+        return self.head(self.act(self.bn1(self.conv_head(x))).mean((2, 3)))
+
+
+def export_fused(
+    module: object, example_input: object, n_classes: int, config: ExportConfig, folder: Path, seed: int = 0
+) -> FusedParts:
+    """Cut an EfficientNet-Lite wrapper (``export.vision``) after its ``-N``-th block and export both parts.
+
+    Args:
+        module: the pooled-features wrapper whose ``net`` is an ``efficientnet_lite_pytorch.EfficientNet``.
+        example_input: a (1, 3, h, w) tensor of a real input's shape.
+        n_classes: outputs of the head.
+        config: ``device_trainable_blocks`` (N) and the head's kind, size and weight decay.
+        folder: where the frozen part's FP32 ONNX file is written.
+        seed: initializes an MLP head as :func:`export.head.build_head` does.
+
+    Raises:
+        ExportError: the module is not a supported architecture, N is not below its number of blocks,
+            or an exported part does not compute what torch does.
+    """
+    n = config.device_trainable_blocks
+    net = getattr(module, "net", None)
+    blocks = getattr(net, "_blocks", None)
+    if not isinstance(blocks, nn.ModuleList):
+        raise ExportError(
+            f"--device-trainable-blocks supports EfficientNet-Lite (efficientnet-lite0) only, not "
+            f"{type(module).__name__}; export it with --device-trainable-blocks 0."
+        )
+    if not 0 < n < len(blocks):
+        raise ExportError(f"device_trainable_blocks must be between 1 and {len(blocks) - 1} for this backbone, got {n}.")
+    frozen = _Frozen(net, n).eval()
+    with torch.no_grad():
+        intermediate = frozen.activation(example_input)
+    shape = list(intermediate.shape[1:])
+    path = folder / "backbone.onnx"
+    parity = export_torch_backbone(frozen, example_input, path)
+    tail, spec = _tail(net, n, shape, n_classes, config, seed)
+    model = _export_tail(tail, intermediate.flatten(1))
+    parity = max(parity, _tail_parity(tail, model, intermediate.flatten(1)))
+    floats = [t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT]
+    spec = dataclasses.replace(
+        spec, in_features=int(np.prod(shape)), trainable=floats, backbone_blocks=n,
+        frozen=[t.name for t in model.graph.initializer if t.name not in floats],
+    )
+    return FusedParts(path, model, spec, shape, parity)
+
+
+def _tail(net: nn.Module, n: int, shape: list[int], n_classes: int, config: ExportConfig, seed: int) -> tuple[_Tail, HeadSpec]:
+    """The tail in torch, its head initialized exactly as a plain bundle's head would be."""
+    graph, spec = build_head(net._conv_head.out_channels, n_classes, config, seed=seed)
+    start = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.graph.initializer}
+    in_features = net._conv_head.out_channels
+    head = nn.Linear(in_features, n_classes) if spec.hidden_size is None else _MlpHead(in_features, spec.hidden_size, n_classes)
+    head.load_state_dict({name.removeprefix("head."): value for name, value in start.items()})
+    return _Tail(net, n, shape, head).eval(), spec
+
+
+def _export_tail(tail: _Tail, example: torch.Tensor) -> onnx.ModelProto:
+    """The tail as an FP32 ONNX model (IR 8, opset 17: what ORT 1.19.2's training artifacts take)."""
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                tail, (example,), buffer, input_names=[TAIL_INPUT], output_names=[TAIL_OUTPUT],
+                dynamic_axes={TAIL_INPUT: {0: "batch"}, TAIL_OUTPUT: {0: "batch"}}, opset_version=17, dynamo=False,
+            )
+    except Exception as e:  # the tracer raises many types; say which part failed and why
+        raise ExportError(f"torch.onnx.export failed for the trainable tail: {type(e).__name__}: {e}") from e
+    return _named_weights(onnx.load_from_string(buffer.getvalue()))
+
+
+def _named_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Name each Conv's folded weight and bias after its module (``blocks.15._expand_conv.weight``).
+
+    The exporter gives folded Conv+BatchNorm weights names like ``onnx::Conv_73``,
+    which say nothing in ``head_parameters()``.
+    """
+    names = {}
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            scope = node.name.strip("/").rsplit("/", 1)[0].replace("/", ".")
+            for old, kind in zip(node.input[1:], ("weight", "bias")):
+                names[old] = f"{scope}.{kind}"
+    for tensor in model.graph.initializer:
+        tensor.name = names.get(tensor.name, tensor.name)
+    for node in model.graph.node:
+        node.input[:] = [names.get(name, name) for name in node.input]
+    return model
+
+
+def _tail_parity(tail: _Tail, model: onnx.ModelProto, example: torch.Tensor) -> float:
+    """ONNX vs torch logits of the tail, both with one random head: a zero head would hide any error."""
+    import onnxruntime as ort
+
+    probe, reference = copy.deepcopy(model), copy.deepcopy(tail)
+    rng = np.random.default_rng(0)
+    params = dict(reference.named_parameters())
+    with torch.no_grad():
+        for tensor in probe.graph.initializer:
+            if tensor.name.startswith("head."):
+                value = rng.standard_normal(tuple(tensor.dims)).astype(np.float32)
+                tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
+                params[tensor.name].copy_(torch.from_numpy(value))
+        expected = reference(example).numpy()
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run([TAIL_OUTPUT], {TAIL_INPUT: example.numpy()})[0]
+    return float(np.abs(got - expected).max())

@@ -1,0 +1,109 @@
+"""Fused bundles (--device-trainable-blocks): the last backbone blocks train on the device with the head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from device_runtime import Personalizer
+from device_runtime.image import preprocess
+from device_runtime.validation import check_images
+from edgeft.bundle import Bundle, file_sha256
+from edgeft.cli import main
+from edgeft.config import ExportConfig, RuntimeConfig
+from edgeft.datasets import minilm_path
+from edgeft.errors import ConfigError, ExportError
+from export import export_model, export_text_model
+from export.vision import VISION_MODELS
+
+TAIL_WEIGHT = "blocks.15._expand_conv.weight"  # EfficientNet-Lite0 has 16 blocks; N=1 trains the last
+
+
+def _few(data: tuple[np.ndarray, list[str]], per_class: int, classes: int = 3) -> tuple[np.ndarray, list[str]]:
+    """The first ``per_class`` images of the first ``classes`` labels: EfficientNet is slow on 2 cores."""
+    images, labels = data
+    keep = [i for label in sorted(set(labels))[:classes] for i in np.flatnonzero(np.asarray(labels) == label)[:per_class]]
+    return images[keep], [labels[i] for i in keep]
+
+
+@pytest.fixture(scope="module")
+def fused_bundle(tmp_path_factory: pytest.TempPathFactory, fashion) -> Path:
+    model = VISION_MODELS["efficientnet-lite0"]
+    path = tmp_path_factory.mktemp("fused") / "effnet-fused"
+    images, labels = _few(fashion["server"], 3)
+    config = ExportConfig(name="effnet-fused", device_trainable_blocks=1, accept_quality_loss=True)
+    export_model(model.build(), torch.zeros(1, 3, 224, 224), path, images=images, labels=labels,
+                 preprocessing=model.preprocessing, config=config)
+    return path
+
+
+def test_the_manifest_says_fused_the_backbone_is_int8_and_the_tail_fp32(fused_bundle):
+    m = Bundle.load(fused_bundle).manifest
+    assert m.head.backbone_blocks == 1
+    assert m.backbone.intermediate_shape == [192, 7, 7]
+    assert m.backbone.feature_size == m.head.in_features == 192 * 7 * 7
+    assert m.backbone.precision == "int8"
+    assert "ConvInteger" in {n.op_type for n in onnx.load(str(fused_bundle / "backbone.onnx")).graph.node}
+    assert {TAIL_WEIGHT, "conv_head.weight", "head.weight"} <= set(m.head.trainable)
+    tail_ops = {n.op_type for n in onnx.load(str(fused_bundle / "head" / "training_model.onnx")).graph.node}
+    assert "Conv" in tail_ops and not tail_ops & {"ConvInteger", "DynamicQuantizeLinear", "QuantizeLinear"}
+    assert {v.dtype for v in Personalizer.from_bundle(fused_bundle).head_parameters().values()} == {np.dtype(np.float32)}
+    assert "head/parameters.npz" not in m.files  # the numpy engine cannot train it
+    assert m.metrics["parity_max_abs_diff"] < 1e-3
+
+
+def test_fit_trains_the_tail_blocks_and_the_round_trip_keeps_them(fused_bundle, fashion, tmp_path):
+    backbone_sha = file_sha256(fused_bundle / "backbone.onnx")
+    images, labels = _few(fashion["test"], 3)
+    # A dynamically quantized backbone's output depends on the batch it ran in (its ranges are per batch):
+    # a shared feature cache gives the restored personalizer the very features the first one trained on.
+    runtime = RuntimeConfig(cache_dir=str(tmp_path / "features"))
+    p = Personalizer.from_bundle(fused_bundle, runtime=runtime)
+    before, proba_before = p.head_parameters(), p.predict_proba(images)
+    p.fit(images, labels, epochs=3, batch_size=4, lr=1e-3, validation_fraction=0.0, accept="always")
+    after = p.head_parameters()
+    assert p.report_["accepted"] and np.isfinite(p.history_).all()
+    for name in (TAIL_WEIGHT, "conv_head.weight", "head.weight"):
+        assert np.abs(after[name] - before[name]).max() > 0, name
+    proba = p.predict_proba(images)
+    assert np.abs(proba - proba_before).max() > 1e-4
+    p.save(tmp_path / "state")
+    restored = Personalizer.load(tmp_path / "state", runtime=runtime)
+    assert all(np.array_equal(restored.head_parameters()[k], v) for k, v in after.items())
+    np.testing.assert_allclose(restored.predict_proba(images), proba, atol=1e-6)
+    assert file_sha256(fused_bundle / "backbone.onnx") == backbone_sha
+    drift = restored.drift_report()
+    assert np.isfinite(drift["feature_shift"])
+    # The standalone model joins the frozen backbone and the personalized tail.
+    model = restored.export_inference_model(tmp_path / "model.onnx")
+    spec = restored.bundle.manifest.input
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    got = session.run(["probabilities"], {"pixel_values": preprocess(check_images(images), spec)})[0]
+    np.testing.assert_allclose(got, proba, atol=1e-4)
+
+
+def test_the_numpy_engine_refuses_a_fused_bundle(fused_bundle):
+    with pytest.raises(ConfigError, match="numpy engine"):
+        Personalizer.from_bundle(fused_bundle, runtime=RuntimeConfig(engine="numpy"))
+    assert Personalizer.from_bundle(fused_bundle).engine.value == "ort"
+
+
+def test_text_models_refuse_trainable_blocks_before_any_work(bbc_splits, tmp_path):
+    texts, labels = bbc_splits["server"]
+    with pytest.raises(ExportError, match="not supported for text models"):
+        export_text_model(minilm_path(), tmp_path / "b", texts=texts, labels=labels,
+                          config=ExportConfig(device_trainable_blocks=1))
+    assert not (tmp_path / "b").exists()
+
+
+def test_trainable_blocks_must_be_a_count_below_the_backbones_blocks(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="device_trainable_blocks"):
+        ExportConfig(device_trainable_blocks=-1)
+    code = main(["export", "--model", "efficientnet-lite0", "--labels", "a,b", "--output", str(tmp_path / "b"),
+                 "--device-trainable-blocks", "16"])
+    assert code != 0 and "between 1 and 15" in capsys.readouterr().err
