@@ -3,10 +3,11 @@
 The frozen part (stem and the lower blocks) becomes the bundle's backbone, an
 inference model like any other, quantized as configured; its output is the
 intermediate activation, flattened to one vector per example so the device
-caches it as it caches pooled features. The tail (the last N blocks, the top,
-the pooling and the head) is exported in FP32 and becomes the head's training
-artifacts: it reshapes that vector back and trains forward and backward every
-step.
+caches it as it caches pooled features. The tail (the last N blocks, the top
+and the pooling) is exported in FP32, joined to the head graph that
+``export.head.build_head`` makes for every bundle, and becomes the head's
+training artifacts: it reshapes that vector back and trains forward and
+backward every step.
 
 Both parts are exported in eval mode: the TorchScript exporter then folds each
 BatchNorm into the Conv before it, so BatchNorm keeps its running statistics
@@ -15,7 +16,6 @@ and only weights (the folded scale and shift included) train.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import io
 import warnings
@@ -24,17 +24,17 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
 from torch import nn
 
 from edgeft.bundle import HeadSpec
 from edgeft.config import ExportConfig
 from edgeft.errors import ExportError
-from export.head import build_head
+from export.head import OPSET, build_head
 from export.vision import export_torch_backbone
 
-# The tail's graph input and output, as the head's artifacts name them.
-TAIL_INPUT, TAIL_OUTPUT = "features", "logits"
+# The tail's graph input, as the head's artifacts name it (build_head's input name).
+TAIL_INPUT = "features"
+_POOLED = "pooled_features"  # where the tail's convolutions end and the head begins
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,34 +66,22 @@ class _Frozen(nn.Module):
         return self.activation(x).flatten(1)
 
 
-class _MlpHead(nn.Module):
-    """The MLP head with the parameter names ``export.head.build_head`` gives it."""
-
-    def __init__(self, in_features: int, hidden: int, n_classes: int) -> None:
-        super().__init__()
-        self.hidden, self.out = nn.Linear(in_features, hidden), nn.Linear(hidden, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.relu(self.hidden(x)))
-
-
 class _Tail(nn.Module):
-    """The flattened activation back to its shape, the last blocks, EfficientNet's top, mean pooling, the head."""
+    """The flattened activation back to its shape, the last blocks, EfficientNet's top and mean pooling."""
 
-    def __init__(self, net: nn.Module, n_tail: int, shape: list[int], head: nn.Module) -> None:
+    def __init__(self, net: nn.Module, n_tail: int, shape: list[int]) -> None:
         super().__init__()
         first = len(net._blocks) - n_tail
         # Keyed by the block's index in the whole backbone, so ONNX names say which block a weight is.
         self.blocks = nn.ModuleDict({str(i): net._blocks[i] for i in range(first, len(net._blocks))})
         self.conv_head, self.bn1, self.act = net._conv_head, net._bn1, net._swish
         self.shape = list(shape)
-        self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(-1, *self.shape)
         for block in self.blocks.values():
             x = block(x)
-        return self.head(self.act(self.bn1(self.conv_head(x))).mean((2, 3)))
+        return self.act(self.bn1(self.conv_head(x))).mean((2, 3))
 
 
 def export_fused(
@@ -107,7 +95,7 @@ def export_fused(
         n_classes: outputs of the head.
         config: ``device_trainable_blocks`` (N) and the head's kind, size and weight decay.
         folder: where the frozen part's FP32 ONNX file is written.
-        seed: initializes an MLP head as :func:`export.head.build_head` does.
+        seed: initializes an MLP head (:func:`export.head.build_head`).
 
     Raises:
         ExportError: the module is not a supported architecture, N is not below its number of blocks,
@@ -129,9 +117,12 @@ def export_fused(
     shape = list(intermediate.shape[1:])
     path = folder / "backbone.onnx"
     parity = export_torch_backbone(frozen, example_input, path)
-    tail, spec = _tail(net, n, shape, n_classes, config, seed)
-    model = _export_tail(tail, intermediate.flatten(1))
-    parity = max(parity, _tail_parity(tail, model, intermediate.flatten(1)))
+    tail = _Tail(net, n, shape).eval()
+    example = intermediate.flatten(1)
+    pooled = _export_tail(tail, example)
+    parity = max(parity, _tail_parity(tail, pooled, example))
+    head, spec = build_head(net._conv_head.out_channels, n_classes, config, seed=seed)
+    model = _joined(pooled, head)
     floats = [t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT]
     spec = dataclasses.replace(
         spec, in_features=int(np.prod(shape)), trainable=floats, backbone_blocks=n,
@@ -140,25 +131,15 @@ def export_fused(
     return FusedParts(path, model, spec, shape, parity)
 
 
-def _tail(net: nn.Module, n: int, shape: list[int], n_classes: int, config: ExportConfig, seed: int) -> tuple[_Tail, HeadSpec]:
-    """The tail in torch, its head initialized exactly as a plain bundle's head would be."""
-    graph, spec = build_head(net._conv_head.out_channels, n_classes, config, seed=seed)
-    start = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.graph.initializer}
-    in_features = net._conv_head.out_channels
-    head = nn.Linear(in_features, n_classes) if spec.hidden_size is None else _MlpHead(in_features, spec.hidden_size, n_classes)
-    head.load_state_dict({name.removeprefix("head."): value for name, value in start.items()})
-    return _Tail(net, n, shape, head).eval(), spec
-
-
 def _export_tail(tail: _Tail, example: torch.Tensor) -> onnx.ModelProto:
-    """The tail as an FP32 ONNX model (IR 8, opset 17: what ORT 1.19.2's training artifacts take)."""
+    """The tail (activation in, pooled features out) as an FP32 ONNX model, IR 8 and opset 17 as the head."""
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                tail, (example,), buffer, input_names=[TAIL_INPUT], output_names=[TAIL_OUTPUT],
-                dynamic_axes={TAIL_INPUT: {0: "batch"}, TAIL_OUTPUT: {0: "batch"}}, opset_version=17, dynamo=False,
+                tail, (example,), buffer, input_names=[TAIL_INPUT], output_names=[_POOLED],
+                dynamic_axes={TAIL_INPUT: {0: "batch"}, _POOLED: {0: "batch"}}, opset_version=OPSET, dynamo=False,
             )
     except Exception as e:  # the tracer raises many types; say which part failed and why
         raise ExportError(f"torch.onnx.export failed for the trainable tail: {type(e).__name__}: {e}") from e
@@ -184,20 +165,21 @@ def _named_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def _joined(tail: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto:
+    """The tail's pooled features fed into the head :func:`export.head.build_head` made (its input renamed)."""
+    for node in head.graph.node:
+        node.input[:] = [_POOLED if name == TAIL_INPUT else name for name in node.input]
+    head.graph.input[0].name = _POOLED
+    tail.ir_version = head.ir_version
+    return onnx.compose.merge_models(tail, head, io_map=[(_POOLED, _POOLED)])
+
+
 def _tail_parity(tail: _Tail, model: onnx.ModelProto, example: torch.Tensor) -> float:
-    """ONNX vs torch logits of the tail, both with one random head: a zero head would hide any error."""
+    """The largest difference between the tail's ONNX and torch pooled features."""
     import onnxruntime as ort
 
-    probe, reference = copy.deepcopy(model), copy.deepcopy(tail)
-    rng = np.random.default_rng(0)
-    params = dict(reference.named_parameters())
     with torch.no_grad():
-        for tensor in probe.graph.initializer:
-            if tensor.name.startswith("head."):
-                value = rng.standard_normal(tuple(tensor.dims)).astype(np.float32)
-                tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
-                params[tensor.name].copy_(torch.from_numpy(value))
-        expected = reference(example).numpy()
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = session.run([TAIL_OUTPUT], {TAIL_INPUT: example.numpy()})[0]
+        expected = tail(example).numpy()
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run([_POOLED], {TAIL_INPUT: example.numpy()})[0]
     return float(np.abs(got - expected).max())
