@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
 
 from device_runtime.image import ImageBackbone
 from device_runtime.sessions import BackboneSession
-from edgeft.bundle import BACKBONE, TOKENIZER, Bundle
+from edgeft.bundle import TOKENIZER, Bundle
 from edgeft.errors import BundleError
 
 
@@ -20,30 +21,14 @@ class TruncationWarning(UserWarning):
 
 
 class TextBackbone(BackboneSession):
-    """Tokenizer plus the backbone's ONNX inference session.
+    """Tokenizer plus the backbone's ONNX inference session (arguments as for :class:`BackboneSession`)."""
 
-    Args:
-        bundle: a loaded bundle of text modality.
-        providers, threads, inter_op_threads: as for :class:`BackboneSession`.
-        model_path: another backbone file to run instead of the bundle's
-            (the exporter compares FP32 and INT8 this way).
-    """
-
-    def __init__(
-        self,
-        bundle: Bundle,
-        providers: list[str] | None = None,
-        threads: int = 0,
-        inter_op_threads: int = 0,
-        model_path: str | os.PathLike | None = None,
-    ) -> None:
-        super().__init__(model_path or bundle.file(BACKBONE), providers, threads, inter_op_threads)
-        spec = bundle.manifest.input
-        self.max_length = spec.max_length
-        self.input_names = spec.input_names
-        self.output_name = bundle.manifest.backbone.output_name
+    def __init__(self, bundle: Bundle, *args: Any, **kwargs: Any) -> None:
+        super().__init__(bundle, *args, **kwargs)
+        self.max_length = self.spec.max_length
+        self.input_names = self.spec.input_names
         self.tokenizer = Tokenizer.from_file(str(bundle.file(TOKENIZER)))
-        self.tokenizer.enable_truncation(spec.max_length)
+        self.tokenizer.enable_truncation(self.spec.max_length)
         # Pad to the longest text of each batch, not to a fixed length: less work.
         pad = self.tokenizer.padding or {}
         self.tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))

@@ -7,13 +7,12 @@ so a device reproduces it exactly without torch or PIL.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from device_runtime.sessions import BackboneSession
-from edgeft.bundle import BACKBONE, Bundle, InputSpec
+from edgeft.bundle import InputSpec
 
 
 def preprocess(images: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -64,27 +63,11 @@ def _resize_axis(x: np.ndarray, size: int, axis: int) -> np.ndarray:
 
 
 class ImageBackbone(BackboneSession):
-    """A vision backbone's ONNX inference session plus its numpy preprocessing.
+    """A vision backbone's ONNX inference session plus its numpy preprocessing (arguments as for :class:`BackboneSession`)."""
 
-    Args:
-        bundle: a loaded bundle of image modality.
-        providers, threads, inter_op_threads: as for :class:`BackboneSession`.
-        model_path: another backbone file to run instead of the bundle's
-            (the exporter compares FP32 and INT8 this way).
-    """
-
-    def __init__(
-        self,
-        bundle: Bundle,
-        providers: list[str] | None = None,
-        threads: int = 0,
-        inter_op_threads: int = 0,
-        model_path: str | os.PathLike | None = None,
-    ) -> None:
-        super().__init__(model_path or bundle.file(BACKBONE), providers, threads, inter_op_threads)
-        self.spec = bundle.manifest.input
-        self.input_name = self.spec.input_names[0]
-        self.output_name = bundle.manifest.backbone.output_name
+    @property
+    def input_name(self) -> str:
+        return self.spec.input_names[0]
 
     def batch_feeds(self, images: np.ndarray, batch_size: int = 32) -> Iterator[dict[str, np.ndarray]]:
         """The backbone's input feeds, one dict per batch (also used for INT8 calibration)."""

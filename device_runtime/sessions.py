@@ -7,6 +7,7 @@ import warnings
 
 import onnxruntime as ort
 
+from edgeft.bundle import BACKBONE, Bundle
 from edgeft.errors import ConfigError
 
 
@@ -52,23 +53,33 @@ def resolve_providers(requested: list[str] | tuple[str, ...] | None) -> list[str
 
 
 class BackboneSession:
-    """An inference session over a backbone file, on the first available provider asked for.
+    """A bundle's backbone as an inference session, on the first available provider asked for.
 
     Args:
-        path: the backbone's ONNX file.
+        bundle: a loaded bundle; its manifest gives the input spec and the feature output.
         providers: execution providers in order of preference (short names
             such as "cuda" or ORT names); missing ones fall back with a warning.
         threads: intra-op threads (0 lets ORT choose).
         inter_op_threads: threads across operators (0 lets ORT choose).
+        model_path: another backbone file to run instead of the bundle's
+            (the exporter compares FP32 and INT8 this way).
     """
 
     def __init__(
-        self, path: str | os.PathLike, providers: list[str] | None = None, threads: int = 0, inter_op_threads: int = 0
+        self,
+        bundle: Bundle,
+        providers: list[str] | None = None,
+        threads: int = 0,
+        inter_op_threads: int = 0,
+        model_path: str | os.PathLike | None = None,
     ) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = inter_op_threads
+        path = model_path or bundle.file(BACKBONE)
         self.session = ort.InferenceSession(str(path), options, providers=resolve_providers(providers))
+        self.spec = bundle.manifest.input
+        self.output_name = bundle.manifest.backbone.output_name
 
     @property
     def provider(self) -> str:
