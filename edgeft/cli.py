@@ -15,6 +15,7 @@ from typing import Any
 
 from edgeft import __version__
 from edgeft.config import (
+    FUSED_LR,
     Accept,
     ChannelOrder,
     Engine,
@@ -29,6 +30,7 @@ from edgeft.config import (
     RuntimeConfig,
     Schedule,
     TrainConfig,
+    default_train_config,
 )
 from edgeft.errors import ConfigError, EdgeftError
 
@@ -69,21 +71,22 @@ def _add_data_args(p: argparse.ArgumentParser, *, labels: bool = True) -> None:
 
 
 def _add_train_args(p: argparse.ArgumentParser, defaults: TrainConfig | None) -> None:
-    """Training flags; with ``defaults`` None, unset flags keep the bundle's own defaults."""
+    """Training flags; unset flags keep ``defaults`` (export) or, with None, the bundle's own."""
     d = defaults or TRAIN_DEFAULTS
-    keep = "the bundle's" if defaults is None else "%(default)s"
-    default = (lambda v: None) if defaults is None else (lambda v: v)
-    p.add_argument("--epochs", type=int, default=default(d.epochs), help=f"passes over the data (default: {keep})")
-    p.add_argument("--lr", type=float, default=default(d.lr), help=f"peak learning rate of AdamW (default: {keep})")
-    p.add_argument("--batch-size", type=int, default=default(d.batch_size), help=f"examples per step (default: {keep})")
-    p.add_argument("--schedule", choices=[s.value for s in Schedule], default=default(d.schedule.value), help=f"learning-rate schedule after warm-up (default: {keep})")
-    p.add_argument("--warmup-steps", type=int, default=default(d.warmup_steps), help=f"steps of linear warm-up (default: {keep})")
-    p.add_argument("--seed", type=int, default=default(d.seed), help=f"shuffling seed (default: {keep})")
+    shown = (lambda v: "the bundle's") if defaults is None else (lambda v: v)
+    lr_note = "" if defaults is None else f"; {FUSED_LR} with --device-trainable-blocks"
+    p.add_argument("--epochs", type=int, help=f"passes over the data (default: {shown(d.epochs)})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate of AdamW (default: {shown(d.lr)}{lr_note})")
+    p.add_argument("--batch-size", type=int, help=f"examples per step (default: {shown(d.batch_size)})")
+    p.add_argument("--schedule", choices=[s.value for s in Schedule], help=f"learning-rate schedule after warm-up (default: {shown(d.schedule.value)})")
+    p.add_argument("--warmup-steps", type=int, help=f"steps of linear warm-up (default: {shown(d.warmup_steps)})")
+    p.add_argument("--seed", type=int, help=f"shuffling seed (default: {shown(d.seed)})")
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The training flags given on the command line (unset ones are None and left out)."""
     keys = ("epochs", "lr", "batch_size", "schedule", "warmup_steps", "seed", *DEVICE_TRAIN_KEYS)
-    return {k: getattr(args, k) for k in keys if hasattr(args, k)}
+    return {k: v for k in keys if (v := getattr(args, k, None)) is not None}
 
 
 def _add_device_train_args(p: argparse.ArgumentParser) -> None:
@@ -219,7 +222,7 @@ def _run_export(args: argparse.Namespace) -> None:
     )
     common = {
         "label_set": args.labels.split(",") if args.labels else None, "config": config, "overwrite": args.overwrite,
-        "train_config": TrainConfig().replace(**_train_overrides(args)),
+        "train_config": default_train_config(config).replace(**_train_overrides(args)),
     }
     with _ProgressBars() as bars:
         manifest = _export(args, preprocessing, common, bars)

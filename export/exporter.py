@@ -28,6 +28,7 @@ from edgeft.config import (
     Quantization,
     RuntimeConfig,
     TrainConfig,
+    default_train_config,
     to_dict,
 )
 from edgeft.errors import ExportError
@@ -75,7 +76,7 @@ def export_text_model(
     labels: list[str] | None = None,
     label_set: list[str] | None = None,
     config: ExportConfig = ExportConfig(),
-    train_config: TrainConfig = TrainConfig(),
+    train_config: TrainConfig | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     fine_tune: FineTuneConfig | None = None,
@@ -93,7 +94,7 @@ def export_text_model(
         label_set: the classes, in order; defaults to the sorted labels seen.
         config: bundle identity, quantization and its quality guard, head shape.
         train_config: hyperparameters for the server-side head training, also
-            shipped as the device's defaults.
+            shipped as the device's defaults (None: ``default_train_config(config)``).
         overwrite: replace an existing bundle at ``output``.
         progress: called as server features are computed and epochs finish.
         fine_tune: fine-tune the backbone in torch on the server data first
@@ -112,6 +113,7 @@ def export_text_model(
         DataError: the server examples are empty, mismatched or mislabelled.
     """
     _refuse_fused(config, "text models")
+    train_config = train_config or default_train_config(config)
     classes, texts = _checked_data("text", texts, labels, label_set, output, overwrite)
     with tempfile.TemporaryDirectory() as work:
         tuned_dir, metrics = model_dir, {}
@@ -153,7 +155,7 @@ def export_model(
     label_set: list[str] | None = None,
     preprocessing: ImagePreprocessing = ImagePreprocessing(),
     config: ExportConfig = ExportConfig(),
-    train_config: TrainConfig = TrainConfig(),
+    train_config: TrainConfig | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     fine_tune: FineTuneConfig | None = None,
@@ -182,6 +184,7 @@ def export_model(
         ExportError: the module cannot be exported, or as for :func:`export_text_model`.
         DataError: the server images are not uint8 arrays of a usable shape.
     """
+    train_config = train_config or default_train_config(config)
     classes, images = _checked_data("image", images, labels, label_set, output, overwrite)
     metrics: dict[str, Any] = {}
     if fine_tune is not None:
@@ -231,7 +234,7 @@ def export_onnx_model(
     labels: list[str] | None = None,
     label_set: list[str] | None = None,
     config: ExportConfig = ExportConfig(),
-    train_config: TrainConfig = TrainConfig(),
+    train_config: TrainConfig | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Manifest:
@@ -260,6 +263,7 @@ def export_onnx_model(
         DataError: the server examples do not fit the backbone's modality.
     """
     _refuse_fused(config, "ONNX backbone files")
+    train_config = train_config or default_train_config(config)
     pooling = Pooling(pooling) if pooling in {p.value for p in Pooling} else _bad_pooling(pooling)
     modality = "text" if tokenizer is not None else "image"
     if tokenizer is not None and not Path(tokenizer).is_file():

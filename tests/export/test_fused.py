@@ -15,7 +15,7 @@ from device_runtime.image import preprocess
 from device_runtime.validation import check_images
 from edgeft.bundle import Bundle, file_sha256
 from edgeft.cli import main
-from edgeft.config import ExportConfig, RuntimeConfig
+from edgeft.config import FUSED_LR, ExportConfig, RuntimeConfig
 from edgeft.datasets import minilm_path
 from edgeft.errors import ConfigError, ExportError
 from export import export_model, export_text_model
@@ -55,6 +55,12 @@ def test_the_manifest_says_fused_the_backbone_is_int8_and_the_tail_fp32(fused_bu
     assert {v.dtype for v in Personalizer.from_bundle(fused_bundle).head_parameters().values()} == {np.dtype(np.float32)}
     assert "head/parameters.npz" not in m.files  # the numpy engine cannot train it
     assert m.metrics["parity_max_abs_diff"] < 1e-3
+
+
+def test_a_fused_bundle_ships_a_learning_rate_its_conv_blocks_train_at(fused_bundle):
+    m = Bundle.load(fused_bundle).manifest
+    assert m.training["lr"] == FUSED_LR  # at the head's 1e-2 the tail diverges to chance accuracy
+    assert m.metrics["server_train_accuracy"] > 0.5  # three classes: chance is a third
 
 
 def test_fit_trains_the_tail_blocks_and_the_round_trip_keeps_them(fused_bundle, fashion, tmp_path):
