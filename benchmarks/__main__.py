@@ -1,8 +1,8 @@
 """``python -m benchmarks --mode quick``: prepare, run every alternative in its own process, report.
 
-Writes ``results.json``, ``results.md`` and ``growth_*.png`` into ``--out``
+Writes ``results.json``, ``results.md``, ``comparison.png`` and ``growth_*.png`` into ``--out``
 and prints the Markdown. Modes: smoke (~1 min, for the tests), quick (about
-10 minutes on 2 busy cores), full (about two hours on 2 cores).
+6 minutes on 2 cores), full (about two hours on 2 cores).
 """
 
 from __future__ import annotations

@@ -59,16 +59,16 @@ MODES = {
         vision_test_per_class=1,
         vision_epochs=1,
     ),
-    # About 10 minutes on 2 cores shared with other work (the per-step baselines take most of it).
+    # About 6 minutes on 2 cores (the per-step baselines take most of it).
     "quick": BenchConfig(
         examples=160,
         epochs=3,
         repetitions=3,
-        n_sweep=(40, 80, 160),
-        epochs_for_n_sweep=2,
-        e_sweep=(1, 2, 4),
+        n_sweep=(100, 300, 1000),
+        epochs_for_n_sweep=1,
+        e_sweep=(1, 5, 20),
         examples_for_e_sweep=80,
-        pool_per_class=40,
+        pool_per_class=200,
         test_per_class=40,
         latency_samples=30,
         latency_batch=32,
@@ -77,7 +77,7 @@ MODES = {
         vision_epochs=3,
     ),
     # About two hours on 2 cores (estimated from the quick run's per-example rates); N past the
-    # pool (1,500 articles) reuses articles: a seen article costs what a new one would (no caching across runs).
+    # pool (1,500 articles) reuses articles, each made new (see worker.take).
     "full": BenchConfig(
         examples=1000,
         epochs=5,

@@ -7,6 +7,7 @@ reads what this writes. Each artifact is built once per output folder.
 from __future__ import annotations
 
 import json
+import random
 import warnings
 from pathlib import Path
 
@@ -29,6 +30,9 @@ def prepare(cache: Path, config: BenchConfig) -> None:
     (pool_x, pool_y), (test_x, test_y) = split_per_class(
         texts, labels, [config.pool_per_class, config.test_per_class], seed=config.seed
     )
+    # The splits come grouped by class; the workers take the pool's first N, which must mix every class.
+    order = random.Random(config.seed).sample(range(len(pool_x)), len(pool_x))
+    pool_x, pool_y = [pool_x[i] for i in order], [pool_y[i] for i in order]
     classes = sorted(set(labels))
     data = {"labels": classes, "pool": [pool_x, pool_y], "test": [test_x, test_y]}
     (cache / DATA).write_text(json.dumps(data))

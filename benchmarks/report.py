@@ -99,9 +99,31 @@ def markdown(run: dict) -> str:
     return "\n\n".join("\n".join(p) for p in parts) + "\n"
 
 
+def comparison_plot(results: dict, folder: Path) -> Path:
+    """The headline run side by side: wall time and peak memory of each alternative, text and vision."""
+    names = [n for n in (*ALTERNATIVES, *VISION_ALTERNATIVES) if n in results]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), dpi=100)
+    for ax, key, label in [(axes[0], "median_s", "personalization wall time (s)"), (axes[1], "peak_rss_mb", "peak RSS (MiB)")]:
+        values = [results[n]["headline"][key] if key == "median_s" else results[n][key] for n in names]
+        colors = ["tab:green" if n.endswith("edgeft") else "tab:grey" if n.endswith("limit") else "tab:orange" for n in names]
+        ax.barh(names, values, color=colors)
+        ax.invert_yaxis()
+        ax.set_xlabel(label)
+        for y, v in enumerate(values):
+            ax.text(v, y, f" {v:.2f}" if key == "median_s" else f" {v:.0f}", va="center", fontsize=8)
+        ax.margins(x=0.2)
+    axes[1].set_yticklabels([])
+    fig.suptitle("edgeft (green) against the alternatives (orange) and the limit (grey)", fontsize=10)
+    fig.tight_layout()
+    path = folder / "comparison.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plots(results: dict, folder: Path) -> list[Path]:
-    """Growth of personalization time with N and with E, one line per alternative (log-log)."""
-    written = []
+    """The side-by-side comparison, and growth of personalization time with N and with E (log-log)."""
+    written = [comparison_plot(results, folder)]
     for sweep, axis, label in [("n_sweep", "examples", "N examples"), ("e_sweep", "epochs", "E epochs")]:
         fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
         for name in ALTERNATIVES:

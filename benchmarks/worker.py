@@ -32,10 +32,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS
 
 
-def take(pool: tuple[list[str], list[str]], n: int) -> tuple[list[str], list[str]]:
-    """The first ``n`` examples of the pool, cycling through it again when ``n`` is larger."""
-    texts, labels = pool
-    return [texts[i % len(texts)] for i in range(n)], [labels[i % len(labels)] for i in range(n)]
+def take(pool: tuple[list, list[str]], n: int) -> tuple[list, list[str]]:
+    """The first ``n`` examples of the pool, cycling through it again when ``n`` is larger.
+
+    A text seen again gets its round appended ("... (1)"): edgeft computes a
+    repeated example's features once, so a plain repeat would flatter it.
+    """
+    examples, labels = pool
+    size = len(examples)
+    return (
+        [examples[i % size] if i < size else f"{examples[i % size]} ({i // size})" for i in range(n)],
+        [labels[i % size] for i in range(n)],
+    )
 
 
 def timed(alternative, texts: list[str], labels: list[str], epochs: int, repetitions: int, side=None) -> dict:

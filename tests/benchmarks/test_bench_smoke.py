@@ -32,7 +32,7 @@ def test_smoke_writes_json_markdown_and_plots(smoke_run: Path) -> None:
     assert "**edgeft personalizes" in table
     for name in ALTERNATIVES:
         assert f"| {name} | " in table
-    for plot in ("growth_examples.png", "growth_epochs.png"):
+    for plot in ("comparison.png", "growth_examples.png", "growth_epochs.png"):
         assert (smoke_run / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
