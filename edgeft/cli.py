@@ -524,7 +524,7 @@ class _ProgressBars:
     def __call__(self, progress: Any) -> None:
         bar = self._bars.get(progress.stage)
         if bar is None:
-            unit = "text" if progress.stage == "features" else "epoch"
+            unit = "example" if progress.stage == "features" else "epoch"
             bar = self._bars[progress.stage] = self._tqdm(total=progress.total, desc=progress.stage, unit=unit, leave=False)
         if progress.loss is not None:
             bar.set_postfix(loss=f"{progress.loss:.4f}", refresh=False)
