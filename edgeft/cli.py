@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, final
 
 from edgeft import __version__
 from edgeft.config import (
@@ -512,6 +512,7 @@ def _run_serve(args: argparse.Namespace) -> None:
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
 
 
+@final
 class _ProgressBars:
     """A progress callback that draws one tqdm bar per stage on the terminal."""
 
