@@ -294,7 +294,8 @@ def _run_inspect(args: argparse.Namespace) -> None:
         ("input", _describe_input(m.input)),
         ("backbone", f"{m.backbone.precision}, {m.backbone.feature_size} features from {m.backbone.output_name!r}"),
         ("head", f"{m.head.kind} {m.head.in_features}->{m.head.out_features}, {m.head.optimizer} (wd {m.head.weight_decay}), {'trained' if m.head.trained else 'untrained'}"
-                 + (f", fused with the last {m.head.backbone_blocks} backbone block(s) (FP32)" if m.head.backbone_blocks else "")),
+                 + (f", trains with the last {m.head.backbone_blocks} backbone block(s) (FP32) on the frozen part's "
+                    f"{'x'.join(map(str, m.backbone.intermediate_shape))} activation" if m.head.backbone_blocks else "")),
         ("trainable", ", ".join(m.head.trainable)),
         ("device defaults", ", ".join(f"{k}={v}" for k, v in m.training.items())),
         *((f"metric {k}", _size(v) if "bytes" in k else _fmt(v)) for k, v in m.metrics.items()),
