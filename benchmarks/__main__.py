@@ -2,7 +2,7 @@
 
 Writes ``results.json``, ``results.md``, ``comparison.png`` and ``growth_*.png`` into ``--out``
 and prints the Markdown. Modes: smoke (~1 min, for the tests), quick (about
-6 minutes on 2 cores), full (about two hours on 2 cores).
+6 minutes on 2 cores), full (about 30 minutes on 2 cores).
 """
 
 from __future__ import annotations

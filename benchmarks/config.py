@@ -76,8 +76,8 @@ MODES = {
         vision_test_per_class=10,
         vision_epochs=3,
     ),
-    # About two hours on 2 cores (estimated from the quick run's per-example rates); N past the
-    # pool (1,500 articles) reuses articles, each made new (see worker.take).
+    # 28 minutes on 2 cores (measured 2026-11-23); N past the pool (1,500 articles) reuses
+    # articles, each made new (see worker.take).
     "full": BenchConfig(
         examples=1000,
         epochs=5,
