@@ -42,6 +42,15 @@ def test_prediction_refuses_bad_examples(p, method):
         getattr(p, method)({"text": "a"})
 
 
+def test_over_long_text_is_truncated_with_a_warning_that_counts_it(p):
+    from device_runtime import TruncationWarning
+
+    max_length = p.bundle.manifest.input.max_length
+    with pytest.warns(TruncationWarning, match=f"1 of 2 texts were longer than {max_length} tokens"):
+        labels = p.predict(["word " * (2 * max_length), "a short text"])
+    assert len(labels) == 2
+
+
 def test_features_with_nan_inf_wrong_shape_or_dtype_are_refused():
     good = np.zeros((2, 384), np.float32)
     assert check_features(good, 384).shape == (2, 384)
