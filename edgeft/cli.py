@@ -208,12 +208,19 @@ def _numbers(text: str, kind: type, option: str) -> tuple:
         raise ConfigError(f"{option} must be comma-separated {kind.__name__} values, got {text!r}") from None
 
 
+def _accuracy_fraction(points: float) -> float:
+    """--max-quality-loss counts accuracy points; ExportConfig takes a fraction. Checked here, in the user's unit."""
+    if not 0 <= points <= 100:
+        raise ConfigError(f"--max-quality-loss must be between 0 and 100 accuracy points, got {points:g}")
+    return points / 100
+
+
 def _run_export(args: argparse.Namespace) -> None:
     config = ExportConfig(
         name=args.name, version=args.bundle_version, base_model=args.base_model, license=args.license,
         quantization=args.quantize, max_length=args.max_length, head=args.head, hidden_size=args.hidden_size,
         weight_decay=args.weight_decay, validation_fraction=args.validation_fraction,
-        max_quality_loss=args.max_quality_loss / 100, accept_quality_loss=args.accept_quality_loss,
+        max_quality_loss=_accuracy_fraction(args.max_quality_loss), accept_quality_loss=args.accept_quality_loss,
         device_trainable_blocks=args.device_trainable_blocks,
     )
     preprocessing = ImagePreprocessing(

@@ -29,7 +29,8 @@ def test_help_documents_every_option_with_its_default(capsys):
         (["--quantize", "int4"], "invalid choice: 'int4'"),
         (["--image-size", "224,x"], "--image-size must be comma-separated int values"),
         (["--validation-fraction", "1.5"], "validation_fraction must be in [0, 1)"),
-        (["--max-quality-loss", "-1"], "max_quality_loss must be in [0, 1]"),
+        (["--max-quality-loss", "-1"], "--max-quality-loss must be between 0 and 100 accuracy points, got -1"),
+        (["--max-quality-loss", "150"], "--max-quality-loss must be between 0 and 100 accuracy points, got 150"),
     ],
 )
 def test_a_bad_option_value_is_a_clear_error(argv, message, tmp_path, capsys):
