@@ -10,13 +10,13 @@ limit processes never load torch.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.config import DATA, FP32_BUNDLE, INT8_BUNDLE, TEXTBOOK
-from benchmarks.vision import VisionEdgeft, VisionLimit, VisionTorch
+from benchmarks.per_step import train_per_step
+from benchmarks.vision import VisionEdgeft, VisionLimit, VisionTextbookOrt, VisionTorch
 
 
 class _Text:
@@ -98,20 +98,9 @@ class _PerStepBackbone(_Text):
         return [feeds[name] for name in self.input_names]
 
     def fit(self, texts: list[str], labels: list[str], epochs: int) -> None:
-        """Shuffled mini-batches, as edgeft's trainer does, but the backbone runs at every step."""
-        from device_runtime.trainer import learning_rate_at
-
         self.reset()
         targets = np.array([self.classes.index(label) for label in labels], dtype=np.int64)
-        rng = np.random.default_rng(self.config.seed)
-        steps = epochs * math.ceil(len(texts) / self.batch_size)
-        step = 0
-        for _ in range(epochs):
-            order = rng.permutation(len(texts))
-            for start in range(0, len(texts), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                self.step([texts[i] for i in batch], targets[batch], learning_rate_at(step, steps, self.config))
-                step += 1
+        train_per_step(self.step, texts, targets, epochs, self.config)
 
     def accuracy(self, texts: list[str], labels: list[str]) -> float:
         targets = np.array([self.classes.index(label) for label in labels])
@@ -128,12 +117,9 @@ class TextbookOrt(_PerStepBackbone):
 
     def reset(self) -> None:
         """A fresh zero head and fresh AdamW moments, from the artifacts' checkpoint."""
-        from benchmarks.fused import FusedTrainingSession
+        from benchmarks.fused import FusedTrainingSession  # here: the PyTorch worker never loads ORT training
 
-        folder = self.cache / TEXTBOOK
-        self.session = FusedTrainingSession(
-            folder / "training_model.onnx", folder / "eval_model.onnx", folder / "optimizer_model.onnx", folder / "checkpoint"
-        )
+        self.session = FusedTrainingSession.from_folder(self.cache / TEXTBOOK)
 
     def step(self, texts: list[str], targets: np.ndarray, lr: float) -> None:
         self.session.learning_rate = lr
@@ -193,6 +179,7 @@ ALTERNATIVES = {
     "pytorch": TorchEager,
     "limit": Limit,
     "vision-edgeft": VisionEdgeft,
+    "vision-textbook-ort": VisionTextbookOrt,
     "vision-pytorch": VisionTorch,
     "vision-limit": VisionLimit,
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from device_runtime.ort_training import HeadTrainingSession
@@ -11,8 +13,13 @@ class FusedTrainingSession(HeadTrainingSession):
     """A :class:`HeadTrainingSession` whose graph takes token ids, not features.
 
     The fused backbone+head graph has inputs ``input_ids, attention_mask,
-    token_type_ids, labels`` instead of ``features, labels``.
+    token_type_ids, labels`` (or ``pixels, labels``) instead of ``features, labels``.
     """
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> FusedTrainingSession:
+        """The artifacts ``generate_artifacts`` wrote into ``folder``, at their checkpoint (a fresh head)."""
+        return cls(folder / "training_model.onnx", folder / "eval_model.onnx", folder / "optimizer_model.onnx", folder / "checkpoint")
 
     def fused_train_step(self, inputs: list[np.ndarray]) -> float:
         """One forward (through the backbone), backward and AdamW step; returns the loss."""

@@ -14,7 +14,7 @@ from benchmarks.config import BenchConfig
 
 # The order of the tables' rows: edgeft first, the limit last.
 ALTERNATIVES = ("edgeft", "textbook-ort", "pytorch", "limit")
-VISION_ALTERNATIVES = ("vision-edgeft", "vision-pytorch", "vision-limit")
+VISION_ALTERNATIVES = ("vision-edgeft", "vision-textbook-ort", "vision-pytorch", "vision-limit")
 
 
 def vision_spec(config: BenchConfig) -> dict:

@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 + Fashion-MNIST: the exporter's image bundle against PyTorch on the device.
+"""EfficientNet-Lite0 + Fashion-MNIST: the exporter's image bundle against textbook ORT and PyTorch on the device.
 
 prepare_vision exports the packaged EfficientNet-Lite0 with ``export.export_model``
 (an FP32 backbone: on x86 CPUs its INT8 conv graph runs slower than FP32, and the
@@ -9,19 +9,22 @@ own numpy preprocessing (``device_runtime.image.preprocess``).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.config import TEXTBOOK
+from benchmarks.per_step import train_per_step
 
 VISION = "vision"  # cache sub-folder: bundle/ and data.npz
 BUNDLE = "bundle"
 
 
 def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: int) -> None:
-    """Fashion-MNIST splits and EfficientNet-Lite0's bundle (FP32 backbone, zero head)."""
+    """Fashion-MNIST splits, EfficientNet-Lite0's bundle (FP32 backbone, zero head) and its textbook ORT artifacts."""
     import torch
 
+    from benchmarks.prepare import write_textbook_artifacts
     from edgeft import bundle as layout
     from edgeft.config import ExportConfig, Quantization
     from edgeft.datasets import FASHION_MNIST_CLASSES, fashion_mnist
@@ -38,6 +41,8 @@ def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: 
         config = ExportConfig(name="effnet-fashion", quantization=Quantization.NONE, license=model.license)
         export_model(model.build(), torch.zeros(1, 3, 224, 224), folder / BUNDLE, label_set=FASHION_MNIST_CLASSES,
                      preprocessing=model.preprocessing, config=config)
+    if not (folder / TEXTBOOK / "checkpoint").is_file():
+        write_textbook_artifacts(folder / BUNDLE, folder / TEXTBOOK, len(FASHION_MNIST_CLASSES))
 
 
 class _Vision:
@@ -114,7 +119,35 @@ class VisionLimit(VisionEdgeft):
         return None
 
 
-class VisionTorch(_Vision):
+class _VisionPerStep(_Vision):
+    """The per-step baselines: the backbone runs at every step of every epoch."""
+
+    def fit(self, images: list[np.ndarray], labels: list[str], epochs: int) -> None:
+        self.reset()
+        train_per_step(self.step, images, self.targets(labels), epochs, self.config)
+
+
+class VisionTextbookOrt(_VisionPerStep):
+    """ORT's on-device training tutorial: the whole FP32 EfficientNet-Lite0 + head as training artifacts, backbone frozen."""
+
+    def load(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """A fresh zero head and fresh AdamW moments, from the artifacts' checkpoint."""
+        from benchmarks.fused import FusedTrainingSession
+
+        self.session = FusedTrainingSession.from_folder(self.folder / TEXTBOOK)
+
+    def step(self, images: list[np.ndarray], targets: np.ndarray, lr: float) -> None:
+        self.session.learning_rate = lr
+        self.session.fused_train_step([self.pixels(images), targets])
+
+    def predict(self, images: list[np.ndarray]) -> np.ndarray:
+        return self.session.fused_logits([self.pixels(images)]).argmax(axis=1)
+
+
+class VisionTorch(_VisionPerStep):
     """PyTorch on the device: frozen EfficientNet-Lite0 (requires_grad=False), AdamW on the head, forward every step."""
 
     def load(self) -> None:
@@ -125,29 +158,22 @@ class VisionTorch(_Vision):
         self.torch = torch
         self.backbone = VISION_MODELS["efficientnet-lite0"].build().eval().requires_grad_(False)
 
-    def fit(self, images: list[np.ndarray], labels: list[str], epochs: int) -> None:
-        from device_runtime.trainer import learning_rate_at
-
+    def reset(self) -> None:
         torch = self.torch
         self.head = torch.nn.Linear(self.bundle.manifest.backbone.feature_size, len(self.classes))
         torch.nn.init.zeros_(self.head.weight)  # the same zero start as the bundle's head
         torch.nn.init.zeros_(self.head.bias)
-        optimizer = torch.optim.AdamW(self.head.parameters(), lr=self.config.lr, weight_decay=0.01)
-        targets = torch.from_numpy(self.targets(labels))
-        rng = np.random.default_rng(self.config.seed)
-        steps, step = epochs * math.ceil(len(images) / self.batch_size), 0
-        for _ in range(epochs):
-            order = rng.permutation(len(images))
-            for start in range(0, len(images), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate_at(step, steps, self.config)
-                features = self.backbone(torch.from_numpy(self.pixels([images[i] for i in batch])))
-                loss = torch.nn.functional.cross_entropy(self.head(features), targets[batch])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                step += 1
+        self.optimizer = torch.optim.AdamW(self.head.parameters(), lr=self.config.lr, weight_decay=0.01)
+
+    def step(self, images: list[np.ndarray], targets: np.ndarray, lr: float) -> None:
+        torch = self.torch
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        features = self.backbone(torch.from_numpy(self.pixels(images)))
+        loss = torch.nn.functional.cross_entropy(self.head(features), torch.from_numpy(targets))
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
 
     def predict(self, images: list[np.ndarray]) -> np.ndarray:
         with self.torch.no_grad():

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ALTERNATIVES = ["edgeft", "textbook-ort", "pytorch", "limit"]
-VISION = ["vision-edgeft", "vision-pytorch", "vision-limit"]
+VISION = ["vision-edgeft", "vision-textbook-ort", "vision-pytorch", "vision-limit"]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_device_side_workers_never_load_torch(smoke_run: Path) -> None:
 
 def test_vision_alternatives_report_accuracy(smoke_run: Path) -> None:
     results = json.loads((smoke_run / "results.json").read_text())["results"]
-    for name in VISION[:2]:
+    for name in VISION[:3]:
         assert 0 <= results[name]["accuracy"] <= 1 and results[name]["test_examples"] == 10
 
 
