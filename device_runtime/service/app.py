@@ -46,7 +46,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
 
 class BodySizeLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, whether declared or streamed."""
+    """Refuse request bodies over ``max_bytes`` with 413, whether declared or streamed.
+
+    A streamed body is read here, up to the limit, and replayed to the app: an
+    error raised from inside the app's ``receive`` would reach FastAPI's body
+    parser, which answers 400 whatever the cause.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -58,17 +63,27 @@ class BodySizeLimit:
         if declared.isdigit() and int(declared) > self.max_bytes:
             error = PayloadTooLargeError(f"The request body is {int(declared)} bytes; this service accepts at most {self.max_bytes}.")
             return await _edgeft_error(None, error)(scope, receive, send)
-        received = 0
-
-        async def counting() -> Message:
-            nonlocal received
+        chunks, size, more = [], 0, True
+        while more:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise PayloadTooLargeError(f"The request body exceeds this service's limit of {self.max_bytes} bytes.")
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                error = PayloadTooLargeError(f"The request body exceeds this service's limit of {self.max_bytes} bytes.")
+                return await _edgeft_error(None, error)(scope, receive, send)
+            more = message.get("more_body", False)
+        replayed = False
 
-        await self.app(scope, counting, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: the disconnect, when it comes
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 def _status(exc: Exception) -> int:
@@ -91,6 +106,13 @@ def _edgeft_error(request: Request | None, exc: Exception) -> JSONResponse:
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    fields = [{"field": ".".join(str(p) for p in e["loc"][1:] if p != "body") or "body", "message": e["msg"]} for e in errors]
+    fields = [{"field": _field(e), "message": e["msg"]} for e in errors]
     detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
     return JSONResponse({"error": "ValidationError", "detail": detail, "fields": fields}, status_code=422)
+
+
+def _field(error: dict) -> str:
+    """Where a validation error lies, as a dotted path in the body ("examples.0.label"); "body" for the whole body."""
+    if error.get("type") == "json_invalid":  # its location is a character offset, not a field
+        return "body"
+    return ".".join(str(p) for p in error["loc"][1:] if p != "body") or "body"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -138,11 +139,24 @@ def test_errors_are_typed_json_naming_the_field_at_fault(pulled_bundle, tmp_path
         bad_pixels = http.post("/v1/predict", json={"images": [{"shape": [3, 3], "data": [1]}]})
         assert bad_pixels.status_code == 422 and bad_pixels.json()["fields"][0]["field"] == "images.0"
 
-        too_big = http.post("/v1/predict", json={"texts": ["x" * 5000]})
-        assert too_big.status_code == 413 and too_big.json()["error"] == "PayloadTooLargeError"
+        not_json = http.post("/v1/predict", content=b"{not json", headers={"content-type": "application/json"})
+        assert not_json.status_code == 422 and not_json.json()["fields"][0]["field"] == "body"
         too_few = http.post("/v1/personalize", json={})
         assert too_few.status_code == 422 and too_few.json()["fields"][0]["field"] == "examples"
         assert http.get("/v1/jobs/nope").status_code == 404
+
+
+def test_bodies_over_the_limit_get_413_whether_declared_or_streamed(pulled_bundle, tmp_path):
+    settings = ServiceSettings.for_model(pulled_bundle, state_dir=tmp_path / "state", max_body_bytes=4096)
+    body = json.dumps({"texts": ["x" * 5000]}).encode()
+    with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
+        declared = http.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+        # An iterator body goes out chunked, with no content-length to refuse it by.
+        streamed = http.post("/v1/predict", content=iter([body[:3000], body[3000:]]), headers={"content-type": "application/json"})
+        small = http.post("/v1/predict", content=iter([b'{"texts": ', b'["a short text"]}']), headers={"content-type": "application/json"})
+    for answer in (declared, streamed):
+        assert answer.status_code == 413 and answer.json()["error"] == "PayloadTooLargeError"
+    assert small.status_code == 200 and len(small.json()["predictions"]) == 1
 
 
 def test_rollback_serves_an_earlier_head_and_drift_reports_on_what_was_served(pulled_bundle, bbc_splits, tmp_path):
