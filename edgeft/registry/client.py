@@ -118,6 +118,7 @@ def pull(ref: str, registry: str, into: str | os.PathLike, token: str | None = N
     with _open(_url(registry, "bundles", name, "versions", version, "manifest"), token) as response:
         raw_manifest = response.read()
     manifest = _parse_manifest(raw_manifest, name, version)
+    _refuse_non_bundle(target)
     with _exclusive(into / PARTIAL / f"{name}@{version}.lock"):  # a second pull of it waits, then finds it installed
         downloaded, resumed = 0, []
         if not _installed(target, manifest):
@@ -155,6 +156,15 @@ def installed_path(into: str | os.PathLike, name: str) -> Path:
     if not pointer.is_file():
         raise BundleError(f"No bundle {name!r} installed under {into}; run `edgeft pull {name}` first.")
     return pointer.parent / check_name(json.loads(pointer.read_text())["version"], "version")
+
+
+def _refuse_non_bundle(target: Path) -> None:
+    """Installing replaces ``target`` whole: never when it holds something else (a device's saved state, say)."""
+    if target.exists() and not (target / MANIFEST).is_file():
+        raise BundleError(
+            f"{target} exists and is not a bundle (no {MANIFEST}); installing there would delete what it holds. "
+            "Nothing was installed: move that folder away, or pull into another --into folder."
+        )
 
 
 def _parse_manifest(raw: bytes, name: str, version: str) -> Manifest:

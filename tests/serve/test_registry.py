@@ -111,6 +111,20 @@ def test_a_new_version_keeps_the_previous_one_and_its_personalized_heads(registr
     assert head.read_text() == "{}"
 
 
+def test_pull_never_replaces_a_folder_that_is_not_a_bundle(registry, minilm_bundle, tmp_path):
+    url, _ = registry
+    named_like_a_state = tmp_path / "v-state"
+    _copy_with_version(minilm_bundle, named_like_a_state, "1.0.0-state")
+    client.push(named_like_a_state, url, TOKEN)
+    state = tmp_path / "device" / "minilm-bbc" / "1.0.0-state"  # where `edgeft serve` keeps 1.0.0's state
+    state.mkdir(parents=True)
+    (state / "examples.sqlite").write_bytes(b"the user's examples")
+
+    with pytest.raises(BundleError, match=r"is not a bundle \(no manifest.json\).*Nothing was installed"):
+        client.pull("minilm-bbc@1.0.0-state", url, tmp_path / "device")
+    assert (state / "examples.sqlite").read_bytes() == b"the user's examples"
+
+
 def test_clear_json_errors_for_bad_requests(registry, minilm_bundle):
     url, _ = registry
     client.push(minilm_bundle, url, TOKEN)
