@@ -6,11 +6,11 @@ import pytest
 
 from device_runtime import Personalizer
 from edgeft.bundle import Bundle
-from edgeft.config import ExportConfig
+from edgeft.config import ExportConfig, TrainConfig
 from edgeft.datasets import minilm_path
 from edgeft.errors import ExportError
 from export import export_text_model
-from export.measure import check_quality_loss
+from export.measure import check_quality_loss, split_indices
 
 MEASURED = {
     "backbone_bytes_fp32", "backbone_bytes_int8", "backbone_latency_ms_fp32", "backbone_latency_ms_int8",
@@ -27,6 +27,15 @@ def test_minilm_int8_dynamic_is_measured_against_fp32(minilm_bundle):
     assert 0 <= m.metrics["int8_identical_predictions"] <= 1
     assert m.metrics["validation_examples"] == 5  # 20% of 4 per class, at least one per class
     assert m.metrics["parity_max_abs_diff"] < 1e-4  # the ONNX graph vs the torch model, before quantization
+
+
+def test_the_int8_accuracy_recorded_is_the_shipped_int8_bundles_own(effnet_bundle, fashion):
+    # EfficientNet-Lite0 is the backbone whose INT8 predictions differ from FP32's (docs/export.md).
+    images, labels = fashion["server"]
+    _, val = split_indices(labels, ExportConfig().validation_fraction, TrainConfig().seed)  # the exporter's split
+    shipped = Personalizer.from_bundle(effnet_bundle)  # its INT8 backbone, nothing cached
+    accuracy = shipped.score(images[val], [labels[i] for i in val])
+    assert Bundle.load(effnet_bundle).manifest.metrics["validation_accuracy_int8"] == pytest.approx(accuracy)
 
 
 def test_int8_static_calibrates_on_server_data(bbc_splits, tmp_path):
@@ -53,3 +62,7 @@ def test_an_int8_quality_loss_over_the_threshold_stops_the_export_unless_accepte
     check_quality_loss(0.9, 0.7, 0.8, 10, ExportConfig(accept_quality_loss=True))
     check_quality_loss(0.9, 0.7, 0.8, 10, ExportConfig(max_quality_loss=0.25))
     check_quality_loss(0.7, 0.9, 0.8, 10, ExportConfig())
+
+
+def test_a_loss_of_exactly_the_threshold_passes_the_guard():
+    check_quality_loss(0.95, 0.94, 0.99, 100, ExportConfig())  # one point lost, one allowed
