@@ -186,6 +186,10 @@ def export_model(
     """
     train_config = train_config or default_train_config(config)
     classes, images = _checked_data("image", images, labels, label_set, output, overwrite)
+    if config.device_trainable_blocks:
+        from export.fused import check_fusable
+
+        check_fusable(module, config)  # before fine-tuning, which may take long
     metrics: dict[str, Any] = {}
     if fine_tune is not None:
         from export.tuning import run_fine_tuning, vision_tunable

@@ -84,6 +84,23 @@ class _Tail(nn.Module):
         return self.act(self.bn1(self.conv_head(x))).mean((2, 3))
 
 
+def check_fusable(module: nn.Module, config: ExportConfig) -> None:
+    """Refuse, before any work, a module or an N that fused artifacts cannot be built for.
+
+    Raises:
+        ExportError: the module is not an EfficientNet-Lite, or N is not below its number of blocks.
+    """
+    n = config.device_trainable_blocks
+    blocks = getattr(getattr(module, "net", None), "_blocks", None)
+    if not isinstance(blocks, nn.ModuleList):
+        raise ExportError(
+            f"--device-trainable-blocks supports EfficientNet-Lite (efficientnet-lite0) only, not "
+            f"{type(module).__name__}; export it with --device-trainable-blocks 0."
+        )
+    if not 0 < n < len(blocks):
+        raise ExportError(f"device_trainable_blocks must be between 1 and {len(blocks) - 1} for this backbone, got {n}.")
+
+
 def export_fused(
     module: object, example_input: object, n_classes: int, config: ExportConfig, folder: Path, seed: int = 0
 ) -> FusedParts:
@@ -101,16 +118,8 @@ def export_fused(
         ExportError: the module is not a supported architecture, N is not below its number of blocks,
             or an exported part does not compute what torch does.
     """
-    n = config.device_trainable_blocks
-    net = getattr(module, "net", None)
-    blocks = getattr(net, "_blocks", None)
-    if not isinstance(blocks, nn.ModuleList):
-        raise ExportError(
-            f"--device-trainable-blocks supports EfficientNet-Lite (efficientnet-lite0) only, not "
-            f"{type(module).__name__}; export it with --device-trainable-blocks 0."
-        )
-    if not 0 < n < len(blocks):
-        raise ExportError(f"device_trainable_blocks must be between 1 and {len(blocks) - 1} for this backbone, got {n}.")
+    check_fusable(module, config)
+    n, net = config.device_trainable_blocks, module.net
     frozen = _Frozen(net, n).eval()
     with torch.no_grad():
         intermediate = frozen.activation(example_input)

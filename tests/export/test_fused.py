@@ -15,7 +15,7 @@ from device_runtime.image import preprocess
 from device_runtime.validation import check_images
 from edgeft.bundle import Bundle, file_sha256
 from edgeft.cli import main
-from edgeft.config import FUSED_LR, ExportConfig, RuntimeConfig
+from edgeft.config import FUSED_LR, ExportConfig, FineTuneConfig, RuntimeConfig
 from edgeft.datasets import minilm_path
 from edgeft.errors import ConfigError, ExportError
 from export import export_model, export_text_model
@@ -113,3 +113,13 @@ def test_trainable_blocks_must_be_a_count_below_the_backbones_blocks(tmp_path, c
     code = main(["export", "--model", "efficientnet-lite0", "--labels", "a,b", "--output", str(tmp_path / "b"),
                  "--device-trainable-blocks", "16"])
     assert code != 0 and "between 1 and 15" in capsys.readouterr().err
+
+
+def test_too_many_trainable_blocks_are_refused_before_fine_tuning(fashion, tmp_path):
+    images, labels = fashion["server"]
+    model = VISION_MODELS["efficientnet-lite0"]
+    with pytest.raises(ExportError, match="between 1 and 15"):
+        export_model(model.build(), torch.zeros(1, 3, 224, 224), tmp_path / "b", images=images, labels=labels,
+                     preprocessing=model.preprocessing, config=ExportConfig(device_trainable_blocks=16),
+                     fine_tune=FineTuneConfig(dry_run=True), log_dir=tmp_path / "log")
+    assert not (tmp_path / "log").exists() and not (tmp_path / "b").exists()
