@@ -71,8 +71,14 @@ def check_images(X: object) -> np.ndarray:
     return X
 
 
-def check_labels(y: object, labels: Sequence[str], n_examples: int) -> np.ndarray:
+_REEXPORT = "re-export the bundle with those labels"
+
+
+def check_labels(y: object, labels: Sequence[str], n_examples: int, fix: str = _REEXPORT) -> np.ndarray:
     """Label strings mapped to class indices of the bundle's label set.
+
+    ``fix`` is the advice for unknown labels: on a device the bundle must be
+    re-exported; at export the label set can still grow.
 
     Raises:
         DataError: ``y`` has another length than X, or holds labels the bundle
@@ -88,8 +94,7 @@ def check_labels(y: object, labels: Sequence[str], n_examples: int) -> np.ndarra
     if unknown:
         raise DataError(
             f"Label(s) {', '.join(map(repr, unknown[:5]))} are not in the bundle's label set "
-            f"{list(labels)}. A head cannot learn a class it has no output for; re-export the "
-            "bundle with those labels."
+            f"{list(labels)}. A head cannot learn a class it has no output for; {fix}."
         )
     return np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
 

@@ -185,13 +185,16 @@ def _export_parser(commands: Any) -> None:
 def _fine_tune_options(args: argparse.Namespace) -> dict[str, Any]:
     if not (args.finetune or args.tune):
         return {}
-    config = FineTuneConfig(
-        lr=args.ft_lr, batch_size=args.ft_batch_size, epochs=args.ft_epochs, dropout=args.ft_dropout,
-        weight_decay=args.ft_weight_decay, warmup_fraction=args.ft_warmup_fraction, schedule=args.ft_schedule,
-        trainable_blocks=args.ft_trainable_blocks, unfreeze_every=args.ft_unfreeze_every,
-        layer_lr_decay=args.ft_layer_lr_decay, validation_fraction=args.ft_validation_fraction,
-        patience=args.ft_patience, seed=args.ft_seed, dry_run=args.dry_run,
-    )
+    try:
+        config = FineTuneConfig(
+            lr=args.ft_lr, batch_size=args.ft_batch_size, epochs=args.ft_epochs, dropout=args.ft_dropout,
+            weight_decay=args.ft_weight_decay, warmup_fraction=args.ft_warmup_fraction, schedule=args.ft_schedule,
+            trainable_blocks=args.ft_trainable_blocks, unfreeze_every=args.ft_unfreeze_every,
+            layer_lr_decay=args.ft_layer_lr_decay, validation_fraction=args.ft_validation_fraction,
+            patience=args.ft_patience, seed=args.ft_seed, dry_run=args.dry_run,
+        )
+    except ConfigError as e:  # its field names are the --ft-* options' without the prefix
+        raise ConfigError(f"fine-tuning (--ft-* options): {e}") from e
     if args.tune < 0:
         raise ConfigError(f"--tune must be >= 0 trials, got {args.tune}")
     return {"fine_tune": config, "tune_trials": args.tune, "log_dir": args.finetune_log or f"{args.output.rstrip('/')}-finetune"}

@@ -270,6 +270,9 @@ def export_onnx_model(
     train_config = train_config or default_train_config(config)
     pooling = Pooling(pooling) if pooling in {p.value for p in Pooling} else _bad_pooling(pooling)
     modality = "text" if tokenizer is not None else "image"
+    if tokenizer is None and isinstance(X, list) and X and isinstance(X[0], str):
+        raise ExportError("The server data holds text, but no tokenizer was given: a text backbone needs its "
+                          "tokenizer.json (--tokenizer). Without one the ONNX file is taken for an image backbone.")
     if tokenizer is not None and not Path(tokenizer).is_file():
         raise ExportError(f"Tokenizer file {tokenizer} does not exist; pass a Hugging Face tokenizer.json.")
     if not Path(onnx_path).is_file():
@@ -331,7 +334,7 @@ def _checked_data(
     classes = _label_set(labels, label_set)
     if X is not None:
         X = check_texts(X) if modality == "text" else check_images(X)
-        check_labels(labels, classes, len(X))
+        check_labels(labels, classes, len(X), fix="add them to the label set (--labels), or leave those examples out")
     if Path(output).exists() and not overwrite:
         raise ExportError(f"{output} already exists; choose another output or pass overwrite (--overwrite).")
     return classes, X

@@ -29,6 +29,7 @@ def test_help_documents_every_option_with_its_default(capsys):
         (["--quantize", "int4"], "invalid choice: 'int4'"),
         (["--image-size", "224,x"], "--image-size must be comma-separated int values"),
         (["--validation-fraction", "1.5"], "validation_fraction must be in [0, 1)"),
+        (["--finetune", "--ft-lr", "-1"], "fine-tuning (--ft-* options): lr must be > 0, got -1.0"),
         (["--max-quality-loss", "-1"], "--max-quality-loss must be between 0 and 100 accuracy points, got -1"),
         (["--max-quality-loss", "150"], "--max-quality-loss must be between 0 and 100 accuracy points, got 150"),
     ],
@@ -69,7 +70,8 @@ def test_an_unknown_label_is_a_clear_error(effnet_onnx, fashion, tmp_path, capsy
     code = main(["export", "--model", str(effnet_onnx), "--feature-output", "features", "--train-data",
                  str(tmp_path / "data.npz"), "--labels", "sandal,bag", "--output", str(tmp_path / "b")])
     assert code == 1
-    assert "are not in the bundle's label set ['sandal', 'bag']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "are not in the bundle's label set ['sandal', 'bag']" in err and "add them to the label set (--labels)" in err
     assert not (tmp_path / "b").exists()
 
 
@@ -78,6 +80,17 @@ def test_an_onnx_file_without_the_named_output_is_a_clear_error(effnet_onnx, tmp
                  "--output", str(tmp_path / "b")])
     assert code == 1
     assert "has no output 'logits'; its outputs are ['features']" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_text_data_for_an_onnx_file_without_a_tokenizer_asks_for_one(minilm_onnx, tmp_path, capsys):
+    model, _ = minilm_onnx
+    data = tmp_path / "data.csv"
+    data.write_text("text,label\nThe striker scored,sport\nShares fell,business\n")
+    code = main(["export", "--model", str(model), "--feature-output", "sentence_embedding", "--train-data", str(data),
+                 "--output", str(tmp_path / "b")])
+    assert code == 1
+    assert "holds text, but no tokenizer was given: a text backbone needs its tokenizer.json (--tokenizer)" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
 
 
