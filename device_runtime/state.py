@@ -30,6 +30,8 @@ from edgeft.errors import StateError
 
 STATE_FORMAT_VERSION = 2
 STATE_FILE = "state.json"
+# What Personalizer.load reads from state.json; a record without one of them is corrupt.
+_RECORD_KEYS = ("bundle", "engine", "current", "versions", "optimizer", "config", "history", "report", "seen")
 
 
 def save_state(
@@ -42,6 +44,8 @@ def save_state(
             was saved in ``folder`` before is unchanged and loads as before.
     """
     folder = Path(folder)
+    _refuse_another_bundles_state(folder, bundle)
+    before = set(_own_files(folder))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         versions = [_write_version(folder, v) for v in history.versions]
@@ -61,11 +65,41 @@ def save_state(
             **record,
         })
     except (OSError, RuntimeError, StateError) as e:
-        raise StateError(f"Could not save the state to {folder}: {e}. The state saved there before is unchanged.") from e
+        for file in set(_own_files(folder)) - before:
+            file.unlink(missing_ok=True)  # this save's own files: the old state.json names none of them
+        raise StateError(f"Could not save the state to {folder} ({_reason(e)}). The state saved there before is unchanged.") from e
     keep = {v["file"] for v in versions if v["file"]} | {optimizer["file"]}
-    for old in [*folder.glob("v*-*.npz"), *folder.glob("opt-*"), *folder.glob(".*.tmp")]:
+    for old in _own_files(folder):
         if old.name not in keep:
             old.unlink(missing_ok=True)
+
+
+def _own_files(folder: Path) -> list[Path]:
+    """The files saves write (never state.json, nor what others keep beside it, such as the service's examples)."""
+    return [file for pattern in ("v*-*.npz", "opt-*", ".pending-*", ".*.tmp") for file in folder.glob(pattern)]
+
+
+def _refuse_another_bundles_state(folder: Path, bundle: Bundle) -> None:
+    """Saving replaces the state in ``folder``: never one personalized from another bundle."""
+    try:
+        saved = json.loads((folder / STATE_FILE).read_text())["bundle"]
+        fingerprint, name = saved["fingerprint"], f"{saved['name']}@{saved['version']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no state there, or one too damaged to restore: nothing to lose
+    if fingerprint != bundle.fingerprint:
+        raise StateError(
+            f"{folder} holds the state of bundle {name}, not of {bundle.manifest.name}@{bundle.manifest.version}; "
+            "saving would replace it. Save to another folder, or delete that one first."
+        )
+
+
+def _reason(error: Exception) -> str:
+    """What went wrong, in words for the user: the OS's reason, not ORT's source paths."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    if isinstance(error, RuntimeError):
+        return "ONNX Runtime could not write the optimizer checkpoint; is the disk full?"
+    return str(error)
 
 
 def _write_version(folder: Path, version: HeadVersion) -> dict[str, Any]:
@@ -110,12 +144,25 @@ def read_state(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[int, dic
     if not isinstance(record, dict) or record.get("format_version") != STATE_FORMAT_VERSION:
         found = record.get("format_version") if isinstance(record, dict) else None
         raise StateError(f"{path} has state format {found!r}; this edgeft reads {STATE_FORMAT_VERSION}.")
-    parameters = {}
-    for entry in record["versions"]:
-        if entry["file"]:
-            with np.load(_verified(folder, entry)) as data:
-                parameters[entry["version"]] = {k: data[k] for k in data.files}
-    return record, parameters, _verified(folder, record["optimizer"])
+    missing = [key for key in _RECORD_KEYS if key not in record]
+    if missing:
+        raise StateError(f"{path} lacks {', '.join(missing)}; the state is corrupt.")
+    try:
+        numbers = [entry["version"] for entry in record["versions"]]
+        parameters = {entry["version"]: _read_parameters(folder, entry) for entry in record["versions"] if entry["file"]}
+        optimizer = _verified(folder, record["optimizer"])
+    except StateError:
+        raise
+    except (KeyError, TypeError, ValueError) as e:  # a hand-edited or truncated record, an .npz that is none
+        raise StateError(f"{path} is malformed ({type(e).__name__}: {e}); the state is corrupt.") from e
+    if record["current"] not in numbers:
+        raise StateError(f"{path} makes version {record['current']!r} current but holds versions {numbers}; the state is corrupt.")
+    return record, parameters, optimizer
+
+
+def _read_parameters(folder: Path, entry: dict[str, Any]) -> dict[str, np.ndarray]:
+    with np.load(_verified(folder, entry)) as data:
+        return {k: data[k] for k in data.files}
 
 
 def _verified(folder: Path, entry: dict[str, str]) -> Path:

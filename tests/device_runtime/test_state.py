@@ -76,12 +76,44 @@ def test_a_damaged_state_raises_a_state_error(make_personalizer, user, tmp_path)
         Personalizer.load(tmp_path / "nothing")
 
 
-def test_a_save_that_hits_a_full_disk_raises_and_leaves_the_state_unchanged(make_personalizer, user, tmp_path, feature_cache_dir):
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r.pop("versions"), "lacks versions; the state is corrupt"),
+        (lambda r: r.update(current=99), r"makes version 99 current but holds versions \[0, 1\]"),
+        (lambda r: r["versions"][1].pop("sha256"), "is malformed .*KeyError"),
+    ],
+    ids=["a key missing", "no such current version", "a version entry cut short"],
+)
+def test_a_malformed_state_record_raises_a_state_error(make_personalizer, user, tmp_path, change, message):
+    make_personalizer().fit(*user).save(tmp_path / "state")
+    record = json.loads((tmp_path / "state" / "state.json").read_text())
+    change(record)
+    (tmp_path / "state" / "state.json").write_text(json.dumps(record))
+    with pytest.raises(StateError, match=message):
+        Personalizer.load(tmp_path / "state")
+
+
+def test_saving_over_the_state_of_another_bundle_is_refused(make_personalizer, user, tmp_path):
+    p = make_personalizer().fit(*user)
+    p.save(tmp_path / "state")
+    record = json.loads((tmp_path / "state" / "state.json").read_text())
+    record["bundle"].update(fingerprint="0" * 16, name="other", version="9.9.9")  # as another bundle's save leaves it
+    (tmp_path / "state" / "state.json").write_text(json.dumps(record))
+    before = {f.name: f.read_bytes() for f in (tmp_path / "state").iterdir()}
+    with pytest.raises(StateError, match="holds the state of bundle other@9.9.9, not of minilm-bbc@1.0.0; saving would replace it"):
+        p.save(tmp_path / "state")
+    assert {f.name: f.read_bytes() for f in (tmp_path / "state").iterdir()} == before
+
+
+# RLIMIT_FSIZE makes every write past the limit fail with EFBIG, as a full disk fails with ENOSPC:
+# 1 kB stops the first file written, 12 kB lets the head's .npz through and stops ORT's checkpoint.
+@pytest.mark.parametrize("limit", [1024, 12_000], ids=["first file", "optimizer checkpoint"])
+def test_a_save_that_hits_a_full_disk_raises_and_leaves_the_state_unchanged(make_personalizer, user, tmp_path, feature_cache_dir, limit):
     state = tmp_path / "state"
     p = make_personalizer().fit(*user)
     p.save(state)
     before = {f.name: f.read_bytes() for f in state.iterdir()}
-    # RLIMIT_FSIZE makes every write past 1 kB fail with EFBIG, as a full disk fails with ENOSPC.
     child = _python(
         """
         import resource, signal, sys
@@ -90,17 +122,18 @@ def test_a_save_that_hits_a_full_disk_raises_and_leaves_the_state_unchanged(make
         p = Personalizer.load(sys.argv[1])
         p.fit(*__import__("json").load(open(sys.argv[2])), epochs=5, accept="always")
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), int(sys.argv[3])))
         try:
             p.save(sys.argv[1])
         except StateError as e:
             print("StateError:", e)
         """,
-        str(state), str(_dump(user, tmp_path)),
+        str(state), str(_dump(user, tmp_path)), str(limit),
         stdout=subprocess.PIPE,
     )
     out, _ = child.communicate(timeout=120)
     assert child.returncode == 0 and "StateError: Could not save the state" in out and "unchanged" in out
+    assert "onnxruntime_src" not in out, "the user reads why, not ORT's source paths"
     assert {f.name: f.read_bytes() for f in state.iterdir()} == before
     q = Personalizer.load(state)
     assert q.current_version == 1
