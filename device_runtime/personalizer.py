@@ -8,6 +8,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -277,11 +278,21 @@ class Personalizer:
 
     def _train(self, X: list[str], y: list[str], progress: ProgressCallback | None, overrides: dict, restart: bool) -> Personalizer:
         started = time.monotonic()
+        self._cancel.clear()  # a cancel() made while nothing ran is not meant for this run
         config = self.config.replace(**overrides)
         examples = check_inputs(X, self.bundle.manifest.input)
         targets = check_labels(y, self.labels, len(examples))
         deadline = started + config.max_seconds if config.max_seconds else None
-        features = self._features(examples, progress)
+        try:
+            features = self._features(examples, progress, stop=lambda: _stop_reason(self._cancel, deadline))
+        except _Interrupted as stop:
+            self._cancel.clear()
+            self.report_ = {
+                "accepted": False, "reason": f"{stop}; the current head is kept", "version": self.versions_.current,
+                "stopped": stop.reason, "epochs": 0, "steps": 0, "examples": len(examples), "engine": self.engine.value,
+                "provider": self.provider, "feature_seconds": time.monotonic() - started, "train_seconds": 0.0,
+            }
+            return self
         feature_seconds = time.monotonic() - started
         train_idx, val_idx = validation_split(targets, config.validation_fraction, config.seed)
         on, eval_idx = ("the validation split", val_idx) if len(val_idx) else ("the training data (no validation split)", train_idx)
@@ -321,14 +332,15 @@ class Personalizer:
         }
         return self
 
-    def _features(self, examples: list[str] | np.ndarray, progress: ProgressCallback | None) -> np.ndarray:
+    def _features(
+        self, examples: list[str] | np.ndarray, progress: ProgressCallback | None, stop: Callable[[], str | None] = lambda: None
+    ) -> np.ndarray:
         keys = [FeatureCache.key_of(x) for x in examples]
-        missing: dict[str, str | np.ndarray] = {}
-        for key, example in zip(keys, examples):
-            if key not in missing and self.cache.get(key) is None:
-                missing[key] = example
-        todo = list(missing.items())
+        example_of = dict(zip(keys, examples))
+        todo = [(key, example_of[key]) for key in self.cache.uncached(keys)]
         for start in range(0, len(todo), FEATURE_CHUNK):
+            if reason := stop():
+                raise _Interrupted(reason, f"{reason} after features of {start} of {len(todo)} new examples (cached for the next run)")
             chunk = todo[start : start + FEATURE_CHUNK]
             vectors = self.backbone.features([t for _, t in chunk], batch_size=self.config.batch_size)
             check_features(vectors, self.bundle.manifest.backbone.feature_size, "the backbone's output")
@@ -355,6 +367,22 @@ class Personalizer:
 
     def __repr__(self) -> str:
         return f"Personalizer({self.bundle!r}, head version {self.current_version}, {self.engine.value} engine)"
+
+
+class _Interrupted(Exception):
+    """A run stopped while the backbone computed features; what was computed stays in the cache."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # as train_head names it: "cancelled" or "time_budget"
+
+
+def _stop_reason(cancel: threading.Event, deadline: float | None) -> str | None:
+    if cancel.is_set():
+        return "cancelled"
+    if deadline is not None and time.monotonic() > deadline:
+        return "time_budget"
+    return None
 
 
 def _feature_identity(bundle: Bundle) -> str:

@@ -92,6 +92,23 @@ def test_max_seconds_bounds_a_fit(make_personalizer, user):
     assert p.report_["train_seconds"] < 2.0 and p.report_["epochs"] < 100_000
 
 
+def test_a_time_budget_spent_on_features_stops_before_training_and_keeps_the_head(make_personalizer, user):
+    p = make_personalizer(cache_dir=None)  # nothing cached: the backbone has work to do
+    before = p.head_parameters()
+    p.fit(*user, max_seconds=1e-6)  # over before the backbone's first chunk
+    assert p.report_["stopped"] == "time_budget" and not p.report_["accepted"] and p.report_["steps"] == 0
+    assert f"after features of 0 of {len(user[0])} new examples" in p.report_["reason"]
+    for name, value in p.head_parameters().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_a_cancel_made_while_nothing_runs_does_not_stop_the_next_fit(make_personalizer, user):
+    p = make_personalizer()
+    p.cancel()
+    p.fit(*user, epochs=2)
+    assert p.report_["stopped"] == "completed" and p.report_["steps"] > 0
+
+
 def test_cancel_from_another_thread_stops_the_fit_and_keeps_the_current_head(make_personalizer, user):
     p = make_personalizer()
     before = p.head_parameters()
