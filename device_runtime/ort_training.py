@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import types
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,7 @@ class HeadTrainingSession:
         checkpoint: the ORT checkpoint holding the head's parameters (and,
             when saved with it, AdamW's moments).
         device: "cpu" or "cuda" (where the installed ORT build has CUDA).
+        session_options: ``onnxruntime.SessionOptions`` (thread counts) for the training and eval sessions.
     """
 
     def __init__(
@@ -52,11 +54,12 @@ class HeadTrainingSession:
         optimizer_model: str | os.PathLike,
         checkpoint: str | os.PathLike,
         device: str = "cpu",
+        session_options: Any = None,
     ) -> None:
         api = _training_api()
         try:
             self._state = api.CheckpointState.load_checkpoint(str(checkpoint))
-            self._module = api.Module(str(training_model), self._state, str(eval_model), device=device)
+            self._module = api.Module(str(training_model), self._state, str(eval_model), device, session_options)
             self._optimizer = api.Optimizer(str(optimizer_model), self._module)
         except RuntimeError as e:
             raise StateError(f"ONNX Runtime could not load the head from {checkpoint}: {e}") from e

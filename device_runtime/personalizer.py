@@ -356,7 +356,9 @@ class Personalizer:
         return self.bundle.manifest.head.weight_decay if config.weight_decay is None else config.weight_decay
 
     def _open_engine(self, state: str | os.PathLike | None = None, weight_decay: float | None = None) -> HeadEngine:
-        return open_engine(self.engine, self.bundle, state, weight_decay if weight_decay is not None else self.config.weight_decay)
+        decay = weight_decay if weight_decay is not None else self.config.weight_decay
+        threads = (self.runtime.intra_op_threads, self.runtime.inter_op_threads)
+        return open_engine(self.engine, self.bundle, state, decay, threads)
 
     def _check_fitted(self) -> None:
         if not (self.bundle.manifest.head.trained or self.versions_.current != 0):

@@ -52,6 +52,14 @@ def resolve_providers(requested: list[str] | tuple[str, ...] | None) -> list[str
     return [*[p for p in chosen if p != PROVIDERS["cpu"]], PROVIDERS["cpu"]]
 
 
+def session_options(threads: int = 0, inter_op_threads: int = 0) -> ort.SessionOptions:
+    """ORT session options with the runtime's thread counts (0 lets ORT choose), for every session edgeft opens."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = inter_op_threads
+    return options
+
+
 class BackboneSession:
     """A bundle's backbone as an inference session, on the first available provider asked for.
 
@@ -73,10 +81,8 @@ class BackboneSession:
         inter_op_threads: int = 0,
         model_path: str | os.PathLike | None = None,
     ) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = inter_op_threads
         path = model_path or bundle.file(BACKBONE)
+        options = session_options(threads, inter_op_threads)
         self.session = ort.InferenceSession(str(path), options, providers=resolve_providers(providers))
         self.spec = bundle.manifest.input
         self.output_name = bundle.manifest.backbone.output_name

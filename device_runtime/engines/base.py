@@ -79,7 +79,11 @@ def resolve_engine(requested: Engine | str) -> Engine:
 
 
 def open_engine(
-    engine: Engine, bundle: Bundle, state: str | os.PathLike | None = None, weight_decay: float | None = None
+    engine: Engine,
+    bundle: Bundle,
+    state: str | os.PathLike | None = None,
+    weight_decay: float | None = None,
+    threads: tuple[int, int] = (0, 0),
 ) -> HeadEngine:
     """An engine holding the bundle's shipped head, or the head and moments saved at ``state``.
 
@@ -88,12 +92,13 @@ def open_engine(
         bundle: the bundle whose head trains.
         state: a file written by that engine's :meth:`HeadEngine.save`; None: the shipped head.
         weight_decay: AdamW's decoupled weight decay; None keeps the bundle's.
+        threads: intra-op and inter-op threads of ORT's sessions (0 lets ORT choose; numpy ignores them).
     """
     decay = bundle.manifest.head.weight_decay if weight_decay is None else weight_decay
     if engine is Engine.ORT:
         from device_runtime.engines.ort_engine import OrtEngine
 
-        return OrtEngine(bundle, Path(state) if state else bundle.file(layout.CHECKPOINT), decay)
+        return OrtEngine(bundle, Path(state) if state else bundle.file(layout.CHECKPOINT), decay, threads)
     from device_runtime.engines.numpy_engine import NumpyEngine
 
     return NumpyEngine(bundle, Path(state) if state else None, decay)

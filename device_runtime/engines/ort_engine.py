@@ -9,6 +9,7 @@ import numpy as np
 
 from device_runtime.engines.base import HeadEngine
 from device_runtime.ort_training import HeadTrainingSession
+from device_runtime.sessions import session_options
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
 
@@ -27,17 +28,19 @@ class OrtEngine(HeadEngine):
         bundle: the bundle whose artifacts define the head.
         checkpoint: an ORT checkpoint: the shipped head or a saved state.
         weight_decay: AdamW's decoupled weight decay for this run.
+        threads: intra-op and inter-op threads of the head's sessions (0 lets ORT choose).
     """
 
     name = "ort"
     state_suffix = ".ckpt"
 
-    def __init__(self, bundle: Bundle, checkpoint: Path, weight_decay: float) -> None:
+    def __init__(self, bundle: Bundle, checkpoint: Path, weight_decay: float, threads: tuple[int, int] = (0, 0)) -> None:
         self._session = HeadTrainingSession(
             bundle.file(layout.TRAINING_MODEL),
             bundle.file(layout.EVAL_MODEL),
             bundle.file(layout.OPTIMIZER_MODEL),
             checkpoint,
+            session_options=session_options(*threads),
         )
         self._baked_decay = bundle.manifest.head.weight_decay
         self.weight_decay = weight_decay

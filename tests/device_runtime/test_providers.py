@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from device_runtime import ProviderFallbackWarning
+from device_runtime.engines import open_engine
 from device_runtime.sessions import resolve_providers
+from edgeft.bundle import Bundle
+from edgeft.config import Engine
 from edgeft.errors import ConfigError
 
 
@@ -34,3 +40,15 @@ def test_thread_counts_reach_the_session(make_personalizer):
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
     with pytest.raises(ConfigError, match="intra_op_threads must be an integer >= 0"):
         make_personalizer(intra_op_threads=-1)
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts this process's threads through Linux's /proc")
+def test_thread_counts_reach_the_head_training_sessions_too(minilm_bundle):
+    bundle = Bundle.load(minilm_bundle)
+    before = _threads()
+    engine = open_engine(Engine.ORT, bundle, threads=(1, 1))  # one thread each: ORT starts no thread pool
+    assert _threads() == before, engine
