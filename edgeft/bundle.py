@@ -210,10 +210,16 @@ class Bundle:
 
     @property
     def fingerprint(self) -> str:
-        """A short id that changes whenever any file of the bundle changes."""
+        """A short id of what a personalized head depends on: every file, the labels in order, input and head specs.
+
+        The name, version and metrics are left out: a new version with the same model keeps its users' heads.
+        """
+        m = self.manifest
         digest = hashlib.sha256()
-        for name in sorted(self.manifest.files):
-            digest.update(f"{name}:{self.manifest.files[name].sha256};".encode())
+        for name in sorted(m.files):
+            digest.update(f"{name}:{m.files[name].sha256};".encode())
+        meaning = {"labels": m.labels, "input": dataclasses.asdict(m.input), "head": dataclasses.asdict(m.head)}
+        digest.update(json.dumps(meaning, sort_keys=True).encode())
         return digest.hexdigest()[:16]
 
     @property

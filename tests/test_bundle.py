@@ -80,3 +80,15 @@ def test_fingerprint_changes_when_a_file_changes(minilm_bundle: Path, bundle_cop
     (bundle_copy / layout.TOKENIZER).write_text("{}")
     write_manifest(bundle_copy, manifest)
     assert Bundle.load(bundle_copy).fingerprint != Bundle.load(minilm_bundle).fingerprint
+
+
+def test_fingerprint_changes_with_the_label_order_but_not_the_version(minilm_bundle: Path, bundle_copy: Path) -> None:
+    import dataclasses
+
+    from edgeft.bundle import write_manifest
+
+    manifest = Bundle.load(bundle_copy).manifest
+    write_manifest(bundle_copy, dataclasses.replace(manifest, version="1.0.1"))
+    assert Bundle.load(bundle_copy).fingerprint == Bundle.load(minilm_bundle).fingerprint  # heads carry over
+    write_manifest(bundle_copy, dataclasses.replace(manifest, labels=manifest.labels[::-1]))
+    assert Bundle.load(bundle_copy).fingerprint != Bundle.load(minilm_bundle).fingerprint  # a head's rows would mean other classes
