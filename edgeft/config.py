@@ -93,8 +93,7 @@ class TrainConfig:
         _check_positive(self, "epochs", "batch_size")
         if not _finite(self.lr) or not self.lr > 0:
             raise ConfigError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ConfigError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        _check_non_negative(self, "warmup_steps", "seed")
         if self.weight_decay is not None and (not _finite(self.weight_decay) or self.weight_decay < 0):
             raise ConfigError(f"weight_decay must be a finite number >= 0 or None, got {self.weight_decay!r}")
         if not _finite(self.validation_fraction) or not 0 <= self.validation_fraction < 1:
@@ -203,6 +202,13 @@ def _check_positive(config: Any, *names: str) -> None:
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_non_negative(config: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
 
 
 class HeadKind(str, enum.Enum):
@@ -340,6 +346,7 @@ class FineTuneConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule", _enum(Schedule, self.schedule, "schedule"))
         _check_positive(self, "batch_size", "epochs")
+        _check_non_negative(self, "seed")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr!r}")
         if not 0 <= self.dropout < 1:

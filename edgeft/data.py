@@ -32,12 +32,14 @@ def read_examples(
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return _read_npz(path, labelled=label_column is not None)
-    if suffix == ".csv":
-        rows = _read_csv(path)
-    elif suffix in (".jsonl", ".ndjson"):
-        rows = _read_jsonl(path)
-    else:
+    if suffix not in _TEXT_READERS:
         raise DataError(f"Data file {path} must end in .csv, .jsonl or .npz, got {suffix or 'no suffix'!r}.")
+    try:
+        rows = _TEXT_READERS[suffix](path)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (byte {e.start} cannot be decoded); save it as UTF-8.") from e
+    except csv.Error as e:
+        raise DataError(f"{path} is not a readable CSV file: {e}.") from e
     wanted = [text_column] + ([label_column] if label_column else [])
     for i, row in enumerate(rows):
         missing = [c for c in wanted if c not in row]
@@ -82,6 +84,9 @@ def _read_jsonl(path: Path) -> list[dict]:
                 raise DataError(f"{path}, line {i + 1}: expected a JSON object, got {type(row).__name__}")
             rows.append(row)
     return rows
+
+
+_TEXT_READERS = {".csv": _read_csv, ".jsonl": _read_jsonl, ".ndjson": _read_jsonl}
 
 
 def write_examples(path: str | os.PathLike, texts: list[str], labels: list[str] | None = None) -> None:

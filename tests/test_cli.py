@@ -66,6 +66,13 @@ def test_missing_column_is_a_clear_error_with_exit_code_1(minilm_bundle: Path, u
     assert "no column 'topic'" in capsys.readouterr().err
 
 
+def test_a_file_that_is_not_utf8_is_a_clear_error_with_exit_code_1(minilm_bundle: Path, tmp_path: Path, capsys) -> None:
+    data = tmp_path / "latin1.csv"
+    data.write_bytes("text\ncaf\u00e9 au lait\n".encode("latin-1"))
+    assert main(["predict", str(minilm_bundle), "--data", str(data)]) == 1
+    assert "is not UTF-8 text (byte 8 cannot be decoded); save it as UTF-8" in capsys.readouterr().err
+
+
 def test_export_with_only_a_label_set_ships_an_untrained_head(tmp_path: Path, test_csv: Path, capsys) -> None:
     bundle = tmp_path / "bundle"
     labels = "business,entertainment,politics,sports,tech"
