@@ -59,7 +59,7 @@ MODES = {
         vision_test_per_class=1,
         vision_epochs=1,
     ),
-    # About 6 minutes on 2 cores (the per-step baselines take most of it).
+    # 5 to 10 minutes on 2 cores (the per-step baselines take most of it).
     "quick": BenchConfig(
         examples=160,
         epochs=3,
