@@ -286,7 +286,6 @@ class Personalizer:
         try:
             features = self._features(examples, progress, stop=lambda: _stop_reason(self._cancel, deadline))
         except _Interrupted as stop:
-            self._cancel.clear()
             self.report_ = {
                 "accepted": False, "reason": f"{stop}; the current head is kept", "version": self.versions_.current,
                 "stopped": stop.reason, "epochs": 0, "steps": 0, "examples": len(examples), "engine": self.engine.value,
@@ -311,7 +310,6 @@ class Personalizer:
                 engine, features, targets, config, rows=train_idx,
                 validation=(eval_x, eval_y, n_classes), deadline=deadline, cancel=self._cancel, progress=progress,
             )
-            self._cancel.clear()
             new = score_head(engine, eval_x, eval_y, n_classes, config.batch_size)
             accepted, reason = decide(config, result.stopped, result.steps, new, current, on)
             if accepted:
