@@ -12,12 +12,30 @@ Where torch is absent this changes nothing.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import sys
 import types
 from pathlib import Path
 
 ORTMODULE = "onnxruntime.training.ortmodule"
+TRAINING_DISTRIBUTIONS = ("onnxruntime-training-cpu", "onnxruntime-training")
+
+
+def distributions() -> list[tuple[str, str]]:
+    """(name, version) of each installed distribution that provides the ``onnxruntime`` package.
+
+    One is normal. Two mean one overwrote the other's files (onnxruntime and
+    onnxruntime-training-cpu install the same package), which nobody should trust.
+    """
+    names = sorted(set(importlib.metadata.packages_distributions().get("onnxruntime", [])))
+    return [(name, importlib.metadata.version(name)) for name in names]
+
+
+def describe() -> str:
+    """The installed ONNX Runtime in words, e.g. "onnxruntime 1.32.0" or "onnxruntime-training-cpu 1.19.2"."""
+    found = distributions()
+    return " and ".join(f"{name} {version}" for name, version in found) if found else "no ONNX Runtime distribution"
 
 
 def register_bare_training_package() -> None:

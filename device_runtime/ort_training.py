@@ -16,16 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from device_runtime._onnxruntime import register_bare_training_package
+from device_runtime import _onnxruntime
+from device_runtime._onnxruntime import TRAINING_DISTRIBUTIONS, register_bare_training_package
 from edgeft.errors import StateError
 
 
 def training_available() -> str | None:
-    """None where ORT's training API loads here, else why it does not."""
+    """None where ORT's training API loads here, else one sentence (no trailing period) saying why not."""
     try:
         _training_api().CheckpointState  # noqa: B018 (the attribute access is the check)
     except (ImportError, AttributeError, OSError) as e:
-        return f"onnxruntime's training API is not available ({type(e).__name__}: {e})"
+        installed = _onnxruntime.describe()
+        if any(name in TRAINING_DISTRIBUTIONS for name, _ in _onnxruntime.distributions()):
+            return f"the training API of the installed {installed} failed to load ({type(e).__name__}: {e})"
+        return (f"the installed {installed} has no training API (onnxruntime-training-cpu is not installed: its last "
+                "release has wheels only for CPython 3.10-3.12 on x86-64 Linux, macOS and x86-64 Windows)")
     return None
 
 

@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgeft {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for build in (_export_parser, _inspect_parser, _personalize_parser, _predict_parser, _evaluate_parser,
-                  _rollback_parser, _drift_parser, _registry_parser, _push_parser, _pull_parser, _serve_parser):
+                  _rollback_parser, _drift_parser, _registry_parser, _push_parser, _pull_parser, _serve_parser,
+                  _doctor_parser):
         build(commands)
     return parser
 
@@ -521,6 +522,19 @@ def _run_serve(args: argparse.Namespace) -> None:
                           "pull a bundle with `edgeft pull` or save a state with `edgeft personalize`.")
     settings = ServiceSettings.for_model(args.model, state_dir=args.state)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+
+
+def _doctor_parser(commands: Any) -> None:
+    p = commands.add_parser("doctor", help="print Python, platform, ONNX Runtime and training engine, for a bug report")
+    p.add_argument("--json", action="store_true", help="print the facts as JSON")
+    p.set_defaults(run=_run_doctor)
+
+
+def _run_doctor(args: argparse.Namespace) -> None:
+    from device_runtime.doctor import diagnose
+
+    diagnosis = diagnose()
+    print(json.dumps(diagnosis.to_dict(), indent=2) if args.json else "\n".join(diagnosis.lines()))
 
 
 @final

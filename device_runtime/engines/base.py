@@ -74,7 +74,7 @@ def resolve_engine(requested: Engine | str) -> Engine:
         return Engine.ORT
     if requested is Engine.ORT:
         raise ConfigError(f'engine="ort" was requested, but {problem}. Use engine="numpy" (or "auto").')
-    warnings.warn(f"{problem}; training the head with the numpy engine instead.", EngineFallbackWarning, stacklevel=3)
+    warnings.warn(f"{problem[0].upper()}{problem[1:]}, so the numpy engine trains the head.", EngineFallbackWarning, stacklevel=3)
     return Engine.NUMPY
 
 
