@@ -18,6 +18,9 @@ import pytest
 from edgeft.config import ExportConfig
 from edgeft.datasets import bbc_news, fashion_mnist, minilm_path, split_per_class
 
+# Runs inside the Python 3.13 device-only venv, driven by tests/test_device_only.py.
+collect_ignore = ["device_only"]
+
 
 @pytest.fixture(scope="session")
 def bbc_splits() -> dict[str, tuple[list[str], list[str]]]:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from device_runtime.service.errors import FieldError, PayloadTooLargeError, ServiceError
@@ -35,8 +36,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         app.state.jobs.wait(_JOB_SHUTDOWN_WAIT_S)
         store.close()
 
-    app = FastAPI(title="edgeft on-device service", version=__version__, lifespan=lifespan,
-                  description="Predict with the personalized head, collect labelled examples, personalize in the background.")
+    # /docs and /redoc from fastapi-offline's packaged Swagger UI and ReDoc, not a CDN: a device is often offline.
+    # No validatorUrl: Swagger UI would otherwise load a badge from validator.swagger.io.
+    app = FastAPIOffline(title="edgeft on-device service", version=__version__, lifespan=lifespan,
+                         description="Predict with the personalized head, collect labelled examples, personalize in the background.",
+                         swagger_ui_parameters={"validatorUrl": None})
     for router in (predict.router, examples.router, jobs.router, model.router, health.router):
         app.include_router(router)
     app.add_exception_handler(EdgeftError, _edgeft_error)

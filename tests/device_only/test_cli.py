@@ -1,0 +1,36 @@
+"""The CLI's device commands under Python 3.13, run as a user runs them: the installed ``edgeft`` script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from edgeft.data import write_examples
+
+EDGEFT = str(Path(sys.executable).with_name("edgeft"))
+
+
+def edgeft(*args: str) -> str:
+    result = subprocess.run([EDGEFT, *args], check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_doctor_says_what_a_bug_report_needs():
+    out = edgeft("doctor")
+    assert "python           3.13" in out and "onnxruntime      onnxruntime 1." in out
+    assert "training engine  numpy: the installed onnxruntime" in out and "exporting        needs ONNX Runtime training" in out
+    assert json.loads(edgeft("doctor", "--json"))["engine"] == "numpy"
+
+
+def test_personalize_predict_evaluate_and_rollback(minilm_bundle, reference, tmp_path):
+    data, state = tmp_path / "user.csv", tmp_path / "state"
+    write_examples(data, reference["user_texts"], reference["user_labels"])
+    out = edgeft("personalize", str(minilm_bundle), "--data", str(data), "--state", str(state), "--epochs", "5", "--accept", "always")
+    assert "head version 1" in out and "on numpy/CPUExecutionProvider" in out
+    rows = [json.loads(line) for line in edgeft("predict", str(state), "--data", str(data), "--proba").splitlines()]
+    assert len(rows) == len(reference["user_texts"]) and set(rows[0]["proba"]) == set(reference["user_labels"])
+    assert json.loads(edgeft("evaluate", str(state), "--data", str(data), "--json"))["n"] == len(reference["user_texts"])
+    assert "head version 0 is current" in edgeft("rollback", str(state), "--to", "0")

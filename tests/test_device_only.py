@@ -1,0 +1,59 @@
+"""The device side installed alone, as a device under Python 3.13 has it, against bundles exported here.
+
+Python 3.13 has no onnxruntime-training wheel, so its base install brings plain
+onnxruntime and the numpy engine trains. tests/device_only runs inside that
+environment and compares with what this (ORT training) environment computed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from device_runtime import Personalizer
+from edgeft.config import ExportConfig, RuntimeConfig
+from edgeft.datasets import minilm_path
+from tests import device_env
+
+#: The numpy engine's run that both environments repeat: seeded, always accepted, so its result is deterministic.
+FIT = {"epochs": 8, "accept": "always"}
+
+
+def export_fp32_minilm(path: Path, bbc_splits: dict) -> Path:
+    """MiniLM with an FP32 backbone: ORT's INT8 kernels differ between releases, FP32 ones agree to float rounding."""
+    from export import export_text_model
+
+    config = ExportConfig(name="minilm-bbc-fp32", quantization="none", license="apache-2.0")
+    export_text_model(minilm_path(), path, texts=bbc_splits["server"][0], labels=bbc_splits["server"][1], config=config)
+    return path
+
+
+def write_reference(folder: Path, bundles: dict[str, Path], bbc_splits: dict, fashion: dict) -> Path:
+    """What this environment predicts and trains, for the device suite to compare with."""
+    folder.mkdir()
+    texts = bbc_splits["test"][0][::15]
+    user_texts, user_labels = bbc_splits["user"]
+    images = fashion["test"][0][::5]
+    np.save(folder / "images.npy", images)
+    trained = Personalizer.from_bundle(bundles["fp32"], runtime=RuntimeConfig(engine="numpy")).fit(user_texts, user_labels, **FIT)
+    reference = {
+        "bundles": {name: str(path) for name, path in bundles.items()},
+        "texts": texts, "user_texts": user_texts, "user_labels": user_labels, "fit": FIT,
+        "proba": {name: Personalizer.from_bundle(path).predict_proba(images if name == "image" else texts).tolist()
+                  for name, path in bundles.items()},
+        "numpy_fit_proba": trained.predict_proba(texts).tolist(),
+    }
+    (folder / "reference.json").write_text(json.dumps(reference))
+    return folder
+
+
+def test_the_device_only_install_under_python_313_passes_the_device_suite(minilm_bundle, effnet_bundle, bbc_splits, fashion,
+                                                                          tmp_path):
+    bin_dir = device_env.ensure_venv(device_env.build_wheel(tmp_path / "wheel"))
+    bundles = {"int8": minilm_bundle, "fp32": export_fp32_minilm(tmp_path / "minilm-fp32", bbc_splits), "image": effnet_bundle}
+    reference = write_reference(tmp_path / "reference", bundles, bbc_splits, fashion)
+    result = device_env.run_suite(bin_dir, reference, cwd=tmp_path)
+    print(result.stdout[-3000:])
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
