@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test test-device wheels bench setup clean
 
 setup: $(STAMP)
 
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -d $(FASHION_MNIST) || { echo "Installing Debian's dataset-fashion-mnist (the vision tests and benchmarks read it)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null \
 	  || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null; }; }
+	@command -v chromium >/dev/null || { echo "Installing Debian's chromium (the offline /docs test runs it headless)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -q chromium >/dev/null \
+	  || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[export,serve,data,test]"
@@ -23,8 +26,18 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(PY) examples/demo_bbc.py
 
+# The suite includes tests/test_device_only.py: it builds .venv-device (Python 3.13, the
+# base install alone, plain onnxruntime) and runs tests/device_only there. It needs a
+# Python 3.13 (pyenv's, python3.13 on PATH, or EDGEFT_PYTHON313) and fails without one.
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-device: $(STAMP)
+	$(PY) -m pytest -q tests/test_device_only.py
+
+# What the device install resolves to on Linux aarch64/x86-64, macOS arm64, Windows x86-64 (CPython 3.11, 3.13, 3.14).
+wheels: $(STAMP)
+	$(PY) tools/wheel_resolution.py
 
 # Side-by-side benchmarks; BENCH_MODE=full for the long run (see docs/performance.md).
 BENCH_MODE ?= quick
@@ -32,4 +45,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks --mode $(BENCH_MODE)
 
 clean:
-	rm -rf $(VENV) demo-output
+	rm -rf $(VENV) .venv-device demo-output
