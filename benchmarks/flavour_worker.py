@@ -34,7 +34,7 @@ def measure_run(spec: dict) -> dict:
 
     warnings.simplefilter("ignore")
     texts, labels = spec["texts"], spec["labels"]
-    runtime = {"threads": tuple(spec["threads"])}
+    runtime = {"intra_op_threads": spec["threads"][0], "inter_op_threads": spec["threads"][1]}
     personalizer = Personalizer.from_bundle(spec["bundle"], runtime=RuntimeConfig(engine="numpy", **runtime))
     personalizer.predict_proba(texts[:4])  # session warm-up, outside the timing
     started = time.perf_counter()
