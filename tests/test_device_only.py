@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from device_runtime import Personalizer
 from edgeft.config import ExportConfig, RuntimeConfig
@@ -72,3 +73,9 @@ def run_suite(bin_dir: Path, reference: Path, cwd: Path) -> subprocess.Completed
                "--rootdir", str(SUITE), "--durations=5", str(SUITE)]
     env = device_env.clean_env(EDGEFT_DEVICE_REFERENCE=str(reference))
     return subprocess.run(command, check=False, cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_without_the_python_asked_for_the_error_says_how_to_get_it(monkeypatch):
+    monkeypatch.delenv("EDGEFT_PYTHON399", raising=False)
+    with pytest.raises(RuntimeError, match=r"No Python 3\.99 found .*`pyenv install 3\.99`.* EDGEFT_PYTHON399"):
+        device_env.find_python("3.99")

@@ -16,6 +16,7 @@ Usage: python tools/wheel_resolution.py [--wheel dist/edgeft-*.whl] [--json]
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import email.parser
 import json
 import subprocess
@@ -129,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as work:
         wheel = args.wheel or build_wheel(Path(work))
-        rows = [row(target, resolve(target, wheel)) for target in TARGETS]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:  # each pip waits mostly on PyPI
+            reports = list(pool.map(lambda target: resolve(target, wheel), TARGETS))
+        rows = [row(target, report) for target, report in zip(TARGETS, reports)]
     print(json.dumps(rows, indent=2) if args.json else table(rows))
     return 0 if all(r["wheels"] for r in rows) else 1
 
