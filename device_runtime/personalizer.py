@@ -272,7 +272,8 @@ class Personalizer:
             runtime = kwargs.get("runtime")
             bundle = Bundle.load(bundle or record["bundle"]["path"], trust=runtime.trust if isinstance(runtime, RuntimeConfig) else None)
         check_same_bundle(record, bundle)
-        kwargs.setdefault("config", from_dict(TrainConfig, record["config"]))
+        if "config" not in kwargs:
+            kwargs["config"] = _saved_config(record["config"], path)
         restored = cls(bundle, **kwargs)
         restored.versions_.restore(record["versions"][1:], parameters, record["current"], record.get("pinned", []))
         if record["engine"] == restored.engine.value:
@@ -393,6 +394,13 @@ class _Interrupted(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason  # as train_head names it: "cancelled" or "time_budget"
+
+
+def _saved_config(values: dict[str, Any], path: str | os.PathLike) -> TrainConfig:
+    try:
+        return from_dict(TrainConfig, values)
+    except ConfigError as e:
+        raise StateError(f"The training config saved in {Path(path) / STATE_FILE} is invalid ({e}); the state is corrupt.") from e
 
 
 def _check_arguments(bundle: object, config: object, runtime: object) -> None:

@@ -20,6 +20,9 @@ Layout (format version 1)::
     head/optimizer_model.onnx
     head/checkpoint               the shipped head (version 0)
     head/parameters.npz           optional: the same head as numpy arrays
+    head/labels.json              the labels in the head's output order, beside
+                                  the head and checksummed with it: a label list
+                                  edited in the manifest alone no longer loads
     reference.json                optional: export-time statistics for drift checks
     manifest.sig                  optional: the publisher's Ed25519 signature of
                                   manifest.json's bytes (edgeft.signing); not
@@ -60,6 +63,7 @@ HEAD_FILES = (TRAINING_MODEL, EVAL_MODEL, OPTIMIZER_MODEL, CHECKPOINT)
 # Optional files (bundles without them still load):
 PARAMETERS = "head/parameters.npz"  # the shipped head's parameters, for engines without ORT training
 REFERENCE = "reference.json"  # feature and confidence statistics at export, for drift checks
+LABELS = "head/labels.json"  # optional (bundles exported before it load): the labels, checksummed with the head
 SIGNATURE = "manifest.sig"  # beside the manifest, never listed in it: it signs the manifest's bytes
 
 # Unknown keys are errors: a typo or a field from a newer format must not be ignored silently.
@@ -281,7 +285,22 @@ class Bundle:
         if verify:
             signing.check_bundle_signature(path, raw, signing.resolve_trust(trust))
             bundle.verify()
+            bundle._check_head_labels()
         return bundle
+
+    def _check_head_labels(self) -> None:
+        """The manifest's labels are those written beside the head (a verified file): same names, same order."""
+        if LABELS not in self.manifest.files:
+            return
+        try:
+            recorded = json.loads(self.file(LABELS).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BundleError(f"{LABELS} of the bundle at {self.path} cannot be read ({e}); re-export the bundle.") from e
+        if recorded != self.manifest.labels:
+            raise BundleError(
+                f"{MANIFEST}: labels is {self.manifest.labels}, but the head was exported for {recorded} ({LABELS}); "
+                "its outputs would be named wrongly. The manifest was edited: re-export or re-download the bundle."
+            )
 
     def verify(self) -> None:
         """Check every listed file's size and sha256 against the manifest."""
@@ -340,11 +359,14 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Manifest:
-    """Checksum every file under ``folder`` into ``manifest`` and write it there.
+    """Write the labels beside the head (``head/labels.json``), checksum every file under ``folder`` into ``manifest``
+    and write it there (an old ``manifest.sig`` is removed: it signed the manifest replaced).
 
     Returns the manifest as written, with ``files`` and ``created`` filled in.
     """
     folder = Path(folder)
+    check_labels_fit_head(manifest.labels, manifest.head)
+    atomic.write_json(folder / LABELS, manifest.labels)
     files = {
         p.relative_to(folder).as_posix(): FileEntry(p.stat().st_size, file_sha256(p))
         for p in sorted(folder.rglob("*"))
@@ -353,7 +375,6 @@ def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Manifest:
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     manifest = dataclasses.replace(manifest, files=files, created=created)
     _check_required_files(manifest)
-    check_labels_fit_head(manifest.labels, manifest.head)
     (folder / SIGNATURE).unlink(missing_ok=True)  # it signed the manifest being replaced
     atomic.write_json(folder / MANIFEST, manifest.to_dict())
     return manifest
