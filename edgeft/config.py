@@ -146,6 +146,8 @@ class RuntimeConfig:
         object.__setattr__(self, "engine", _enum(Engine, self.engine, "engine"))
         if isinstance(self.providers, str):
             object.__setattr__(self, "providers", (self.providers,))
+        if not isinstance(self.providers, (list, tuple)):
+            raise ConfigError(f"providers must be a non-empty list of provider names, got {self.providers!r}")
         object.__setattr__(self, "providers", tuple(self.providers))
         if not self.providers or not all(isinstance(p, str) and p for p in self.providers):
             raise ConfigError(f"providers must be a non-empty list of provider names, got {self.providers!r}")

@@ -29,7 +29,7 @@ def _swap_first_two(labels: list[str]) -> None:
     ("change", "message"),
     [
         (lambda m: m.update(labels=[]), r"labels: List should have at least 1 item"),
-        (lambda m: m.update(labels="business,tech"), r"labels: Input should be a valid list, got 'business,tech' \(str\)"),
+        (lambda m: m.update(labels="business,tech"), r"labels: Input should be a valid array, got 'business,tech' \(str\)"),
         (lambda m: m["labels"].pop(), r"labels has 4 entries but head.out_features is 5"),
         (lambda m: m["labels"].append("weather"), r"labels has 6 entries but head.out_features is 5"),
         (lambda m: m["input"].update(max_length=-1), r"input.max_length: Input should be greater than or equal to 1, got -1"),

@@ -117,5 +117,5 @@ def test_key_rotation_from_the_command_line(bundle_copy: Path, tmp_path: Path, k
 
 def test_a_trust_file_that_is_no_trust_file_is_a_config_error(bundle_copy: Path, tmp_path: Path) -> None:
     (tmp_path / "trust.json").write_text('{"keys": "everyone"}')
-    with pytest.raises(ConfigError, match=r"trust file .* keys: Input should be a valid list"):
+    with pytest.raises(ConfigError, match=r"trust file .* keys: Input should be a valid array"):
         Bundle.load(bundle_copy, trust=tmp_path / "trust.json")

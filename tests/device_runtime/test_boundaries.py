@@ -68,9 +68,9 @@ def test_rollback_to_a_version_that_is_no_integer_is_a_state_error(make_personal
     ("change", "message"),
     [
         (lambda r: r.update(engine="bogus"), r"engine: Input should be 'ort' or 'numpy', got 'bogus'"),
-        (lambda r: r.update(history="x"), r"history: Input should be a valid list, got 'x'"),
-        (lambda r: r["versions"][1].update(metrics=None), r"versions.1.metrics: Input should be a valid dictionary"),
-        (lambda r: r.update(seen=None), r"seen: Input should be a dictionary or an instance of SeenStats"),
+        (lambda r: r.update(history="x"), r"history: Input should be a valid array, got 'x'"),
+        (lambda r: r["versions"][1].update(metrics=None), r"versions.1.metrics: Input should be an object, got None"),
+        (lambda r: r.update(seen=None), r"seen: Input should be an object, got None"),
         (lambda r: r["versions"][1].update(file="../../etc/passwd"), r"versions.1.file: String should match pattern"),
     ],
     ids=["unknown engine", "history a string", "metrics null", "seen null", "a file outside the folder"],

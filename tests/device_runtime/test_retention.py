@@ -78,4 +78,5 @@ def test_pinned_versions_survive_save_and_load(make_personalizer, user, tmp_path
     personalizer.fit(*user, epochs=2, accept="always").save(tmp_path / "state")
     restored = Personalizer.load(tmp_path / "state")
     assert [v["version"] for v in restored.versions] == [0, 1, 2]
-    np.testing.assert_allclose(restored.rollback(1).predict_proba(user[0][:3]), personalizer.rollback(1).predict_proba(user[0][:3]))
+    saved, kept = restored.rollback(1).head_parameters(), personalizer.rollback(1).head_parameters()
+    assert saved.keys() == kept.keys() and all(np.array_equal(saved[k], kept[k]) for k in saved)

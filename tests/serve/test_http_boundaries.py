@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 
 from device_runtime.service.app import create_app as create_service
 from device_runtime.service.settings import ServiceSettings
@@ -16,6 +16,8 @@ from edgeft.registry.app import create_app as create_registry
 from edgeft.registry.settings import RegistrySettings
 from tests.serve.conftest import TOKEN, running
 
+# The registry takes bundles as tar archives: generated ones are sent as raw bytes (mostly not a tar, which it must refuse).
+schemathesis.serializer.alias("application/x-tar", "application/octet-stream")
 FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 
@@ -75,27 +77,19 @@ def _check(case) -> None:
         assert _documented(response), f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
 
 
-@pytest.fixture
-def service_schema(minilm_bundle: Path, tmp_path: Path):
-    return schemathesis.openapi.from_asgi("/openapi.json", _service(minilm_bundle, tmp_path / "fuzz-state"))
+def _fuzz(schema) -> list[str]:
+    """Run every operation of ``schema`` on generated requests; returns the operations run."""
+    operations = [result.ok() for result in schema.get_all_operations()]
+    for operation in operations:
+        FUZZ(given(case=operation.as_strategy())(_check))()
+    return [operation.label for operation in operations]
 
 
-@pytest.fixture
-def registry_schema(tmp_path: Path):
-    return schemathesis.openapi.from_asgi("/openapi.json", create_registry(RegistrySettings(root=tmp_path / "r", publish_token=TOKEN)))
+def test_the_service_answers_every_generated_request_without_a_server_error(minilm_bundle: Path, tmp_path: Path) -> None:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", _service(minilm_bundle, tmp_path / "fuzz-state"))
+    assert "POST /v1/predict" in _fuzz(schema)
 
 
-service_api = schemathesis.pytest.from_fixture("service_schema")
-registry_api = schemathesis.pytest.from_fixture("registry_schema")
-
-
-@service_api.parametrize()
-@FUZZ
-def test_the_service_answers_every_generated_request_without_a_server_error(case) -> None:
-    _check(case)
-
-
-@registry_api.parametrize()
-@FUZZ
-def test_the_registry_answers_every_generated_request_without_a_server_error(case) -> None:
-    _check(case)
+def test_the_registry_answers_every_generated_request_without_a_server_error(tmp_path: Path) -> None:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_registry(RegistrySettings(root=tmp_path / "r", publish_token=TOKEN)))
+    assert "GET /v1/bundles/{name}/versions/{version}/files/{path}" in _fuzz(schema)
