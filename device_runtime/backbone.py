@@ -27,6 +27,9 @@ class TextBackbone(BackboneSession):
         super().__init__(bundle, *args, **kwargs)
         self.max_length = self.spec.max_length
         self.input_names = self.spec.input_names
+        unknown = [name for name in self.input_names if name not in TEXT_INPUTS]
+        if unknown:
+            raise BundleError(f"manifest.json: input.input_names holds {unknown}; a text backbone is fed {', '.join(TEXT_INPUTS)}.")
         self.tokenizer = Tokenizer.from_file(str(bundle.file(TOKENIZER)))
         self.tokenizer.enable_truncation(self.spec.max_length)
         # Pad to the longest text of each batch, not to a fixed length: less work.
@@ -69,6 +72,9 @@ class TextBackbone(BackboneSession):
         """The backbone's input feeds, one dict per batch (also used for INT8 calibration)."""
         for start in range(0, len(texts), batch_size):
             yield text_feeds(self.tokenizer.encode_batch(texts[start : start + batch_size]), self.input_names)
+
+
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # what text_feeds can make
 
 
 def text_feeds(encodings: list, input_names: list[str]) -> dict[str, np.ndarray]:

@@ -21,8 +21,10 @@ def export_inference_model(bundle: Bundle, engine: HeadEngine, path: str | os.Pa
     engine (ORT's ``export_model_for_inferencing`` for the ORT engine).
 
     Raises:
-        ExportError: ``onnx`` is missing, or the two graphs cannot be joined.
+        ExportError: ``onnx`` is missing, the two graphs cannot be joined, or ``path`` is a folder or cannot be written.
     """
+    if Path(path).is_dir():
+        raise ExportError(f"{path} is a folder; give the path of the .onnx file to write, e.g. {Path(path) / 'model.onnx'}.")
     try:
         import onnx
         from onnx import compose, helper
@@ -56,6 +58,9 @@ def export_inference_model(bundle: Bundle, engine: HeadEngine, path: str | os.Pa
         onnx.StringStringEntryProto(key="edgeft.labels", value=",".join(bundle.manifest.labels)),
         onnx.StringStringEntryProto(key="edgeft.bundle", value=f"{bundle.manifest.name}@{bundle.manifest.version}"),
     ])
-    with atomic.atomic_path(path) as tmp:
-        onnx.save(merged, str(tmp))
+    try:
+        with atomic.atomic_path(path) as tmp:
+            onnx.save(merged, str(tmp))
+    except OSError as e:
+        raise ExportError(f"Could not write the model to {path} ({e.strerror}); nothing was written there.") from e
     return Path(path)

@@ -28,7 +28,7 @@ from device_runtime.versions import VersionHistory
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
 from edgeft.config import Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
-from edgeft.errors import BundleError, NotFittedError, StateError
+from edgeft.errors import BundleError, ConfigError, NotFittedError, StateError
 
 FEATURE_CHUNK = 256  # examples per backbone pass: bounds memory however many examples come
 
@@ -59,6 +59,7 @@ class Personalizer:
     """
 
     def __init__(self, bundle: Bundle, config: TrainConfig | None = None, runtime: RuntimeConfig | None = None) -> None:
+        _check_arguments(bundle, config, runtime)
         self.bundle = bundle
         self.config = config or from_dict(TrainConfig, bundle.manifest.training)
         self.runtime = runtime or RuntimeConfig()
@@ -73,7 +74,7 @@ class Personalizer:
             self.runtime.cache_dir,
         )
         self._engine = self._open_engine()
-        self.versions_ = VersionHistory(self._engine.parameters(), bundle.manifest.created)
+        self.versions_ = VersionHistory(self._engine.parameters(), bundle.manifest.created, self.runtime.keep_versions)
         self.history_: list[float] = []
         self.report_: dict[str, Any] = {}
         self.seen_ = RunningStats()
@@ -81,8 +82,9 @@ class Personalizer:
 
     @classmethod
     def from_bundle(cls, path: str | os.PathLike, **kwargs: Any) -> Personalizer:
-        """A personalizer starting from the head the bundle at ``path`` ships."""
-        return cls(Bundle.load(path), **kwargs)
+        """A personalizer starting from the head the bundle at ``path`` ships (checked against ``runtime.trust``)."""
+        runtime = kwargs.get("runtime")
+        return cls(Bundle.load(path, trust=runtime.trust if isinstance(runtime, RuntimeConfig) else None), **kwargs)
 
     @property
     def labels(self) -> list[str]:
@@ -180,12 +182,27 @@ class Personalizer:
         """Make head ``version`` current again (0: the shipped head). AdamW's moments start afresh.
 
         Raises:
-            StateError: there is no such version.
+            StateError: there is no such version (retention keeps 0, the current, the pinned and the last
+                ``RuntimeConfig.keep_versions``), or ``version`` is not an integer.
         """
         chosen = self.versions_.get(version)
         self._engine = self._open_engine()
         self._engine.set_parameters(chosen.parameters)
         self.versions_.current = chosen.version
+        return self
+
+    def pin(self, version: int) -> Personalizer:
+        """Keep head ``version`` through retention, however many versions come after it (saved with the state).
+
+        Raises:
+            StateError: there is no such version.
+        """
+        self.versions_.pin(version)
+        return self
+
+    def unpin(self, version: int) -> Personalizer:
+        """Let retention drop head ``version`` again (see :meth:`pin`)."""
+        self.versions_.unpin(version)
         return self
 
     def drift_report(self, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
@@ -197,7 +214,10 @@ class Personalizer:
 
         Raises:
             BundleError: the bundle carries no reference statistics (exported without server data).
+            ConfigError: ``threshold`` is not a finite number > 0.
         """
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < float("inf"):
+            raise ConfigError(f"threshold must be a finite number > 0, got {threshold!r}")
         if layout.REFERENCE not in self.bundle.manifest.files:
             raise BundleError(
                 f"Bundle {self.bundle.manifest.name!r} has no {layout.REFERENCE}: drift needs a bundle exported "
@@ -249,14 +269,13 @@ class Personalizer:
             return cls.from_bundle(path, **kwargs)
         record, parameters, optimizer = read_state(path)
         if not isinstance(bundle, Bundle):
-            bundle = Bundle.load(bundle or record["bundle"]["path"])
+            runtime = kwargs.get("runtime")
+            bundle = Bundle.load(bundle or record["bundle"]["path"], trust=runtime.trust if isinstance(runtime, RuntimeConfig) else None)
         check_same_bundle(record, bundle)
-        kwargs.setdefault("config", from_dict(TrainConfig, record["config"]))
+        if "config" not in kwargs:
+            kwargs["config"] = _saved_config(record["config"], path)
         restored = cls(bundle, **kwargs)
-        for entry in record["versions"][1:]:
-            restored.versions_.add(parameters[entry["version"]], entry["metrics"])
-            restored.versions_.versions[-1].created = entry["created"]
-        restored.versions_.current = record["current"]
+        restored.versions_.restore(record["versions"][1:], parameters, record["current"], record.get("pinned", []))
         if record["engine"] == restored.engine.value:
             restored._engine = restored._open_engine(optimizer)
         else:  # the other engine's optimizer state cannot be read: keep the weights, restart the moments
@@ -375,6 +394,20 @@ class _Interrupted(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason  # as train_head names it: "cancelled" or "time_budget"
+
+
+def _saved_config(values: dict[str, Any], path: str | os.PathLike) -> TrainConfig:
+    try:
+        return from_dict(TrainConfig, values)
+    except ConfigError as e:
+        raise StateError(f"The training config saved in {Path(path) / STATE_FILE} is invalid ({e}); the state is corrupt.") from e
+
+
+def _check_arguments(bundle: object, config: object, runtime: object) -> None:
+    """Wrong types here would fail later, far from the cause, as AttributeErrors."""
+    for name, value, kind in (("bundle", bundle, Bundle), ("config", config, TrainConfig), ("runtime", runtime, RuntimeConfig)):
+        if not (isinstance(value, kind) or (value is None and name != "bundle")):
+            raise ConfigError(f"{name} must be a {kind.__name__}{'' if name == 'bundle' else ' or None'}, got {type(value).__name__}.")
 
 
 def _stop_reason(cancel: threading.Event, deadline: float | None) -> str | None:

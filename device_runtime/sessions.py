@@ -8,7 +8,7 @@ import warnings
 import onnxruntime as ort
 
 from edgeft.bundle import BACKBONE, Bundle
-from edgeft.errors import ConfigError
+from edgeft.errors import BundleError, ConfigError
 
 
 class ProviderFallbackWarning(UserWarning):
@@ -86,8 +86,21 @@ class BackboneSession:
         self.session = ort.InferenceSession(str(path), options, providers=resolve_providers(providers))
         self.spec = bundle.manifest.input
         self.output_name = bundle.manifest.backbone.output_name
+        _check_graph_names(self.session, self.spec.input_names, self.output_name)
 
     @property
     def provider(self) -> str:
         """The execution provider that runs the backbone (the first one the session took)."""
         return self.session.get_providers()[0]
+
+
+def _check_graph_names(session: ort.InferenceSession, input_names: list[str], output_name: str) -> None:
+    """The manifest's input and output names are the backbone graph's: else ORT fails later, far from the cause."""
+    inputs = [i.name for i in session.get_inputs()]
+    outputs = [o.name for o in session.get_outputs()]
+    if sorted(input_names) != sorted(inputs):
+        raise BundleError(f"manifest.json: input.input_names is {input_names}, but the backbone graph's inputs are {inputs}; "
+                          "the manifest does not describe this backbone. Re-export the bundle.")
+    if output_name not in outputs:
+        raise BundleError(f"manifest.json: backbone.output_name is {output_name!r}, but the backbone graph's outputs are "
+                          f"{outputs}; the manifest does not describe this backbone. Re-export the bundle.")

@@ -10,6 +10,13 @@ A save writes every new file under a new, content-derived name first (each
 via temp file, fsync and rename) and replaces ``state.json`` last. A crash at
 any moment leaves either the old or the new ``state.json``, and every file it
 names is still there: files no longer named are removed only afterwards.
+
+A save writes only what changed: a version already in the folder's
+``state.json`` with the same sha256 keeps its file, so a save costs one new
+version file, the optimizer state and the small index, however many versions
+came before. The retention policy of :class:`~device_runtime.versions.VersionHistory`
+bounds how many versions there are. ``state.json``'s schema lives in
+:mod:`device_runtime.state_schema`.
 """
 
 from __future__ import annotations
@@ -17,21 +24,20 @@ from __future__ import annotations
 import io
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from device_runtime.engines import HeadEngine
+from device_runtime.state_schema import STATE_FORMAT_VERSION, parse_record
 from device_runtime.versions import HeadVersion, VersionHistory
 from edgeft import atomic
-from edgeft.bundle import Bundle, file_sha256
+from edgeft.bundle import MANIFEST, Bundle, file_sha256
 from edgeft.errors import StateError
 
-STATE_FORMAT_VERSION = 2
 STATE_FILE = "state.json"
-# What Personalizer.load reads from state.json; a record without one of them is corrupt.
-_RECORD_KEYS = ("bundle", "engine", "current", "versions", "optimizer", "config", "history", "report", "seen")
 
 
 def save_state(
@@ -44,11 +50,17 @@ def save_state(
             was saved in ``folder`` before is unchanged and loads as before.
     """
     folder = Path(folder)
+    if (folder / MANIFEST).is_file():
+        raise StateError(f"{folder} is a bundle folder ({MANIFEST}); a state saved there would mix with the bundle. "
+                         "Save the state to a folder of its own.")
+    if folder.exists() and not folder.is_dir():
+        raise StateError(f"Could not save the state to {folder}: it is a file, not a folder. Choose a folder.")
     _refuse_another_bundles_state(folder, bundle)
     before = set(_own_files(folder))
+    saved = _saved_versions(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        versions = [_write_version(folder, v) for v in history.versions]
+        versions = [_write_version(folder, v, saved) for v in history.versions]
         optimizer = _write_content_named(folder, "opt", engine.state_suffix, engine.save)
         atomic.write_json(folder / STATE_FILE, {
             "format_version": STATE_FORMAT_VERSION,
@@ -62,6 +74,7 @@ def save_state(
             "current": history.current,
             "versions": versions,
             "optimizer": optimizer,
+            "pinned": sorted(history.pinned),
             **record,
         })
     except (OSError, RuntimeError, StateError) as e:
@@ -77,6 +90,15 @@ def save_state(
 def _own_files(folder: Path) -> list[Path]:
     """The files saves write (never state.json, nor what others keep beside it, such as the service's examples)."""
     return [file for pattern in ("v*-*.npz", "opt-*", ".pending-*", ".*.tmp") for file in folder.glob(pattern)]
+
+
+def _saved_versions(folder: Path) -> dict[int, dict[str, Any]]:
+    """The version entries of the state saved in ``folder`` whose files are there (none if there is no readable state)."""
+    try:
+        entries = json.loads((folder / STATE_FILE).read_text())["versions"]
+        return {e["version"]: e for e in entries if e["file"] and (folder / e["file"]).is_file()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _refuse_another_bundles_state(folder: Path, bundle: Bundle) -> None:
@@ -102,17 +124,21 @@ def _reason(error: Exception) -> str:
     return str(error)
 
 
-def _write_version(folder: Path, version: HeadVersion) -> dict[str, Any]:
+def _write_version(folder: Path, version: HeadVersion, saved: dict[int, dict[str, Any]]) -> dict[str, Any]:
     entry = {**version.summary(), "file": None, "sha256": None}
     if version.version == 0:
         return entry
+    on_disk = saved.get(version.version)
+    if version.saved and on_disk and (on_disk["file"], on_disk["sha256"]) == (version.saved["file"], version.saved["sha256"]):
+        return {**entry, **version.saved}  # written (and fsynced) by an earlier save, unchanged since
 
     def write(path: Path) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, **version.parameters)
         path.write_bytes(buffer.getvalue())
 
-    return {**entry, **_write_content_named(folder, f"v{version.version}", ".npz", write)}
+    version.saved = _write_content_named(folder, f"v{version.version}", ".npz", write)
+    return {**entry, **version.saved}
 
 
 def _write_content_named(folder: Path, prefix: str, suffix: str, write: Any) -> dict[str, str]:
@@ -136,28 +162,18 @@ def read_state(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[int, dic
     folder = Path(folder)
     path = folder / STATE_FILE
     if not path.is_file():
-        raise StateError(f"No saved state at {folder}: {STATE_FILE} not found. Save one with Personalizer.save().")
+        hint = " It is a bundle folder: personalize it first (`edgeft personalize`)." if (folder / MANIFEST).is_file() else ""
+        raise StateError(f"No saved state at {folder}: {STATE_FILE} not found. Save one with Personalizer.save().{hint}")
     try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise StateError(f"{path} is not valid JSON ({e}); the state is corrupt.") from e
-    if not isinstance(record, dict) or record.get("format_version") != STATE_FORMAT_VERSION:
-        found = record.get("format_version") if isinstance(record, dict) else None
-        raise StateError(f"{path} has state format {found!r}; this edgeft reads {STATE_FORMAT_VERSION}.")
-    missing = [key for key in _RECORD_KEYS if key not in record]
-    if missing:
-        raise StateError(f"{path} lacks {', '.join(missing)}; the state is corrupt.")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise StateError(f"{path} cannot be read ({e.strerror}); the state is corrupt.") from e
+    record = parse_record(raw, str(path))
     try:
-        numbers = [entry["version"] for entry in record["versions"]]
         parameters = {entry["version"]: _read_parameters(folder, entry) for entry in record["versions"] if entry["file"]}
-        optimizer = _verified(folder, record["optimizer"])
-    except StateError:
-        raise
-    except (KeyError, TypeError, ValueError) as e:  # a hand-edited or truncated record, an .npz that is none
-        raise StateError(f"{path} is malformed ({type(e).__name__}: {e}); the state is corrupt.") from e
-    if record["current"] not in numbers:
-        raise StateError(f"{path} makes version {record['current']!r} current but holds versions {numbers}; the state is corrupt.")
-    return record, parameters, optimizer
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # an .npz that is none (zip, pickle or format errors)
+        raise StateError(f"A version file of the state in {folder} is not a readable .npz ({type(e).__name__}); the state is corrupt.") from e
+    return record, parameters, _verified(folder, record["optimizer"])
 
 
 def _read_parameters(folder: Path, entry: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -36,7 +36,20 @@ def check_texts(X: object) -> list[str]:
             raise DataTypeError(
                 f"X[{i}] is {type(text).__name__}, but this bundle's model reads text: every example must be a str."
             )
+        if not text.isascii():
+            _check_encodable(text, i)
     return texts
+
+
+def _check_encodable(text: str, i: int) -> None:
+    """A lone surrogate (half of a UTF-16 pair, e.g. from a bad decode) is no character the tokenizer can read."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DataError(
+            f"X[{i}] holds {text[e.start]!r} at position {e.start}, a lone surrogate that is not valid Unicode text; "
+            "decode the source with errors='replace' or drop the character."
+        ) from None
 
 
 def check_images(X: object) -> np.ndarray:

@@ -20,7 +20,17 @@ Layout (format version 1)::
     head/optimizer_model.onnx
     head/checkpoint               the shipped head (version 0)
     head/parameters.npz           optional: the same head as numpy arrays
+    head/labels.json              the labels in the head's output order, beside
+                                  the head and checksummed with it: a label list
+                                  edited in the manifest alone no longer loads
     reference.json                optional: export-time statistics for drift checks
+    manifest.sig                  optional: the publisher's Ed25519 signature of
+                                  manifest.json's bytes (edgeft.signing); not
+                                  listed in the manifest, which it covers
+
+The schema is declared once, below, as pydantic dataclasses: :meth:`Manifest.from_json`
+checks a manifest strictly (no coercion, no unknown keys, every bound) and names
+each field that is wrong, what it expected and what came.
 """
 
 from __future__ import annotations
@@ -31,7 +41,10 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import ConfigDict, Field, StringConstraints
 
 from edgeft import __version__, atomic
 from edgeft.errors import BundleError
@@ -50,72 +63,88 @@ HEAD_FILES = (TRAINING_MODEL, EVAL_MODEL, OPTIMIZER_MODEL, CHECKPOINT)
 # Optional files (bundles without them still load):
 PARAMETERS = "head/parameters.npz"  # the shipped head's parameters, for engines without ORT training
 REFERENCE = "reference.json"  # feature and confidence statistics at export, for drift checks
+LABELS = "head/labels.json"  # optional (bundles exported before it load): the labels, checksummed with the head
+SIGNATURE = "manifest.sig"  # beside the manifest, never listed in it: it signs the manifest's bytes
+
+# Unknown keys are errors: a typo or a field from a newer format must not be ignored silently.
+_SCHEMA = ConfigDict(extra="forbid")
+_Name = Annotated[str, StringConstraints(min_length=1)]
+_Count = Annotated[int, Field(ge=1)]
+_Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
-@dataclasses.dataclass(frozen=True)
+@pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)
 class InputSpec:
     """What the backbone eats and how raw input is turned into it."""
 
-    modality: str  # "text" or "image"
-    input_names: list[str]
-    tokenizer: str | None = None  # file name inside the bundle
-    max_length: int | None = None  # tokens; longer text is truncated with a warning
+    modality: Literal["text", "image"]
+    input_names: Annotated[list[_Name], Field(min_length=1)]
+    tokenizer: _Name | None = None  # file name inside the bundle
+    max_length: _Count | None = None  # tokens; longer text is truncated with a warning
     # Image bundles only; every field defaults to None so format-1 text manifests still parse.
-    image_size: list[int] | None = None  # [height, width] the backbone expects
-    pixel_mean: list[float] | None = None  # per channel, subtracted from 0..255 pixels
-    pixel_std: list[float] | None = None  # per channel, divides after the subtraction
-    channel_order: str | None = None  # "RGB" or "BGR": the order the backbone was trained on
-    layout: str | None = None  # "NCHW" or "NHWC": the backbone input's axis order
+    image_size: Annotated[list[_Count], Field(min_length=2, max_length=2)] | None = None  # [height, width] the backbone expects
+    pixel_mean: Annotated[list[float], Field(min_length=1)] | None = None  # per channel, subtracted from 0..255 pixels
+    pixel_std: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | None = None  # per channel, divides after it
+    channel_order: Literal["RGB", "BGR"] | None = None  # the order the backbone was trained on
+    layout: Literal["NCHW", "NHWC"] | None = None  # the backbone input's axis order
+
+    @pydantic.model_validator(mode="after")
+    def _complete_for_modality(self) -> InputSpec:
+        needed = ("tokenizer", "max_length") if self.modality == "text" else ("image_size", "pixel_mean", "pixel_std", "channel_order", "layout")
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.modality} input needs {', '.join(missing)}")
+        return self
 
 
-@dataclasses.dataclass(frozen=True)
+@pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)
 class BackboneSpec:
     """The frozen feature extractor."""
 
-    precision: str  # "fp32" or "int8"
-    feature_size: int
-    output_name: str  # the ONNX output that holds one feature vector per example
-    # How per-token outputs became one vector ("none", "mean", "cls"); pooling is part of the graph.
-    pooling: str = "none"
+    precision: Literal["fp32", "int8"]
+    feature_size: _Count
+    output_name: _Name  # the ONNX output that holds one feature vector per example
+    # How per-token outputs became one vector; pooling is part of the graph.
+    pooling: Literal["none", "mean", "cls"] = "none"
     # Fused bundles only: the per-example shape (e.g. [channels, height, width]) of the activation
     # the backbone outputs flattened; the head's training artifacts reshape it back.
-    intermediate_shape: list[int] | None = None
+    intermediate_shape: Annotated[list[_Count], Field(min_length=1)] | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)
 class HeadSpec:
     """The trainable head and the choices baked into its training artifacts."""
 
-    kind: str  # "linear" or "mlp"
-    in_features: int
-    out_features: int
-    hidden_size: int | None
-    trainable: list[str]  # parameter names that ORT updates
-    frozen: list[str]  # parameter names kept fixed inside the head graph
-    loss: str
-    optimizer: str
-    weight_decay: float
+    kind: Literal["linear", "mlp"]
+    in_features: _Count
+    out_features: _Count
+    hidden_size: _Count | None
+    trainable: Annotated[list[_Name], Field(min_length=1)]  # parameter names that ORT updates
+    frozen: list[_Name]  # parameter names kept fixed inside the head graph
+    loss: Literal["cross_entropy"]
+    optimizer: Literal["adamw"]
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     trained: bool  # False when the exporter had no data: predict needs a fit first
-    input_name: str = "features"
-    output_name: str = "logits"
+    input_name: _Name = "features"
+    output_name: _Name = "logits"
     # Last backbone blocks that train inside the head's artifacts (FP32); 0: a plain head.
-    backbone_blocks: int = 0
+    backbone_blocks: Annotated[int, Field(ge=0)] = 0
 
 
-@dataclasses.dataclass(frozen=True)
+@pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)
 class FileEntry:
-    size: int
-    sha256: str
+    size: Annotated[int, Field(ge=0)]
+    sha256: _Sha256
 
 
-@dataclasses.dataclass(frozen=True)
+@pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)
 class Manifest:
     """Everything a device needs to know about a bundle, and nothing else."""
 
-    name: str
-    version: str
-    task: str
-    labels: list[str]
+    name: _Name
+    version: _Name
+    task: _Name
+    labels: Annotated[list[_Name], Field(min_length=1)]  # the head's outputs, in order (see check_labels_fit_head)
     base_model: dict[str, Any]  # name, licence, where it came from
     input: InputSpec
     backbone: BackboneSpec
@@ -127,12 +156,39 @@ class Manifest:
     edgeft_version: str = __version__
     created: str = ""
 
+    @pydantic.model_validator(mode="after")
+    def _labels_unique(self) -> Manifest:
+        repeated = sorted({label for label in self.labels if self.labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"labels must be unique, but {', '.join(map(repr, repeated))} appear more than once")
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        """Parse a manifest dict, with a ``BundleError`` for any schema problem."""
+    def from_dict(cls, data: object) -> Manifest:
+        """Parse a manifest dict (as ``json.loads`` gives it), with a ``BundleError`` for any schema problem."""
+        try:
+            raw = json.dumps(data, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as e:
+            raise BundleError(f"{MANIFEST} does not match the bundle schema: it is not plain JSON data ({e}).") from e
+        return cls.from_json(raw.encode())
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Manifest:
+        """Parse and check a manifest's bytes: the schema strictly (JSON types, no unknown keys), then the head binding.
+
+        Raises:
+            BundleError: the bytes are not a JSON object, the format version is not this edgeft's, a field is
+                malformed (the message names each one: what was expected and what came), or the labels do not fit the head.
+        """
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise BundleError(f"{MANIFEST} is not valid JSON ({_short(e)}); the bundle is corrupt.") from e
+        if not isinstance(data, dict):
+            raise BundleError(f"{MANIFEST} must hold a JSON object, got {type(data).__name__}; the bundle is corrupt.")
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise BundleError(
@@ -141,23 +197,51 @@ class Manifest:
                 "bundle with a matching edgeft version."
             )
         try:
-            nested = {
-                "input": _parse(InputSpec, data["input"]),
-                "backbone": _parse(BackboneSpec, data["backbone"]),
-                "head": _parse(HeadSpec, data["head"]),
-                "files": {k: _parse(FileEntry, v) for k, v in data.get("files", {}).items()},
-            }
-            return _parse(cls, {**data, **nested})
-        except (KeyError, TypeError, AttributeError) as e:
-            raise BundleError(f"manifest.json does not match the bundle schema: {e}") from e
+            manifest = _MANIFEST_SCHEMA.validate_json(raw, strict=True)
+        except pydantic.ValidationError as e:
+            raise BundleError(schema_problems(MANIFEST, e, "Re-export the bundle, or re-download it.")) from e
+        check_labels_fit_head(manifest.labels, manifest.head)
+        return manifest
 
 
-def _parse(cls: type, values: dict[str, Any]) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise BundleError(f"manifest.json has unknown {cls.__name__} key(s): {', '.join(unknown)}")
-    return cls(**values)
+def check_labels_fit_head(labels: list[str], head: HeadSpec) -> None:
+    """The labels name the head's outputs one to one, in order.
+
+    A label list that does not fit (one label more or less, or a count from another head) would make
+    the device predict wrong names without any error.
+
+    Raises:
+        BundleError: the number of labels differs from the head's number of outputs.
+    """
+    if len(labels) != head.out_features:
+        raise BundleError(
+            f"{MANIFEST}: labels has {len(labels)} entries but head.out_features is {head.out_features}; "
+            "every output of the head needs exactly one label. Re-export the bundle with its own labels."
+        )
+
+
+def schema_problems(source: str, error: pydantic.ValidationError, fix: str) -> str:
+    """One message naming every field of ``source`` that failed the schema: where, what was expected, what came."""
+    problems = []
+    for e in error.errors(include_url=False):
+        where = ".".join(str(p) for p in e["loc"]) or "(the whole object)"
+        got = "" if e["type"] in ("missing", "json_invalid") else f", got {_shown(e.get('input'))}"
+        problems.append(f"{where}: {e['msg'].removeprefix('Value error, ')}{got}")
+    shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+    return f"{source} does not match the schema ({len(problems)} problem(s)): {shown}. {fix}"
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return f"{text[:60]}… ({type(value).__name__})" if len(text) > 60 else f"{text} ({type(value).__name__})"
+
+
+def _short(error: Exception) -> str:
+    return "nested too deeply" if isinstance(error, RecursionError) else str(error)
+
+
+_MANIFEST_SCHEMA = pydantic.TypeAdapter(Manifest)
+TrustSource = Any  # an edgeft.signing.TrustPolicy, the path of a trust file, or None (see Bundle.load)
 
 
 class Bundle:
@@ -168,13 +252,23 @@ class Bundle:
         self.manifest = manifest
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, verify: bool = True) -> Bundle:
+    def load(cls, path: str | os.PathLike, *, verify: bool = True, trust: TrustSource = None) -> Bundle:
         """Read and (by default) verify the bundle at ``path``.
+
+        Args:
+            path: the bundle folder.
+            verify: check every listed file's size and sha256 (and the signature, under a trust policy).
+            trust: the device's trust policy (:class:`~edgeft.signing.TrustPolicy` or the path of a trust file);
+                with one, the manifest must carry a valid signature by a trusted, unrevoked key. None: no policy,
+                an unsigned bundle loads with an :class:`~edgeft.signing.UnsignedBundleWarning`.
 
         Raises:
             BundleError: the folder, the manifest or a listed file is missing,
-                unreadable, of another format version, or altered.
+                unreadable, of another format version, malformed, or altered.
+            SignatureError: under a trust policy, the bundle is unsigned, wrongly signed or signed by an untrusted key.
         """
+        from edgeft import signing  # signing reads this module's layout names
+
         path = Path(path)
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
@@ -182,15 +276,31 @@ class Bundle:
                 f"No bundle at {path}: {MANIFEST} not found. Create a bundle with `edgeft export`."
             )
         try:
-            data = json.loads(manifest_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BundleError(f"{manifest_path} is not valid JSON ({e}); the bundle is corrupt.") from e
-        manifest = Manifest.from_dict(data)
+            raw = manifest_path.read_bytes()
+        except OSError as e:
+            raise BundleError(f"{manifest_path} cannot be read ({e.strerror}); the bundle is corrupt.") from e
+        manifest = Manifest.from_json(raw)
         _check_required_files(manifest)
         bundle = cls(path, manifest)
         if verify:
+            signing.check_bundle_signature(path, raw, signing.resolve_trust(trust))
             bundle.verify()
+            bundle._check_head_labels()
         return bundle
+
+    def _check_head_labels(self) -> None:
+        """The manifest's labels are those written beside the head (a verified file): same names, same order."""
+        if LABELS not in self.manifest.files:
+            return
+        try:
+            recorded = json.loads(self.file(LABELS).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BundleError(f"{LABELS} of the bundle at {self.path} cannot be read ({e}); re-export the bundle.") from e
+        if recorded != self.manifest.labels:
+            raise BundleError(
+                f"{MANIFEST}: labels is {self.manifest.labels}, but the head was exported for {recorded} ({LABELS}); "
+                "its outputs would be named wrongly. The manifest was edited: re-export or re-download the bundle."
+            )
 
     def verify(self) -> None:
         """Check every listed file's size and sha256 against the manifest."""
@@ -249,18 +359,22 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Manifest:
-    """Checksum every file under ``folder`` into ``manifest`` and write it there.
+    """Write the labels beside the head (``head/labels.json``), checksum every file under ``folder`` into ``manifest``
+    and write it there (an old ``manifest.sig`` is removed: it signed the manifest replaced).
 
     Returns the manifest as written, with ``files`` and ``created`` filled in.
     """
     folder = Path(folder)
+    check_labels_fit_head(manifest.labels, manifest.head)
+    atomic.write_json(folder / LABELS, manifest.labels)
     files = {
         p.relative_to(folder).as_posix(): FileEntry(p.stat().st_size, file_sha256(p))
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
+        if p.is_file() and p.relative_to(folder).as_posix() not in (MANIFEST, SIGNATURE)
     }
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     manifest = dataclasses.replace(manifest, files=files, created=created)
     _check_required_files(manifest)
+    (folder / SIGNATURE).unlink(missing_ok=True)  # it signed the manifest being replaced
     atomic.write_json(folder / MANIFEST, manifest.to_dict())
     return manifest

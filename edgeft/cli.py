@@ -10,10 +10,11 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, final
 
-from edgeft import __version__
+from edgeft import __version__, cli_keys
 from edgeft.config import (
     FUSED_LR,
     Accept,
@@ -33,6 +34,7 @@ from edgeft.config import (
     default_train_config,
 )
 from edgeft.errors import ConfigError, EdgeftError
+from edgeft.signing import UnsignedBundleWarning, sign_bundle, trust_from_env
 
 TRAIN_DEFAULTS = TrainConfig()
 EXPORT_DEFAULTS = ExportConfig()
@@ -62,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
                   _rollback_parser, _drift_parser, _registry_parser, _push_parser, _pull_parser, _serve_parser,
                   _doctor_parser):
         build(commands)
+    cli_keys.add_parsers(commands)
     return parser
 
 
@@ -110,12 +113,14 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inter-op-threads", type=int, default=d.inter_op_threads, help="inter-op threads, 0 = ORT's choice (default: %(default)s)")
     p.add_argument("--cache-dir", default=d.cache_dir, help="folder that keeps backbone features between runs (default: a temporary folder)")
     p.add_argument("--cache-memory-mb", type=float, default=d.cache_memory_mb, help="features kept in memory before spilling to disk (default: %(default)s)")
+    p.add_argument("--trust", default=None, help="trust file: load signed bundles only, by its keys (default: $EDGEFT_TRUST, else none)")
 
 
 def _runtime(args: argparse.Namespace) -> RuntimeConfig:
     return RuntimeConfig(
         engine=args.engine, providers=tuple(args.providers.split(",")), intra_op_threads=args.threads,
         inter_op_threads=args.inter_op_threads, cache_dir=args.cache_dir, cache_memory_mb=args.cache_memory_mb,
+        trust=trust_from_env(args.trust),
     )
 
 
@@ -179,6 +184,8 @@ def _export_parser(commands: Any) -> None:
     tune.add_argument("--tune", type=int, default=0, metavar="N", help="Optuna trials over lr, weight decay, dropout and unfrozen depth before fine-tuning (default: %(default)s)")
     tune.add_argument("--finetune-log", help="folder for finetune.json and finetune.png (default: OUTPUT-finetune beside the bundle)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --output (default: off)")
+    p.add_argument("--sign-key", default=None, help="sign the bundle with this private key (`edgeft keys create`) "
+                   "(default: $EDGEFT_SIGNING_KEY, else unsigned)")
     _add_train_args(p, TRAIN_DEFAULTS)
     p.set_defaults(run=_run_export)
 
@@ -235,14 +242,17 @@ def _run_export(args: argparse.Namespace) -> None:
         "label_set": args.labels.split(",") if args.labels else None, "config": config, "overwrite": args.overwrite,
         "train_config": default_train_config(config).replace(**_train_overrides(args)),
     }
-    with _ProgressBars() as bars:
+    with _ProgressBars() as bars, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsignedBundleWarning)  # the exporter loads its bundle before it can be signed
         manifest = _export(args, preprocessing, common, bars)
+    key = args.sign_key or os.environ.get("EDGEFT_SIGNING_KEY")
+    signed = f", signed with key {sign_bundle(args.output, key).key_id}" if key else ", unsigned"
     m = manifest.metrics
     quality = (f"; INT8 vs FP32 on {m['validation_examples']} validation examples: accuracy "
                f"{m['validation_accuracy_int8']:.3f} vs {m['validation_accuracy_fp32']:.3f}, "
                f"{100 * m['int8_identical_predictions']:.0f}% identical") if "int8_identical_predictions" in m else ""
     print(f"wrote {args.output}: {manifest.name}@{manifest.version}, {len(manifest.labels)} labels, "
-          f"{manifest.backbone.precision} backbone, head {'trained' if manifest.head.trained else 'untrained'}{quality}")
+          f"{manifest.backbone.precision} backbone, head {'trained' if manifest.head.trained else 'untrained'}{quality}{signed}")
 
 
 def _export(args: argparse.Namespace, preprocessing: ImagePreprocessing, common: dict[str, Any], progress: Any) -> Any:
@@ -285,20 +295,27 @@ def _inspect_parser(commands: Any) -> None:
     p = commands.add_parser("inspect", help="print a bundle's manifest as a table")
     p.add_argument("bundle", help="bundle folder")
     p.add_argument("--json", action="store_true", help="print the raw manifest JSON instead")
+    p.add_argument("--trust", default=None, help="trust file to check the signature against (default: $EDGEFT_TRUST, else none)")
     p.set_defaults(run=_run_inspect)
 
 
 def _run_inspect(args: argparse.Namespace) -> None:
-    from edgeft.bundle import Bundle
+    from edgeft.bundle import SIGNATURE, Bundle
 
-    bundle = Bundle.load(args.bundle)
+    trust = trust_from_env(args.trust)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsignedBundleWarning)  # the signature row says so
+        bundle = Bundle.load(args.bundle, trust=trust)
     m = bundle.manifest
+    signed = json.loads(bundle.file(SIGNATURE).read_text())["key_id"] if bundle.file(SIGNATURE).is_file() else None
+    signature = ("unsigned" if signed is None else f"key {signed}, " + ("verified against " + trust if trust else "not checked (no trust file)"))
     if args.json:
         print(json.dumps(m.to_dict(), indent=2))
         return
     rows = [
         ("bundle", f"{m.name}@{m.version} (format {m.format_version}, edgeft {m.edgeft_version})"),
         ("created", m.created),
+        ("signature", signature),
         ("base model", f"{m.base_model.get('name')} ({m.base_model.get('license')})"),
         ("task", m.task),
         ("labels", ", ".join(m.labels)),
@@ -417,7 +434,12 @@ def _rollback_parser(commands: Any) -> None:
 
 def _run_rollback(args: argparse.Namespace) -> None:
     from device_runtime import Personalizer
+    from device_runtime.state import STATE_FILE
+    from edgeft.errors import StateError
 
+    if not (Path(args.state) / STATE_FILE).is_file():
+        raise StateError(f"{args.state} holds no saved state ({STATE_FILE}); rollback works on a state folder written by "
+                         "`edgeft personalize --state`, never on a bundle.")
     personalizer = Personalizer.load(args.state).rollback(args.to)
     personalizer.save(args.state)
     print(f"head version {personalizer.current_version} is current; versions: "
@@ -487,13 +509,16 @@ def _pull_parser(commands: Any) -> None:
     p.add_argument("--registry", required=True, help="registry URL, e.g. http://127.0.0.1:8700")
     p.add_argument("--into", required=True, help="device folder; the bundle goes to INTO/NAME/VERSION")
     p.add_argument("--token", default=None, help="read token, if the registry needs one (default: $EDGEFT_REGISTRY_READ_TOKEN)")
+    p.add_argument("--trust", default=None, help="trust file: install only bundles signed by its keys, never an older "
+                   "version than the installed one (default: $EDGEFT_TRUST, else none: unsigned bundles install with a warning)")
     p.set_defaults(run=_run_pull)
 
 
 def _run_pull(args: argparse.Namespace) -> None:
     from edgeft.registry.client import pull
 
-    result = pull(args.ref, args.registry, args.into, token=args.token or os.environ.get("EDGEFT_REGISTRY_READ_TOKEN"))
+    result = pull(args.ref, args.registry, args.into, token=args.token or os.environ.get("EDGEFT_REGISTRY_READ_TOKEN"),
+                  trust=trust_from_env(args.trust))
     resumed = f", resumed {len(result.resumed)} file(s)" if result.resumed else ""
     print(f"installed {result.name}@{result.version} at {result.path} ({_size(result.downloaded_bytes)} downloaded{resumed})")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import os
 from typing import Any, TypeVar
 
 from edgeft.errors import ConfigError
@@ -136,11 +137,17 @@ class RuntimeConfig:
     cache_memory_mb: float = 64.0
     # Where spilled (and persistent) features live; None: a temporary folder, removed at exit.
     cache_dir: str | None = None
+    # Trust policy for bundles: a trust file's path (edgeft.signing); None: no policy, unsigned bundles load with a warning.
+    trust: str | None = None
+    # Head versions kept besides the shipped, current and pinned ones: bounds disk and save time (device_runtime.versions).
+    keep_versions: int = 10
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "engine", _enum(Engine, self.engine, "engine"))
         if isinstance(self.providers, str):
             object.__setattr__(self, "providers", (self.providers,))
+        if not isinstance(self.providers, (list, tuple)):
+            raise ConfigError(f"providers must be a non-empty list of provider names, got {self.providers!r}")
         object.__setattr__(self, "providers", tuple(self.providers))
         if not self.providers or not all(isinstance(p, str) and p for p in self.providers):
             raise ConfigError(f"providers must be a non-empty list of provider names, got {self.providers!r}")
@@ -150,6 +157,14 @@ class RuntimeConfig:
                 raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
         if not _finite(self.cache_memory_mb) or self.cache_memory_mb < 0:
             raise ConfigError(f"cache_memory_mb must be a finite number >= 0, got {self.cache_memory_mb!r}")
+        for name in ("cache_dir", "trust"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise ConfigError(f"{name} must be a path or None, got {type(value).__name__}")
+        if self.cache_dir is not None and os.path.exists(self.cache_dir) and not os.path.isdir(self.cache_dir):
+            raise ConfigError(f"cache_dir {self.cache_dir} is a file, not a folder; give a folder for the feature cache.")
+        if not isinstance(self.keep_versions, int) or isinstance(self.keep_versions, bool) or self.keep_versions < 1:
+            raise ConfigError(f"keep_versions must be an integer >= 1, got {self.keep_versions!r}")
 
 
 # Trainable conv blocks diverge at the head's 1e-2 (EfficientNet-Lite0, one block: loss 4.3 -> 9.3,

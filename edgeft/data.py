@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,15 @@ def read_examples(
 
 
 def _read_npz(path: Path, labelled: bool) -> tuple[list[str] | np.ndarray, list[str] | None]:
+    try:
+        return _npz_arrays(path, labelled)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # not a zip, an array that is a pickle, a truncated file
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path} is not a readable .npz file ({type(e).__name__}: {e}); save it with np.savez(path, X=..., y=...).") from e
+
+
+def _npz_arrays(path: Path, labelled: bool) -> tuple[list[str] | np.ndarray, list[str] | None]:
     with np.load(path, allow_pickle=False) as arrays:
         missing = [k for k in ("X", "y")[: 2 if labelled else 1] if k not in arrays]
         if missing:
@@ -78,8 +88,8 @@ def _read_jsonl(path: Path) -> list[dict]:
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}, line {i + 1} is not valid JSON: {e}") from e
+            except (json.JSONDecodeError, RecursionError) as e:
+                raise DataError(f"{path}, line {i + 1} is not valid JSON: {'nested too deeply' if isinstance(e, RecursionError) else e}") from e
             if not isinstance(row, dict):
                 raise DataError(f"{path}, line {i + 1}: expected a JSON object, got {type(row).__name__}")
             rows.append(row)

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from device_runtime.service.errors import FieldError, PayloadTooLargeError, ServiceError
@@ -19,6 +20,7 @@ from device_runtime.service.settings import ServiceSettings
 from device_runtime.service.store import ExampleStore
 from edgeft import __version__
 from edgeft.errors import DataError, EdgeftError, NotFittedError
+from edgeft.http_errors import http_error, internal_error
 
 _JOB_SHUTDOWN_WAIT_S = 5.0  # a job still running after this is abandoned; its head was not accepted
 
@@ -45,6 +47,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         app.include_router(router)
     app.add_exception_handler(EdgeftError, _edgeft_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, http_error)  # 404, 405, unparsable bodies: the same {error, detail}
+    app.add_exception_handler(Exception, internal_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

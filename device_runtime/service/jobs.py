@@ -11,6 +11,8 @@ from typing import Any
 from device_runtime.service.errors import FieldError, JobConflictError, JobNotFoundError
 from device_runtime.service.served import ServedModel
 from device_runtime.trainer import Progress
+from edgeft.config import TrainConfig
+from edgeft.errors import ConfigError
 
 KEEP_FINISHED_JOBS = 100  # records of older finished jobs are dropped; memory stays bounded on a device
 
@@ -37,6 +39,14 @@ class Job:
     finished: str | None = None
 
 
+def _check_overrides(config: TrainConfig, overrides: dict[str, Any]) -> None:
+    """Refuse now, with a 422 naming the field, what would only fail inside the job's thread."""
+    try:
+        config.replace(**overrides)
+    except ConfigError as e:
+        raise FieldError(next((k for k in overrides if str(e).startswith(k)), "body"), str(e)) from e
+
+
 class JobRunner:
     """Starts jobs, refuses a second while one runs, and keeps every job's record."""
 
@@ -53,8 +63,9 @@ class JobRunner:
 
         Raises:
             JobConflictError: a job is running already.
-            FieldError: fewer stored examples than the minimum.
+            FieldError: fewer stored examples than the minimum, or an override the training config refuses.
         """
+        _check_overrides(self.served.slot.personalizer.config, overrides)
         count = self.served.store.count()
         if count < self.min_examples:
             raise FieldError("examples", f"{count} example(s) stored; personalizing needs at least {self.min_examples}. "

@@ -85,7 +85,7 @@ class PersonalizeRequest(_Strict):
     epochs: int | None = Field(None, ge=1, le=1000)
     lr: float | None = Field(None, gt=0, le=1)
     batch_size: int | None = Field(None, ge=1, le=4096)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
     validation_fraction: float | None = Field(None, ge=0, lt=1)
     patience: int | None = Field(None, ge=1)
     max_seconds: float | None = Field(None, gt=0)

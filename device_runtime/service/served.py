@@ -22,6 +22,7 @@ from device_runtime.service.settings import ServiceSettings
 from device_runtime.service.store import ExampleStore
 from device_runtime.state import STATE_FILE
 from edgeft.bundle import Bundle
+from edgeft.config import RuntimeConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,10 +63,11 @@ class ServedModel:
     def fresh(self) -> Personalizer:
         """A separate Personalizer with the saved versions (a job trains it; serving never waits)."""
         state_dir = self.settings.state_dir
+        runtime = RuntimeConfig(trust=self.settings.trust)
         if (state_dir / STATE_FILE).is_file():
             model = self.settings.model
-            return Personalizer.load(state_dir, bundle=None if (model / STATE_FILE).is_file() else model)
-        return Personalizer.load(self.settings.model)
+            return Personalizer.load(state_dir, bundle=None if (model / STATE_FILE).is_file() else model, runtime=runtime)
+        return Personalizer.load(self.settings.model, runtime=runtime)
 
     def accept(self, candidate: Personalizer) -> None:
         """Save ``candidate`` durably, then make it the served head."""

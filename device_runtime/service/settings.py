@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from device_runtime.state import STATE_FILE
+from edgeft.signing import trust_from_env
 
 EXAMPLES_DB = "examples.sqlite"
 
@@ -22,14 +23,16 @@ class ServiceSettings:
     max_text_chars: int = 10_000  # per text; the tokenizer truncates at max_length tokens anyway
     max_examples_per_request: int = 1_000
     min_examples: int = 2  # a personalization job needs at least this many stored examples
+    trust: str | None = None  # trust file for the bundle's signature (edgeft.signing); for_model reads $EDGEFT_TRUST
 
     @classmethod
-    def for_model(cls, model: str | os.PathLike, state_dir: str | os.PathLike | None = None, **overrides: int) -> ServiceSettings:
+    def for_model(cls, model: str | os.PathLike, state_dir: str | os.PathLike | None = None, **overrides: int | str | None) -> ServiceSettings:
         """Settings for ``model``; the state folder defaults to ``model`` itself when it is a
         state, else to ``<model>-state`` beside the bundle."""
         model = Path(model)
         if state_dir is None:
             state_dir = model if (model / STATE_FILE).is_file() else model.with_name(f"{model.name}-state")
+        overrides.setdefault("trust", trust_from_env())
         return cls(model=model, state_dir=Path(state_dir), **overrides)
 
     @property

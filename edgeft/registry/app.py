@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from edgeft import __version__
 from edgeft.errors import EdgeftError
+from edgeft.http_errors import http_error, internal_error
 from edgeft.registry.errors import RegistryError
 from edgeft.registry.routers import bundles, publish
 from edgeft.registry.settings import RegistrySettings
@@ -24,6 +26,8 @@ def create_app(settings: RegistrySettings, storage: BundleStorage | None = None)
     app.include_router(publish.router)
     app.add_exception_handler(EdgeftError, _edgeft_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, http_error)  # 404, 405, unparsable bodies: the same {error, detail}
+    app.add_exception_handler(Exception, internal_error)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     def healthz() -> dict[str, str]:

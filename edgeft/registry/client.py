@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from edgeft import atomic
-from edgeft.bundle import MANIFEST, Bundle, Manifest, file_sha256
+from edgeft.bundle import MANIFEST, SIGNATURE, Bundle, Manifest, file_sha256
 from edgeft.errors import BundleError
 from edgeft.registry import errors
 from edgeft.registry.paths import check_name, check_relative_path
+from edgeft.signing import SignatureError, TrustPolicy, check_signature, resolve_trust
 
 CURRENT = "current.json"
 PARTIAL = ".partial"
@@ -51,23 +52,27 @@ class PullResult:
     resumed: list[str]  # files continued from an earlier, interrupted pull
 
 
-def push(bundle: str | os.PathLike, registry: str, token: str | None) -> dict[str, Any]:
+def push(bundle: str | os.PathLike, registry: str, token: str | None,
+         trust: TrustPolicy | str | os.PathLike | None = None) -> dict[str, Any]:
     """Publish the bundle folder ``bundle`` as a new version on ``registry``.
 
     Returns:
         The registry's answer: name, version, file count and bytes.
 
+    ``manifest.sig`` travels with the bundle where there is one; with ``trust``, it is checked first.
+
     Raises:
         BundleError: the bundle does not verify locally.
         RegistryError: the registry refused it (bad token, version exists, too large...).
     """
-    loaded = Bundle.load(bundle)
+    loaded = Bundle.load(bundle, trust=trust)
     m = loaded.manifest
     check_name(m.name)
     check_name(m.version, "version")
     with tempfile.TemporaryFile() as archive:
         with tarfile.open(fileobj=archive, mode="w") as tar:
-            for name in [MANIFEST, *m.files]:
+            signed = [SIGNATURE] if (loaded.path / SIGNATURE).is_file() else []
+            for name in [MANIFEST, *signed, *m.files]:
                 file = loaded.path / check_relative_path(name)
                 if file.is_symlink():
                     raise BundleError(f"Bundle file {name} is a symbolic link; a bundle must hold plain files only.")
@@ -92,7 +97,7 @@ def latest_version(name: str, registry: str, token: str | None = None) -> str:
 
 
 def pull(ref: str, registry: str, into: str | os.PathLike, token: str | None = None,
-         progress: DownloadProgress | None = None) -> PullResult:
+         progress: DownloadProgress | None = None, trust: TrustPolicy | str | os.PathLike | None = None) -> PullResult:
     """Download ``NAME[@VERSION]`` from ``registry`` and install it atomically under ``into``.
 
     Args:
@@ -101,6 +106,9 @@ def pull(ref: str, registry: str, into: str | os.PathLike, token: str | None = N
         into: the device's bundle folder.
         token: bearer token, for registries that protect reading.
         progress: called as each file's bytes arrive.
+        trust: the device's trust policy (a :class:`~edgeft.signing.TrustPolicy` or a trust file's path); with one,
+            the manifest's signature is checked before any file is downloaded, and a version older than the one
+            installed (a rollback) is refused. None: unsigned bundles install with a warning.
 
     Returns:
         A :class:`PullResult`.
@@ -108,8 +116,11 @@ def pull(ref: str, registry: str, into: str | os.PathLike, token: str | None = N
     Raises:
         BundleError: a downloaded file does not match the manifest's sha256 (it is
             deleted, nothing is installed).
+        SignatureError: under a trust policy, the bundle is unsigned, wrongly signed, signed by an untrusted or
+            revoked key, or older than the installed version; nothing is installed.
         RegistryError: the registry cannot be reached or refused the request.
     """
+    policy = resolve_trust(trust)
     name, _, version = ref.partition("@")
     check_name(name)
     version = check_name(version, "version") if version else latest_version(name, registry, token)
@@ -118,6 +129,10 @@ def pull(ref: str, registry: str, into: str | os.PathLike, token: str | None = N
     with _open(_url(registry, "bundles", name, "versions", version, "manifest"), token) as response:
         raw_manifest = response.read()
     manifest = _parse_manifest(raw_manifest, name, version)
+    raw_signature = _fetch_signature(registry, token, name, version)
+    check_signature(raw_manifest, raw_signature, policy, f"{registry} ({name}@{version})")
+    if policy is not None:
+        _refuse_rollback(into, name, version)
     _refuse_non_bundle(target)
     with _exclusive(into / PARTIAL / f"{name}@{version}.lock"):  # a second pull of it waits, then finds it installed
         downloaded, resumed = 0, []
@@ -133,7 +148,9 @@ def pull(ref: str, registry: str, into: str | os.PathLike, token: str | None = N
                     (tmp / path).parent.mkdir(parents=True, exist_ok=True)
                     os.replace(partial / path, tmp / path)
                 (tmp / MANIFEST).write_bytes(raw_manifest)
-                Bundle.load(tmp)  # the whole folder verified once more before it becomes visible
+                if raw_signature is not None:
+                    (tmp / SIGNATURE).write_bytes(raw_signature)
+                Bundle.load(tmp, trust=policy)  # the whole folder verified once more before it becomes visible
             shutil.rmtree(partial, ignore_errors=True)
     atomic.write_json(into / name / CURRENT, {"name": name, "version": version, "path": version})
     return PullResult(name, version, target, downloaded, resumed)
@@ -158,6 +175,34 @@ def installed_path(into: str | os.PathLike, name: str) -> Path:
     return pointer.parent / check_name(json.loads(pointer.read_text())["version"], "version")
 
 
+def _fetch_signature(registry: str, token: str | None, name: str, version: str) -> bytes | None:
+    """The bundle's manifest.sig, or None where the registry has none (an unsigned bundle)."""
+    try:
+        with _open(_url(registry, "bundles", name, "versions", version, "files", SIGNATURE), token) as response:
+            return response.read()
+    except errors.NotFoundError:
+        return None
+
+
+def _refuse_rollback(into: Path, name: str, version: str) -> None:
+    """Under a trust policy an older version never replaces the installed one: an attacker could serve an old, flawed one."""
+    pointer = into / name / CURRENT
+    try:
+        installed = json.loads(pointer.read_text())["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # nothing installed yet
+    if version_key(version) < version_key(installed):
+        raise SignatureError(
+            f"{name}@{version} is older than the installed {name}@{installed}; this device's trust policy refuses "
+            "rollbacks. Nothing was installed: pull the installed or a newer version."
+        )
+
+
+def version_key(version: str) -> tuple:
+    """Order of versions: dot-separated parts, numbers as numbers ("1.10" after "1.9"), other parts after them as text."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in version.replace("-", ".").split("."))
+
+
 def _refuse_non_bundle(target: Path) -> None:
     """Installing replaces ``target`` whole: never when it holds something else (a device's saved state, say)."""
     if target.exists() and not (target / MANIFEST).is_file():
@@ -168,10 +213,7 @@ def _refuse_non_bundle(target: Path) -> None:
 
 
 def _parse_manifest(raw: bytes, name: str, version: str) -> Manifest:
-    try:
-        manifest = Manifest.from_dict(json.loads(raw))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"The registry's manifest for {name}@{version} is not valid JSON: {e}.") from e
+    manifest = Manifest.from_json(raw)
     if (manifest.name, manifest.version) != (name, version):
         raise BundleError(f"The registry answered {name}@{version} with a manifest for {manifest.name}@{manifest.version}.")
     for path in manifest.files:

@@ -79,9 +79,9 @@ def test_a_damaged_state_raises_a_state_error(make_personalizer, user, tmp_path)
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda r: r.pop("versions"), "lacks versions; the state is corrupt"),
-        (lambda r: r.update(current=99), r"makes version 99 current but holds versions \[0, 1\]"),
-        (lambda r: r["versions"][1].pop("sha256"), "is malformed .*KeyError"),
+        (lambda r: r.pop("versions"), "versions: Field required"),
+        (lambda r: r.update(current=99), r"current is 99 but the versions are \[0, 1\]"),
+        (lambda r: r["versions"][1].pop("sha256"), "versions.1.sha256: Field required"),
     ],
     ids=["a key missing", "no such current version", "a version entry cut short"],
 )

@@ -8,7 +8,7 @@ import re
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from edgeft.bundle import MANIFEST
+from edgeft.bundle import MANIFEST, SIGNATURE
 from edgeft.registry.deps import Name, Reader, Storage, Version
 from edgeft.registry.errors import InvalidRequestError, NotFoundError, RangeNotSatisfiableError
 from edgeft.registry.paths import check_relative_path
@@ -39,7 +39,7 @@ def get_manifest(name: Name, version: Version, storage: Storage) -> Response:
             responses={206: {"description": "the requested range"}, 416: {"model": ErrorBody}})
 def get_file(name: Name, version: Version, path: str, request: Request, storage: Storage) -> Response:
     check_relative_path(path)
-    if path != MANIFEST and path not in json.loads(storage.manifest(name, version)).get("files", {}):
+    if path not in (MANIFEST, SIGNATURE) and path not in json.loads(storage.manifest(name, version)).get("files", {}):
         raise NotFoundError(f"{name}@{version} lists no file {path!r} in its manifest.")
     size = storage.size(name, version, path)
     headers = {"accept-ranges": "bytes"}

@@ -10,7 +10,7 @@ import anyio
 from fastapi import APIRouter, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from edgeft.bundle import MANIFEST, Bundle
+from edgeft.bundle import MANIFEST, SIGNATURE, Bundle
 from edgeft.errors import BundleError
 from edgeft.registry.deps import Name, Publisher, Settings, Storage, Version
 from edgeft.registry.errors import InvalidRequestError, PayloadTooLargeError, VersionExistsError
@@ -60,7 +60,7 @@ def _verify_and_publish(archive: Path, name: str, version: str, limit: int, stor
         raise InvalidRequestError(f"The upload is not a valid bundle: {e}") from e
     if (m.name, m.version) != (name, version):
         raise InvalidRequestError(f"The upload's manifest says {m.name}@{m.version}, but it was sent to {name}@{version}.")
-    listed = {*m.files, MANIFEST}
+    listed = {*m.files, MANIFEST, SIGNATURE}  # the publisher's signature travels beside the manifest it signs
     extra = sorted(rel for p in staged.rglob("*") if p.is_file() and (rel := p.relative_to(staged).as_posix()) not in listed)
     if extra:
         raise InvalidRequestError(f"The upload holds files its manifest does not list: {', '.join(extra)}.")

@@ -1,0 +1,112 @@
+"""Save time and state size as head versions pile up: ``python -m benchmarks.state_growth``.
+
+A real Personalizer on a real MiniLM bundle (numpy engine) records one new head
+version after another and saves after each, as a device that personalizes
+every day would. Two policies are measured, the default retention
+(``RuntimeConfig.keep_versions=10``) and none (every version kept, which shows
+what the incremental save alone does). Writes ``state_growth.json``,
+``state_growth.md`` and ``state_growth.png`` into ``--out`` and prints the table.
+
+Timings depend on the disk (each save fsyncs its new files); compare the rows
+of one run, not runs on different machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from device_runtime import Personalizer
+from edgeft.config import ExportConfig, RuntimeConfig
+from edgeft.datasets import bbc_news, minilm_path, split_per_class
+
+CHECKPOINTS = (1, 10, 50, 100, 200, 500, 1000)
+POLICIES = {"keep 10 (default)": 10, "keep all": 10**9}
+
+
+def export_bundle(folder: Path) -> Path:
+    """The test suite's MiniLM bundle: INT8 backbone, head trained on 4 BBC articles per class."""
+    from export import export_text_model
+
+    texts, labels = bbc_news()
+    (server,) = split_per_class(texts, labels, [4], seed=0)
+    export_text_model(minilm_path(), folder, texts=server[0], labels=server[1],
+                      config=ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2"))
+    return folder
+
+
+def measure(bundle: Path, keep: int, versions: int, work: Path) -> list[dict[str, float]]:
+    """Add ``versions`` heads one by one, saving after each; a row at every checkpoint."""
+    personalizer = Personalizer.from_bundle(bundle, runtime=RuntimeConfig(engine="numpy", keep_versions=keep))
+    shipped = personalizer.head_parameters()
+    rng = np.random.default_rng(0)
+    state, rows, window = work / f"state-{keep}", [], []
+    for n in range(1, versions + 1):
+        heads = {k: (v + rng.normal(0, 1e-3, v.shape)).astype(v.dtype) for k, v in shipped.items()}
+        personalizer.versions_.add(heads, {"loss": 1.0, "accuracy": 0.9, "macro_f1": 0.9})
+        started = time.perf_counter()
+        personalizer.save(state)
+        window.append(time.perf_counter() - started)
+        if n in CHECKPOINTS:
+            size = sum(f.stat().st_size for f in state.iterdir() if f.is_file())
+            rows.append({"versions": n, "save_ms_mean": 1e3 * float(np.mean(window)), "save_ms_max": 1e3 * max(window),
+                         "kept": len(personalizer.versions), "state_kb": size / 1e3})
+            window = []
+    return rows
+
+
+def markdown(results: dict[str, list[dict[str, float]]]) -> str:
+    lines = ["| policy | versions saved | kept | save (ms, mean since last row) | save (ms, max) | state size (kB) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for policy, rows in results.items():
+        lines += [f"| {policy} | {r['versions']} | {r['kept']} | {r['save_ms_mean']:.1f} | {r['save_ms_max']:.1f} | {r['state_kb']:.0f} |"
+                  for r in rows]
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, list[dict[str, float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (time_ax, size_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for policy, rows in results.items():
+        x = [r["versions"] for r in rows]
+        time_ax.plot(x, [r["save_ms_mean"] for r in rows], marker="o", label=policy)
+        size_ax.plot(x, [r["state_kb"] for r in rows], marker="o", label=policy)
+    for ax, label in ((time_ax, "save time (ms, mean)"), (size_ax, "state size on disk (kB)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("head versions saved")
+        ax.set_ylabel(label)
+        ax.set_ylim(bottom=0)
+        ax.legend()
+    fig.suptitle("Personalizer.save as versions pile up (MiniLM bundle, 5 x 384 head)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=None, help="a text bundle (default: export the MiniLM test bundle)")
+    parser.add_argument("--versions", type=int, default=1000, help="versions to add and save (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/state_growth"), help="results folder")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        bundle = args.bundle or export_bundle(Path(work) / "bundle")
+        results = {policy: measure(bundle, keep, args.versions, Path(work)) for policy, keep in POLICIES.items()}
+    (args.out / "state_growth.json").write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    (args.out / "state_growth.md").write_text(table + "\n")
+    plot(results, args.out / "state_growth.png")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
