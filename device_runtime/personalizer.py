@@ -17,9 +17,10 @@ import numpy as np
 from device_runtime.acceptance import decide, validation_split
 from device_runtime.backbone import backbone_for
 from device_runtime.cache import FeatureCache
-from device_runtime.drift import DEFAULT_THRESHOLD, RunningStats, compare, drift_features
+from device_runtime.drift import DEFAULT_THRESHOLD, RunningStats, drift_features
 from device_runtime.engines import HeadEngine, open_engine, resolve_engine
 from device_runtime.inference_export import export_inference_model
+from device_runtime.monitor import DriftMonitor, ReferenceSample, drift_report
 from device_runtime.scoring import batched_logits, score_head, softmax
 from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state
 from device_runtime.trainer import Progress, ProgressCallback, train_head
@@ -27,7 +28,7 @@ from device_runtime.validation import check_features, check_inputs, check_labels
 from device_runtime.versions import VersionHistory
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
-from edgeft.config import Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
+from edgeft.config import DriftConfig, Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
 from edgeft.errors import BundleError, NotFittedError, StateError
 
 FEATURE_CHUNK = 256  # examples per backbone pass: bounds memory however many examples come
@@ -52,13 +53,26 @@ class Personalizer:
         runtime: how to run (:class:`~edgeft.config.RuntimeConfig`); default
             engine="auto", providers=("cpu",), intra_op_threads=0,
             inter_op_threads=0, cache_memory_mb=64, cache_dir=None.
+        drift: how predictions are watched for drift (:class:`~edgeft.config.DriftConfig`);
+            default window=200, window_seconds=None, level=0.01, permutations=500,
+            min_window=30, check_every=50, seed=0.
+        on_drift: called with the :meth:`drift_report` when an automatic check
+            (every ``check_every`` predictions) finds drift after one that did not;
+            it runs inside ``predict``, so it should return quickly.
 
     Raises:
         ConfigError: an invalid config, an unknown provider, or engine="ort" where ORT training is missing.
         BundleError: the bundle's head cannot be read by the chosen engine.
     """
 
-    def __init__(self, bundle: Bundle, config: TrainConfig | None = None, runtime: RuntimeConfig | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        config: TrainConfig | None = None,
+        runtime: RuntimeConfig | None = None,
+        drift: DriftConfig | None = None,
+        on_drift: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.bundle = bundle
         self.config = config or from_dict(TrainConfig, bundle.manifest.training)
         self.runtime = runtime or RuntimeConfig()
@@ -77,6 +91,9 @@ class Personalizer:
         self.history_: list[float] = []
         self.report_: dict[str, Any] = {}
         self.seen_ = RunningStats()
+        self.monitor_ = DriftMonitor(drift)
+        self.on_drift = on_drift
+        self._reference_sample: ReferenceSample | None = None
         self._cancel = threading.Event()
 
     @classmethod
@@ -154,6 +171,11 @@ class Personalizer:
         features = self.transform(X)
         proba = softmax(batched_logits(self._engine, features, self.config.batch_size))
         self.seen_.update_confidence(proba)
+        self.monitor_.observe(drift_features(features, self.bundle.manifest.backbone.intermediate_shape), proba.max(axis=1))
+        if self.monitor_.due() and layout.REFERENCE in self.bundle.manifest.files:
+            report = self.drift_report()
+            if self.monitor_.record_check(report["drifted"]) and self.on_drift is not None:
+                self.on_drift(report)
         return proba
 
     def predict(self, X: list[str]) -> np.ndarray:
@@ -189,11 +211,20 @@ class Personalizer:
         return self
 
     def drift_report(self, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
-        """Whether the data seen on this device (fit, predict, evaluate) has moved from the export data.
+        """Whether the recent predictions, and all data seen (fit, predict, evaluate), moved from the export data.
+
+        The recent window is tested against the bundle's reference sample at
+        the false-alarm rate ``level`` of the :class:`~edgeft.config.DriftConfig`
+        (:func:`device_runtime.monitor.drift_report`); the cumulative feature
+        shift is reported beside it, and decides only where the test cannot run.
 
         Args:
-            threshold: feature shift above which the data counts as drifted
-                (default 0.5; see :func:`device_runtime.drift.compare`).
+            threshold: cumulative feature shift above which the data counts as drifted
+                when the test cannot run (default 0.5; see :func:`device_runtime.drift.compare`).
+
+        Returns:
+            ``drifted``, ``decided_by``, ``reason`` (a sentence), ``test`` (method, p-value,
+            level, ...), ``window``, ``confidence`` and the cumulative scores.
 
         Raises:
             BundleError: the bundle carries no reference statistics (exported without server data).
@@ -204,7 +235,10 @@ class Personalizer:
                 "with server data (--train-data)."
             )
         reference = json.loads(self.bundle.file(layout.REFERENCE).read_text())
-        return compare(reference, self.seen_, threshold)
+        if self._reference_sample is None and layout.REFERENCE_SAMPLE in self.bundle.manifest.files:
+            with np.load(self.bundle.file(layout.REFERENCE_SAMPLE)) as arrays:
+                self._reference_sample = ReferenceSample(arrays["features"], arrays["confidence"])
+        return drift_report(reference, self._reference_sample, self.seen_, self.monitor_, threshold)
 
     def export_inference_model(self, path: str | os.PathLike) -> Path:
         """Write one ONNX model (backbone plus the current head) that plain onnxruntime runs.
@@ -229,6 +263,7 @@ class Personalizer:
             "history": self.history_,
             "report": self.report_,
             "seen": self.seen_.to_dict(),
+            "monitor": self.monitor_.to_dict(),
         }
         save_state(path, self._engine, self.versions_, self.bundle, record)
 
@@ -264,6 +299,8 @@ class Personalizer:
         restored.history_ = record["history"]
         restored.report_ = record["report"]
         restored.seen_ = RunningStats.from_dict(record["seen"])
+        if "monitor" in record:  # states saved before the windowed monitor start with an empty window
+            restored.monitor_ = DriftMonitor.from_dict(record["monitor"], restored.monitor_.config)
         return restored
 
     def save_head_checkpoint(self, path: str | os.PathLike) -> None:

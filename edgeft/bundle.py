@@ -21,6 +21,8 @@ Layout (format version 1)::
     head/checkpoint               the shipped head (version 0)
     head/parameters.npz           optional: the same head as numpy arrays
     reference.json                optional: export-time statistics for drift checks
+    reference_sample.npz          optional: a bounded random sample of export-time drift
+                                  features and confidences, for the windowed drift test
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ HEAD_FILES = (TRAINING_MODEL, EVAL_MODEL, OPTIMIZER_MODEL, CHECKPOINT)
 # Optional files (bundles without them still load):
 PARAMETERS = "head/parameters.npz"  # the shipped head's parameters, for engines without ORT training
 REFERENCE = "reference.json"  # feature and confidence statistics at export, for drift checks
+REFERENCE_SAMPLE = "reference_sample.npz"  # at most REFERENCE_SAMPLE_ROWS export-time drift features, for the windowed test
+REFERENCE_SAMPLE_ROWS = 500  # bounds the file (0.8 MB of MiniLM features, 2.6 MB of EfficientNet's) and the test's cost
 
 
 @dataclasses.dataclass(frozen=True)

@@ -152,6 +152,36 @@ class RuntimeConfig:
             raise ConfigError(f"cache_memory_mb must be a finite number >= 0, got {self.cache_memory_mb!r}")
 
 
+@dataclasses.dataclass(frozen=True)
+class DriftConfig:
+    """How the device watches its recent inputs for drift (see ``device_runtime/monitor.py``)."""
+
+    # Predictions kept in the recent window; the test compares them with the bundle's reference sample.
+    window: int = 200
+    # Also drop predictions older than this many seconds from the window; None: count alone bounds it.
+    window_seconds: float | None = None
+    # The two-sample test's false-alarm rate per check: the chance it fires on data like the export data.
+    level: float = 0.01
+    # Random splits drawing the test's null distribution; 500 resolves p-values down to 0.002.
+    permutations: int = 500
+    # The test runs only once the window holds this many predictions: fewer give it little power.
+    min_window: int = 30
+    # Check (and alert) after this many new predictions; 0: only when drift_report() is called.
+    check_every: int = 50
+    # Fixes the test's random splits, so a report can be repeated exactly.
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "window", "permutations", "min_window")
+        _check_non_negative(self, "check_every", "seed")
+        if self.min_window > self.window:
+            raise ConfigError(f"min_window ({self.min_window}) must not exceed window ({self.window})")
+        if not _finite(self.level) or not 0 < self.level < 1:
+            raise ConfigError(f"level must be in (0, 1), got {self.level!r}")
+        if self.window_seconds is not None and (not _finite(self.window_seconds) or self.window_seconds <= 0):
+            raise ConfigError(f"window_seconds must be a finite number > 0 or None, got {self.window_seconds!r}")
+
+
 # Trainable conv blocks diverge at the head's 1e-2 (EfficientNet-Lite0, one block: loss 4.3 -> 9.3,
 # chance accuracy); at 1e-3 they train (0.84 on Fashion-MNIST after 10 epochs).
 FUSED_LR = 1e-3
