@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from device_runtime import Personalizer
 from device_runtime.monitor import DriftMonitor
 from device_runtime.two_sample import mmd_permutation_test
 from edgeft.bundle import REFERENCE_SAMPLE, Bundle, write_manifest
+from edgeft.cli import DRIFT_EXIT_CODE, main
 from edgeft.config import DriftConfig, RuntimeConfig
 from edgeft.errors import ConfigError
 from tests.device_runtime.test_drift import CHAT
@@ -111,3 +114,11 @@ def test_a_bundle_without_a_reference_sample_keeps_the_cumulative_report_and_say
     report = p.drift_report()
     assert report["decided_by"] == "feature_shift_threshold" and report["drifted"] and not report["test"]["available"]
     assert "no reference_sample.npz" in report["test"]["reason"] and "windowed test is unavailable" in report["reason"]
+
+
+def test_edgeft_drift_exits_with_3_when_the_window_drifted_so_scripts_can_act(minilm_bundle, tmp_path, capsys):
+    data = tmp_path / "chat.csv"
+    data.write_text("text\n" + "\n".join(CHAT) + "\n")
+    assert main(["drift", str(minilm_bundle), "--data", str(data), "--window", "40"]) == DRIFT_EXIT_CODE == 3
+    report = json.loads(capsys.readouterr().out)
+    assert report["drifted"] and report["test"]["method"] == "mmd_permutation" and report["window"]["capacity"] == 40
