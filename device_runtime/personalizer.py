@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from device_runtime.acceptance import decide, validation_split
+from device_runtime.augment import view_key, view_of
 from device_runtime.backbone import backbone_for
 from device_runtime.cache import FeatureCache
 from device_runtime.drift import DEFAULT_THRESHOLD, RunningStats, drift_features
@@ -29,7 +30,7 @@ from device_runtime.versions import VersionHistory
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
 from edgeft.config import DriftConfig, Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
-from edgeft.errors import BundleError, NotFittedError, StateError
+from edgeft.errors import BundleError, ConfigError, NotFittedError, StateError
 
 FEATURE_CHUNK = 256  # examples per backbone pass: bounds memory however many examples come
 
@@ -323,14 +324,20 @@ class Personalizer:
         try:
             features = self._features(examples, progress, stop=lambda: _stop_reason(self._cancel, deadline))
         except _Interrupted as stop:
-            self.report_ = {
-                "accepted": False, "reason": f"{stop}; the current head is kept", "version": self.versions_.current,
-                "stopped": stop.reason, "epochs": 0, "steps": 0, "examples": len(examples), "engine": self.engine.value,
-                "provider": self.provider, "feature_seconds": time.monotonic() - started, "train_seconds": 0.0,
-            }
+            self.report_ = self._interrupted_report(stop, examples, started)
             return self
-        feature_seconds = time.monotonic() - started
         train_idx, val_idx = validation_split(targets, config.validation_fraction, config.seed)
+        if config.augment_views:  # views of the training rows only: the guard validates on real examples
+            try:
+                views = self._augmented(examples, train_idx, config, progress, lambda: _stop_reason(self._cancel, deadline))
+            except _Interrupted as stop:
+                self.report_ = self._interrupted_report(stop, examples, started)
+                return self
+            features = np.concatenate([np.asarray(features), views])
+            view_targets = np.tile(targets[train_idx], config.augment_views)
+            train_idx = np.concatenate([train_idx, len(targets) + np.arange(len(views))])
+            targets = np.concatenate([targets, view_targets])
+        feature_seconds = time.monotonic() - started
         on, eval_idx = ("the validation split", val_idx) if len(val_idx) else ("the training data (no validation split)", train_idx)
         eval_x, eval_y = np.asarray(features[eval_idx]), targets[eval_idx]
         n_classes = len(self.labels)
@@ -367,25 +374,59 @@ class Personalizer:
         }
         return self
 
+    def _interrupted_report(self, stop: _Interrupted, examples: Any, started: float) -> dict[str, Any]:
+        return {
+            "accepted": False, "reason": f"{stop}; the current head is kept", "version": self.versions_.current,
+            "stopped": stop.reason, "epochs": 0, "steps": 0, "examples": len(examples), "engine": self.engine.value,
+            "provider": self.provider, "feature_seconds": time.monotonic() - started, "train_seconds": 0.0,
+        }
+
     def _features(
         self, examples: list[str] | np.ndarray, progress: ProgressCallback | None, stop: Callable[[], str | None] = lambda: None
     ) -> np.ndarray:
         keys = [FeatureCache.key_of(x) for x in examples]
         example_of = dict(zip(keys, examples))
-        todo = [(key, example_of[key]) for key in self.cache.uncached(keys)]
+        features = self._embed(keys, lambda chunk: [example_of[k] for k in chunk], progress, stop)
+        for start in range(0, len(features), 4096):
+            self.seen_.update_features(drift_features(features[start : start + 4096], self.bundle.manifest.backbone.intermediate_shape))
+        return features
+
+    def _embed(
+        self, keys: list[str], inputs_of: Callable[[list[str]], Any], progress: ProgressCallback | None,
+        stop: Callable[[], str | None],
+    ) -> np.ndarray:
+        """Features of ``keys`` from the cache, computing the missing ones from ``inputs_of(their keys)``."""
+        todo = self.cache.uncached(keys)
         for start in range(0, len(todo), FEATURE_CHUNK):
             if reason := stop():
                 raise _Interrupted(reason, f"{reason} after features of {start} of {len(todo)} new examples (cached for the next run)")
             chunk = todo[start : start + FEATURE_CHUNK]
-            vectors = self.backbone.features([t for _, t in chunk], batch_size=self.config.batch_size)
+            vectors = self.backbone.features(inputs_of(chunk), batch_size=self.config.batch_size)
             check_features(vectors, self.bundle.manifest.backbone.feature_size, "the backbone's output")
-            self.cache.put([k for k, _ in chunk], vectors)
+            self.cache.put(chunk, vectors)
             if progress:
                 progress(Progress("features", start + len(chunk), len(todo)))
-        features = self.cache.matrix(keys)
-        for start in range(0, len(features), 4096):
-            self.seen_.update_features(drift_features(features[start : start + 4096], self.bundle.manifest.backbone.intermediate_shape))
-        return features
+        return self.cache.matrix(keys)
+
+    def _augmented(
+        self, examples: np.ndarray, rows: np.ndarray, config: TrainConfig, progress: ProgressCallback | None,
+        stop: Callable[[], str | None],
+    ) -> np.ndarray:
+        """Features of ``config.augment_views`` views of each example in ``rows``, view by view, each view cached.
+
+        Row ``v * len(rows) + j`` of the result is view ``v`` of ``examples[rows[j]]``.
+        """
+        if self.bundle.manifest.input.modality != "image":
+            raise ConfigError("augment_views augments images; this bundle reads text (see docs/device.md on text).")
+        flip, seed = config.augment_hflip, config.seed
+        base = [(FeatureCache.key_of(examples[i]), examples[i]) for i in rows]
+        views = [(view_key(k, v, seed, hflip=flip), k, image, v) for v in range(config.augment_views) for k, image in base]
+        source = {vk: (k, image, v) for vk, k, image, v in views}
+
+        def inputs_of(chunk: list[str]) -> np.ndarray:
+            return np.stack([view_of(source[c][1], source[c][0], source[c][2], seed, hflip=flip) for c in chunk])
+
+        return self._embed([vk for vk, *_ in views], inputs_of, progress, stop)
 
     def _weight_decay(self, config: TrainConfig) -> float:
         return self.bundle.manifest.head.weight_decay if config.weight_decay is None else config.weight_decay

@@ -85,6 +85,11 @@ class TrainConfig:
     max_seconds: float | None = None
     # The default guards the user against a head worse than the one they have.
     accept: Accept = Accept.IF_BETTER
+    # Image bundles: augmented views of each training image (crops, shifts), each cached as its own
+    # features. Off by default: see docs/device.md for what it buys at few examples per class.
+    augment_views: int = 0
+    # Whether augmented views may be mirrored: only where a mirrored image keeps its label (clothes, not digits).
+    augment_hflip: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule", _enum(Schedule, self.schedule, "schedule"))
@@ -93,7 +98,7 @@ class TrainConfig:
         _check_positive(self, "epochs", "batch_size")
         if not _finite(self.lr) or not self.lr > 0:
             raise ConfigError(f"lr must be a finite number > 0, got {self.lr!r}")
-        _check_non_negative(self, "warmup_steps", "seed")
+        _check_non_negative(self, "warmup_steps", "seed", "augment_views")
         if self.weight_decay is not None and (not _finite(self.weight_decay) or self.weight_decay < 0):
             raise ConfigError(f"weight_decay must be a finite number >= 0 or None, got {self.weight_decay!r}")
         if not _finite(self.validation_fraction) or not 0 <= self.validation_fraction < 1:
@@ -102,8 +107,9 @@ class TrainConfig:
             _check_positive(self, "patience")
         if self.max_seconds is not None and (not _finite(self.max_seconds) or self.max_seconds <= 0):
             raise ConfigError(f"max_seconds must be a finite number > 0 or None, got {self.max_seconds!r}")
-        if not isinstance(self.balanced_sampling, bool):
-            raise ConfigError(f"balanced_sampling must be True or False, got {self.balanced_sampling!r}")
+        for name in ("balanced_sampling", "augment_hflip"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied; ``None`` values are ignored."""
