@@ -378,6 +378,10 @@ class FineTuneConfig:
     seed: int = 0
     # One epoch on two batches: checks the whole pipeline in seconds.
     dry_run: bool = False
+    # Images only: each batch seen as a fresh random view (crop, shift), as the device's augment_views does.
+    augment: bool = False
+    # Whether those views may be mirrored: only where a mirrored image keeps its label.
+    augment_hflip: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule", _enum(Schedule, self.schedule, "schedule"))
