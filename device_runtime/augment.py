@@ -13,10 +13,12 @@ import numpy as np
 
 from device_runtime.image import resize_bilinear
 
-CROP_AREA = (0.6, 1.0)  # share of the image a random crop keeps: a garment stays recognisable at 60%
+# Share of the image a random crop keeps. Measured on Fashion-MNIST at 4 per class (3 seeds): crops down to
+# 60% of the area cost 1.9 points against views that keep 85% or more (they cut off too much of a garment).
+CROP_AREA = (0.85, 1.0)
 CROP_ASPECT = (3 / 4, 4 / 3)  # the crop's width/height ratio, as in torchvision's RandomResizedCrop
-MAX_SHIFT = 0.1  # shifts move an image by up to this share of its side, edges repeated
-VERSION = "v1"  # part of each view's cache key: a change to the recipe above must change it
+MAX_SHIFT = 0.07  # shifts move an image by up to this share of its side (2 pixels at 28), edges repeated
+VERSION = "v2"  # part of each view's cache key: a change to the recipe above must change it
 
 
 def augment_image(image: np.ndarray, rng: np.random.Generator, *, hflip: bool) -> np.ndarray:
