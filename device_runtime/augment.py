@@ -9,6 +9,8 @@ index and the image's content, so its cached features stay valid.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from device_runtime.image import resize_bilinear
@@ -54,8 +56,12 @@ def view_of(image: np.ndarray, key: str, view: int, seed: int, *, hflip: bool) -
 
 
 def view_key(key: str, view: int, seed: int, *, hflip: bool) -> str:
-    """The feature cache's key for a view: distinct per view, seed, flip setting and recipe version."""
-    return f"{key}:aug-{VERSION}:{view}:{seed}:{'hflip' if hflip else 'noflip'}"
+    """The feature cache's key for a view: distinct per view, seed, flip setting and recipe version.
+
+    Hashed to the 32 hex digits of :meth:`FeatureCache.key_of`: the cache's disk records hold exactly that many.
+    """
+    text = f"{key}:aug-{VERSION}:{view}:{seed}:{'hflip' if hflip else 'noflip'}"
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
 
 
 def augment_batch(images: np.ndarray, rng: np.random.Generator, *, hflip: bool) -> np.ndarray:
