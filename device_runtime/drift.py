@@ -100,6 +100,13 @@ def reference_statistics(features: np.ndarray, probabilities: np.ndarray) -> dic
     return stats.to_dict()
 
 
+def feature_shift(reference: dict[str, Any], mean: np.ndarray) -> float:
+    """``||mean - mu_ref|| / sqrt(sum of reference variances)``: see :func:`compare`."""
+    ref_mean = np.asarray(reference["feature_mean"], dtype=np.float64)
+    spread = float(np.sqrt((np.asarray(reference["feature_std"], dtype=np.float64) ** 2).sum()))
+    return float(np.linalg.norm(np.asarray(mean, np.float64) - ref_mean) / max(spread, 1e-12))
+
+
 def compare(reference: dict[str, Any], local: RunningStats, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
     """Score how far local data has moved from the reference.
 
@@ -117,9 +124,7 @@ def compare(reference: dict[str, Any], local: RunningStats, threshold: float = D
     if local.count == 0 or local.feature_mean is None:
         return {"drifted": False, "feature_shift": None, "confidence_drop": None, "threshold": threshold,
                 "examples_seen": 0, "reason": "no local examples seen yet"}
-    ref_mean = np.asarray(reference["feature_mean"], dtype=np.float64)
-    spread = float(np.sqrt((np.asarray(reference["feature_std"], dtype=np.float64) ** 2).sum()))
-    shift = float(np.linalg.norm(local.feature_mean - ref_mean) / max(spread, 1e-12))
+    shift = feature_shift(reference, local.feature_mean)
     drop = reference["confidence_mean"] - local.confidence_mean if local.confidence_count else None
     drifted = shift > threshold
     reason = (

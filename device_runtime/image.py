@@ -33,7 +33,7 @@ def preprocess(images: np.ndarray, spec: InputSpec) -> np.ndarray:
     x = images.astype(np.float32)
     if x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=-1)
-    x = _resize_bilinear(x, *spec.image_size)
+    x = resize_bilinear(x, *spec.image_size)
     x = (x - np.asarray(spec.pixel_mean, np.float32)) / np.asarray(spec.pixel_std, np.float32)
     if spec.channel_order == "BGR":
         x = x[..., ::-1]
@@ -42,7 +42,7 @@ def preprocess(images: np.ndarray, spec: InputSpec) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _resize_bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize_bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize (n, h, w, c) images; separable, so it costs two small gathers per axis."""
     if x.shape[1:3] == (height, width):
         return x

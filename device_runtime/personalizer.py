@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 
 from device_runtime.acceptance import decide, validation_split
+from device_runtime.augment import view_key, view_of
 from device_runtime.backbone import backbone_for
 from device_runtime.cache import FeatureCache
-from device_runtime.drift import DEFAULT_THRESHOLD, RunningStats, compare, drift_features
+from device_runtime.drift import DEFAULT_THRESHOLD, RunningStats, drift_features
 from device_runtime.engines import HeadEngine, open_engine, resolve_engine
 from device_runtime.inference_export import export_inference_model
+from device_runtime.monitor import DriftMonitor, ReferenceSample, drift_report
 from device_runtime.scoring import batched_logits, score_head, softmax
 from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state
 from device_runtime.trainer import Progress, ProgressCallback, train_head
@@ -27,7 +29,7 @@ from device_runtime.validation import check_features, check_inputs, check_labels
 from device_runtime.versions import VersionHistory
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
-from edgeft.config import Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
+from edgeft.config import DriftConfig, Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
 from edgeft.errors import BundleError, ConfigError, NotFittedError, StateError
 
 FEATURE_CHUNK = 256  # examples per backbone pass: bounds memory however many examples come
@@ -52,13 +54,26 @@ class Personalizer:
         runtime: how to run (:class:`~edgeft.config.RuntimeConfig`); default
             engine="auto", providers=("cpu",), intra_op_threads=0,
             inter_op_threads=0, cache_memory_mb=64, cache_dir=None.
+        drift: how predictions are watched for drift (:class:`~edgeft.config.DriftConfig`);
+            default window=200, window_seconds=None, level=0.01, permutations=500,
+            min_window=30, check_every=50, seed=0.
+        on_drift: called with the :meth:`drift_report` when an automatic check
+            (every ``check_every`` predictions) finds drift after one that did not;
+            it runs inside ``predict``, so it should return quickly.
 
     Raises:
         ConfigError: an invalid config, an unknown provider, or engine="ort" where ORT training is missing.
         BundleError: the bundle's head cannot be read by the chosen engine.
     """
 
-    def __init__(self, bundle: Bundle, config: TrainConfig | None = None, runtime: RuntimeConfig | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        config: TrainConfig | None = None,
+        runtime: RuntimeConfig | None = None,
+        drift: DriftConfig | None = None,
+        on_drift: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         _check_arguments(bundle, config, runtime)
         self.bundle = bundle
         self.config = config or from_dict(TrainConfig, bundle.manifest.training)
@@ -78,6 +93,9 @@ class Personalizer:
         self.history_: list[float] = []
         self.report_: dict[str, Any] = {}
         self.seen_ = RunningStats()
+        self.monitor_ = DriftMonitor(drift)
+        self.on_drift = on_drift
+        self._reference_sample: ReferenceSample | None = None
         self._cancel = threading.Event()
 
     @classmethod
@@ -156,6 +174,11 @@ class Personalizer:
         features = self.transform(X)
         proba = softmax(batched_logits(self._engine, features, self.config.batch_size))
         self.seen_.update_confidence(proba)
+        self.monitor_.observe(drift_features(features, self.bundle.manifest.backbone.intermediate_shape), proba.max(axis=1))
+        if self.monitor_.due() and layout.REFERENCE in self.bundle.manifest.files:
+            report = self.drift_report()
+            if self.monitor_.record_check(report["drifted"]) and self.on_drift is not None:
+                self.on_drift(report)
         return proba
 
     def predict(self, X: list[str]) -> np.ndarray:
@@ -206,11 +229,20 @@ class Personalizer:
         return self
 
     def drift_report(self, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
-        """Whether the data seen on this device (fit, predict, evaluate) has moved from the export data.
+        """Whether the recent predictions, and all data seen (fit, predict, evaluate), moved from the export data.
+
+        The recent window is tested against the bundle's reference sample at
+        the false-alarm rate ``level`` of the :class:`~edgeft.config.DriftConfig`
+        (:func:`device_runtime.monitor.drift_report`); the cumulative feature
+        shift is reported beside it, and decides only where the test cannot run.
 
         Args:
-            threshold: feature shift above which the data counts as drifted
-                (default 0.5; see :func:`device_runtime.drift.compare`).
+            threshold: cumulative feature shift above which the data counts as drifted
+                when the test cannot run (default 0.5; see :func:`device_runtime.drift.compare`).
+
+        Returns:
+            ``drifted``, ``decided_by``, ``reason`` (a sentence), ``test`` (method, p-value,
+            level, ...), ``window``, ``confidence`` and the cumulative scores.
 
         Raises:
             BundleError: the bundle carries no reference statistics (exported without server data).
@@ -224,7 +256,10 @@ class Personalizer:
                 "with server data (--train-data)."
             )
         reference = json.loads(self.bundle.file(layout.REFERENCE).read_text())
-        return compare(reference, self.seen_, threshold)
+        if self._reference_sample is None and layout.REFERENCE_SAMPLE in self.bundle.manifest.files:
+            with np.load(self.bundle.file(layout.REFERENCE_SAMPLE)) as arrays:
+                self._reference_sample = ReferenceSample(arrays["features"], arrays["confidence"])
+        return drift_report(reference, self._reference_sample, self.seen_, self.monitor_, threshold)
 
     def export_inference_model(self, path: str | os.PathLike) -> Path:
         """Write one ONNX model (backbone plus the current head) that plain onnxruntime runs.
@@ -249,6 +284,7 @@ class Personalizer:
             "history": self.history_,
             "report": self.report_,
             "seen": self.seen_.to_dict(),
+            "monitor": self.monitor_.to_dict(),
         }
         save_state(path, self._engine, self.versions_, self.bundle, record)
 
@@ -283,6 +319,8 @@ class Personalizer:
         restored.history_ = record["history"]
         restored.report_ = record["report"]
         restored.seen_ = RunningStats.from_dict(record["seen"])
+        if "monitor" in record:  # states saved before the windowed monitor start with an empty window
+            restored.monitor_ = DriftMonitor.from_dict(record["monitor"], restored.monitor_.config)
         return restored
 
     def save_head_checkpoint(self, path: str | os.PathLike) -> None:
@@ -305,14 +343,20 @@ class Personalizer:
         try:
             features = self._features(examples, progress, stop=lambda: _stop_reason(self._cancel, deadline))
         except _Interrupted as stop:
-            self.report_ = {
-                "accepted": False, "reason": f"{stop}; the current head is kept", "version": self.versions_.current,
-                "stopped": stop.reason, "epochs": 0, "steps": 0, "examples": len(examples), "engine": self.engine.value,
-                "provider": self.provider, "feature_seconds": time.monotonic() - started, "train_seconds": 0.0,
-            }
+            self.report_ = self._interrupted_report(stop, examples, started)
             return self
-        feature_seconds = time.monotonic() - started
         train_idx, val_idx = validation_split(targets, config.validation_fraction, config.seed)
+        if config.augment_views:  # views of the training rows only: the guard validates on real examples
+            try:
+                views = self._augmented(examples, train_idx, config, progress, lambda: _stop_reason(self._cancel, deadline))
+            except _Interrupted as stop:
+                self.report_ = self._interrupted_report(stop, examples, started)
+                return self
+            features = np.concatenate([np.asarray(features), views])
+            view_targets = np.tile(targets[train_idx], config.augment_views)
+            train_idx = np.concatenate([train_idx, len(targets) + np.arange(len(views))])
+            targets = np.concatenate([targets, view_targets])
+        feature_seconds = time.monotonic() - started
         on, eval_idx = ("the validation split", val_idx) if len(val_idx) else ("the training data (no validation split)", train_idx)
         eval_x, eval_y = np.asarray(features[eval_idx]), targets[eval_idx]
         n_classes = len(self.labels)
@@ -349,25 +393,59 @@ class Personalizer:
         }
         return self
 
+    def _interrupted_report(self, stop: _Interrupted, examples: Any, started: float) -> dict[str, Any]:
+        return {
+            "accepted": False, "reason": f"{stop}; the current head is kept", "version": self.versions_.current,
+            "stopped": stop.reason, "epochs": 0, "steps": 0, "examples": len(examples), "engine": self.engine.value,
+            "provider": self.provider, "feature_seconds": time.monotonic() - started, "train_seconds": 0.0,
+        }
+
     def _features(
         self, examples: list[str] | np.ndarray, progress: ProgressCallback | None, stop: Callable[[], str | None] = lambda: None
     ) -> np.ndarray:
         keys = [FeatureCache.key_of(x) for x in examples]
         example_of = dict(zip(keys, examples))
-        todo = [(key, example_of[key]) for key in self.cache.uncached(keys)]
+        features = self._embed(keys, lambda chunk: [example_of[k] for k in chunk], progress, stop)
+        for start in range(0, len(features), 4096):
+            self.seen_.update_features(drift_features(features[start : start + 4096], self.bundle.manifest.backbone.intermediate_shape))
+        return features
+
+    def _embed(
+        self, keys: list[str], inputs_of: Callable[[list[str]], Any], progress: ProgressCallback | None,
+        stop: Callable[[], str | None],
+    ) -> np.ndarray:
+        """Features of ``keys`` from the cache, computing the missing ones from ``inputs_of(their keys)``."""
+        todo = self.cache.uncached(keys)
         for start in range(0, len(todo), FEATURE_CHUNK):
             if reason := stop():
                 raise _Interrupted(reason, f"{reason} after features of {start} of {len(todo)} new examples (cached for the next run)")
             chunk = todo[start : start + FEATURE_CHUNK]
-            vectors = self.backbone.features([t for _, t in chunk], batch_size=self.config.batch_size)
+            vectors = self.backbone.features(inputs_of(chunk), batch_size=self.config.batch_size)
             check_features(vectors, self.bundle.manifest.backbone.feature_size, "the backbone's output")
-            self.cache.put([k for k, _ in chunk], vectors)
+            self.cache.put(chunk, vectors)
             if progress:
                 progress(Progress("features", start + len(chunk), len(todo)))
-        features = self.cache.matrix(keys)
-        for start in range(0, len(features), 4096):
-            self.seen_.update_features(drift_features(features[start : start + 4096], self.bundle.manifest.backbone.intermediate_shape))
-        return features
+        return self.cache.matrix(keys)
+
+    def _augmented(
+        self, examples: np.ndarray, rows: np.ndarray, config: TrainConfig, progress: ProgressCallback | None,
+        stop: Callable[[], str | None],
+    ) -> np.ndarray:
+        """Features of ``config.augment_views`` views of each example in ``rows``, view by view, each view cached.
+
+        Row ``v * len(rows) + j`` of the result is view ``v`` of ``examples[rows[j]]``.
+        """
+        if self.bundle.manifest.input.modality != "image":
+            raise ConfigError("augment_views augments images; this bundle reads text (see docs/device.md on text).")
+        flip, seed = config.augment_hflip, config.seed
+        base = [(FeatureCache.key_of(examples[i]), examples[i]) for i in rows]
+        views = [(view_key(k, v, seed, hflip=flip), k, image, v) for v in range(config.augment_views) for k, image in base]
+        source = {vk: (k, image, v) for vk, k, image, v in views}
+
+        def inputs_of(chunk: list[str]) -> np.ndarray:
+            return np.stack([view_of(source[c][1], source[c][0], source[c][2], seed, hflip=flip) for c in chunk])
+
+        return self._embed([vk for vk, *_ in views], inputs_of, progress, stop)
 
     def _weight_decay(self, config: TrainConfig) -> float:
         return self.bundle.manifest.head.weight_decay if config.weight_decay is None else config.weight_decay

@@ -24,6 +24,8 @@ Layout (format version 1)::
                                   the head and checksummed with it: a label list
                                   edited in the manifest alone no longer loads
     reference.json                optional: export-time statistics for drift checks
+    reference_sample.npz          optional: a bounded random sample of export-time drift
+                                  features and confidences, for the windowed drift test
     manifest.sig                  optional: the publisher's Ed25519 signature of
                                   manifest.json's bytes (edgeft.signing); not
                                   listed in the manifest, which it covers
@@ -65,6 +67,8 @@ PARAMETERS = "head/parameters.npz"  # the shipped head's parameters, for engines
 REFERENCE = "reference.json"  # feature and confidence statistics at export, for drift checks
 LABELS = "head/labels.json"  # optional (bundles exported before it load): the labels, checksummed with the head
 SIGNATURE = "manifest.sig"  # beside the manifest, never listed in it: it signs the manifest's bytes
+REFERENCE_SAMPLE = "reference_sample.npz"  # at most REFERENCE_SAMPLE_ROWS export-time drift features, for the windowed test
+REFERENCE_SAMPLE_ROWS = 500  # bounds the file (0.8 MB of MiniLM features, 2.6 MB of EfficientNet's) and the test's cost
 
 # Unknown keys are errors: a typo or a field from a newer format must not be ignored silently.
 _SCHEMA = ConfigDict(extra="forbid")

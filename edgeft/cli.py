@@ -19,6 +19,7 @@ from edgeft.config import (
     FUSED_LR,
     Accept,
     ChannelOrder,
+    DriftConfig,
     Engine,
     ExportConfig,
     FineTuneConfig,
@@ -39,6 +40,7 @@ from edgeft.signing import UnsignedBundleWarning, sign_bundle, trust_from_env
 TRAIN_DEFAULTS = TrainConfig()
 EXPORT_DEFAULTS = ExportConfig()
 RUNTIME_DEFAULTS = RuntimeConfig()
+DRIFT_EXIT_CODE = 3  # `edgeft drift` found drift: scripts tell it apart from errors (1) and usage errors (2)
 DEVICE_TRAIN_KEYS = ("weight_decay", "validation_fraction", "patience", "metric", "balanced_sampling", "max_seconds", "accept")
 
 
@@ -49,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        args.run(args)
+        code = args.run(args)
     except EdgeftError as e:
         print(f"edgeft {args.command}: error: {e}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -447,23 +449,32 @@ def _run_rollback(args: argparse.Namespace) -> None:
 
 
 def _drift_parser(commands: Any) -> None:
-    p = commands.add_parser("drift", help="has local data moved away from the data the bundle was exported on?")
+    p = commands.add_parser("drift", help="has local data moved away from the data the bundle was exported on?",
+                            description=f"Print the drift report as JSON. Exit status: 0 no drift, {DRIFT_EXIT_CODE} drift "
+                            "detected, 1 an error, 2 a usage error.")
     p.add_argument("model", help="bundle or state folder")
     p.add_argument("--data", help="more local examples (.csv, .jsonl or .npz) to include (default: only what the state has seen)")
-    p.add_argument("--threshold", type=float, default=0.5, help="feature shift counted as drift (default: %(default)s)")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="cumulative feature shift counted as drift where the windowed test cannot run (default: %(default)s)")
+    p.add_argument("--level", type=float, default=DriftConfig.level,
+                   help="the windowed test's false-alarm rate (default: %(default)s)")
+    p.add_argument("--window", type=int, default=DriftConfig.window, help="recent predictions tested (default: %(default)s)")
     _add_data_args(p, labels=False)
     p.set_defaults(run=_run_drift)
 
 
-def _run_drift(args: argparse.Namespace) -> None:
+def _run_drift(args: argparse.Namespace) -> int:
     from device_runtime import Personalizer
     from edgeft.data import read_examples
 
-    personalizer = Personalizer.load(args.model)
+    drift = DriftConfig(window=args.window, level=args.level, min_window=min(DriftConfig.min_window, args.window), check_every=0)
+    personalizer = Personalizer.load(args.model, drift=drift)
     if args.data:
         texts, _ = read_examples(args.data, text_column=args.text_column, label_column=None)
         personalizer.predict_proba(texts)
-    print(json.dumps(personalizer.drift_report(args.threshold), indent=2))
+    report = personalizer.drift_report(args.threshold)
+    print(json.dumps(report, indent=2))
+    return DRIFT_EXIT_CODE if report["drifted"] else 0
 
 
 def _registry_parser(commands: Any) -> None:
@@ -530,6 +541,9 @@ def _serve_parser(commands: Any) -> None:
                    "(default: the state folder given, or MODEL-state beside a bundle)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8701, help="port to listen on (default: %(default)s)")
+    p.add_argument("--retrain-on-drift", type=int, default=None, metavar="N",
+                   help="start a personalization job when drift is detected and N or more labelled examples were "
+                   "stored since the last job (default: off)")
     p.set_defaults(run=_run_serve)
 
 
@@ -545,7 +559,7 @@ def _run_serve(args: argparse.Namespace) -> None:
     if not any((Path(args.model) / name).is_file() for name in (STATE_FILE, MANIFEST)):
         raise BundleError(f"{args.model} is neither a bundle ({MANIFEST}) nor a saved state ({STATE_FILE}); "
                           "pull a bundle with `edgeft pull` or save a state with `edgeft personalize`.")
-    settings = ServiceSettings.for_model(args.model, state_dir=args.state)
+    settings = ServiceSettings.for_model(args.model, state_dir=args.state, retrain_on_drift=args.retrain_on_drift)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
 
 

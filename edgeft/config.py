@@ -86,6 +86,11 @@ class TrainConfig:
     max_seconds: float | None = None
     # The default guards the user against a head worse than the one they have.
     accept: Accept = Accept.IF_BETTER
+    # Image bundles: augmented views of each training image (crops, shifts), each cached as its own
+    # features. Off by default: see docs/device.md for what it buys at few examples per class.
+    augment_views: int = 0
+    # Whether augmented views may be mirrored: only where a mirrored image keeps its label (clothes, not digits).
+    augment_hflip: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule", _enum(Schedule, self.schedule, "schedule"))
@@ -94,7 +99,7 @@ class TrainConfig:
         _check_positive(self, "epochs", "batch_size")
         if not _finite(self.lr) or not self.lr > 0:
             raise ConfigError(f"lr must be a finite number > 0, got {self.lr!r}")
-        _check_non_negative(self, "warmup_steps", "seed")
+        _check_non_negative(self, "warmup_steps", "seed", "augment_views")
         if self.weight_decay is not None and (not _finite(self.weight_decay) or self.weight_decay < 0):
             raise ConfigError(f"weight_decay must be a finite number >= 0 or None, got {self.weight_decay!r}")
         if not _finite(self.validation_fraction) or not 0 <= self.validation_fraction < 1:
@@ -103,8 +108,9 @@ class TrainConfig:
             _check_positive(self, "patience")
         if self.max_seconds is not None and (not _finite(self.max_seconds) or self.max_seconds <= 0):
             raise ConfigError(f"max_seconds must be a finite number > 0 or None, got {self.max_seconds!r}")
-        if not isinstance(self.balanced_sampling, bool):
-            raise ConfigError(f"balanced_sampling must be True or False, got {self.balanced_sampling!r}")
+        for name in ("balanced_sampling", "augment_hflip"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied; ``None`` values are ignored."""
@@ -165,6 +171,36 @@ class RuntimeConfig:
             raise ConfigError(f"cache_dir {self.cache_dir} is a file, not a folder; give a folder for the feature cache.")
         if not isinstance(self.keep_versions, int) or isinstance(self.keep_versions, bool) or self.keep_versions < 1:
             raise ConfigError(f"keep_versions must be an integer >= 1, got {self.keep_versions!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftConfig:
+    """How the device watches its recent inputs for drift (see ``device_runtime/monitor.py``)."""
+
+    # Predictions kept in the recent window; the test compares them with the bundle's reference sample.
+    window: int = 200
+    # Also drop predictions older than this many seconds from the window; None: count alone bounds it.
+    window_seconds: float | None = None
+    # The two-sample test's false-alarm rate per check: the chance it fires on data like the export data.
+    level: float = 0.01
+    # Random splits drawing the test's null distribution; 500 resolves p-values down to 0.002.
+    permutations: int = 500
+    # The test runs only once the window holds this many predictions: fewer give it little power.
+    min_window: int = 30
+    # Check (and alert) after this many new predictions; 0: only when drift_report() is called.
+    check_every: int = 50
+    # Fixes the test's random splits, so a report can be repeated exactly.
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "window", "permutations", "min_window")
+        _check_non_negative(self, "check_every", "seed")
+        if self.min_window > self.window:
+            raise ConfigError(f"min_window ({self.min_window}) must not exceed window ({self.window})")
+        if not _finite(self.level) or not 0 < self.level < 1:
+            raise ConfigError(f"level must be in (0, 1), got {self.level!r}")
+        if self.window_seconds is not None and (not _finite(self.window_seconds) or self.window_seconds <= 0):
+            raise ConfigError(f"window_seconds must be a finite number > 0 or None, got {self.window_seconds!r}")
 
 
 # Trainable conv blocks diverge at the head's 1e-2 (EfficientNet-Lite0, one block: loss 4.3 -> 9.3,
@@ -357,6 +393,10 @@ class FineTuneConfig:
     seed: int = 0
     # One epoch on two batches: checks the whole pipeline in seconds.
     dry_run: bool = False
+    # Images only: each batch seen as a fresh random view (crop, shift), as the device's augment_views does.
+    augment: bool = False
+    # Whether those views may be mirrored: only where a mirrored image keeps its label.
+    augment_hflip: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule", _enum(Schedule, self.schedule, "schedule"))

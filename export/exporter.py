@@ -15,6 +15,7 @@ import onnx.numpy_helper
 
 from device_runtime import Personalizer, reference_statistics
 from device_runtime.drift import drift_features
+from device_runtime.monitor import reference_sample
 from device_runtime.trainer import ProgressCallback
 from device_runtime.validation import check_images, check_labels, check_texts
 from edgeft import atomic
@@ -485,17 +486,23 @@ def _train_shipped_head(
 
 def _write_head_parameters(folder: Path, parameters: dict[str, np.ndarray]) -> None:
     """The shipped head as numpy arrays, so that the numpy engine needs no onnxruntime-training."""
+    _write_npz(folder / layout.PARAMETERS, parameters)
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
-    np.savez(buffer, **parameters)
-    atomic.write_bytes(folder / layout.PARAMETERS, buffer.getvalue())
+    np.savez(buffer, **arrays)
+    atomic.write_bytes(path, buffer.getvalue())
 
 
 def _write_reference(folder: Path, manifest: Manifest, X: Any) -> Manifest:
-    """Feature and confidence statistics of the server data through the backbone that ships: drift's reference."""
+    """Feature and confidence statistics of the server data through the backbone that ships, and a bounded
+    sample of them for the windowed test: drift's reference."""
     personalizer = Personalizer.from_bundle(folder)
     features = drift_features(personalizer.transform(X), manifest.backbone.intermediate_shape)
-    reference = reference_statistics(features, personalizer.predict_proba(X))
-    atomic.write_json(folder / layout.REFERENCE, reference)
+    probabilities = personalizer.predict_proba(X)
+    atomic.write_json(folder / layout.REFERENCE, reference_statistics(features, probabilities))
+    _write_npz(folder / layout.REFERENCE_SAMPLE, reference_sample(features, probabilities, layout.REFERENCE_SAMPLE_ROWS, seed=0))
     return write_manifest(folder, manifest)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from device_runtime.augment import augment_batch
 from device_runtime.trainer import learning_rate_at
 from device_runtime.validation import check_images
 from edgeft.config import FineTuneConfig, TrainConfig, to_dict
@@ -105,8 +106,10 @@ def fine_tune(
         (lowest validation loss) when early stopping is on, else the last.
 
     Raises:
-        ConfigError: the data is too small to hold out a validation split.
+        ConfigError: the data is too small to hold out a validation split, or augment is asked for text.
     """
+    if config.augment and not isinstance(X, np.ndarray):
+        raise ConfigError("augment applies to images; fine-tuning on text takes no augmentation (see docs/device.md).")
     torch.manual_seed(config.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     index = {c: i for i, c in enumerate(classes)}
@@ -138,7 +141,10 @@ def fine_tune(
             factor = learning_rate_at(step, total, shape)
             for group, peak in zip(optimizer.param_groups, peaks):
                 group["lr"] = peak * factor
-            logits = head(model.forward(_to(model.encode(take(X, batch)), device)))
+            inputs = take(X, batch)
+            if config.augment:
+                inputs = augment_batch(check_images(inputs), rng, hflip=config.augment_hflip)
+            logits = head(model.forward(_to(model.encode(inputs), device)))
             loss = nn.functional.cross_entropy(logits, torch.from_numpy(targets[batch]).to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -12,9 +12,10 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from device_runtime.service.alerts import DriftAlerts
 from device_runtime.service.errors import FieldError, PayloadTooLargeError, ServiceError
 from device_runtime.service.jobs import JobRunner
-from device_runtime.service.routers import examples, health, jobs, model, predict
+from device_runtime.service.routers import drift_events, examples, health, jobs, model, predict
 from device_runtime.service.served import ServedModel
 from device_runtime.service.settings import ServiceSettings
 from device_runtime.service.store import ExampleStore
@@ -31,11 +32,16 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = ExampleStore(settings.examples_db)
-        served = ServedModel(settings, store)
+        alerts = DriftAlerts(settings, store)
+        served = ServedModel(settings, store, on_drift=alerts.notify)
         app.state.settings, app.state.store, app.state.served = settings, store, served
         app.state.jobs = JobRunner(served, settings.min_examples)
+        app.state.alerts = alerts
+        alerts.start(served, app.state.jobs)
         yield
+        alerts.close()
         app.state.jobs.wait(_JOB_SHUTDOWN_WAIT_S)
+        served.persist()  # the drift window of the predictions since the last save
         store.close()
 
     # /docs and /redoc from fastapi-offline's packaged Swagger UI and ReDoc, not a CDN: a device is often offline.
@@ -43,7 +49,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app = FastAPIOffline(title="edgeft on-device service", version=__version__, lifespan=lifespan,
                          description="Predict with the personalized head, collect labelled examples, personalize in the background.",
                          swagger_ui_parameters={"validatorUrl": None})
-    for router in (predict.router, examples.router, jobs.router, model.router, health.router):
+    for router in (predict.router, examples.router, jobs.router, model.router, drift_events.router, health.router):
         app.include_router(router)
     app.add_exception_handler(EdgeftError, _edgeft_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -15,9 +15,10 @@ from edgeft.config import TrainConfig
 from edgeft.errors import ConfigError
 
 KEEP_FINISHED_JOBS = 100  # records of older finished jobs are dropped; memory stays bounded on a device
+JOB_COUNT_META = "examples_at_last_job"  # store meta key: examples stored when the last job started (the drift policy reads it)
 
 
-def _now() -> str:
+def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
@@ -35,8 +36,9 @@ class Job:
     loss: float | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
-    created: str = dataclasses.field(default_factory=_now)
+    created: str = dataclasses.field(default_factory=now_iso)
     finished: str | None = None
+    trigger: str = "request"  # "request" (POST /v1/personalize) or "drift" (the retraining policy)
 
 
 def _check_overrides(config: TrainConfig, overrides: dict[str, Any]) -> None:
@@ -58,8 +60,8 @@ class JobRunner:
         self._running: Job | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, mode: str, overrides: dict[str, Any]) -> Job:
-        """Start training on every stored example.
+    def start(self, mode: str, overrides: dict[str, Any], trigger: str = "request") -> Job:
+        """Start training on every stored example (``trigger`` says who asked).
 
         Raises:
             JobConflictError: a job is running already.
@@ -74,7 +76,8 @@ class JobRunner:
             if self._running is not None:
                 raise JobConflictError(f"Personalization job {self._running.id} is still running; wait for it "
                                        f"(GET /v1/jobs/{self._running.id}) before starting another.")
-            job = self._running = Job(uuid.uuid4().hex[:12], mode, overrides)
+            job = self._running = Job(uuid.uuid4().hex[:12], mode, overrides, trigger=trigger)
+            self.served.store.set_meta(JOB_COUNT_META, str(count))
             self._jobs[job.id] = job
             for old in list(self._jobs)[:-KEEP_FINISHED_JOBS - 1]:
                 del self._jobs[old]
@@ -112,7 +115,7 @@ class JobRunner:
             job.error = f"{type(e).__name__}: {e}"
             job.status = "failed"
         finally:
-            job.finished = _now()
+            job.finished = now_iso()
             with self._lock:
                 self._running = None
 

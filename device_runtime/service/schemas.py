@@ -109,6 +109,7 @@ class JobView(BaseModel):
     error: str | None
     created: str
     finished: str | None
+    trigger: Literal["request", "drift"] = "request"
 
 
 class RollbackRequest(_Strict):
@@ -144,3 +145,25 @@ class ErrorBody(BaseModel):
     error: str
     detail: str
     fields: list[dict[str, str]] | None = None
+
+
+class DriftEventView(BaseModel):
+    id: int
+    created: str
+    report: dict[str, Any]  # Personalizer.drift_report() at the check that raised it
+    webhook: str  # "delivered", "failed: why", or "none registered"
+    policy: str  # what the retraining policy did, in words
+    job_id: str | None
+
+
+class DriftEvents(BaseModel):
+    events: list[DriftEventView]
+    last: int  # the newest event's id (0: none yet); poll again with after=last
+
+
+class WebhookRequest(_Strict):
+    url: str = Field(description="http(s) URL on a loopback address; each drift event is POSTed to it as JSON")
+
+
+class Webhook(BaseModel):
+    url: str | None

@@ -5,13 +5,16 @@ that slot's own lock (an ORT training module is not documented thread-safe).
 A personalization job trains a *separate* Personalizer, so serving never waits
 for training; when the runtime's guard accepts the new head, taking it into
 service is one reference swap under ``_swap``. Head versions are the
-Personalizer's own (0 is the shipped head).
+Personalizer's own (0 is the shipped head). The drift monitor (the window of
+recent predictions) passes from the served head to the one replacing it, so
+swaps and rollbacks keep it; :meth:`ServedModel.persist` saves it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,11 +43,14 @@ class Slot:
 class ServedModel:
     """The current head, its durable state folder, and the atomic swap between heads."""
 
-    def __init__(self, settings: ServiceSettings, store: ExampleStore) -> None:
+    def __init__(self, settings: ServiceSettings, store: ExampleStore,
+                 on_drift: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.on_drift = on_drift  # every Personalizer made here gets it: alerts from whichever head serves
         self._swap = threading.Lock()
         self._slot = Slot(self.fresh())
+        self._saved_observed = self._slot.personalizer.monitor_.observed
 
     @property
     def slot(self) -> Slot:
@@ -63,15 +69,15 @@ class ServedModel:
     def fresh(self) -> Personalizer:
         """A separate Personalizer with the saved versions (a job trains it; serving never waits)."""
         state_dir = self.settings.state_dir
-        runtime = RuntimeConfig(trust=self.settings.trust)
         if (state_dir / STATE_FILE).is_file():
             model = self.settings.model
-            return Personalizer.load(state_dir, bundle=None if (model / STATE_FILE).is_file() else model, runtime=runtime)
-        return Personalizer.load(self.settings.model, runtime=runtime)
+            return Personalizer.load(state_dir, bundle=None if (model / STATE_FILE).is_file() else model, **self._drift_kwargs())
+        return Personalizer.load(self.settings.model, **self._drift_kwargs())
 
     def accept(self, candidate: Personalizer) -> None:
         """Save ``candidate`` durably, then make it the served head."""
         with self._swap:
+            self._keep_monitor(candidate)
             candidate.save(self.settings.state_dir)
             self._slot = Slot(candidate)
 
@@ -87,8 +93,26 @@ class ServedModel:
             target = to_version if to_version is not None else max((v for v in known if v < candidate.current_version), default=0)
             if target not in known:
                 raise FieldError("to_version", f"there is no head version {target}; this device has versions {known}.")
+            self._keep_monitor(candidate)
             candidate.rollback(target).save(self.settings.state_dir)
             self._slot = Slot(candidate)
+
+    def persist(self) -> None:
+        """Save the served state if predictions came since the last save (the window is part of it)."""
+        with self._swap:
+            slot = self._slot
+            with slot.lock:
+                if slot.personalizer.monitor_.observed != self._saved_observed:
+                    slot.personalizer.save(self.settings.state_dir)
+                    self._saved_observed = slot.personalizer.monitor_.observed
+
+    def _keep_monitor(self, candidate: Personalizer) -> None:
+        """The new head watches the same window: drift does not start over at a swap."""
+        candidate.monitor_ = self._slot.personalizer.monitor_
+        self._saved_observed = candidate.monitor_.observed
+
+    def _drift_kwargs(self) -> dict[str, Any]:
+        return {"drift": self.settings.drift, "on_drift": self.on_drift, "runtime": RuntimeConfig(trust=self.settings.trust)}
 
     def drift_report(self, threshold: float) -> dict[str, Any]:
         """``Personalizer.drift_report()`` over what the served model has seen."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 from device_runtime.state import STATE_FILE
 from edgeft.signing import trust_from_env
+from edgeft.config import DriftConfig
 
 EXAMPLES_DB = "examples.sqlite"
 
@@ -24,9 +26,13 @@ class ServiceSettings:
     max_examples_per_request: int = 1_000
     min_examples: int = 2  # a personalization job needs at least this many stored examples
     trust: str | None = None  # trust file for the bundle's signature (edgeft.signing); for_model reads $EDGEFT_TRUST
+    # The served model's drift window and test (checks every 50 predictions at level 0.01 by default).
+    drift: DriftConfig = dataclasses.field(default_factory=DriftConfig)
+    # The policy, off by default: on drift, personalize if this many labelled examples came since the last job.
+    retrain_on_drift: int | None = None
 
     @classmethod
-    def for_model(cls, model: str | os.PathLike, state_dir: str | os.PathLike | None = None, **overrides: int | str | None) -> ServiceSettings:
+    def for_model(cls, model: str | os.PathLike, state_dir: str | os.PathLike | None = None, **overrides: Any) -> ServiceSettings:
         """Settings for ``model``; the state folder defaults to ``model`` itself when it is a
         state, else to ``<model>-state`` beside the bundle."""
         model = Path(model)

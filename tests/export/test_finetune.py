@@ -121,3 +121,11 @@ def test_invalid_controls_are_config_errors():
         FineTuneConfig(patience=0)
     with pytest.raises(ConfigError, match="dropout must be in"):
         FineTuneConfig(dropout=1.0)
+
+
+def test_augmented_batches_train_on_other_pixels_and_text_is_refused(pretrained, data):
+    _, plain = _run(pretrained, data)
+    _, augmented = _run(pretrained, data, augment=True, augment_hflip=True)
+    assert augmented.epochs[0]["train_loss"] != plain.epochs[0]["train_loss"]
+    with pytest.raises(ConfigError, match="augment applies to images"):
+        fine_tune(None, ["a text"], ["bag"], CLASSES, FineTuneConfig(augment=True))

@@ -207,5 +207,5 @@ def test_openapi_describes_every_endpoint(pulled_bundle, tmp_path):
     with running(create_app(settings)) as url:
         paths = httpx.get(f"{url}/openapi.json").json()["paths"]
     assert set(paths) == {"/v1/predict", "/v1/examples", "/v1/examples/count", "/v1/personalize", "/v1/jobs/{job_id}",
-                          "/v1/model", "/v1/rollback", "/v1/drift", "/healthz"}
+                          "/v1/model", "/v1/rollback", "/v1/drift", "/v1/drift/events", "/v1/drift/webhook", "/healthz"}
     assert "422" in paths["/v1/examples"]["post"]["responses"] and "409" in paths["/v1/personalize"]["post"]["responses"]
