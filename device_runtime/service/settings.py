@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from device_runtime.state import STATE_FILE
-from edgeft.signing import trust_from_env
 from edgeft.config import DriftConfig
+from edgeft.signing import trust_from_env
 
 EXAMPLES_DB = "examples.sqlite"
 
