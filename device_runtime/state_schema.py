@@ -8,6 +8,8 @@ passes can be used without further checks: every malformed field is a
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Annotated, Any, Literal
 
@@ -69,6 +71,31 @@ class SeenStats:
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)
+class MonitorState:
+    """What :class:`~device_runtime.monitor.DriftMonitor` saves: the recent window of drift features."""
+
+    shape: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]
+    features: str  # base64 of little-endian float32 rows, shape[0] x shape[1]
+    confidence: _Floats
+    times: _Floats
+    observed: Annotated[int, Field(ge=0)]
+    since_check: Annotated[int, Field(ge=0)]
+    alarm: bool
+
+    @pydantic.model_validator(mode="after")
+    def _rows_agree(self) -> MonitorState:
+        rows, width = self.shape
+        try:
+            size = len(base64.b64decode(self.features, validate=True))
+        except binascii.Error as e:
+            raise ValueError(f"features is not base64 ({e})") from e
+        if size != rows * width * 4 or len(self.confidence) != rows or len(self.times) != rows:
+            raise ValueError(f"shape {self.shape} does not match {size} bytes of features, "
+                             f"{len(self.confidence)} confidences and {len(self.times)} times")
+        return self
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)
 class StateRecord:
     format_version: Literal[2]
     bundle: BundleRef
@@ -82,6 +109,8 @@ class StateRecord:
     seen: SeenStats
     # Versions the user pinned: retention keeps them however many come after (absent in states saved before pinning).
     pinned: list[_Version] = Field(default_factory=list)
+    # The windowed drift monitor (absent in states saved before it: they start with an empty window).
+    monitor: MonitorState | None = None
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> StateRecord:
