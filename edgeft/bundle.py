@@ -21,6 +21,7 @@ Layout (format version 1)::
     head/checkpoint               the shipped head (version 0)
     head/parameters.npz           optional: the same head as numpy arrays
     reference.json                optional: export-time statistics for drift checks
+    fleet.json                    optional: provenance of a head learned by a fleet
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ HEAD_FILES = (TRAINING_MODEL, EVAL_MODEL, OPTIMIZER_MODEL, CHECKPOINT)
 # Optional files (bundles without them still load):
 PARAMETERS = "head/parameters.npz"  # the shipped head's parameters, for engines without ORT training
 REFERENCE = "reference.json"  # feature and confidence statistics at export, for drift checks
+FLEET = "fleet.json"  # a federated head's provenance: rounds, devices, examples, aggregation, privacy
 
 
 @dataclasses.dataclass(frozen=True)
