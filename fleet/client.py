@@ -40,7 +40,9 @@ class DeviceData:
     y_test: Sequence[str]
 
 
-def client_app(bundle: str | None = None, devices: Sequence[DeviceData] | None = None, engine: str = "auto") -> ClientApp:
+def client_app(
+    bundle: str | None = None, devices: Sequence[DeviceData] | None = None, engine: str = "auto", mods: Sequence[Any] = (),
+) -> ClientApp:
     """A ClientApp for simulated devices (``devices``, chosen by Flower's ``partition-id``) or a real one.
 
     Args:
@@ -48,11 +50,12 @@ def client_app(bundle: str | None = None, devices: Sequence[DeviceData] | None =
         devices: simulated devices' data; None: the SuperNode's ``data`` and ``test-data`` files
             (.csv/.jsonl/.npz, as ``edgeft personalize --data`` reads them).
         engine: the head-training engine ("auto", "ort" or "numpy").
+        mods: more Flower mods, applied before the clipping one (they see what leaves the device last).
 
     Returns:
         The ClientApp; with privacy on, Flower's ``fixedclipping_mod`` clips each update before it leaves.
     """
-    app = ClientApp(mods=[_clip_when_asked])
+    app = ClientApp(mods=[*mods, _clip_when_asked])
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
