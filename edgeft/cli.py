@@ -567,6 +567,7 @@ def _fleet_parser(commands: Any) -> None:
     s.add_argument("--test-fraction", type=float, default=0.3, help="share of each device's examples it holds out to score the global head (default: %(default)s)")
     s.add_argument("--eval-data", help="a server-side held-out set scored after every round (default: none)")
     s.add_argument("--engine", choices=[e.value for e in Engine], default="auto", help="the devices' head-training engine (default: %(default)s)")
+    s.add_argument("--cache-dir", help="folder that keeps backbone features between runs and devices (default: a temporary folder per process)")
     s.add_argument("--processes", type=int, default=1, help="worker processes running the devices; each loads the backbone once (default: %(default)s)")
     _add_data_args(s)
     s.set_defaults(run=_run_fleet_simulate)
@@ -619,8 +620,8 @@ def _run_fleet_simulate(args: argparse.Namespace) -> None:
                                 test_fraction=args.test_fraction, seed=args.seed)
     eval_data = read_examples(args.eval_data, text_column=args.text_column, label_column=args.label_column) if args.eval_data else None
     with _ProgressBars() as bars:
-        result = simulate(args.bundle, devices, config, publish=_publish(args), eval_data=eval_data, engine=args.engine,
-                          processes=args.processes, progress=bars)
+        result = simulate(args.bundle, devices, config, publish=_publish(args), eval_data=eval_data,
+                          runtime=RuntimeConfig(engine=args.engine, cache_dir=args.cache_dir), processes=args.processes, progress=bars)
     for r in result.rounds[1:]:
         central = f", central accuracy {r['central']['accuracy']:.4f}" if r["central"] else ""
         held = r["devices"].get("accuracy")

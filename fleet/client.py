@@ -41,7 +41,8 @@ class DeviceData:
 
 
 def client_app(
-    bundle: str | None = None, devices: Sequence[DeviceData] | None = None, engine: str = "auto", mods: Sequence[Any] = (),
+    bundle: str | None = None, devices: Sequence[DeviceData] | None = None, runtime: RuntimeConfig | None = None,
+    mods: Sequence[Any] = (),
 ) -> ClientApp:
     """A ClientApp for simulated devices (``devices``, chosen by Flower's ``partition-id``) or a real one.
 
@@ -49,7 +50,7 @@ def client_app(
         bundle: the bundle folder every device starts from; None: the SuperNode's ``bundle`` node-config value.
         devices: simulated devices' data; None: the SuperNode's ``data`` and ``test-data`` files
             (.csv/.jsonl/.npz, as ``edgeft personalize --data`` reads them).
-        engine: the head-training engine ("auto", "ort" or "numpy").
+        runtime: how the devices run (engine, threads, a persistent ``cache_dir`` for features); default RuntimeConfig().
         mods: more Flower mods, applied before the clipping one (they see what leaves the device last).
 
     Returns:
@@ -59,7 +60,7 @@ def client_app(
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        personalizer, data = _device(context, bundle, devices, engine)
+        personalizer, data = _device(context, bundle, devices, runtime or RuntimeConfig())
         config = msg.content["config"]
         received = from_record(msg.content["arrays"])
         personalizer.set_head(received, source=f"fleet round {config['server-round']}")
@@ -80,7 +81,7 @@ def client_app(
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
-        personalizer, data = _device(context, bundle, devices, engine)
+        personalizer, data = _device(context, bundle, devices, runtime or RuntimeConfig())
         personalizer.set_head(from_record(msg.content["arrays"]), source="fleet evaluation")
         report = personalizer.evaluate(list(data.X_test), list(data.y_test))
         metrics = {"num-examples": len(data.X_test), "accuracy": report["accuracy"], "loss": report["loss"],
@@ -98,24 +99,26 @@ def _clip_when_asked(msg: Message, context: Context, call_next: Any) -> Message:
     return call_next(msg, context)
 
 
-def _device(context: Context, bundle: str | None, devices: Sequence[DeviceData] | None, engine: str) -> tuple[Personalizer, DeviceData]:
+def _device(
+    context: Context, bundle: str | None, devices: Sequence[DeviceData] | None, runtime: RuntimeConfig
+) -> tuple[Personalizer, DeviceData]:
     node = context.node_config
     path = bundle or _node_value(node, "bundle")
     if devices is not None:
         data = devices[int(node["partition-id"])]
     else:
         data = _read_device_data(_node_value(node, "data"), _node_value(node, "test-data"))
-    return _personalizer(str(path), engine), data
+    return _personalizer(str(path), runtime), data
 
 
 @functools.lru_cache(maxsize=4)
-def _personalizer(bundle: str, engine: str) -> Personalizer:
+def _personalizer(bundle: str, runtime: RuntimeConfig) -> Personalizer:
     """One Personalizer per bundle and process, reused by every device this process runs.
 
     Loading a backbone costs seconds; every call sets the head it received first, so nothing but
     content-keyed cached features carries from one simulated device to the next.
     """
-    return Personalizer(Bundle.load(bundle), runtime=RuntimeConfig(engine=engine))
+    return Personalizer(Bundle.load(bundle), runtime=runtime)
 
 
 @functools.lru_cache(maxsize=4)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from device_runtime.trainer import ProgressCallback
+from edgeft.config import RuntimeConfig
 from edgeft.errors import ConfigError
 from fleet.client import DeviceData, client_app
 from fleet.config import FleetConfig
@@ -17,7 +18,7 @@ from fleet.server import FleetResult, Publish, server_app
 def simulate(
     bundle: str | os.PathLike, devices: Sequence[DeviceData], config: FleetConfig | None = None, *,
     publish: Publish | None = None, eval_data: tuple[Sequence[Any], Sequence[str]] | None = None,
-    engine: str = "auto", processes: int = 1, progress: ProgressCallback | None = None,
+    runtime: RuntimeConfig | None = None, processes: int = 1, progress: ProgressCallback | None = None, mods: Sequence[Any] = (),
 ) -> FleetResult:
     """Federated training of ``bundle``'s head over simulated ``devices`` (``edgeft fleet simulate``).
 
@@ -27,9 +28,10 @@ def simulate(
         config: rounds, sampling, aggregation, privacy (default: :class:`FleetConfig`'s).
         publish: where to write (and push) the global head as a bundle version.
         eval_data: a server-side held-out set scored after every round.
-        engine: the devices' head-training engine ("auto", "ort", "numpy").
+        runtime: how the devices run (engine, threads, a persistent feature ``cache_dir``); default RuntimeConfig().
         processes: worker processes that run the devices (each loads the backbone once).
         progress: called after every round.
+        mods: Flower mods for every simulated device (Flower's ``message_size_mod``, say), outermost first.
 
     Returns:
         A :class:`FleetResult`.
@@ -51,7 +53,7 @@ def simulate(
                "init_args": {"num_cpus": os.cpu_count() or 1, "include_dashboard": False, "log_to_driver": False}}
     run_simulation(
         server_app=server_app(path, config, publish=publish, eval_data=eval_data, progress=progress, results=results),
-        client_app=client_app(path, list(devices), engine),
+        client_app=client_app(path, list(devices), runtime, mods),
         num_supernodes=len(devices), backend_config=backend,
     )
     if not results:
