@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	  || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null; }; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[export,serve,data,test]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[export,serve,data,test,fleet]"
 	touch $(STAMP)
 
 demo: $(STAMP)

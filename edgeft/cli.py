@@ -581,12 +581,13 @@ def _fleet_parser(commands: Any) -> None:
     v.set_defaults(run=_run_fleet_serve)
     j = sub.add_parser("join", parents=[common], help="take part in a fleet as one device (a Flower SuperNode)",
                        description="Start a Flower SuperNode with this device's bundle and data; only the head's arrays leave it. "
-                       "It exits --max-wait seconds after the SuperLink is gone.")
+                       "It runs until interrupted, or for --max-seconds.")
     j.add_argument("--data", required=True, help="this device's labelled examples (.csv, .jsonl or .npz) (required)")
     j.add_argument("--test-data", required=True, help="its held-out examples, to score each global head (required)")
     j.add_argument("--superlink", default="127.0.0.1:9092", help="the SuperLink's host:port (default: %(default)s)")
     j.add_argument("--port", type=int, default=9094, help="this SuperNode's own port; one per SuperNode on a machine (default: %(default)s)")
-    j.add_argument("--max-wait", type=float, default=30.0, help="seconds to keep trying a SuperLink that is gone (default: %(default)s)")
+    j.add_argument("--max-wait", type=float, default=30.0, help="seconds of connection errors before a request to the SuperLink gives up (default: %(default)s)")
+    j.add_argument("--max-seconds", type=float, help="stop the SuperNode after this many seconds (default: run until interrupted)")
     j.set_defaults(run=_run_fleet_join)
 
 
@@ -646,8 +647,17 @@ def _run_fleet_join(args: argparse.Namespace) -> None:
     host, _, port = args.superlink.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--superlink must be host:port, got {args.superlink!r}")
+    import subprocess
+
+    from fleet.deployment import stop
+
     node = join(args.bundle, args.data, args.test_data, superlink=Endpoint(host, int(port)), port=args.port, max_wait=args.max_wait)
-    node.wait()
+    try:
+        node.wait(args.max_seconds)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        stop(node)
 
 
 @final

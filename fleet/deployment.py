@@ -3,8 +3,9 @@
 ``serve`` starts a SuperLink, writes a small Flower App whose components are this module's
 ``server`` and ``client`` (the code itself is the installed ``fleet`` package), submits it with
 ``flwr run``, follows it to the end, then stops the SuperLink. ``join`` runs one SuperNode that
-connects to it with the device's bundle and data in its node config, and gives up once the
-SuperLink has been gone for ``max_wait`` seconds: every process stops by itself.
+connects to it with the device's bundle and data in its node config. A SuperNode is Flower's
+long-running daemon: it outlives the SuperLink (flwr 1.42 keeps retrying past ``--max-wait-time``),
+so whoever starts one stops it (:func:`stop`; ``edgeft fleet join --max-seconds``).
 """
 
 from __future__ import annotations
@@ -102,12 +103,12 @@ def join(bundle: str | os.PathLike, data: str | os.PathLike, test_data: str | os
         test_data: its held-out examples, on which it scores each global head.
         superlink: the SuperLink's address.
         port: this SuperNode's own port for its ClientApp (one per SuperNode on a machine).
-        max_wait: seconds the SuperNode keeps trying to reach a SuperLink that is gone, then exits.
+        max_wait: Flower's ``--max-wait-time``: seconds of connection errors before a request gives up.
         flower_home: the folder where Flower installs the run's app (default: Flower's, ``~/.flwr``).
         log: a file for the SuperNode's log (default: this process's output).
 
     Returns:
-        The SuperNode's process (``wait()`` for it; it ends ``max_wait`` seconds after the SuperLink).
+        The SuperNode's process; end it with :func:`stop` (it and its ClientApp processes).
     """
     paths = {"bundle": bundle, "data": data, "test-data": test_data}
     for key, value in paths.items():

@@ -17,6 +17,7 @@ from device_runtime import Personalizer
 from device_runtime.trainer import Progress, ProgressCallback
 from edgeft.bundle import Bundle
 from edgeft.config import RuntimeConfig
+from edgeft.errors import ConfigError
 from fleet.config import FleetConfig
 from fleet.heads import from_record, head_bytes, to_record
 from fleet.publish import write_fleet_bundle
@@ -48,6 +49,7 @@ class Publish:
 def run_fleet(
     grid: Grid, bundle: str | Path, config: FleetConfig, *, publish: Publish | None = None,
     eval_data: tuple[Sequence[Any], Sequence[str]] | None = None, progress: ProgressCallback | None = None,
+    runtime: RuntimeConfig | None = None,
 ) -> FleetResult:
     """Run ``config.rounds`` rounds of federated training of ``bundle``'s head over the devices on ``grid``.
 
@@ -58,11 +60,19 @@ def run_fleet(
         publish: write (and push) the global head as a bundle version; None writes nothing.
         eval_data: a server-side held-out set (texts or images, labels) scored after every round.
         progress: called with ``Progress("rounds", done, total, metric=central accuracy)`` after each round.
+        runtime: how the server's own personalizer runs (its ``cache_dir`` is shared with simulated devices);
+            the ORT engine whenever ``publish`` is set, since it writes the ORT checkpoint.
 
     Returns:
         A :class:`FleetResult`.
+
+    Raises:
+        ConfigError: no round produced a head to aggregate.
     """
-    server = Personalizer(Bundle.load(bundle), runtime=RuntimeConfig(engine="ort" if publish else "auto"))
+    runtime = runtime or RuntimeConfig()
+    if publish:
+        runtime = dataclasses.replace(runtime, engine="ort")
+    server = Personalizer(Bundle.load(bundle), runtime=runtime)
     shipped = server.head_parameters()
     strategy = build_strategy(config, shipped, len(list(grid.get_node_ids())))
     rounds: list[dict[str, Any]] = []
@@ -93,7 +103,9 @@ def run_fleet(
         record["train"] = dict(result.train_metrics_clientapp.get(r, {}))
         record["devices"] = dict(result.evaluate_metrics_clientapp.get(r, {}))
         record.update(inner(strategy).counts.get(r, {"clients": 0, "examples": 0}))
-    head = from_record(result.arrays) if result.arrays is not None else shipped
+    if not result.arrays:  # Flower's Result keeps an empty record when no round aggregated a head
+        raise ConfigError("No round aggregated a head: every device failed, dropped out or was refused; see Flower's log.")
+    head = from_record(result.arrays)
     provenance = _provenance(config, rounds, strategy, head, config.rounds)
     if publish:
         bundles.append(_publish(server, head, publish, config, rounds, strategy, config.rounds, intermediate=False))
@@ -102,13 +114,13 @@ def run_fleet(
 
 def server_app(bundle: str | Path, config: FleetConfig, *, publish: Publish | None = None,
                eval_data: tuple[Sequence[Any], Sequence[str]] | None = None, progress: ProgressCallback | None = None,
-               results: list[FleetResult] | None = None) -> ServerApp:
+               results: list[FleetResult] | None = None, runtime: RuntimeConfig | None = None) -> ServerApp:
     """A ServerApp that runs :func:`run_fleet` and appends its result to ``results``."""
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        outcome = run_fleet(grid, bundle, config, publish=publish, eval_data=eval_data, progress=progress)
+        outcome = run_fleet(grid, bundle, config, publish=publish, eval_data=eval_data, progress=progress, runtime=runtime)
         if results is not None:
             results.append(outcome)
 

@@ -52,7 +52,8 @@ def simulate(
     backend = {"client_resources": {"num_cpus": max(1, (os.cpu_count() or 1) // processes), "num_gpus": 0.0},
                "init_args": {"num_cpus": os.cpu_count() or 1, "include_dashboard": False, "log_to_driver": False}}
     run_simulation(
-        server_app=server_app(path, config, publish=publish, eval_data=eval_data, progress=progress, results=results),
+        server_app=server_app(path, config, publish=publish, eval_data=eval_data, progress=progress, results=results,
+                              runtime=runtime),
         client_app=client_app(path, list(devices), runtime, mods),
         num_supernodes=len(devices), backend_config=backend,
     )

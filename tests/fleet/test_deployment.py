@@ -62,5 +62,3 @@ def test_a_round_over_three_supernodes_survives_one_dropping_out(minilm_bundle: 
     provenance = json.loads((out / FLEET).read_text())
     assert bundle.manifest.version == "1.0.0+fleet.1"
     assert (provenance["rounds"], provenance["clients"], provenance["examples"]) == (1, 2, 20)
-    for node in nodes[:LEAVER]:  # the others stop by themselves once the SuperLink is gone
-        assert node.wait(60) is not None
