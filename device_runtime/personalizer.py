@@ -25,7 +25,7 @@ from device_runtime.monitor import DriftMonitor, ReferenceSample, drift_report
 from device_runtime.scoring import batched_logits, score_head, softmax
 from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state
 from device_runtime.trainer import Progress, ProgressCallback, train_head
-from device_runtime.validation import check_features, check_inputs, check_labels
+from device_runtime.validation import check_features, check_head, check_inputs, check_labels
 from device_runtime.versions import VersionHistory
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
@@ -332,6 +332,24 @@ class Personalizer:
     def head_parameters(self) -> dict[str, np.ndarray]:
         """A copy of the current head's parameters, by name (what crosses to a fleet)."""
         return self._engine.parameters()
+
+    def set_head(self, parameters: dict[str, np.ndarray], source: str = "set_head") -> Personalizer:
+        """Make a head received from elsewhere (a fleet's global head) current, as a new version.
+
+        No guard runs here: what trains on top of it (``partial_fit``) is guarded as usual. AdamW's moments start afresh.
+
+        Args:
+            parameters: the head's parameters by name, as :meth:`head_parameters` gives them.
+            source: where the head came from, kept in the version's metrics.
+
+        Raises:
+            DataError: the names or shapes differ from the bundle's head, or a value is NaN or infinite.
+        """
+        head = check_head(parameters, self._engine.parameters(), "the head to set")
+        self._engine = self._open_engine()
+        self._engine.set_parameters(head)
+        self.versions_.add(self._engine.parameters(), {"source": source})
+        return self
 
     def _train(self, X: list[str], y: list[str], progress: ProgressCallback | None, overrides: dict, restart: bool) -> Personalizer:
         started = time.monotonic()

@@ -132,3 +132,29 @@ def check_features(features: object, feature_size: int, source: str = "features"
             "training on them would silently give a NaN head."
         )
     return array.astype(np.float32, copy=False)
+
+
+def check_head(values: object, reference: dict[str, np.ndarray], source: str = "the head") -> dict[str, np.ndarray]:
+    """Head parameters with the reference head's names and shapes, finite, as float32 copies.
+
+    Args:
+        values: a mapping of parameter name to array (a head received from a fleet, say).
+        reference: the bundle's head, whose names and shapes ``values`` must have.
+        source: what ``values`` is, for the error message.
+
+    Raises:
+        DataError: a name is missing or unknown, a shape differs, or a value is NaN or infinite.
+    """
+    if not isinstance(values, dict):
+        raise DataTypeError(f"{source} must be a dict of parameter name to array, got {type(values).__name__}.")
+    if set(values) != set(reference):
+        raise DataError(f"{source} has parameters {sorted(values)}, but the bundle's head has {sorted(reference)}.")
+    checked = {}
+    for name, expected in reference.items():
+        value = np.asarray(values[name])
+        if value.shape != expected.shape:
+            raise DataError(f"{source}'s {name} has shape {value.shape}, but the bundle's head expects {expected.shape}.")
+        if not np.issubdtype(value.dtype, np.number) or not np.all(np.isfinite(value)):
+            raise DataError(f"{source}'s {name} holds NaN, infinite or non-numeric values; it cannot become a head.")
+        checked[name] = value.astype(np.float32)
+    return checked

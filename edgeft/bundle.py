@@ -26,6 +26,7 @@ Layout (format version 1)::
     reference.json                optional: export-time statistics for drift checks
     reference_sample.npz          optional: a bounded random sample of export-time drift
                                   features and confidences, for the windowed drift test
+    fleet.json                    optional: provenance of a head learned by a fleet
     manifest.sig                  optional: the publisher's Ed25519 signature of
                                   manifest.json's bytes (edgeft.signing); not
                                   listed in the manifest, which it covers
@@ -69,6 +70,7 @@ LABELS = "head/labels.json"  # optional (bundles exported before it load): the l
 SIGNATURE = "manifest.sig"  # beside the manifest, never listed in it: it signs the manifest's bytes
 REFERENCE_SAMPLE = "reference_sample.npz"  # at most REFERENCE_SAMPLE_ROWS export-time drift features, for the windowed test
 REFERENCE_SAMPLE_ROWS = 500  # bounds the file (0.8 MB of MiniLM features, 2.6 MB of EfficientNet's) and the test's cost
+FLEET = "fleet.json"  # a federated head's provenance: rounds, devices, examples, aggregation, privacy
 
 # Unknown keys are errors: a typo or a field from a newer format must not be ignored silently.
 _SCHEMA = ConfigDict(extra="forbid")

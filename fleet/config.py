@@ -1,0 +1,85 @@
+"""The fleet's configuration: one frozen dataclass for the rounds, one for differential privacy."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+from edgeft.errors import ConfigError
+
+
+class Aggregation(str, enum.Enum):
+    """How the server combines the devices' heads (Flower strategies)."""
+
+    FEDAVG = "fedavg"  # weighted mean, by each device's example count
+    FEDADAM = "fedadam"  # the mean update, applied with server-side Adam (eta = server_lr)
+
+
+@dataclasses.dataclass(frozen=True)
+class PrivacyConfig:
+    """Central differential privacy with client-side fixed clipping (Flower's wrapper and mod).
+
+    Each device clips its head update (new head minus the head it received) to ``clipping_norm``
+    in L2; the server adds Gaussian noise of standard deviation
+    ``noise_multiplier * clipping_norm / clients`` to the mean.
+    """
+
+    clipping_norm: float = 1.0  # L2 bound of one device's update; a MiniLM head update is about 1 after a round
+    noise_multiplier: float = 0.1  # >= 1 is Flower's advice for strong privacy; costs accuracy on small fleets
+
+    def __post_init__(self) -> None:
+        if self.clipping_norm <= 0:
+            raise ConfigError(f"clipping_norm must be > 0, got {self.clipping_norm}")
+        if self.noise_multiplier < 0:
+            raise ConfigError(f"noise_multiplier must be >= 0, got {self.noise_multiplier}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetConfig:
+    """One federated run: rounds, which devices take part, local training, aggregation, output.
+
+    Raises:
+        ConfigError: a value out of range.
+    """
+
+    rounds: int = 5  # a linear head on shared features settles within a few rounds
+    fraction_train: float = 1.0  # share of connected devices asked to train each round
+    min_train_clients: int = 2  # a round waits for at least this many devices
+    min_available_clients: int = 2  # the run starts once this many devices are connected
+    fraction_evaluate: float = 1.0  # share of devices that score the global head on their held-out split
+    min_evaluate_clients: int = 2
+    aggregation: Aggregation = Aggregation.FEDAVG
+    server_lr: float = 0.1  # FedAdam's eta (its server-side step size)
+    local_epochs: int = 5  # partial_fit epochs per round on each device: few, so heads do not drift apart
+    local_lr: float | None = None  # None: the bundle's learning rate
+    round_timeout: float = 600.0  # seconds a round waits for replies; a device that drops out is left behind
+    save_every: int = 0  # also write a bundle version every K rounds (0: only after the last one)
+    privacy: PrivacyConfig | None = None  # None: no clipping, no noise
+    seed: int = 0  # local training's shuffling seed
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "aggregation", Aggregation(self.aggregation))
+        for name in ("rounds", "local_epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("fraction_train", "fraction_evaluate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        if self.fraction_train == 0:
+            raise ConfigError("fraction_train must be > 0: a round with no training device learns nothing")
+        for name in ("min_train_clients", "min_available_clients", "min_evaluate_clients"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_train_clients > self.min_available_clients:
+            raise ConfigError(
+                f"min_train_clients ({self.min_train_clients}) exceeds min_available_clients ({self.min_available_clients}): "
+                "the run would wait for devices it never asks for; raise min_available_clients."
+            )
+        if self.save_every < 0 or self.round_timeout <= 0 or self.server_lr <= 0:
+            raise ConfigError("save_every must be >= 0, round_timeout and server_lr > 0")
+
+    def provenance(self) -> dict:
+        """The settings a written bundle records (its provenance)."""
+        values = dataclasses.asdict(self)
+        values["aggregation"] = self.aggregation.value
+        return values
