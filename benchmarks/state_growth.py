@@ -17,6 +17,7 @@ import argparse
 import json
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import numpy as np
 from device_runtime import Personalizer
 from edgeft.config import ExportConfig, RuntimeConfig
 from edgeft.datasets import bbc_news, minilm_path, split_per_class
+from edgeft.signing import UnsignedBundleWarning
 
 CHECKPOINTS = (1, 10, 50, 100, 200, 500, 1000)
 POLICIES = {"keep 10 (default)": 10, "keep all": 10**9}
@@ -42,7 +44,9 @@ def export_bundle(folder: Path) -> Path:
 
 def measure(bundle: Path, keep: int, versions: int, work: Path) -> list[dict[str, float]]:
     """Add ``versions`` heads one by one, saving after each; a row at every checkpoint."""
-    personalizer = Personalizer.from_bundle(bundle, runtime=RuntimeConfig(engine="numpy", keep_versions=keep))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsignedBundleWarning)  # the test bundle is unsigned on purpose
+        personalizer = Personalizer.from_bundle(bundle, runtime=RuntimeConfig(engine="numpy", keep_versions=keep))
     shipped = personalizer.head_parameters()
     rng = np.random.default_rng(0)
     state, rows, window = work / f"state-{keep}", [], []

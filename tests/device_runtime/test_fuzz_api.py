@@ -17,7 +17,7 @@ from device_runtime.state import read_state
 from edgeft.config import RuntimeConfig
 from edgeft.errors import EdgeftError, StateError
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 LABELS = ["business", "entertainment", "politics", "sports", "tech"]
 
 scalars = st.none() | st.booleans() | st.integers(-(2**66), 2**66) | st.floats() | st.text(max_size=10)
