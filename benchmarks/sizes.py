@@ -43,9 +43,8 @@ def closure(roots: list[str]) -> set[str]:
 
 def install_sizes() -> dict[str, dict]:
     """Site-packages bytes of edgeft's device install, and of what the PyTorch alternative needs."""
-    base = [Requirement(r).name for r in metadata.requires("edgeft") or [] if "extra" not in str(Requirement(r).marker or "")]
     sets = {
-        "edgeft (device-only)": closure(base),
+        "edgeft (device-only)": closure(["edgeft"]) - {"edgeft"},  # its base requirements that apply here (markers)
         # The PyTorch alternative loads MiniLM with transformers and tokenizes with tokenizers.
         "pytorch (torch, transformers)": closure(["torch", "transformers", "tokenizers", "numpy"]),
     }
