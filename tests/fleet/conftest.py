@@ -21,3 +21,11 @@ def bbc_devices(bbc_splits) -> list[DeviceData]:
         devices.append(DeviceData([texts[i] for i in train], [labels[i] for i in train],
                                   [texts[i] for i in test], [labels[i] for i in test]))
     return devices
+
+
+@pytest.fixture(scope="session")
+def fleet_runtime(tmp_path_factory: pytest.TempPathFactory):
+    """The devices' runtime: one persistent feature cache, so each simulated run embeds the articles only once."""
+    from edgeft.config import RuntimeConfig
+
+    return RuntimeConfig(cache_dir=str(tmp_path_factory.mktemp("fleet-features")))

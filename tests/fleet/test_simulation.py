@@ -45,13 +45,13 @@ def _spy_and_spoil(log: str):
 
 
 @pytest.fixture(scope="module")
-def run(minilm_bundle: Path, bbc_devices, bbc_splits, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def run(minilm_bundle: Path, bbc_devices, bbc_splits, fleet_runtime, tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder = tmp_path_factory.mktemp("fleet")
     log = str(folder / "replies.jsonl")
     texts, labels = bbc_splits["test"]
     config = FleetConfig(rounds=2, min_available_clients=4, min_train_clients=4, min_evaluate_clients=4)
     result = simulate(minilm_bundle, bbc_devices, config, publish=Publish(str(folder / "bundle")),
-                      eval_data=(texts[::3], labels[::3]), mods=[_spy_and_spoil(log)])
+                      eval_data=(texts[::3], labels[::3]), mods=[_spy_and_spoil(log)], runtime=fleet_runtime)
     return {"result": result, "replies": [json.loads(line) for line in open(log)], "folder": folder}
 
 
