@@ -40,7 +40,7 @@ def find_python(version: str) -> str:
     wanted = tuple(int(part) for part in version.split("."))
     for candidate in filter(None, candidates):
         probe = subprocess.run([candidate, "-c", f"import sys, venv; print(sys.version_info[:2] == {wanted})"],
-                               check=False, capture_output=True, text=True)
+                               check=False, capture_output=True, text=True, env=clean_env())
         if probe.returncode == 0 and probe.stdout.strip() == "True":
             return candidate
     raise RuntimeError(NO_PYTHON.format(version=version, digits=digits))
@@ -86,6 +86,6 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def _run(command: list[str]) -> None:
-    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    result = subprocess.run(command, check=False, capture_output=True, text=True, env=clean_env())
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
