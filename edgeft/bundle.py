@@ -20,6 +20,9 @@ Layout (format version 1)::
     head/optimizer_model.onnx
     head/checkpoint               the shipped head (version 0)
     head/parameters.npz           optional: the same head as numpy arrays
+    head/replay.npz               optional: server examples' head-input features
+                                  (``features``, float32) and label indices
+                                  (``labels``, int64), class-balanced: replay
     reference.json                optional: export-time statistics for drift checks
 """
 
@@ -50,6 +53,7 @@ HEAD_FILES = (TRAINING_MODEL, EVAL_MODEL, OPTIMIZER_MODEL, CHECKPOINT)
 # Optional files (bundles without them still load):
 PARAMETERS = "head/parameters.npz"  # the shipped head's parameters, for engines without ORT training
 REFERENCE = "reference.json"  # feature and confidence statistics at export, for drift checks
+REPLAY = "head/replay.npz"  # server features and labels the device mixes into training and guards every label on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +104,12 @@ class HeadSpec:
     output_name: str = "logits"
     # Last backbone blocks that train inside the head's artifacts (FP32); 0: a plain head.
     backbone_blocks: int = 0
+    # Output slots after the labels, reserved for labels added on the device (out_features = labels + spare).
+    spare_labels: int = 0
+    # The training graph carries the L2-SP penalty (frozen parameters l2sp.strength, l2sp.anchor.<name>).
+    l2sp: bool = False
+    # Rows of head/replay.npz (server features the device replays); 0: the bundle ships none.
+    replay_examples: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
