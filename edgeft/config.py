@@ -89,7 +89,7 @@ class TrainConfig:
     # label, so labels the user gave no examples of keep their place (1: balanced); 0 turns replay off.
     # Bundles without replay ignore it.
     replay_ratio: float = 1.0
-    # L2-SP: strength of the penalty l2sp/2 * ||w - w_shipped||^2 that holds the head near the shipped one.
+    # L2-SP: strength of the penalty l2sp/2 * ||W - W_shipped||^2 (weights, not biases) that holds the head near the shipped one.
     # None: DEFAULT_L2SP where the bundle's training graph has the term, else off; 0 turns it off.
     l2sp: float | None = None
     # Recall (0..1) the new head may lose on any label of the bundle's replay set before the guard refuses it.
@@ -127,7 +127,9 @@ class TrainConfig:
 
 
 # L2-SP's default strength, where the bundle's training graph carries the term (see TrainConfig.l2sp).
-DEFAULT_L2SP = 0.01
+# Off: with replay on, the benchmark (docs/device.md) found it cost user-label gain for no all-label gain,
+# and it adds its penalty to the reported training loss. Set l2sp > 0 where the bundle ships no replay.
+DEFAULT_L2SP = 0.0
 
 
 class Engine(str, enum.Enum):

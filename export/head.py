@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from device_runtime.engines.ort_engine import L2SP_ANCHOR, L2SP_STRENGTH
+from device_runtime.engines import l2sp
 from device_runtime.labels import SPARE_BIAS
 from device_runtime.ort_training import _training_api
 from edgeft.bundle import HeadSpec
@@ -95,8 +95,8 @@ def write_training_artifacts(model: onnx.ModelProto, spec: HeadSpec, folder: Pat
 
     The trainable set and the frozen set come from the spec and must not overlap.
     ``logits`` is kept as an extra output so the eval model serves predictions too.
-    The loss is mean cross-entropy plus L2-SP, ``strength / 2 * sum ||w - anchor||^2``
-    over the trainable parameters, whose strength and anchors are frozen
+    The loss is mean cross-entropy plus L2-SP, ``strength / 2 * sum ||W - anchor||^2``
+    over the trainable weights (:mod:`device_runtime.engines.l2sp`), whose strength and anchors are frozen
     parameters (``l2sp.strength``, ``l2sp.anchor.<name>``): a device sets them
     without a new graph, and strength 0 is plain cross-entropy.
 
@@ -111,7 +111,8 @@ def write_training_artifacts(model: onnx.ModelProto, spec: HeadSpec, folder: Pat
     _training_api()
     from onnxruntime.training import artifacts, onnxblock
 
-    model, l2sp_names = _with_l2sp_parameters(model, spec.trainable)
+    penalized = l2sp.penalized(spec.trainable)
+    model, l2sp_names = _with_l2sp_parameters(model, penalized)
     logging.getLogger("root").setLevel(logging.ERROR)
     folder.mkdir(parents=True, exist_ok=True)  # generate_artifacts does not create it
     with native_stderr_captured():
@@ -119,7 +120,7 @@ def write_training_artifacts(model: onnx.ModelProto, spec: HeadSpec, folder: Pat
             model,
             requires_grad=spec.trainable,
             frozen_params=[*spec.frozen, *l2sp_names],
-            loss=_l2sp_cross_entropy(onnxblock, spec.trainable),
+            loss=_l2sp_cross_entropy(onnxblock, penalized),
             # OptimType.AdamW would bake in weight_decay=0; the block takes ours.
             optimizer=onnxblock.optim.AdamW(weight_decay=spec.weight_decay),
             artifact_directory=folder,
@@ -128,17 +129,17 @@ def write_training_artifacts(model: onnx.ModelProto, spec: HeadSpec, folder: Pat
     return dataclasses.replace(spec, l2sp=True)
 
 
-def _with_l2sp_parameters(model: onnx.ModelProto, trainable: list[str]) -> tuple[onnx.ModelProto, list[str]]:
-    """A copy of ``model`` with L2-SP's strength (0) and one anchor per trainable parameter (its current value)."""
+def _with_l2sp_parameters(model: onnx.ModelProto, penalized: list[str]) -> tuple[onnx.ModelProto, list[str]]:
+    """A copy of ``model`` with L2-SP's strength (0) and one anchor per penalized parameter (its current value)."""
     model = copy.deepcopy(model)
     values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    added = [numpy_helper.from_array(np.zeros((), np.float32), L2SP_STRENGTH)]
-    added += [numpy_helper.from_array(values[name].astype(np.float32), L2SP_ANCHOR + name) for name in trainable]
+    added = [numpy_helper.from_array(np.zeros((), np.float32), l2sp.STRENGTH)]
+    added += [numpy_helper.from_array(values[name].astype(np.float32), l2sp.ANCHOR + name) for name in penalized]
     model.graph.initializer.extend(added)
     return model, [t.name for t in added]
 
 
-def _l2sp_cross_entropy(onnxblock: types.ModuleType, trainable: list[str]) -> Any:
+def _l2sp_cross_entropy(onnxblock: types.ModuleType, penalized: list[str]) -> Any:
     """An onnxblock loss: mean cross-entropy of the logits plus ``strength / 2 * sum ||w - anchor||^2``."""
     blocks = onnxblock.blocks
 
@@ -150,13 +151,13 @@ def _l2sp_cross_entropy(onnxblock: types.ModuleType, trainable: list[str]) -> An
         def build(self, logits: str) -> str:
             loss = self._cross_entropy(logits)
             penalty = None
-            for name in trainable:
-                drift = blocks.Sub()(name, L2SP_ANCHOR + name)
+            for name in penalized:
+                drift = blocks.Sub()(name, l2sp.ANCHOR + name)
                 term = blocks.ReduceSum(keepdims=False)(blocks.Mul()(drift, drift))
                 penalty = term if penalty is None else blocks.Add()(penalty, term)
             # onnxblock's Constant is of shape [1]; a scalar keeps the loss a scalar, as ORT's own loss is.
             self.base.graph.initializer.append(numpy_helper.from_array(np.array(0.5, np.float32), "l2sp.half"))
-            half = blocks.Mul()("l2sp.half", L2SP_STRENGTH)
+            half = blocks.Mul()("l2sp.half", l2sp.STRENGTH)
             return blocks.Add()(loss, blocks.Mul()(half, penalty))
 
     return L2SPCrossEntropy()

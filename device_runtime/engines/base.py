@@ -30,7 +30,7 @@ class HeadEngine(abc.ABC):
     name: str
     #: AdamW's decoupled weight decay, applied from the next step on.
     weight_decay: float
-    #: L2-SP's strength: the loss gains l2sp/2 * sum ||w - w_shipped||^2 over the trainable parameters (0: off).
+    #: L2-SP's strength: the loss gains l2sp/2 * sum ||W - W_shipped||^2 over the trainable weights (0: off).
     l2sp: float
     #: File suffix of this engine's resumable state (parameters and AdamW moments).
     state_suffix: str

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device_runtime.engines import l2sp as l2sp_term
 from device_runtime.engines.base import HeadEngine
 from device_runtime.labels import output_layer
 from edgeft import bundle as layout
@@ -50,8 +51,9 @@ class NumpyEngine(HeadEngine):
         ]
         self.weight_decay = weight_decay
         self.l2sp = 0.0
-        self._anchor = _shipped_parameters(bundle)  # L2-SP pulls toward the shipped head
-        self._params = {k: v.copy() for k, v in self._anchor.items()} if state is None else {}
+        shipped = _shipped_parameters(bundle)
+        self._anchor = {name: shipped[name] for name in l2sp_term.penalized(list(shipped))}  # L2-SP pulls toward them
+        self._params = {k: v.copy() for k, v in shipped.items()} if state is None else {}
         self._m = {k: np.zeros_like(v) for k, v in self._params.items()}
         self._v = {k: np.zeros_like(v) for k, v in self._params.items()}
         self._step = 0
@@ -88,8 +90,9 @@ class NumpyEngine(HeadEngine):
 
     def claim_outputs(self, slots: list[int], reset_weights: bool) -> None:
         for name in output_layer(list(self._params)):
-            self._anchor[name] = self._anchor[name].copy()
-            self._anchor[name][slots] = 0.0
+            if name in self._anchor:
+                self._anchor[name] = self._anchor[name].copy()
+                self._anchor[name][slots] = 0.0
             if reset_weights:
                 self._params[name][slots] = 0.0
 

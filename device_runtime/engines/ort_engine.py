@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device_runtime.engines import l2sp as l2sp_term
 from device_runtime.engines.base import HeadEngine
 from device_runtime.labels import output_layer
 from device_runtime.ort_training import HeadTrainingSession
@@ -14,10 +15,6 @@ from device_runtime.sessions import session_options
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
 from edgeft.errors import ConfigError
-
-# The frozen parameters through which the training graph's L2-SP term is set at run time (export.head builds them).
-L2SP_STRENGTH = "l2sp.strength"
-L2SP_ANCHOR = "l2sp.anchor."
 
 
 class OrtEngine(HeadEngine):
@@ -67,7 +64,7 @@ class OrtEngine(HeadEngine):
             if value:
                 raise ConfigError("This bundle's training graph has no L2-SP term (exported before it); use l2sp=0.")
             return
-        self._session.set_parameters({L2SP_STRENGTH: np.array(value, np.float32)})
+        self._session.set_parameters({l2sp_term.STRENGTH: np.array(value, np.float32)})
         self._l2sp = float(value)
 
     def train_step(self, features: np.ndarray, targets: np.ndarray, lr: float) -> float:
@@ -90,7 +87,8 @@ class OrtEngine(HeadEngine):
 
     def claim_outputs(self, slots: list[int], reset_weights: bool) -> None:
         layer = output_layer(self._trainable)
-        names = [*(layer if reset_weights else ()), *((L2SP_ANCHOR + n for n in layer) if self._has_l2sp else ())]
+        anchored = l2sp_term.penalized(list(layer)) if self._has_l2sp else []
+        names = [*(layer if reset_weights else ()), *(l2sp_term.ANCHOR + n for n in anchored)]
         if not names:
             return
         changed = {name: self._session.parameters()[name].copy() for name in names}
@@ -111,11 +109,11 @@ class OrtEngine(HeadEngine):
             self._session.save_checkpoint(path, include_optimizer_state=False)
             return
         everything = self._session.parameters()
-        anchors = {k: v for k, v in everything.items() if k.startswith(L2SP_ANCHOR)}
-        self._session.set_parameters({L2SP_ANCHOR + name: everything[name] for name in self._trainable})
-        self._session.set_parameters({L2SP_STRENGTH: np.array(0.0, np.float32)})
+        anchors = {k: v for k, v in everything.items() if k.startswith(l2sp_term.ANCHOR)}
+        self._session.set_parameters({l2sp_term.ANCHOR + name: everything[name] for name in l2sp_term.penalized(self._trainable)})
+        self._session.set_parameters({l2sp_term.STRENGTH: np.array(0.0, np.float32)})
         self._session.save_checkpoint(path, include_optimizer_state=False)
-        self._session.set_parameters({**anchors, L2SP_STRENGTH: np.array(self._l2sp, np.float32)})
+        self._session.set_parameters({**anchors, l2sp_term.STRENGTH: np.array(self._l2sp, np.float32)})
 
     def export_head(self, path: str | os.PathLike) -> None:
         self._session.export_inference_model(path, ["logits"])
