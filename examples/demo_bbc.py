@@ -18,6 +18,7 @@ from pathlib import Path
 from device_runtime import Personalizer, TruncationWarning
 from edgeft.config import ExportConfig
 from edgeft.datasets import bbc_news, minilm_path, split_per_class
+from edgeft.signing import UnsignedBundleWarning
 from export import export_text_model
 
 
@@ -31,6 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     # BBC articles are longer than MiniLM's 128 tokens; the demo knows and reads the start of each.
     warnings.simplefilter("ignore", TruncationWarning)
+    # The demo's bundle is unsigned on purpose (no keys to set up); signing: README, "Security and reliability".
+    warnings.simplefilter("ignore", UnsignedBundleWarning)
 
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
