@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from device_runtime.engines import HeadEngine
 from edgeft import atomic
 from edgeft import bundle as layout
@@ -13,12 +15,14 @@ from edgeft.bundle import Bundle
 from edgeft.errors import ExportError
 
 
-def export_inference_model(bundle: Bundle, engine: HeadEngine, path: str | os.PathLike) -> Path:
+def export_inference_model(bundle: Bundle, engine: HeadEngine, path: str | os.PathLike, labels: list[str]) -> Path:
     """Merge the bundle's backbone with ``engine``'s head into one model at ``path``.
 
     The model takes the backbone's inputs (``input_ids``, ``attention_mask``, ...)
-    and gives ``logits`` and ``probabilities``. The head graph comes from the
-    engine (ORT's ``export_model_for_inferencing`` for the ORT engine).
+    and gives ``logits`` and ``probabilities`` over exactly ``labels`` (the
+    bundle's and those added on the device; unclaimed spare slots are cut off).
+    The head graph comes from the engine (ORT's ``export_model_for_inferencing``
+    for the ORT engine).
 
     Raises:
         ExportError: ``onnx`` is missing, the two graphs cannot be joined, or ``path`` is a folder or cannot be written.
@@ -27,7 +31,7 @@ def export_inference_model(bundle: Bundle, engine: HeadEngine, path: str | os.Pa
         raise ExportError(f"{path} is a folder; give the path of the .onnx file to write, e.g. {Path(path) / 'model.onnx'}.")
     try:
         import onnx
-        from onnx import compose, helper
+        from onnx import compose, helper, numpy_helper
     except ImportError as e:
         raise ExportError("export_inference_model needs the onnx package (pip install onnx).") from e
     with tempfile.TemporaryDirectory() as work:
@@ -46,16 +50,20 @@ def export_inference_model(bundle: Bundle, engine: HeadEngine, path: str | os.Pa
     except (ValueError, onnx.checker.ValidationError) as e:
         raise ExportError(f"Could not join the backbone and the head into one model: {e}") from e
     graph = merged.graph
-    graph.node.append(helper.make_node("Identity", ["head/logits"], ["logits"]))
-    graph.node.append(helper.make_node("Softmax", ["head/logits"], ["probabilities"], axis=-1))
-    n_classes = len(bundle.manifest.labels)
+    n_classes = len(labels)
+    graph.initializer.extend([
+        numpy_helper.from_array(np.array([value], np.int64), name)
+        for name, value in (("active/starts", 0), ("active/ends", n_classes), ("active/axes", 1))
+    ])
+    graph.node.append(helper.make_node("Slice", ["head/logits", "active/starts", "active/ends", "active/axes"], ["logits"]))
+    graph.node.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1))
     del graph.output[:]
     graph.output.extend([
         helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", n_classes])
         for name in ("logits", "probabilities")
     ])
     merged.metadata_props.extend([
-        onnx.StringStringEntryProto(key="edgeft.labels", value=",".join(bundle.manifest.labels)),
+        onnx.StringStringEntryProto(key="edgeft.labels", value=",".join(labels)),
         onnx.StringStringEntryProto(key="edgeft.bundle", value=f"{bundle.manifest.name}@{bundle.manifest.version}"),
     ])
     try:

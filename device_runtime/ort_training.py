@@ -109,7 +109,7 @@ class HeadTrainingSession:
         """Overwrite the named parameters (shapes must match); AdamW's moments are kept."""
         parameters = self._state.parameters
         for name, value in values.items():
-            parameters[name].data = np.ascontiguousarray(value, dtype=np.float32)
+            parameters[name].data = np.require(value, np.float32, "C")  # ascontiguousarray would make a scalar 1-d
 
     def save_checkpoint(self, path: str | os.PathLike, *, include_optimizer_state: bool = True) -> None:
         """Write the head (by default with AdamW's moments, so training resumes exactly)."""

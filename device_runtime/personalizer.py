@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import tempfile
@@ -14,14 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from device_runtime.acceptance import decide, validation_split
+from device_runtime.acceptance import UNCHECKED, decide, label_verdicts, validation_split
 from device_runtime.augment import view_key, view_of
 from device_runtime.backbone import backbone_for
 from device_runtime.cache import FeatureCache
 from device_runtime.drift import DEFAULT_THRESHOLD, RunningStats, drift_features
 from device_runtime.engines import HeadEngine, open_engine, resolve_engine
 from device_runtime.inference_export import export_inference_model
+from device_runtime.labels import NewLabels, claim_labels, unknown_label_fix
 from device_runtime.monitor import DriftMonitor, ReferenceSample, drift_report
+from device_runtime.replay import StackedRows, load_replay, per_label_recall, replay_rows
 from device_runtime.scoring import batched_logits, score_head, softmax
 from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state
 from device_runtime.trainer import Progress, ProgressCallback, train_head
@@ -29,7 +32,7 @@ from device_runtime.validation import check_features, check_head, check_inputs, 
 from device_runtime.versions import VersionHistory
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
-from edgeft.config import DriftConfig, Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
+from edgeft.config import DEFAULT_L2SP, DriftConfig, Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
 from edgeft.errors import BundleError, ConfigError, NotFittedError, StateError
 
 FEATURE_CHUNK = 256  # examples per backbone pass: bounds memory however many examples come
@@ -88,6 +91,8 @@ class Personalizer:
             int(self.runtime.cache_memory_mb * 2**20),
             self.runtime.cache_dir,
         )
+        self.added_labels_: list[str] = []  # labels this device claimed spare output slots for, in slot order
+        self.replay = load_replay(bundle)
         self._engine = self._open_engine()
         self.versions_ = VersionHistory(self._engine.parameters(), bundle.manifest.created, self.runtime.keep_versions)
         self.history_: list[float] = []
@@ -106,7 +111,27 @@ class Personalizer:
 
     @property
     def labels(self) -> list[str]:
-        return list(self.bundle.manifest.labels)
+        """The bundle's labels, then those added on this device (:meth:`add_labels`), in output order."""
+        return [*self.bundle.manifest.labels, *self.added_labels_]
+
+    @property
+    def free_label_slots(self) -> int:
+        """Spare output slots still free for :meth:`add_labels` (the bundle's ``--spare-labels`` less those claimed)."""
+        return self.bundle.manifest.head.spare_labels - len(self.added_labels_)
+
+    def add_labels(self, labels: list[str]) -> Personalizer:
+        """Claim a spare output slot for each new label, so that ``fit`` can teach it; known labels are skipped.
+
+        A claimed label is part of the state (``save``/``load``) and of every
+        prediction from then on; until a head has learned it, it is rarely predicted.
+
+        Raises:
+            DataError: a label is not a non-empty string, or there are more new labels than free slots.
+        """
+        before = len(self.added_labels_)
+        self.added_labels_ = claim_labels(self.labels, labels, self.free_label_slots, self.added_labels_)
+        self._engine.claim_outputs(self._slots(before), reset_weights=True)
+        return self
 
     @property
     def current_version(self) -> int:
@@ -123,30 +148,41 @@ class Personalizer:
         """The execution provider that runs the backbone."""
         return self.backbone.provider
 
-    def fit(self, X: list[str], y: list[str], *, progress: ProgressCallback | None = None, **overrides: Any) -> Personalizer:
+    def fit(
+        self, X: list[str], y: list[str], *, progress: ProgressCallback | None = None, new_labels: NewLabels = "refuse",
+        **overrides: Any,
+    ) -> Personalizer:
         """Train a head on ``X``, ``y`` from the shipped head; keep it if not worse than the current one.
+
+        With a replay set in the bundle, its server features train beside the
+        user's (``replay_ratio``) and the guard checks every label on them.
 
         Args:
             X: the user's texts.
             y: their labels, each one of :attr:`labels`.
             progress: called with a :class:`Progress` as features are computed and after every epoch.
-            **overrides: any :class:`~edgeft.config.TrainConfig` field for this call.
+            new_labels: "refuse" (default): a label not in :attr:`labels` is an error;
+                "add": claim spare output slots for such labels (kept if the new head is accepted).
+            **overrides: any :class:`~edgeft.config.TrainConfig` field, for this call only
+                (``self.config`` and what ``save`` records are unchanged).
 
         Returns:
             self, with ``report_`` (accepted or not and why, scores, stop reason,
             timings) and ``history_`` (training loss per epoch) set.
 
         Raises:
-            DataError: empty data, mismatched lengths, unknown labels, non-text examples.
-            ConfigError: an unknown or invalid hyperparameter.
+            DataError: empty data, mismatched lengths, unknown labels (without ``new_labels="add"``),
+                more new labels than free slots, non-text examples.
+            ConfigError: an unknown or invalid hyperparameter, or ``l2sp`` > 0 on a bundle without L2-SP.
         """
-        return self._train(X, y, progress, overrides, restart=True)
+        return self._train(X, y, progress, overrides, restart=True, new_labels=new_labels)
 
     def partial_fit(
-        self, X: list[str], y: list[str], *, progress: ProgressCallback | None = None, **overrides: Any
+        self, X: list[str], y: list[str], *, progress: ProgressCallback | None = None, new_labels: NewLabels = "refuse",
+        **overrides: Any,
     ) -> Personalizer:
         """Like :meth:`fit`, but continue from the current head and its optimizer state (e.g. on new examples)."""
-        return self._train(X, y, progress, overrides, restart=False)
+        return self._train(X, y, progress, overrides, restart=False, new_labels=new_labels)
 
     def cancel(self) -> None:
         """Stop a running ``fit``/``partial_fit`` before its next step (safe from another thread).
@@ -172,7 +208,7 @@ class Personalizer:
         """
         self._check_fitted()
         features = self.transform(X)
-        proba = softmax(batched_logits(self._engine, features, self.config.batch_size))
+        proba = softmax(batched_logits(self._engine, features, self.config.batch_size, len(self.labels)))
         self.seen_.update_confidence(proba)
         self.monitor_.observe(drift_features(features, self.bundle.manifest.backbone.intermediate_shape), proba.max(axis=1))
         if self.monitor_.due() and layout.REFERENCE in self.bundle.manifest.files:
@@ -192,7 +228,7 @@ class Personalizer:
             NotFittedError, DataError: as for :meth:`predict` and :meth:`fit`.
         """
         examples = check_inputs(X, self.bundle.manifest.input)
-        targets = check_labels(y, self.labels, len(examples))
+        targets = check_labels(y, self.labels, len(examples), unknown_label_fix(self.free_label_slots))
         self._check_fitted()
         report = score_head(self._engine, self._features(examples, None), targets, len(self.labels), self.config.batch_size)
         return {**report, "labels": self.labels}
@@ -271,7 +307,7 @@ class Personalizer:
             ExportError: onnx is missing or the graphs cannot be joined.
         """
         self._check_fitted()
-        return export_inference_model(self.bundle, self._engine, path)
+        return export_inference_model(self.bundle, self._engine, path, self.labels)
 
     def save(self, path: str | os.PathLike) -> None:
         """Save every head version, the current head with its optimizer state, and this run's record, atomically.
@@ -285,6 +321,7 @@ class Personalizer:
             "report": self.report_,
             "seen": self.seen_.to_dict(),
             "monitor": self.monitor_.to_dict(),
+            "added_labels": self.added_labels_,
         }
         save_state(path, self._engine, self.versions_, self.bundle, record)
 
@@ -311,10 +348,12 @@ class Personalizer:
         if "config" not in kwargs:
             kwargs["config"] = _saved_config(record["config"], path)
         restored = cls(bundle, **kwargs)
+        restored.added_labels_ = claim_labels(restored.labels, record.get("added_labels", []), restored.free_label_slots, [])
         restored.versions_.restore(record["versions"][1:], parameters, record["current"], record.get("pinned", []))
         if record["engine"] == restored.engine.value:
             restored._engine = restored._open_engine(optimizer)
         else:  # the other engine's optimizer state cannot be read: keep the weights, restart the moments
+            restored._engine = restored._open_engine()
             restored._engine.set_parameters(restored.versions_.get(record["current"]).parameters)
         restored.history_ = record["history"]
         restored.report_ = record["report"]
@@ -351,34 +390,39 @@ class Personalizer:
         self.versions_.add(self._engine.parameters(), {"source": source})
         return self
 
-    def _train(self, X: list[str], y: list[str], progress: ProgressCallback | None, overrides: dict, restart: bool) -> Personalizer:
+    def _train(
+        self, X: list[str], y: list[str], progress: ProgressCallback | None, overrides: dict, restart: bool,
+        new_labels: NewLabels = "refuse",
+    ) -> Personalizer:
         started = time.monotonic()
         self._cancel.clear()  # a cancel() made while nothing ran is not meant for this run
-        config = self.config.replace(**overrides)
+        config = self.config.replace(**overrides)  # this call's settings: self.config stays as the user set it
+        l2sp = self._l2sp(config)
+        claimed_before = list(self.added_labels_)
         examples = check_inputs(X, self.bundle.manifest.input)
-        targets = check_labels(y, self.labels, len(examples))
+        if new_labels == "add" and not isinstance(y, (str, bytes)):
+            # Claimed for this run's engine only; kept if its head is accepted.
+            self.added_labels_ = claim_labels(self.labels, [str(v) for v in y], self.free_label_slots, self.added_labels_)
+        elif new_labels not in ("refuse", "add"):
+            raise ConfigError(f'new_labels must be "refuse" or "add", got {new_labels!r}')
         deadline = started + config.max_seconds if config.max_seconds else None
         try:
-            features = self._features(examples, progress, stop=lambda: _stop_reason(self._cancel, deadline))
+            targets = check_labels(y, self.labels, len(examples), unknown_label_fix(self.free_label_slots))
+            features, targets, train_idx, val_idx = self._user_rows(examples, targets, config, progress, deadline)
         except _Interrupted as stop:
+            self.added_labels_ = claimed_before
             self.report_ = self._interrupted_report(stop, examples, started)
             return self
-        train_idx, val_idx = validation_split(targets, config.validation_fraction, config.seed)
-        if config.augment_views:  # views of the training rows only: the guard validates on real examples
-            try:
-                views = self._augmented(examples, train_idx, config, progress, lambda: _stop_reason(self._cancel, deadline))
-            except _Interrupted as stop:
-                self.report_ = self._interrupted_report(stop, examples, started)
-                return self
-            features = np.concatenate([np.asarray(features), views])
-            view_targets = np.tile(targets[train_idx], config.augment_views)
-            train_idx = np.concatenate([train_idx, len(targets) + np.arange(len(views))])
-            targets = np.concatenate([targets, view_targets])
+        except Exception:
+            self.added_labels_ = claimed_before
+            raise
         feature_seconds = time.monotonic() - started
         on, eval_idx = ("the validation split", val_idx) if len(val_idx) else ("the training data (no validation split)", train_idx)
         eval_x, eval_y = np.asarray(features[eval_idx]), targets[eval_idx]
         n_classes = len(self.labels)
         current = score_head(self._engine, eval_x, eval_y, n_classes, config.batch_size)
+        current_replay = self._replay_recall(self._engine, config)
+        rows, train_x, train_y, n_replay = self._training_rows(features, targets, train_idx, config)
         with tempfile.TemporaryDirectory() as work:
             if restart:
                 engine = self._open_engine(weight_decay=config.weight_decay)
@@ -387,18 +431,24 @@ class Personalizer:
                 engine.weight_decay = self._weight_decay(config)
                 snapshot = Path(work) / f"before{engine.state_suffix}"
                 engine.save(snapshot)
+                engine.claim_outputs(self._slots(len(claimed_before)), reset_weights=True)
+            engine.l2sp = l2sp
             result = train_head(
-                engine, features, targets, config, rows=train_idx,
+                engine, train_x, train_y, config, rows=rows,
                 validation=(eval_x, eval_y, n_classes), deadline=deadline, cancel=self._cancel, progress=progress,
             )
             new = score_head(engine, eval_x, eval_y, n_classes, config.batch_size)
-            accepted, reason = decide(config, result.stopped, result.steps, new, current, on)
+            verdicts = None
+            if current_replay is not None:
+                verdicts = label_verdicts(current_replay, self._replay_recall(engine, config), self.labels, config.max_label_loss)
+            accepted, reason = decide(config, result.stopped, result.steps, new, current, on, verdicts)
             if accepted:
                 self._engine = engine
                 self.versions_.add(engine.parameters(), {**_summary(new), "examples": len(examples), "validated_on": on})
-            elif not restart:
-                self._engine = self._open_engine(snapshot, weight_decay=config.weight_decay)
-        self.config = config
+            else:
+                self.added_labels_ = claimed_before
+                if not restart:
+                    self._engine = self._open_engine(snapshot, weight_decay=config.weight_decay)
         self.history_ = result.history
         self.report_ = {
             "accepted": accepted, "reason": reason, "version": self.versions_.current,
@@ -408,8 +458,31 @@ class Personalizer:
             "validation_examples": len(val_idx), "engine": self.engine.value, "provider": self.provider,
             "feature_seconds": feature_seconds, "train_seconds": time.monotonic() - started - feature_seconds,
             "final_loss": result.history[-1] if result.history else None,
+            "replay_examples": n_replay, "l2sp": l2sp, "labels_checked": verdicts is not None,
+            "label_verdicts": verdicts if verdicts is not None else UNCHECKED,
+            "added_labels": self.added_labels_[len(claimed_before):], "config": to_dict(config),
         }
         return self
+
+    def _user_rows(
+        self, examples: Any, targets: np.ndarray, config: TrainConfig, progress: ProgressCallback | None,
+        deadline: float | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The user's features and targets (augmented views appended), and the training and validation rows.
+
+        Raises:
+            _Interrupted: cancelled or out of time while the backbone ran; what it computed stays cached.
+        """
+        stop = functools.partial(_stop_reason, self._cancel, deadline)
+        features = self._features(examples, progress, stop=stop)
+        train_idx, val_idx = validation_split(targets, config.validation_fraction, config.seed)
+        if config.augment_views:  # views of the training rows only: the guard validates on real examples
+            views = self._augmented(examples, train_idx, config, progress, stop)
+            features = np.concatenate([np.asarray(features), views])
+            view_targets = np.tile(targets[train_idx], config.augment_views)
+            train_idx = np.concatenate([train_idx, len(targets) + np.arange(len(views))])
+            targets = np.concatenate([targets, view_targets])
+        return features, targets, train_idx, val_idx
 
     def _interrupted_report(self, stop: _Interrupted, examples: Any, started: float) -> dict[str, Any]:
         return {
@@ -417,6 +490,44 @@ class Personalizer:
             "stopped": stop.reason, "epochs": 0, "steps": 0, "examples": len(examples), "engine": self.engine.value,
             "provider": self.provider, "feature_seconds": time.monotonic() - started, "train_seconds": 0.0,
         }
+
+    def _training_rows(
+        self, features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, config: TrainConfig
+    ) -> tuple[np.ndarray, Any, np.ndarray, int]:
+        """The rows a run trains on: the user's training split, then replay rows (:func:`replay_rows`).
+
+        Returns:
+            rows, the features and targets they index, and how many of them are replay rows.
+        """
+        if self.replay is None or config.replay_ratio == 0:
+            return train_idx, features, targets, 0
+        chosen = replay_rows(self.replay, config.replay_ratio, targets[train_idx], config.seed)
+        stacked = StackedRows(features, self.replay.features[chosen])
+        rows = np.concatenate([train_idx, len(features) + np.arange(len(chosen))])
+        return rows, stacked, np.concatenate([targets, self.replay.labels[chosen]]), len(chosen)
+
+    def _replay_recall(self, engine: HeadEngine, config: TrainConfig) -> dict[int, float] | None:
+        """Per-label recall of ``engine``'s head on the bundle's replay set; None where it ships none."""
+        if self.replay is None or len(self.replay) == 0:
+            return None
+        logits = batched_logits(engine, self.replay.features, config.batch_size, len(self.labels))
+        return per_label_recall(self.replay.labels, logits.argmax(axis=1))
+
+    def _l2sp(self, config: TrainConfig) -> float:
+        """L2-SP's strength for a run: the config's, or the default where the bundle's graph has the term.
+
+        Raises:
+            ConfigError: ``l2sp`` > 0 was asked for, but the bundle's training graph has no L2-SP term.
+        """
+        has_term = self.bundle.manifest.head.l2sp
+        if config.l2sp is None:
+            return DEFAULT_L2SP if has_term else 0.0
+        if config.l2sp > 0 and not has_term:
+            raise ConfigError(
+                f"l2sp={config.l2sp} was asked for, but bundle {self.bundle.manifest.name!r} was exported without "
+                "L2-SP in its training graph (before edgeft added it); re-export the bundle, or use l2sp=0."
+            )
+        return float(config.l2sp)
 
     def _features(
         self, examples: list[str] | np.ndarray, progress: ProgressCallback | None, stop: Callable[[], str | None] = lambda: None
@@ -471,7 +582,14 @@ class Personalizer:
     def _open_engine(self, state: str | os.PathLike | None = None, weight_decay: float | None = None) -> HeadEngine:
         decay = weight_decay if weight_decay is not None else self.config.weight_decay
         threads = (self.runtime.intra_op_threads, self.runtime.inter_op_threads)
-        return open_engine(self.engine, self.bundle, state, decay, threads)
+        engine = open_engine(self.engine, self.bundle, state, decay, threads)
+        if self.added_labels_:  # the shipped head has these slots masked; a saved head has trained them
+            engine.claim_outputs(self._slots(0), reset_weights=state is None)
+        return engine
+
+    def _slots(self, first_added: int) -> list[int]:
+        """Output slots of the added labels from ``first_added`` on."""
+        return list(range(len(self.bundle.manifest.labels) + first_added, len(self.labels)))
 
     def _check_fitted(self) -> None:
         if not (self.bundle.manifest.head.trained or self.versions_.current != 0):

@@ -11,9 +11,15 @@ from edgeft.config import Metric
 from edgeft.metrics import classification_report
 
 
-def batched_logits(engine: HeadEngine, features: np.ndarray, batch_size: int) -> np.ndarray:
-    """The engine's logits for every row of ``features``, a batch at a time."""
-    return np.concatenate([engine.logits(np.asarray(features[i : i + batch_size])) for i in range(0, len(features), batch_size)])
+def batched_logits(engine: HeadEngine, features: np.ndarray, batch_size: int, n_classes: int | None = None) -> np.ndarray:
+    """The engine's logits for every row of ``features``, a batch at a time.
+
+    ``n_classes`` keeps the first that many outputs: spare output slots no
+    label has claimed (see :mod:`device_runtime.labels`) are masked out, so
+    neither softmax nor argmax ever sees them.
+    """
+    logits = np.concatenate([engine.logits(np.asarray(features[i : i + batch_size])) for i in range(0, len(features), batch_size)])
+    return logits if n_classes is None else logits[:, :n_classes]
 
 
 def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
@@ -30,7 +36,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def score_head(engine: HeadEngine, features: np.ndarray, targets: np.ndarray, n_classes: int, batch_size: int) -> dict[str, Any]:
     """Loss, accuracy, macro P/R/F1 and the confusion matrix of the engine's head."""
-    logits = batched_logits(engine, features, batch_size)
+    logits = batched_logits(engine, features, batch_size, n_classes)
     return {"loss": cross_entropy(logits, targets), **classification_report(targets, logits.argmax(axis=1), n_classes)}
 
 

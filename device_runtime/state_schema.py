@@ -111,6 +111,8 @@ class StateRecord:
     pinned: list[_Version] = Field(default_factory=list)
     # The windowed drift monitor (absent in states saved before it: they start with an empty window).
     monitor: MonitorState | None = None
+    # Labels claimed on this device for the head's spare output slots, in slot order (absent before new labels).
+    added_labels: list[Annotated[str, StringConstraints(min_length=1)]] = Field(default_factory=list)
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> StateRecord:

@@ -23,6 +23,11 @@ Layout (format version 1)::
     head/labels.json              the labels in the head's output order, beside
                                   the head and checksummed with it: a label list
                                   edited in the manifest alone no longer loads
+    head/replay.npz               optional: server examples' head-input features
+                                  (``features``, float32) and label indices
+                                  (``labels``, int64), class-balanced: the device
+                                  trains on them beside the user's examples and
+                                  guards every label on them
     reference.json                optional: export-time statistics for drift checks
     reference_sample.npz          optional: a bounded random sample of export-time drift
                                   features and confidences, for the windowed drift test
@@ -71,6 +76,7 @@ SIGNATURE = "manifest.sig"  # beside the manifest, never listed in it: it signs 
 REFERENCE_SAMPLE = "reference_sample.npz"  # at most REFERENCE_SAMPLE_ROWS export-time drift features, for the windowed test
 REFERENCE_SAMPLE_ROWS = 500  # bounds the file (0.8 MB of MiniLM features, 2.6 MB of EfficientNet's) and the test's cost
 FLEET = "fleet.json"  # a federated head's provenance: rounds, devices, examples, aggregation, privacy
+REPLAY = "head/replay.npz"  # server features and labels the device mixes into training and guards every label on
 
 # Unknown keys are errors: a typo or a field from a newer format must not be ignored silently.
 _SCHEMA = ConfigDict(extra="forbid")
@@ -135,6 +141,12 @@ class HeadSpec:
     output_name: _Name = "logits"
     # Last backbone blocks that train inside the head's artifacts (FP32); 0: a plain head.
     backbone_blocks: Annotated[int, Field(ge=0)] = 0
+    # Output slots after the labels, reserved for labels added on the device (out_features = labels + spare).
+    spare_labels: Annotated[int, Field(ge=0)] = 0
+    # The training graph carries the L2-SP penalty (frozen parameters l2sp.strength, l2sp.anchor.<name>).
+    l2sp: bool = False
+    # Rows of head/replay.npz (server features the device replays); 0: the bundle ships none.
+    replay_examples: Annotated[int, Field(ge=0)] = 0
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)
@@ -211,18 +223,19 @@ class Manifest:
 
 
 def check_labels_fit_head(labels: list[str], head: HeadSpec) -> None:
-    """The labels name the head's outputs one to one, in order.
+    """The labels name the head's first outputs one to one, in order; the rest are spare slots.
 
     A label list that does not fit (one label more or less, or a count from another head) would make
     the device predict wrong names without any error.
 
     Raises:
-        BundleError: the number of labels differs from the head's number of outputs.
+        BundleError: the labels and spare slots do not add up to the head's number of outputs.
     """
-    if len(labels) != head.out_features:
+    if len(labels) + head.spare_labels != head.out_features:
         raise BundleError(
-            f"{MANIFEST}: labels has {len(labels)} entries but head.out_features is {head.out_features}; "
-            "every output of the head needs exactly one label. Re-export the bundle with its own labels."
+            f"{MANIFEST}: labels has {len(labels)} entries and head.spare_labels is {head.spare_labels}, "
+            f"but head.out_features is {head.out_features}; every output of the head needs exactly one label "
+            "or spare slot. Re-export the bundle with its own labels."
         )
 
 

@@ -41,7 +41,8 @@ TRAIN_DEFAULTS = TrainConfig()
 EXPORT_DEFAULTS = ExportConfig()
 RUNTIME_DEFAULTS = RuntimeConfig()
 DRIFT_EXIT_CODE = 3  # `edgeft drift` found drift: scripts tell it apart from errors (1) and usage errors (2)
-DEVICE_TRAIN_KEYS = ("weight_decay", "validation_fraction", "patience", "metric", "balanced_sampling", "max_seconds", "accept")
+DEVICE_TRAIN_KEYS = ("weight_decay", "validation_fraction", "patience", "metric", "balanced_sampling", "max_seconds", "accept",
+                     "replay_ratio", "l2sp", "max_label_loss")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,6 +106,9 @@ def _add_device_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--balanced-sampling", action="store_true", default=None, help="draw examples with probability 1/class count, for skewed data (default: off)")
     p.add_argument("--max-seconds", type=float, help="time budget of the whole run (default: none)")
     p.add_argument("--accept", choices=[a.value for a in Accept], help=f"when the new head replaces the current one (default: {d.accept.value})")
+    p.add_argument("--replay-ratio", type=float, help=f"replay of the bundle's server features: every label topped up to this times the user's mean examples per label; 0 is off (default: {d.replay_ratio})")
+    p.add_argument("--l2sp", type=float, help="strength of the pull toward the shipped head's weights (L2-SP); 0 is off (default: the bundle's, off)")
+    p.add_argument("--max-label-loss", type=float, help=f"recall (0..1) any label of the replay set may lose before the guard refuses the head (default: {d.max_label_loss})")
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
@@ -156,6 +160,10 @@ def _export_parser(commands: Any) -> None:
     p.add_argument("--device-trainable-blocks", type=int, default=d.device_trainable_blocks, metavar="N",
                    help="the last N backbone blocks train on the device with the head, in FP32 (fused training artifacts; "
                         "efficientnet-lite0 only); 0 trains the head alone (default: %(default)s)")
+    p.add_argument("--replay-per-class", type=int, default=d.replay_per_class, metavar="N",
+                   help="server examples per label whose features ship for replay on devices; 0 ships none (default: %(default)s)")
+    p.add_argument("--spare-labels", type=int, default=d.spare_labels, metavar="K",
+                   help="output slots reserved for labels devices add (default: %(default)s)")
     onnx_file = p.add_argument_group("ONNX backbone file (--model x.onnx)")
     onnx_file.add_argument("--feature-output", help="the graph output holding the features (default: none; required for a .onnx --model)")
     onnx_file.add_argument("--pooling", choices=[v.value for v in Pooling], default=Pooling.NONE.value, help="how a (batch, tokens, hidden) output becomes one vector: mean over the attention mask, or the first token (default: %(default)s)")
@@ -235,6 +243,7 @@ def _run_export(args: argparse.Namespace) -> None:
         weight_decay=args.weight_decay, validation_fraction=args.validation_fraction,
         max_quality_loss=_accuracy_fraction(args.max_quality_loss), accept_quality_loss=args.accept_quality_loss,
         device_trainable_blocks=args.device_trainable_blocks,
+        replay_per_class=args.replay_per_class, spare_labels=args.spare_labels,
     )
     preprocessing = ImagePreprocessing(
         size=_numbers(args.image_size, int, "--image-size"), mean=_numbers(args.pixel_mean, float, "--pixel-mean"),
@@ -350,6 +359,7 @@ def _personalize_parser(commands: Any) -> None:
     p.add_argument("--data", required=True, help="labelled examples: .csv or .jsonl texts, or .npz with X (texts or uint8 images) and y")
     p.add_argument("--state", required=True, help="folder to save the personalized state in")
     p.add_argument("--continue", dest="resume", action="store_true", help="continue from the current head (partial_fit) instead of the shipped one")
+    p.add_argument("--new-labels", choices=["refuse", "add"], default="refuse", help="labels the bundle lacks: refuse, or add them in spare output slots (default: %(default)s)")
     _add_data_args(p)
     _add_train_args(p, None)
     _add_device_train_args(p)
@@ -365,10 +375,17 @@ def _run_personalize(args: argparse.Namespace) -> None:
     personalizer = Personalizer.load(args.model, runtime=_runtime(args))
     train = personalizer.partial_fit if args.resume else personalizer.fit
     with _ProgressBars() as bars:
-        train(texts, labels, progress=bars, **_train_overrides(args))
+        train(texts, labels, progress=bars, new_labels=args.new_labels, **_train_overrides(args))
     personalizer.save(args.state)
     r = personalizer.report_
     print(f"{'accepted' if r['accepted'] else 'rejected'}: {r['reason']}")
+    if r.get("labels_checked"):
+        print("labels of the replay set (recall current -> new): " + ", ".join(
+            f"{name} {v['current']:.2f} -> {v['new']:.2f} {'kept' if v['kept'] else 'LOST'}" for name, v in r["label_verdicts"].items()))
+    elif "label_verdicts" in r:
+        print(f"note: {r['label_verdicts']}")
+    if r.get("added_labels"):
+        print(f"added label(s): {', '.join(r['added_labels'])}")
     print(f"head version {r['version']}; {r['examples']} examples, {r['epochs']} epochs ({r['stopped']}), "
           f"{r['feature_seconds']:.2f}s features + {r['train_seconds']:.2f}s training on {r['engine']}/{r['provider']}; "
           f"state saved to {args.state}")

@@ -91,6 +91,15 @@ class TrainConfig:
     augment_views: int = 0
     # Whether augmented views may be mirrored: only where a mirrored image keeps its label (clothes, not digits).
     augment_hflip: bool = False
+    # Replay of the bundle's server features: every label is topped up to this times the user's mean rows per
+    # label, so labels the user gave no examples of keep their place (1: balanced); 0 turns replay off.
+    # Bundles without replay ignore it.
+    replay_ratio: float = 1.0
+    # L2-SP: strength of the penalty l2sp/2 * ||W - W_shipped||^2 (weights, not biases) that holds the head near the shipped one.
+    # None: DEFAULT_L2SP where the bundle's training graph has the term, else off; 0 turns it off.
+    l2sp: float | None = None
+    # Recall (0..1) the new head may lose on any label of the bundle's replay set before the guard refuses it.
+    max_label_loss: float = 0.02
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule", _enum(Schedule, self.schedule, "schedule"))
@@ -111,11 +120,23 @@ class TrainConfig:
         for name in ("balanced_sampling", "augment_hflip"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not _finite(self.replay_ratio) or self.replay_ratio < 0:
+            raise ConfigError(f"replay_ratio must be a finite number >= 0 (0: no replay), got {self.replay_ratio!r}")
+        if self.l2sp is not None and (not _finite(self.l2sp) or self.l2sp < 0):
+            raise ConfigError(f"l2sp must be a finite number >= 0 (0: off) or None (the default), got {self.l2sp!r}")
+        if not _finite(self.max_label_loss) or not 0 <= self.max_label_loss <= 1:
+            raise ConfigError(f"max_label_loss must be in [0, 1] (a fraction of recall), got {self.max_label_loss!r}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied; ``None`` values are ignored."""
         changes = {k: v for k, v in changes.items() if v is not None}
         return from_dict(TrainConfig, {**to_dict(self), **changes})
+
+
+# L2-SP's default strength, where the bundle's training graph carries the term (see TrainConfig.l2sp).
+# Off: with replay on, the benchmark (docs/device.md) found it cost user-label gain for no all-label gain,
+# and it adds its penalty to the reported training loss. Set l2sp > 0 where the bundle ships no replay.
+DEFAULT_L2SP = 0.0
 
 
 class Engine(str, enum.Enum):
@@ -296,6 +317,11 @@ class ExportConfig:
     accept_quality_loss: bool = False
     # Last backbone blocks the device trains with the head (FP32, fused training artifacts); 0: the head only.
     device_trainable_blocks: int = 0
+    # Server examples per label whose backbone features ship as the replay set (head/replay.npz), so on-device
+    # training keeps labels the user has no examples of; 0 ships none (server data must not leave, even as features).
+    replay_per_class: int = 32
+    # Output slots reserved beyond the labels, so a device can add labels of its own; never predicted until claimed.
+    spare_labels: int = 4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantization", _enum(Quantization, self.quantization, "quantization"))
@@ -305,6 +331,7 @@ class ExportConfig:
             raise ConfigError(
                 f"device_trainable_blocks must be an integer >= 0 (0 trains the head only), got {self.device_trainable_blocks!r}"
             )
+        _check_non_negative(self, "replay_per_class", "spare_labels")
         if not self.weight_decay >= 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 <= self.validation_fraction < 1:

@@ -399,7 +399,7 @@ def _build(
             head, head_spec = build_head(source.feature_size, len(classes), config, seed=train_config.seed)
         else:
             head, head_spec = fused.tail, fused.head_spec
-        write_training_artifacts(head, head_spec, folder / "head")
+        head_spec = write_training_artifacts(head, head_spec, folder / "head")
         # The numpy engine cannot train a tail of conv blocks, so a fused bundle ships no numpy head.
         if fused is None:
             _write_head_parameters(folder, {t.name: onnx.numpy_helper.to_array(t) for t in head.graph.initializer})
@@ -447,7 +447,7 @@ def _build(
             metrics=metrics,
         ))
         if X is not None:
-            manifest = _write_reference(folder, manifest, X)
+            manifest = _write_reference(folder, manifest, X, labels, config.replay_per_class, train_config.seed)
         _check_bundle(folder, manifest, bench)
     return manifest
 
@@ -469,7 +469,8 @@ def _train_shipped_head(
     """
     train, val = split_indices(labels, config.validation_fraction, train_config.seed)
     X_train, y_train = take(X, train), [labels[i] for i in train]
-    personalizer.fit(X_train, y_train, progress=progress, validation_fraction=0.0, accept="always")
+    # No L2-SP at the server: its anchor is the untrained head the artifacts start from.
+    personalizer.fit(X_train, y_train, progress=progress, validation_fraction=0.0, accept="always", l2sp=0.0)
     report = personalizer.evaluate(X_train, y_train)
     metrics.update({
         "server_examples": len(X),
@@ -500,16 +501,31 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic.write_bytes(path, buffer.getvalue())
 
 
-def _write_reference(folder: Path, manifest: Manifest, X: Any) -> Manifest:
-    """Feature and confidence statistics of the server data through the backbone that ships, and a bounded
-    sample of them for the windowed test: drift's reference."""
+def _write_reference(
+    folder: Path, manifest: Manifest, X: Any, labels: list[str], replay_per_class: int, seed: int
+) -> Manifest:
+    """Through the backbone that ships: feature and confidence statistics and a bounded sample of them
+    (drift's reference), and the replay set."""
     with _unsigned_ok():
         personalizer = Personalizer.from_bundle(folder)
-    features = drift_features(personalizer.transform(X), manifest.backbone.intermediate_shape)
+    head_inputs = personalizer.transform(X)
+    features = drift_features(head_inputs, manifest.backbone.intermediate_shape)
     probabilities = personalizer.predict_proba(X)
     atomic.write_json(folder / layout.REFERENCE, reference_statistics(features, probabilities))
     _write_npz(folder / layout.REFERENCE_SAMPLE, reference_sample(features, probabilities, layout.REFERENCE_SAMPLE_ROWS, seed=0))
-    return write_manifest(folder, manifest)
+    targets = check_labels(labels, manifest.labels, len(labels))
+    rows = replay_selection(targets, replay_per_class, seed)
+    if len(rows):
+        _write_npz(folder / layout.REPLAY, {"features": np.asarray(head_inputs[rows], np.float32), "labels": targets[rows]})
+    head = dataclasses.replace(manifest.head, replay_examples=len(rows))
+    return write_manifest(folder, dataclasses.replace(manifest, head=head))
+
+
+def replay_selection(targets: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Up to ``per_class`` random example indices of every class (all of a smaller class), sorted."""
+    rng = np.random.default_rng(seed)
+    chosen = [rng.permutation(np.flatnonzero(targets == label))[:per_class] for label in np.unique(targets)]
+    return np.sort(np.concatenate(chosen)) if chosen else np.arange(0)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ def test_manifest_records_what_a_device_needs(minilm_bundle: Path) -> None:
     assert m.labels == ["business", "entertainment", "politics", "sports", "tech"]
     assert (m.input.modality, m.input.max_length) == ("text", 128)
     assert (m.backbone.precision, m.backbone.feature_size) == ("int8", 384)
-    assert (m.head.in_features, m.head.out_features, m.head.trained) == (384, 5, True)
+    assert (m.head.in_features, m.head.out_features, m.head.trained) == (384, 5 + m.head.spare_labels, True)
     assert m.base_model == {
         "name": "sentence-transformers/all-MiniLM-L6-v2",
         "license": "apache-2.0",

@@ -30,6 +30,8 @@ class HeadEngine(abc.ABC):
     name: str
     #: AdamW's decoupled weight decay, applied from the next step on.
     weight_decay: float
+    #: L2-SP's strength: the loss gains l2sp/2 * sum ||W - W_shipped||^2 over the trainable weights (0: off).
+    l2sp: float
     #: File suffix of this engine's resumable state (parameters and AdamW moments).
     state_suffix: str
 
@@ -48,6 +50,14 @@ class HeadEngine(abc.ABC):
     @abc.abstractmethod
     def set_parameters(self, values: dict[str, np.ndarray]) -> None:
         """Overwrite the head's parameters; the optimizer's moments are kept."""
+
+    @abc.abstractmethod
+    def claim_outputs(self, slots: list[int], reset_weights: bool) -> None:
+        """Make output ``slots`` (spare ones, claimed by new labels) trainable from zero.
+
+        Their L2-SP anchors become zero; with ``reset_weights`` their weights and bias do too
+        (a head restored from a state has trained them already).
+        """
 
     @abc.abstractmethod
     def save(self, path: str | os.PathLike) -> None:

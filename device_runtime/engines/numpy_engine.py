@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from device_runtime.engines import l2sp as l2sp_term
 from device_runtime.engines.base import HeadEngine
+from device_runtime.labels import output_layer
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
 from edgeft.errors import BundleError, ConfigError, StateError
@@ -48,7 +50,10 @@ class NumpyEngine(HeadEngine):
             ("head.out.weight", "head.out.bias"),
         ]
         self.weight_decay = weight_decay
-        self._params = _shipped_parameters(bundle) if state is None else {}
+        self.l2sp = 0.0
+        shipped = _shipped_parameters(bundle)
+        self._anchor = {name: shipped[name] for name in l2sp_term.penalized(list(shipped))}  # L2-SP pulls toward them
+        self._params = {k: v.copy() for k, v in shipped.items()} if state is None else {}
         self._m = {k: np.zeros_like(v) for k, v in self._params.items()}
         self._v = {k: np.zeros_like(v) for k, v in self._params.items()}
         self._step = 0
@@ -64,6 +69,12 @@ class NumpyEngine(HeadEngine):
         grad = np.exp(shifted - log_norm[:, None])
         grad[np.arange(len(targets)), targets] -= 1.0
         grads = self._backward(activations, grad / np.float32(len(targets)))
+        if self.l2sp:
+            strength = np.float32(self.l2sp)
+            for name, anchor in self._anchor.items():
+                drift = self._params[name] - anchor
+                loss += 0.5 * self.l2sp * float(np.sum(drift * drift))
+                grads[name] = grads[name] + strength * drift
         self._adamw(grads, lr)
         return loss
 
@@ -76,6 +87,14 @@ class NumpyEngine(HeadEngine):
     def set_parameters(self, values: dict[str, np.ndarray]) -> None:
         for name, value in values.items():
             self._params[name] = np.array(value, dtype=np.float32).reshape(self._params[name].shape)
+
+    def claim_outputs(self, slots: list[int], reset_weights: bool) -> None:
+        for name in output_layer(list(self._params)):
+            if name in self._anchor:
+                self._anchor[name] = self._anchor[name].copy()
+                self._anchor[name][slots] = 0.0
+            if reset_weights:
+                self._params[name][slots] = 0.0
 
     def save(self, path: str | os.PathLike) -> None:
         arrays = {f"param/{k}": v for k, v in self._params.items()}

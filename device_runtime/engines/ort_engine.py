@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+from device_runtime.engines import l2sp as l2sp_term
 from device_runtime.engines.base import HeadEngine
+from device_runtime.labels import output_layer
 from device_runtime.ort_training import HeadTrainingSession
 from device_runtime.sessions import session_options
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
+from edgeft.errors import ConfigError
 
 
 class OrtEngine(HeadEngine):
@@ -45,6 +48,24 @@ class OrtEngine(HeadEngine):
         self._baked_decay = bundle.manifest.head.weight_decay
         self.weight_decay = weight_decay
         self._trainable = list(bundle.manifest.head.trainable)
+        self._has_l2sp = bundle.manifest.head.l2sp
+        self._l2sp = 0.0
+        if self._has_l2sp:
+            self.l2sp = 0.0
+
+    @property
+    def l2sp(self) -> float:
+        return self._l2sp
+
+    @l2sp.setter
+    def l2sp(self, value: float) -> None:
+        """The graph's L2-SP strength is a frozen parameter: setting it needs no new session."""
+        if not self._has_l2sp:
+            if value:
+                raise ConfigError("This bundle's training graph has no L2-SP term (exported before it); use l2sp=0.")
+            return
+        self._session.set_parameters({l2sp_term.STRENGTH: np.array(value, np.float32)})
+        self._l2sp = float(value)
 
     def train_step(self, features: np.ndarray, targets: np.ndarray, lr: float) -> float:
         self._session.learning_rate = lr
@@ -59,17 +80,40 @@ class OrtEngine(HeadEngine):
         return self._session.logits(features)
 
     def parameters(self) -> dict[str, np.ndarray]:
-        return self._session.parameters()
+        return {k: v for k, v in self._session.parameters().items() if not k.startswith("l2sp.")}
 
     def set_parameters(self, values: dict[str, np.ndarray]) -> None:
         self._session.set_parameters(values)
+
+    def claim_outputs(self, slots: list[int], reset_weights: bool) -> None:
+        layer = output_layer(self._trainable)
+        anchored = l2sp_term.penalized(list(layer)) if self._has_l2sp else []
+        names = [*(layer if reset_weights else ()), *(l2sp_term.ANCHOR + n for n in anchored)]
+        if not names:
+            return
+        changed = {name: self._session.parameters()[name].copy() for name in names}
+        for values in changed.values():
+            values[slots] = 0.0
+        self._session.set_parameters(changed)
 
     def save(self, path: str | os.PathLike) -> None:
         self._session.save_checkpoint(path, include_optimizer_state=True)
 
     def save_head_checkpoint(self, path: str | os.PathLike) -> None:
-        """The parameters alone, as the ORT checkpoint a bundle ships as its head."""
+        """The parameters alone, as the ORT checkpoint a bundle ships as its head.
+
+        A shipped head is its own L2-SP anchor, so the anchors are written as the
+        current weights (and put back afterwards: this engine's runs keep theirs).
+        """
+        if not self._has_l2sp:
+            self._session.save_checkpoint(path, include_optimizer_state=False)
+            return
+        everything = self._session.parameters()
+        anchors = {k: v for k, v in everything.items() if k.startswith(l2sp_term.ANCHOR)}
+        self._session.set_parameters({l2sp_term.ANCHOR + name: everything[name] for name in l2sp_term.penalized(self._trainable)})
+        self._session.set_parameters({l2sp_term.STRENGTH: np.array(0.0, np.float32)})
         self._session.save_checkpoint(path, include_optimizer_state=False)
+        self._session.set_parameters({**anchors, l2sp_term.STRENGTH: np.array(self._l2sp, np.float32)})
 
     def export_head(self, path: str | os.PathLike) -> None:
         self._session.export_inference_model(path, ["logits"])

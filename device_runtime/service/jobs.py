@@ -39,6 +39,7 @@ class Job:
     created: str = dataclasses.field(default_factory=now_iso)
     finished: str | None = None
     trigger: str = "request"  # "request" (POST /v1/personalize) or "drift" (the retraining policy)
+    new_labels: str = "refuse"  # "add": stored labels the head lacks claim spare output slots
 
 
 def _check_overrides(config: TrainConfig, overrides: dict[str, Any]) -> None:
@@ -60,8 +61,8 @@ class JobRunner:
         self._running: Job | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, mode: str, overrides: dict[str, Any], trigger: str = "request") -> Job:
-        """Start training on every stored example (``trigger`` says who asked).
+    def start(self, mode: str, overrides: dict[str, Any], new_labels: str = "refuse", trigger: str = "request") -> Job:
+        """Start training on every stored example (``trigger`` says who asked; ``new_labels`` as in ``fit``).
 
         Raises:
             JobConflictError: a job is running already.
@@ -76,7 +77,7 @@ class JobRunner:
             if self._running is not None:
                 raise JobConflictError(f"Personalization job {self._running.id} is still running; wait for it "
                                        f"(GET /v1/jobs/{self._running.id}) before starting another.")
-            job = self._running = Job(uuid.uuid4().hex[:12], mode, overrides, trigger=trigger)
+            job = self._running = Job(uuid.uuid4().hex[:12], mode, overrides, trigger=trigger, new_labels=new_labels)
             self.served.store.set_meta(JOB_COUNT_META, str(count))
             self._jobs[job.id] = job
             for old in list(self._jobs)[:-KEEP_FINISHED_JOBS - 1]:
@@ -106,7 +107,7 @@ class JobRunner:
             texts, labels = self.served.store.all()
             candidate = self.served.fresh()
             train = candidate.partial_fit if job.mode == "continue" else candidate.fit
-            train(texts, labels, progress=lambda p: self._progress(job, p), **job.overrides)
+            train(texts, labels, progress=lambda p: self._progress(job, p), new_labels=job.new_labels, **job.overrides)
             if candidate.report_["accepted"]:
                 self.served.accept(candidate)
             job.result = {"head_version": self.served.slot.head_version, "history": candidate.history_, **candidate.report_}

@@ -92,9 +92,14 @@ class PersonalizeRequest(_Strict):
     accept: Literal["if_better", "always"] | None = Field(
         None, description="'if_better' (default): the new head serves only if not worse on the validation split"
     )
+    replay_ratio: float | None = Field(None, ge=0, le=100, description="replay of the bundle's server features; 0 is off (default 1)")
+    l2sp: float | None = Field(None, ge=0, description="pull toward the shipped head's weights (L2-SP); 0 is off")
+    max_label_loss: float | None = Field(None, ge=0, le=1, description="recall any replay label may lose before the guard refuses")
+    new_labels: Literal["refuse", "add"] = Field("refuse", description="'add': labels the bundle lacks claim spare output slots")
 
     def overrides(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"mode"}, exclude_none=True)
+        """This job's TrainConfig overrides, for this job only."""
+        return self.model_dump(exclude={"mode", "new_labels"}, exclude_none=True)
 
 
 class JobView(BaseModel):

@@ -126,10 +126,11 @@ def test_a_killed_service_keeps_every_example_posted_before(pulled_bundle, bbc_s
 def test_errors_are_typed_json_naming_the_field_at_fault(pulled_bundle, tmp_path):
     settings = ServiceSettings.for_model(pulled_bundle, state_dir=tmp_path / "state", max_body_bytes=4096)
     with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
-        unknown = http.post("/v1/examples", json={"examples": [{"text": "hi", "label": "sports"}, {"text": "x", "label": "weather"}]})
+        new = [{"text": "x", "label": f"weather{i}"} for i in range(5)]  # one more than the bundle's 4 spare slots
+        unknown = http.post("/v1/examples", json={"examples": [{"text": "hi", "label": "sports"}, *new]})
         assert unknown.status_code == 422
-        assert unknown.json()["fields"] == [{"field": "examples.1.label", "message": unknown.json()["fields"][0]["message"]}]
-        assert "unknown label 'weather'" in unknown.json()["detail"]
+        assert unknown.json()["fields"] == [{"field": "examples.5.label", "message": unknown.json()["fields"][0]["message"]}]
+        assert "unknown label 'weather4'" in unknown.json()["detail"] and "--spare-labels" in unknown.json()["detail"]
         assert http.get("/v1/examples/count").json()["total"] == 0, "a refused request stores nothing"
 
         images = http.post("/v1/predict", json={"images": [{"shape": [1, 2], "data": [0, 255]}]})
@@ -209,3 +210,33 @@ def test_openapi_describes_every_endpoint(pulled_bundle, tmp_path):
     assert set(paths) == {"/v1/predict", "/v1/examples", "/v1/examples/count", "/v1/personalize", "/v1/jobs/{job_id}",
                           "/v1/model", "/v1/rollback", "/v1/drift", "/v1/drift/events", "/v1/drift/webhook", "/healthz"}
     assert "422" in paths["/v1/examples"]["post"]["responses"] and "409" in paths["/v1/personalize"]["post"]["responses"]
+
+
+def test_one_jobs_overrides_do_not_carry_over_to_the_next(pulled_bundle, bbc_splits, tmp_path):
+    texts, labels = bbc_splits["user"]
+    shuffled = [labels[(i + 7) % len(labels)] for i in range(len(labels))]
+    settings = ServiceSettings.for_model(pulled_bundle, state_dir=tmp_path / "state")
+    with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
+        assert http.post("/v1/examples", json=_examples(texts, shuffled)).status_code == 201
+        first = _wait_for_job(http, http.post("/v1/personalize", json={"accept": "always", "epochs": 1, "lr": 1e-6}).json()["id"])
+        assert first["result"]["accepted"] and first["result"]["config"]["accept"] == "always"
+        later = _wait_for_job(http, http.post("/v1/personalize", json={}).json()["id"])
+        assert later["status"] == "succeeded", later["error"]
+        assert later["result"]["config"]["accept"] == "if_better" and not later["result"]["accepted"]
+        assert later["result"]["labels_checked"] and http.get("/healthz").json()["head_version"] == 1
+
+
+def test_a_new_label_through_the_service(pulled_bundle, bbc_splits, tmp_path):
+    texts, labels = bbc_splits["user"]
+    mine = ["weather" if label == "tech" else label for label in labels]
+    settings = ServiceSettings.for_model(pulled_bundle, state_dir=tmp_path / "state")
+    with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
+        assert http.post("/v1/examples", json=_examples(texts, mine)).status_code == 201
+        refused = _wait_for_job(http, http.post("/v1/personalize", json={}).json()["id"])
+        assert refused["status"] == "failed" and 'new_labels="add"' in refused["error"]
+        job = _wait_for_job(http, http.post("/v1/personalize", json={"new_labels": "add"}).json()["id"])
+        assert job["status"] == "succeeded" and job["result"]["added_labels"] == ["weather"], job
+        tech = [t for t, y in zip(*bbc_splits["test"]) if y == "tech"][:6]
+        answer = http.post("/v1/predict", json={"texts": tech}).json()
+        assert "weather" in answer["predictions"][0]["probabilities"]
+        assert any(p["label"] == "weather" for p in answer["predictions"])

@@ -18,11 +18,17 @@ def add_examples(body: ExamplesRequest, served: Served, store: Store, settings: 
     if len(body.examples) > settings.max_examples_per_request:
         raise FieldError("examples", f"{len(body.examples)} examples in one request; at most "
                          f"{settings.max_examples_per_request} are accepted")
-    known = set(served.bundle.manifest.labels)
+    model = served.slot.personalizer
+    known = set(model.labels)
+    # Labels the head lacks are stored while spare output slots can take them; a job with new_labels="add" claims them.
+    new = {label for label in store.counts_by_label() if label not in known}
     for n, example in enumerate(body.examples):
-        if example.label not in known:
-            raise FieldError(f"examples.{n}.label", f"unknown label {example.label!r}; this bundle's labels are "
-                             f"{', '.join(sorted(known))}")
+        if example.label not in known and example.label not in new:
+            if len(new) >= model.free_label_slots:
+                raise FieldError(f"examples.{n}.label", f"unknown label {example.label!r}; this model's labels are "
+                                 f"{', '.join(sorted(known))} and its {model.free_label_slots} spare output slot(s) are "
+                                 "taken (export the bundle with more: --spare-labels)")
+            new.add(example.label)
         if len(example.text) > settings.max_text_chars:
             raise FieldError(f"examples.{n}.text", f"{len(example.text)} characters; at most {settings.max_text_chars} are accepted")
     total = store.add([e.text for e in body.examples], [e.label for e in body.examples])

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["personalize"])
              responses={code: {"model": ErrorBody} for code in (409, 422)})
 def personalize(jobs: Jobs, body: PersonalizeRequest | None = None) -> JobView:
     body = body or PersonalizeRequest()
-    return _view(jobs.start(body.mode, body.overrides()))
+    return _view(jobs.start(body.mode, body.overrides(), body.new_labels))
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, summary="A job's progress and, when done, its result",
@@ -30,4 +30,5 @@ def get_job(job_id: str, jobs: Jobs) -> JobView:
 def _view(job: Job) -> JobView:
     fields = dataclasses.asdict(job)
     fields.pop("overrides")
+    fields.pop("new_labels")
     return JobView(**fields)

@@ -1,0 +1,112 @@
+"""Personalizing on a few labels keeps the others: replay, the per-label guard, L2-SP on old bundles."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from device_runtime import Personalizer
+from edgeft import bundle as layout
+from edgeft.bundle import Bundle
+from edgeft.config import RuntimeConfig
+from edgeft.datasets import fashion_mnist
+from edgeft.errors import BundleError, ConfigError
+
+USER_TOPICS = ("business", "entertainment")
+
+
+@pytest.fixture(scope="module")
+def two_topics(bbc_splits):
+    texts, labels = bbc_splits["user"]
+    keep = [i for i, label in enumerate(labels) if label in USER_TOPICS]
+    return [texts[i] for i in keep], [labels[i] for i in keep]
+
+
+@pytest.fixture(scope="module")
+def runs(minilm_bundle, two_topics, bbc_splits, tmp_path_factory):
+    """The shipped head, then fits on two topics with the defaults and without replay, scored on all five."""
+    runtime = RuntimeConfig(cache_dir=str(tmp_path_factory.mktemp("forgetting-features")))
+    shipped = Personalizer.from_bundle(minilm_bundle, runtime=runtime)
+    with_replay = Personalizer.from_bundle(minilm_bundle, runtime=runtime).fit(*two_topics)
+    without = Personalizer.from_bundle(minilm_bundle, runtime=runtime).fit(*two_topics, replay_ratio=0.0)
+    return {name: (p, p.evaluate(*bbc_splits["test"])) for name, p in
+            (("shipped", shipped), ("replay", with_replay), ("no_replay", without))}
+
+
+def test_the_exporter_ships_a_class_balanced_replay_set_of_head_features(minilm_bundle):
+    bundle = Bundle.load(minilm_bundle)
+    assert layout.REPLAY in bundle.manifest.files
+    with np.load(bundle.file(layout.REPLAY)) as data:
+        features, labels = data["features"], data["labels"]
+    assert features.shape == (bundle.manifest.head.replay_examples, bundle.manifest.head.in_features)
+    assert np.bincount(labels).tolist() == [4] * 5  # every server example: the session's server split is 4 per topic
+
+
+def test_a_tampered_replay_set_is_refused(bundle_copy):
+    with np.load(bundle_copy / layout.REPLAY) as data:
+        arrays = dict(data)
+    arrays["labels"] = np.zeros_like(arrays["labels"])
+    np.savez(bundle_copy / layout.REPLAY, **arrays)
+    with pytest.raises(BundleError, match="head/replay.npz does not match its checksum"):
+        Bundle.load(bundle_copy)
+
+
+def test_replay_keeps_the_labels_the_user_gave_no_examples_of(runs):
+    shipped, replay = runs["shipped"][1], runs["replay"][1]
+    assert runs["replay"][0].report_["accepted"]
+    assert replay["accuracy"] >= shipped["accuracy"] - 0.01
+    for i in (2, 3, 4):  # politics, sports, tech: no user examples
+        assert replay["per_class_f1"][i] >= shipped["per_class_f1"][i] - 0.05
+
+
+def test_replay_rows_train_but_never_count_as_the_users_examples(runs, two_topics):
+    report = runs["replay"][0].report_
+    assert report["examples"] == len(two_topics[0])
+    assert report["train_examples"] + report["validation_examples"] == len(two_topics[0])
+    assert report["replay_examples"] > 0
+
+
+def test_the_guard_refuses_a_head_that_forgets_labels_and_names_them(runs):
+    p, after = runs["no_replay"]
+    r = p.report_
+    assert not r["accepted"] and p.current_version == 0
+    assert "forgets label(s)" in r["reason"] and "sports" in r["reason"] and "business" not in r["reason"].split("forgets")[1]
+    lost = [name for name, v in r["label_verdicts"].items() if not v["kept"]]
+    assert lost and set(lost) <= {"politics", "sports", "tech"}
+    assert after["accuracy"] < runs["shipped"][1]["accuracy"] + 0.01
+
+
+def test_without_replay_in_the_bundle_the_report_says_other_labels_were_not_checked(bundle_copy, two_topics):
+    manifest = json.loads((bundle_copy / layout.MANIFEST).read_text())
+    del manifest["files"][layout.REPLAY]
+    (bundle_copy / layout.REPLAY).unlink()
+    (bundle_copy / layout.MANIFEST).write_text(json.dumps(manifest))
+    p = Personalizer.from_bundle(bundle_copy).fit(*two_topics, epochs=2)
+    assert p.replay is None and not p.report_["labels_checked"]
+    assert "could not be checked" in p.report_["reason"] and "could not be checked" in p.report_["label_verdicts"]
+
+
+def test_l2sp_on_a_bundle_exported_without_it_is_a_config_error(bundle_copy, two_topics):
+    manifest = json.loads((bundle_copy / layout.MANIFEST).read_text())
+    manifest["head"]["l2sp"] = False  # as bundles exported before L2-SP say
+    (bundle_copy / layout.MANIFEST).write_text(json.dumps(manifest))
+    p = Personalizer.from_bundle(bundle_copy)
+    assert p.fit(*two_topics, epochs=1).report_["l2sp"] == 0.0  # the default still works
+    with pytest.raises(ConfigError, match="exported without L2-SP"):
+        p.fit(*two_topics, epochs=1, l2sp=0.1)
+
+
+def test_effnet_personalized_on_three_classes_keeps_the_other_seven(effnet_bundle, fashion):
+    classes = ["bag", "sneaker", "trouser"]
+    images, labels = fashion_mnist("train", per_class=8, seed=1)
+    keep = [i for i, label in enumerate(labels) if label in classes]
+    test_images, test_labels = fashion_mnist("test", per_class=6, seed=1)
+    shipped = Personalizer.from_bundle(effnet_bundle)
+    before = shipped.evaluate(test_images, test_labels)
+    after = Personalizer.from_bundle(effnet_bundle).fit(images[keep], [labels[i] for i in keep])
+    assert after.report_["accepted"] and after.report_["replay_examples"] > 0
+    assert after.evaluate(test_images, test_labels)["accuracy"] >= before["accuracy"] - 0.02
+    assert shipped.labels == after.labels and set(classes) <= set(after.labels)
+
