@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from device_runtime.acceptance import UNCHECKED, decide, label_verdicts, validation_split
+from device_runtime.acceptance import UNCHECKED, check_replay, decide, validation_split
 from device_runtime.augment import view_key, view_of
 from device_runtime.backbone import backbone_for
 from device_runtime.cache import FeatureCache
@@ -24,7 +24,7 @@ from device_runtime.engines import HeadEngine, open_engine, resolve_engine
 from device_runtime.inference_export import export_inference_model
 from device_runtime.labels import NewLabels, claim_labels, unknown_label_fix
 from device_runtime.monitor import DriftMonitor, ReferenceSample, drift_report
-from device_runtime.replay import StackedRows, load_replay, per_label_recall, replay_rows
+from device_runtime.replay import StackedRows, load_replay, replay_rows
 from device_runtime.scoring import batched_logits, score_head, softmax
 from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state
 from device_runtime.trainer import Progress, ProgressCallback, train_head
@@ -421,7 +421,7 @@ class Personalizer:
         eval_x, eval_y = np.asarray(features[eval_idx]), targets[eval_idx]
         n_classes = len(self.labels)
         current = score_head(self._engine, eval_x, eval_y, n_classes, config.batch_size)
-        current_replay = self._replay_recall(self._engine, config)
+        current_replay = self._replay_predictions(self._engine, config)
         rows, train_x, train_y, n_replay = self._training_rows(features, targets, train_idx, config)
         with tempfile.TemporaryDirectory() as work:
             if restart:
@@ -438,10 +438,11 @@ class Personalizer:
                 validation=(eval_x, eval_y, n_classes), deadline=deadline, cancel=self._cancel, progress=progress,
             )
             new = score_head(engine, eval_x, eval_y, n_classes, config.batch_size)
-            verdicts = None
+            replay = None
             if current_replay is not None:
-                verdicts = label_verdicts(current_replay, self._replay_recall(engine, config), self.labels, config.max_label_loss)
-            accepted, reason = decide(config, result.stopped, result.steps, new, current, on, verdicts)
+                replay = check_replay(self.replay.labels, current_replay, self._replay_predictions(engine, config),
+                                      self.labels, config.max_label_loss, config.forgetting_level)
+            accepted, reason = decide(config, result.stopped, result.steps, new, current, on, replay)
             if accepted:
                 self._engine = engine
                 self.versions_.add(engine.parameters(), {**_summary(new), "examples": len(examples), "validated_on": on})
@@ -458,8 +459,9 @@ class Personalizer:
             "validation_examples": len(val_idx), "engine": self.engine.value, "provider": self.provider,
             "feature_seconds": feature_seconds, "train_seconds": time.monotonic() - started - feature_seconds,
             "final_loss": result.history[-1] if result.history else None,
-            "replay_examples": n_replay, "l2sp": l2sp, "labels_checked": verdicts is not None,
-            "label_verdicts": verdicts if verdicts is not None else UNCHECKED,
+            "replay_examples": n_replay, "l2sp": l2sp, "labels_checked": replay is not None,
+            "label_verdicts": replay.labels if replay is not None else UNCHECKED,
+            "replay_verdict": replay.overall if replay is not None else None,
             "added_labels": self.added_labels_[len(claimed_before):], "config": to_dict(config),
         }
         return self
@@ -506,12 +508,11 @@ class Personalizer:
         rows = np.concatenate([train_idx, len(features) + np.arange(len(chosen))])
         return rows, stacked, np.concatenate([targets, self.replay.labels[chosen]]), len(chosen)
 
-    def _replay_recall(self, engine: HeadEngine, config: TrainConfig) -> dict[int, float] | None:
-        """Per-label recall of ``engine``'s head on the bundle's replay set; None where it ships none."""
+    def _replay_predictions(self, engine: HeadEngine, config: TrainConfig) -> np.ndarray | None:
+        """``engine``'s head's label indices for the bundle's replay set; None where it ships none."""
         if self.replay is None or len(self.replay) == 0:
             return None
-        logits = batched_logits(engine, self.replay.features, config.batch_size, len(self.labels))
-        return per_label_recall(self.replay.labels, logits.argmax(axis=1))
+        return batched_logits(engine, self.replay.features, config.batch_size, len(self.labels)).argmax(axis=1)
 
     def _l2sp(self, config: TrainConfig) -> float:
         """L2-SP's strength for a run: the config's, or the default where the bundle's graph has the term.

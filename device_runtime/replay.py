@@ -98,7 +98,3 @@ class StackedRows:
         out[~own] = self._second[index[~own] - len(self._first)]
         return out
 
-
-def per_label_recall(targets: np.ndarray, predicted: np.ndarray) -> dict[int, float]:
-    """Recall of every label that ``targets`` holds, by label index."""
-    return {int(label): float(np.mean(predicted[targets == label] == label)) for label in np.unique(targets)}

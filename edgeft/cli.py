@@ -42,7 +42,7 @@ EXPORT_DEFAULTS = ExportConfig()
 RUNTIME_DEFAULTS = RuntimeConfig()
 DRIFT_EXIT_CODE = 3  # `edgeft drift` found drift: scripts tell it apart from errors (1) and usage errors (2)
 DEVICE_TRAIN_KEYS = ("weight_decay", "validation_fraction", "patience", "metric", "balanced_sampling", "max_seconds", "accept",
-                     "replay_ratio", "l2sp", "max_label_loss")
+                     "replay_ratio", "l2sp", "max_label_loss", "forgetting_level")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +109,7 @@ def _add_device_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replay-ratio", type=float, help=f"replay of the bundle's server features: every label topped up to this times the user's mean examples per label; 0 is off (default: {d.replay_ratio})")
     p.add_argument("--l2sp", type=float, help="strength of the pull toward the shipped head's weights (L2-SP); 0 is off (default: the bundle's, off)")
     p.add_argument("--max-label-loss", type=float, help=f"recall (0..1) any label of the replay set may lose before the guard refuses the head (default: {d.max_label_loss})")
+    p.add_argument("--forgetting-level", type=float, help=f"... and only where chance explains the loss with probability below this (McNemar's exact test; 1: every loss over the margin; default: {d.forgetting_level})")
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
@@ -381,7 +382,8 @@ def _run_personalize(args: argparse.Namespace) -> None:
     print(f"{'accepted' if r['accepted'] else 'rejected'}: {r['reason']}")
     if r.get("labels_checked"):
         print("labels of the replay set (recall current -> new): " + ", ".join(
-            f"{name} {v['current']:.2f} -> {v['new']:.2f} {'kept' if v['kept'] else 'LOST'}" for name, v in r["label_verdicts"].items()))
+            f"{name} {v['current']:.2f} -> {v['new']:.2f} {'kept' if v['kept'] else 'LOST'}"
+            for name, v in {**r["label_verdicts"], "all": r["replay_verdict"]}.items()))
     elif "label_verdicts" in r:
         print(f"note: {r['label_verdicts']}")
     if r.get("added_labels"):

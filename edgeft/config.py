@@ -100,6 +100,9 @@ class TrainConfig:
     l2sp: float | None = None
     # Recall (0..1) the new head may lose on any label of the bundle's replay set before the guard refuses it.
     max_label_loss: float = 0.02
+    # ... and only where chance explains the loss with probability below this (McNemar's exact test on the rows the
+    # heads disagree on): a replay label has 4-32 rows, so one row is 3-25 points. 1 refuses every loss over the margin.
+    forgetting_level: float = 0.2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule", _enum(Schedule, self.schedule, "schedule"))
@@ -126,6 +129,8 @@ class TrainConfig:
             raise ConfigError(f"l2sp must be a finite number >= 0 (0: off) or None (the default), got {self.l2sp!r}")
         if not _finite(self.max_label_loss) or not 0 <= self.max_label_loss <= 1:
             raise ConfigError(f"max_label_loss must be in [0, 1] (a fraction of recall), got {self.max_label_loss!r}")
+        if not _finite(self.forgetting_level) or not 0 < self.forgetting_level <= 1:
+            raise ConfigError(f"forgetting_level must be in (0, 1] (a p-value), got {self.forgetting_level!r}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied; ``None`` values are ignored."""

@@ -95,6 +95,7 @@ class PersonalizeRequest(_Strict):
     replay_ratio: float | None = Field(None, ge=0, le=100, description="replay of the bundle's server features; 0 is off (default 1)")
     l2sp: float | None = Field(None, ge=0, description="pull toward the shipped head's weights (L2-SP); 0 is off")
     max_label_loss: float | None = Field(None, ge=0, le=1, description="recall any replay label may lose before the guard refuses")
+    forgetting_level: float | None = Field(None, gt=0, le=1, description="and only where chance explains the loss below this p-value")
     new_labels: Literal["refuse", "add"] = Field("refuse", description="'add': labels the bundle lacks claim spare output slots")
 
     def overrides(self) -> dict[str, Any]:

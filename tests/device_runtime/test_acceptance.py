@@ -89,3 +89,50 @@ def test_versions_and_the_current_one_survive_save_and_load(make_personalizer, u
     p.rollback(2)
     for name, value in p.head_parameters().items():
         np.testing.assert_array_equal(q.head_parameters()[name], value)
+
+
+def _replay_rows(per_label: int, labels: int) -> np.ndarray:
+    return np.repeat(np.arange(labels), per_label)
+
+
+def test_one_replay_row_lost_is_chance_not_forgetting():
+    from device_runtime.acceptance import check_replay
+
+    targets = _replay_rows(16, 3)
+    new = targets.copy()
+    new[0] = 1  # label a: 16/16 -> 15/16, 6 points, over the 2-point margin
+    check = check_replay(targets, targets.copy(), new, ["a", "b", "c"], margin=0.02, level=0.2)
+    assert check.labels["a"]["new"] == pytest.approx(15 / 16) and check.labels["a"]["p"] == pytest.approx(0.5)
+    assert check.forgotten() is None
+
+
+def test_a_label_that_loses_many_rows_is_named_as_forgotten():
+    from device_runtime.acceptance import check_replay
+
+    targets = _replay_rows(16, 3)
+    new = targets.copy()
+    new[16:24] = 0  # label b: half its rows now predicted as a, none gained
+    check = check_replay(targets, targets.copy(), new, ["a", "b", "c"], margin=0.02, level=0.2)
+    assert not check.labels["b"]["kept"] and check.labels["b"]["lost"] == 8
+    assert check.labels["a"]["kept"] and check.labels["c"]["kept"]
+    assert "b 1.00 -> 0.50 (8 rows lost, 0 gained" in check.forgotten()
+
+
+def test_small_losses_spread_over_labels_are_caught_all_together():
+    from device_runtime.acceptance import check_replay
+
+    targets = _replay_rows(4, 4)
+    new = targets.copy()
+    new[[4, 8, 12]] = 0  # one row of each of b, c, d: chance for each label, not for the set
+    check = check_replay(targets, targets.copy(), new, ["a", "b", "c", "d"], margin=0.02, level=0.2)
+    assert all(v["kept"] for v in check.labels.values()) and not check.overall["kept"]
+    assert "down in b, c, d" in check.forgotten()
+
+
+def test_forgetting_level_1_refuses_every_loss_over_the_margin():
+    from device_runtime.acceptance import check_replay
+
+    targets = _replay_rows(16, 2)
+    new = targets.copy()
+    new[0] = 1
+    assert "a 1.00 -> 0.94" in check_replay(targets, targets.copy(), new, ["a", "b"], margin=0.02, level=1.0).forgotten()

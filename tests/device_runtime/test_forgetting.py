@@ -73,8 +73,9 @@ def test_the_guard_refuses_a_head_that_forgets_labels_and_names_them(runs):
     r = p.report_
     assert not r["accepted"] and p.current_version == 0
     assert "forgets label(s)" in r["reason"] and "sports" in r["reason"] and "business" not in r["reason"].split("forgets")[1]
-    lost = [name for name, v in r["label_verdicts"].items() if not v["kept"]]
-    assert lost and set(lost) <= {"politics", "sports", "tech"}
+    fell = [name for name, v in r["label_verdicts"].items() if v["new"] < v["current"]]
+    assert fell and set(fell) <= {"politics", "sports", "tech"}
+    assert not r["replay_verdict"]["kept"] and r["replay_verdict"]["lost"] > r["replay_verdict"]["gained"]
     assert after["accuracy"] < runs["shipped"][1]["accuracy"] + 0.01
 
 
