@@ -109,7 +109,7 @@ def _auto(
         except ExportError as e:  # a mode ORT cannot run is one auto does not ship, not a failed export
             candidates[mode.value] = {"error": str(e)}
             continue
-        int8, m = measured[mode.value]
+        _, m = measured[mode.value]
         agreeing = round(m["int8_identical_predictions"] * len(X))
         bound = disagreement_bound(len(X) - agreeing, len(X), CONFIDENCE)
         candidates[mode.value] = {
