@@ -135,11 +135,11 @@ def _export_parser(commands: Any) -> None:
     d = EXPORT_DEFAULTS
     img = ImagePreprocessing()
     p = commands.add_parser("export", help="export a text model folder, a packaged vision model or an ONNX file to a bundle",
-                            description="Export a backbone to a bundle: ONNX backbone (INT8 by default), head training "
+                            description="Export a backbone to a bundle: ONNX backbone (FP32 or INT8, measured), head training "
                             "artifacts, tokenizer or image preprocessing, checksummed manifest. --model is a Hugging Face / "
                             "sentence-transformers folder, a packaged vision model (efficientnet-lite0), or an .onnx file "
                             "(with --feature-output). With --train-data the head ships trained on a training split; the "
-                            "validation split measures it and the INT8 backbone against FP32.")
+                            "validation split measures it; every example measures INT8 against FP32.")
     p.add_argument("--model", required=True, help="model folder (config.json, weights, tokenizer.json), efficientnet-lite0, or a .onnx file (required)")
     p.add_argument("--output", required=True, help="bundle folder to write (required)")
     p.add_argument("--train-data", help="server examples: .csv/.jsonl texts, a folder with one image sub-folder per class, "
@@ -150,10 +150,12 @@ def _export_parser(commands: Any) -> None:
     p.add_argument("--version", dest="bundle_version", default=d.version, help="bundle version (default: %(default)s)")
     p.add_argument("--base-model", default=d.base_model, help="base model's name for the manifest (default: the folder's name)")
     p.add_argument("--license", default=d.license, help="base model's licence (default: %(default)s)")
-    p.add_argument("--quantize", choices=[q.value for q in Quantization], default=d.quantization.value, help="backbone precision; int8-static calibrates on --train-data; the head is never quantized (default: %(default)s)")
+    p.add_argument("--quantize", choices=[q.value for q in Quantization], default=d.quantization.value, help="backbone precision; auto measures none, int8-dynamic and int8-static on --train-data and ships the smallest "
+                   "within --max-quality-loss; int8-static calibrates on --train-data; the head is never quantized (default: %(default)s)")
     p.add_argument("--validation-fraction", type=float, default=d.validation_fraction, help="share of --train-data held out to measure the head and INT8 against FP32 (default: %(default)s)")
-    p.add_argument("--max-quality-loss", type=float, default=100 * d.max_quality_loss, help="accuracy points INT8 may lose against FP32 on the validation split (default: %(default)s)")
-    p.add_argument("--accept-quality-loss", action="store_true", help="ship the INT8 backbone even when it loses more than --max-quality-loss (default: off)")
+    p.add_argument("--max-quality-loss", type=float, default=100 * d.max_quality_loss, help="accuracy points INT8 may lose against FP32: on the validation split for an INT8 mode, a 95%% upper bound over "
+                   "every server example for auto (default: %(default)s)")
+    p.add_argument("--accept-quality-loss", action="store_true", help="ship the INT8 mode given to --quantize even when it loses more than --max-quality-loss (default: off)")
     p.add_argument("--max-length", type=int, default=d.max_length, help="tokens per text, longer text is truncated (default: %(default)s)")
     p.add_argument("--head", choices=[h.value for h in HeadKind], default=d.head.value, help="head type (default: %(default)s)")
     p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="hidden units of an mlp head (default: %(default)s)")
@@ -260,11 +262,14 @@ def _run_export(args: argparse.Namespace) -> None:
     key = args.sign_key or os.environ.get("EDGEFT_SIGNING_KEY")
     signed = f", signed with key {sign_bundle(args.output, key).key_id}" if key else ", unsigned"
     m = manifest.metrics
-    quality = (f"; INT8 vs FP32 on {m['validation_examples']} validation examples: accuracy "
-               f"{m['validation_accuracy_int8']:.3f} vs {m['validation_accuracy_fp32']:.3f}, "
-               f"{100 * m['int8_identical_predictions']:.0f}% identical") if "int8_identical_predictions" in m else ""
+    quality = (f"; INT8 vs FP32: {100 * m['int8_identical_predictions']:.0f}% identical predictions on "
+               f"{m['int8_agreement_examples']} server examples") if "int8_identical_predictions" in m else ""
+    if "validation_accuracy_int8" in m:
+        quality += (f", accuracy {m['validation_accuracy_int8']:.3f} vs {m['validation_accuracy_fp32']:.3f} on "
+                    f"{m['validation_examples']} validation examples")
     print(f"wrote {args.output}: {manifest.name}@{manifest.version}, {len(manifest.labels)} labels, "
           f"{manifest.backbone.precision} backbone, head {'trained' if manifest.head.trained else 'untrained'}{quality}{signed}")
+    print(f"precision (--quantize {m['quantization']['requested']}): {m['quantization']['reason']}")
 
 
 def _export(args: argparse.Namespace, preprocessing: ImagePreprocessing, common: dict[str, Any], progress: Any) -> Any:

@@ -38,9 +38,9 @@ from edgeft.config import (
 from edgeft.errors import ExportError
 from edgeft.signing import UnsignedBundleWarning
 from export.head import build_head, write_training_artifacts
-from export.measure import compare_precisions, latency_ms, split_indices, take
-from export.onnx_file import feature_size, graph_inputs, input_shape, prepare_onnx_backbone
-from export.quantize import quantize_backbone
+from export.measure import split_indices, take
+from export.onnx_file import feature_size, graph_inputs, input_shape, prepare_onnx_backbone, quantization_evidence
+from export.precision import ship_backbone
 from export.text import SENTENCE_OUTPUT, export_text_backbone, text_parity
 from export.vision import INPUT, OUTPUT, export_torch_backbone
 
@@ -49,8 +49,6 @@ if TYPE_CHECKING:  # export.fused imports torch, which exporting an ONNX file mu
 
 # The texts the bundle check runs when there is no server data.
 _TEXT_SAMPLE = ["edgeft checks the bundle before it ships."]
-# Calibration of int8-static: enough batches for stable ranges, few enough to take seconds.
-_CALIBRATION_EXAMPLES = 64
 # ONNX vs torch on the same input; float32 kernels differ by ~1e-6, a broken export by far more.
 _PARITY_TOLERANCE = 1e-3
 # Backbone latency is timed on one batch of this many server examples.
@@ -59,7 +57,8 @@ _LATENCY_BATCH = 16
 
 @dataclasses.dataclass(frozen=True)
 class _Source:
-    """An FP32 ONNX backbone ready to bundle, and what the manifest says about it."""
+    """An ONNX backbone ready to bundle (FP32, unless a given file was quantized already), and what the
+    manifest says about it."""
 
     fp32: Path
     input: InputSpec
@@ -71,6 +70,7 @@ class _Source:
     extra_files: dict[str, Path]  # bundle file name -> file to copy in
     metrics: dict[str, Any]  # measured while exporting (e.g. ONNX-vs-torch parity)
     fused: FusedParts | None = None  # the trainable tail, when the backbone is cut (device_trainable_blocks)
+    quantized: list[str] = dataclasses.field(default_factory=list)  # what marks a given file as quantized already
 
 
 def export_text_model(
@@ -94,8 +94,8 @@ def export_text_model(
         model_dir: local model folder (config.json, weights, tokenizer.json).
         output: the bundle folder to write; it appears only once complete.
         texts, labels: server-side examples; with them the shipped head is
-            trained on a training split, and the validation split measures it
-            and the INT8 backbone's agreement with FP32.
+            trained on a training split, the validation split measures it, and
+            all of them measure the INT8 backbone's agreement with FP32.
         label_set: the classes, in order; defaults to the sorted labels seen.
         config: bundle identity, quantization and its quality guard, head shape.
         train_config: hyperparameters for the server-side head training, also
@@ -109,12 +109,13 @@ def export_text_model(
         log_dir: where fine-tuning writes finetune.json and finetune.png.
 
     Returns:
-        The manifest written.
+        The manifest written; ``metrics["quantization"]`` says which precision
+        shipped and why (under ``quantization="auto"``, with the figures it chose by).
 
     Raises:
         ExportError: the model folder cannot be exported, no label set is
-            known, fine-tuning has no data, or INT8 loses more accuracy than
-            ``config`` allows.
+            known, fine-tuning has no data, or an INT8 mode chosen by name loses
+            more accuracy than ``config`` allows.
         DataError: the server examples are empty, mismatched or mislabelled.
     """
     _refuse_fused(config, "text models")
@@ -268,7 +269,8 @@ def export_onnx_model(
 
     Raises:
         ExportError: the file is not a usable ONNX model or lacks ``feature_output``,
-            or as for :func:`export_text_model`.
+            is quantized already and ``config`` asks to quantize it again, or as for
+            :func:`export_text_model`.
         DataError: the server examples do not fit the backbone's modality.
     """
     _refuse_fused(config, "ONNX backbone files")
@@ -286,6 +288,13 @@ def export_onnx_model(
     with tempfile.TemporaryDirectory() as work:
         fp32 = Path(work) / "backbone.onnx"
         output_name, size = prepare_onnx_backbone(onnx_path, fp32, feature_output, pooling)
+        quantized = quantization_evidence(fp32)
+        if quantized and config.quantization not in (Quantization.AUTO, Quantization.NONE):
+            raise ExportError(
+                f"{onnx_path} is quantized already ({', '.join(quantized)}); quantizing it again as "
+                f"{config.quantization.value} would stack a second rounding on the first. Export it with "
+                "--quantize auto or none, which ship it as given, or give its FP32 original."
+            )
         inputs = graph_inputs(fp32)
         if modality == "text":
             spec = InputSpec(modality="text", input_names=inputs, tokenizer=layout.TOKENIZER, max_length=config.max_length)
@@ -301,6 +310,7 @@ def export_onnx_model(
             base_model=_base_model(config, Path(onnx_path).stem, onnx_path),
             extra_files={layout.TOKENIZER: Path(tokenizer)} if tokenizer is not None else {},
             metrics={},
+            quantized=quantized,
         )
         return _build(source, Path(work), output, classes, X, labels, config, train_config, overwrite, progress)
 
@@ -420,7 +430,9 @@ def _build(
         # The server's head trains through ORT on its own split: no device-side validation split or guard.
         with _unsigned_ok():
             personalizer = Personalizer(Bundle.load(folder), runtime=RuntimeConfig(engine="ort"))
-        metrics = {**source.metrics, "backbone_bytes_fp32": source.fp32.stat().st_size}
+        metrics = dict(source.metrics)
+        if not source.quantized:  # a pre-quantized file has no FP32 size to report
+            metrics["backbone_bytes_fp32"] = source.fp32.stat().st_size
         bench = _sample(source.input) if X is None else take(X, np.arange(min(len(X), _LATENCY_BATCH)))
         validation = None
         if X is not None:
@@ -428,17 +440,10 @@ def _build(
             personalizer.save_head_checkpoint(folder / layout.CHECKPOINT)
             if fused is None:
                 _write_head_parameters(folder, personalizer.head_parameters())
-        precision = "fp32"
-        if config.quantization is Quantization.NONE:
-            metrics["backbone_latency_ms_fp32"] = latency_ms(personalizer.backbone, X=bench)[0]
-        else:
-            int8 = work / "backbone-int8.onnx"
-            calibration = None
-            if X is not None:
-                calibration = personalizer.backbone.batch_feeds(take(X, np.arange(min(len(X), _CALIBRATION_EXAMPLES))), 16)
-            precision = quantize_backbone(folder / layout.BACKBONE, int8, config.quantization, calibration)
-            metrics.update(compare_precisions(personalizer, int8, bench, validation, config))
-            shutil.copyfile(int8, folder / layout.BACKBONE)
+        precision, shipped = ship_backbone(
+            folder / layout.BACKBONE, work, personalizer, X, labels, validation, bench, config, source.quantized
+        )
+        metrics.update(shipped)
         metrics["backbone_bytes"] = (folder / layout.BACKBONE).stat().st_size
         manifest = write_manifest(folder, dataclasses.replace(
             manifest,
@@ -460,12 +465,11 @@ def _train_shipped_head(
     train_config: TrainConfig,
     metrics: dict[str, Any],
     progress: ProgressCallback | None,
-) -> tuple[Any, list[str], np.ndarray] | None:
+) -> np.ndarray | None:
     """Train the head on the training split with the device runtime itself; measure it on validation.
 
     Returns:
-        The validation split and the FP32 model's predictions on it, or None
-        when the data is too small to hold any out.
+        The indices of the validation split, or None when the data is too small to hold any out.
     """
     train, val = split_indices(labels, config.validation_fraction, train_config.seed)
     X_train, y_train = take(X, train), [labels[i] for i in train]
@@ -487,7 +491,7 @@ def _train_shipped_head(
         "validation_accuracy": report["accuracy"],
         "validation_macro_f1": report["macro_f1"],
     })
-    return X_val, y_val, personalizer.predict(X_val)
+    return val
 
 
 def _write_head_parameters(folder: Path, parameters: dict[str, np.ndarray]) -> None:

@@ -133,6 +133,32 @@ def _axes_node(op: str, x: str, out: str, axes: list[int], opset: int, graph: on
     return [helper.make_node(op, [x, name], [out], **attrs)]
 
 
+# Nodes that only a quantized graph holds: QDQ pairs (static), the dynamic quantizer's integer kernels,
+# and the fused QLinear* / Q* operators of ORT's QOperator format.
+_QUANTIZED_OPS = {
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
+    "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QAttention", "QGemm", "QEmbedLayerNormalization",
+}
+# Weights stored in these types are quantized weights; int32/int64 initializers are shapes and indices.
+_QUANTIZED_WEIGHTS = {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT4, TensorProto.UINT4}
+
+
+def quantization_evidence(model_path: str | os.PathLike) -> list[str]:
+    """What marks the graph at ``model_path`` as already quantized; empty for a float graph.
+
+    Returns:
+        Sorted descriptions: the quantized operator types it holds (``QLinear*`` included), and
+        ``"N int8/uint8 initializers"`` when it stores integer weights.
+    """
+    model = onnx.load(str(model_path), load_external_data=False)
+    ops = {n.op_type for n in model.graph.node if n.op_type in _QUANTIZED_OPS or n.op_type.startswith("QLinear")}
+    evidence = sorted(ops)
+    integer = sum(1 for t in model.graph.initializer if t.data_type in _QUANTIZED_WEIGHTS)
+    if integer:
+        evidence.append(f"{integer} int8/uint8 initializers")
+    return evidence
+
+
 def graph_inputs(model_path: str | os.PathLike) -> list[str]:
     """Names of the graph's real inputs (initializers listed as inputs are left out)."""
     model = onnx.load(str(model_path), load_external_data=False)

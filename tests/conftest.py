@@ -37,7 +37,9 @@ def minilm_bundle(tmp_path_factory: pytest.TempPathFactory, bbc_splits) -> Path:
 
     path = tmp_path_factory.mktemp("bundles") / "minilm-bbc"
     texts, labels = bbc_splits["server"]
-    config = ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2", license="apache-2.0")
+    # int8-dynamic by name: 20 server texts are too few for auto to prove INT8 within one point.
+    config = ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2", license="apache-2.0",
+                          quantization="int8-dynamic")
     export_text_model(minilm_path(), path, texts=texts, labels=labels, config=config)
     return path
 
@@ -65,7 +67,23 @@ def effnet_bundle(tmp_path_factory: pytest.TempPathFactory, fashion) -> Path:
     model = VISION_MODELS["efficientnet-lite0"]
     path = tmp_path_factory.mktemp("bundles") / "effnet-fashion"
     images, labels = fashion["server"]
-    config = ExportConfig(name="effnet-fashion", license="apache-2.0", accept_quality_loss=True)
+    config = ExportConfig(name="effnet-fashion", license="apache-2.0", quantization="int8-dynamic", accept_quality_loss=True)
     export_model(model.build(), torch.zeros(1, 3, 224, 224), path, images=images, labels=labels,
                  preprocessing=model.preprocessing, config=config)
     return path
+
+
+@pytest.fixture(scope="session")
+def read_checkpoint():
+    """Reads an ORT training checkpoint: {parameter name: (trains, values)}, as ORT itself holds them.
+
+    What the training graph trains is what its checkpoint marks ``requires_grad``;
+    a frozen weight inside the graph is there with ``requires_grad`` False.
+    """
+    from device_runtime.ort_training import _training_api
+
+    def read(path: Path) -> dict[str, tuple[bool, np.ndarray]]:
+        state = _training_api().CheckpointState.load_checkpoint(str(path))
+        return {name: (bool(p.requires_grad), np.array(p.data)) for name, p in state.parameters}
+
+    return read

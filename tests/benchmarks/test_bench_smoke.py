@@ -54,10 +54,14 @@ def test_device_side_workers_never_load_torch(smoke_run: Path) -> None:
     assert results["pytorch"]["torch_loaded"] and results["vision-pytorch"]["torch_loaded"]
 
 
-def test_vision_alternatives_report_accuracy(smoke_run: Path) -> None:
+def test_vision_alternatives_train_the_same_head_to_the_same_accuracy(smoke_run: Path) -> None:
+    # The same FP32 backbone, pixels, batches and head: they differ in when the backbone runs, not in what
+    # is learned. One test image of the 10 may flip between torch's and ORT's float rounding.
     results = json.loads((smoke_run / "results.json").read_text())["results"]
-    for name in VISION[:3]:
-        assert 0 <= results[name]["accuracy"] <= 1 and results[name]["test_examples"] == 10
+    accuracies = [results[name]["accuracy"] for name in VISION[:3]]
+    assert all(results[name]["test_examples"] == 10 for name in VISION[:3])
+    assert max(accuracies) - min(accuracies) <= 0.1 + 1e-9, dict(zip(VISION, accuracies))
+    assert min(accuracies) >= 0.3  # 10 classes: chance is 0.1 (measured: 0.5 after one epoch on 1 image per class)
 
 
 def test_latency_and_sizes_cover_both_precisions(smoke_run: Path) -> None:

@@ -84,4 +84,20 @@ def test_saved_engine_state_resumes_exactly(data, tmp_path):
 
 def test_auto_engine_is_ort_where_its_training_api_loads():
     assert resolve_engine("auto") is Engine.ORT
-    assert resolve_engine("numpy") is Engine.NUMPY
+
+
+def test_numpy_is_used_as_asked_and_auto_falls_back_to_it_where_ort_training_cannot_load(monkeypatch):
+    import warnings
+
+    from device_runtime import ort_training
+    from device_runtime.engines.base import EngineFallbackWarning
+    from edgeft.errors import ConfigError
+
+    monkeypatch.setattr(ort_training, "training_available", lambda: "the installed onnxruntime has no training API")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy asked for by name: no fallback, so no warning
+        assert resolve_engine("numpy") is Engine.NUMPY
+    with pytest.warns(EngineFallbackWarning, match="The installed onnxruntime has no training API, so the numpy engine"):
+        assert resolve_engine("auto") is Engine.NUMPY
+    with pytest.raises(ConfigError, match='engine="ort" was requested, but the installed onnxruntime has no training API'):
+        resolve_engine("ort")

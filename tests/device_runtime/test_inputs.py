@@ -78,10 +78,25 @@ def test_an_untrained_head_says_to_call_fit_first(bundle_copy, user, tmp_path):
         p.export_inference_model(tmp_path / "model.onnx")
 
 
-def test_no_onnxruntime_error_reaches_the_user(p, tmp_path):
+def test_a_state_of_a_newer_format_is_refused_naming_both_formats(p, tmp_path):
     from device_runtime import Personalizer
 
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "state.json").write_text('{"format_version": 7}')
     with pytest.raises(EdgeftError, match="state format 7; this edgeft reads 2"):
         Personalizer.load(tmp_path / "state")
+
+
+def test_no_onnxruntime_error_reaches_the_user(bundle_copy):
+    from device_runtime import Personalizer
+    from edgeft.bundle import CHECKPOINT, Bundle, write_manifest
+    from edgeft.config import RuntimeConfig
+    from edgeft.errors import StateError
+
+    # A head checkpoint with a valid checksum that ORT cannot parse: every check before ORT passes, ORT itself fails.
+    manifest = Bundle.load(bundle_copy).manifest
+    (bundle_copy / CHECKPOINT).write_bytes(b"not an ORT checkpoint")
+    write_manifest(bundle_copy, manifest)
+    with pytest.raises(StateError, match=r"ONNX Runtime could not load the head from .*checkpoint") as caught:
+        Personalizer.from_bundle(bundle_copy, runtime=RuntimeConfig(engine="ort")).predict(["a headline"])
+    assert "[ONNXRuntimeError]" in str(caught.value.__cause__), "ORT itself failed, and the user sees a StateError"

@@ -9,7 +9,6 @@ import pytest
 
 from device_runtime import Personalizer
 from edgeft import bundle as layout
-from edgeft.bundle import file_sha256
 from edgeft.errors import DataError, DataTypeError
 
 
@@ -25,15 +24,23 @@ def test_fit_on_user_data_beats_the_shipped_head(minilm_bundle: Path, personaliz
     assert after["macro_f1"] > shipped["macro_f1"] + 0.05
 
 
-def test_fit_changes_the_head_and_leaves_the_backbone_file_alone(minilm_bundle: Path, bbc_splits) -> None:
-    backbone_before = file_sha256(minilm_bundle / layout.BACKBONE)
+def test_fit_trains_the_head_alone_in_the_training_graph_and_the_features_stay(
+    minilm_bundle: Path, bbc_splits, read_checkpoint, tmp_path
+) -> None:
+    texts = bbc_splits["test"][0][:6]
+    shipped = read_checkpoint(minilm_bundle / layout.CHECKPOINT)
     p = Personalizer.from_bundle(minilm_bundle)
-    head_before = p.head_parameters()
+    features = Personalizer.from_bundle(minilm_bundle).transform(texts)  # another instance: no shared feature cache
     p.fit(*bbc_splits["user"], epochs=2)
-    head_after = p.head_parameters()
-    assert set(head_after) == {"head.weight", "head.bias"}
-    assert not np.allclose(head_before["head.weight"], head_after["head.weight"])
-    assert file_sha256(minilm_bundle / layout.BACKBONE) == backbone_before
+    p.save_head_checkpoint(tmp_path / "checkpoint")
+    trained = read_checkpoint(tmp_path / "checkpoint")
+    head = p.bundle.manifest.head
+    # No backbone weight is in the graph ORT trains: the head's parameters are all of it.
+    assert set(trained) == set(shipped) == {"head.weight", "head.bias"} == set(head.trainable) | set(head.frozen)
+    for name, (trains, values) in trained.items():
+        assert trains == (name in head.trainable), name
+        assert np.array_equal(values, shipped[name][1]) != trains, f"{name}: trained weights change, frozen ones stay"
+    np.testing.assert_array_equal(p.transform(texts), features)  # the frozen backbone computes what it did
 
 
 def test_fit_loss_falls_over_epochs(personalized: Personalizer) -> None:

@@ -13,7 +13,7 @@ import torch
 from device_runtime import Personalizer
 from device_runtime.image import preprocess
 from device_runtime.validation import check_images
-from edgeft.bundle import Bundle, file_sha256
+from edgeft.bundle import Bundle
 from edgeft.cli import main
 from edgeft.config import FUSED_LR, ExportConfig, FineTuneConfig, RuntimeConfig
 from edgeft.datasets import minilm_path
@@ -36,7 +36,7 @@ def fused_bundle(tmp_path_factory: pytest.TempPathFactory, fashion) -> Path:
     model = VISION_MODELS["efficientnet-lite0"]
     path = tmp_path_factory.mktemp("fused") / "effnet-fused"
     images, labels = _few(fashion["server"], 3)
-    config = ExportConfig(name="effnet-fused", device_trainable_blocks=1, accept_quality_loss=True)
+    config = ExportConfig(name="effnet-fused", device_trainable_blocks=1, quantization="int8-dynamic", accept_quality_loss=True)
     export_model(model.build(), torch.zeros(1, 3, 224, 224), path, images=images, labels=labels,
                  preprocessing=model.preprocessing, config=config)
     return path
@@ -63,8 +63,8 @@ def test_a_fused_bundle_ships_a_learning_rate_its_conv_blocks_train_at(fused_bun
     assert m.metrics["server_train_accuracy"] > 0.5  # three classes: chance is a third
 
 
-def test_fit_trains_the_tail_blocks_and_the_round_trip_keeps_them(fused_bundle, fashion, tmp_path):
-    backbone_sha = file_sha256(fused_bundle / "backbone.onnx")
+def test_fit_trains_the_tail_blocks_and_the_round_trip_keeps_them(fused_bundle, fashion, tmp_path, read_checkpoint):
+    shipped = read_checkpoint(fused_bundle / "head" / "checkpoint")
     images, labels = _few(fashion["test"], 3)
     # A dynamically quantized backbone's output depends on the batch it ran in (its ranges are per batch):
     # a shared feature cache gives the restored personalizer the very features the first one trained on.
@@ -82,7 +82,13 @@ def test_fit_trains_the_tail_blocks_and_the_round_trip_keeps_them(fused_bundle, 
     restored = Personalizer.load(tmp_path / "state", runtime=runtime)
     assert all(np.array_equal(restored.head_parameters()[k], v) for k, v in after.items())
     np.testing.assert_allclose(restored.predict_proba(images), proba, atol=1e-6)
-    assert file_sha256(fused_bundle / "backbone.onnx") == backbone_sha
+    # Inside the training graph: what trains changed, what is frozen stayed; the lower blocks are not in it at all.
+    p.save_head_checkpoint(tmp_path / "checkpoint")
+    trained, head = read_checkpoint(tmp_path / "checkpoint"), p.bundle.manifest.head
+    assert set(trained) == set(shipped) and {n for n, (trains, _) in trained.items() if trains} == set(head.trainable)
+    for name, (trains, values) in trained.items():
+        assert np.array_equal(values, shipped[name][1]) != trains, f"{name}: trained weights change, frozen ones stay"
+    assert not [n for n in trained if n.startswith("blocks.") and not n.startswith("blocks.15.")]
     drift = restored.drift_report()
     assert np.isfinite(drift["feature_shift"])
     # The standalone model joins the frozen backbone and the personalized tail.
