@@ -83,7 +83,7 @@ def bbc(work: Path, mode: Mode) -> DataSet:
     bundle = work / f"minilm-bbc-{mode.server_per_class}"
     if not (bundle / "manifest.json").is_file():
         export_text_model(minilm_path(), bundle, texts=server[0], labels=server[1],
-                          config=ExportConfig(name="minilm-bbc-forgetting", license="apache-2.0"))
+                          config=ExportConfig(name="minilm-bbc-forgetting", license="apache-2.0", quantization="int8-dynamic"))
     by_label = {label: [x for x, y in zip(*pool) if y == label] for label in sorted(set(labels))}
     return DataSet("MiniLM + BBC News", bundle, sorted(by_label), by_label, test[0], test[1])
 

@@ -34,7 +34,7 @@ def main() -> None:
     user = [(x, y) for x, y in zip(user_x, user_y) if y in USER_TOPICS]
     bundle = Path(args.out) / "bundle"
     if not bundle.exists():
-        config = ExportConfig(name="minilm-bbc", replay_per_class=args.replay_per_class)
+        config = ExportConfig(name="minilm-bbc", replay_per_class=args.replay_per_class, quantization="int8-dynamic")
         export_text_model(minilm_path(), bundle, texts=server_x, labels=server_y, config=config)
     device = Personalizer.from_bundle(bundle)
     before = device.evaluate(test_x, test_y)
