@@ -30,8 +30,8 @@ def _swap_first_two(labels: list[str]) -> None:
     [
         (lambda m: m.update(labels=[]), r"labels: List should have at least 1 item"),
         (lambda m: m.update(labels="business,tech"), r"labels: Input should be a valid array, got 'business,tech' \(str\)"),
-        (lambda m: m["labels"].pop(), r"labels has 4 entries but head.out_features is 5"),
-        (lambda m: m["labels"].append("weather"), r"labels has 6 entries but head.out_features is 5"),
+        (lambda m: m["labels"].pop(), r"labels has 4 entries and head.spare_labels is 4, but head.out_features is 9"),
+        (lambda m: m["labels"].append("weather"), r"labels has 6 entries and head.spare_labels is 4, but head.out_features is 9"),
         (lambda m: m["input"].update(max_length=-1), r"input.max_length: Input should be greater than or equal to 1, got -1"),
         (lambda m: m["head"].update(out_features="5"), r"head.out_features: Input should be a valid integer, got '5' \(str\)"),
         (lambda m: m["backbone"].update(precision="fp8"), r"backbone.precision: Input should be 'fp32' or 'int8'"),

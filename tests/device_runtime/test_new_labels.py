@@ -65,6 +65,13 @@ def test_more_new_labels_than_free_slots_is_an_error_naming_them(make_personaliz
     assert p.free_label_slots == 4 and p.add_labels(["a", "b"]).free_label_slots == 2
 
 
+def test_a_refused_fit_gives_its_claimed_slots_back(make_personalizer, user, with_new_label):
+    p = make_personalizer().fit(*user)
+    p.fit(*with_new_label, new_labels="add", epochs=1, lr=1e-6)  # from the shipped head, barely trained: worse than version 1
+    assert not p.report_["accepted"] and p.report_["added_labels"] == []
+    assert NEW not in p.labels and p.free_label_slots == p.bundle.manifest.head.spare_labels
+
+
 def test_per_call_overrides_change_neither_the_config_nor_the_saved_state(make_personalizer, user, tmp_path):
     p = make_personalizer()
     before = to_dict(p.config)

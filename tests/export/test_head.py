@@ -46,10 +46,12 @@ def _train(kind: Engine, bundle: Path, features: np.ndarray, targets: np.ndarray
 
 def test_the_manifest_and_checkpoint_hold_a_hidden_layer_and_an_output_layer(mlp_bundle, read_checkpoint):
     head = Bundle.load(mlp_bundle).manifest.head
-    assert (head.kind, head.hidden_size, head.in_features, head.out_features) == ("mlp", HIDDEN, 384, 2)
+    outputs = 2 + head.spare_labels  # two labels, then the slots reserved for labels a device adds
+    assert (head.kind, head.hidden_size, head.in_features, head.out_features) == ("mlp", HIDDEN, 384, outputs)
     checkpoint = read_checkpoint(mlp_bundle / layout.CHECKPOINT)
     assert {name: values.shape for name, (trains, values) in checkpoint.items() if trains} == {
-        "head.hidden.weight": (HIDDEN, 384), "head.hidden.bias": (HIDDEN,), "head.out.weight": (2, HIDDEN), "head.out.bias": (2,),
+        "head.hidden.weight": (HIDDEN, 384), "head.hidden.bias": (HIDDEN,),
+        "head.out.weight": (outputs, HIDDEN), "head.out.bias": (outputs,),
     }
     # Kaiming-initialized as torch's nn.Linear is: from zeros, no gradient would pass the ReLU.
     assert np.abs(checkpoint["head.hidden.weight"][1]).max() > 0
