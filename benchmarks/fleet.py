@@ -159,6 +159,9 @@ def main() -> None:
     parser.add_argument("--local-epochs", type=int, default=defaults.local_epochs, help="epochs per round on each device (default: %(default)s)")
     parser.add_argument("--local-schedule", default=defaults.local_schedule.value, help="learning-rate schedule within a round (default: %(default)s)")
     parser.add_argument("--local-lr", type=float, help="learning rate on the devices (default: the bundle's)")
+    parser.add_argument("--aggregation", choices=["fedavg", "fedadam"], default=defaults.aggregation.value,
+                        help="Flower strategy over the heads (default: %(default)s)")
+    parser.add_argument("--server-lr", type=float, default=defaults.server_lr, help="FedAdam's server step size (default: %(default)s)")
     parser.add_argument("--out", type=Path, help="results folder (default: docs/fleet, or docs/fleet/fashion)")
     args = parser.parse_args()
     mode = MODES[args.dataset][args.mode]
@@ -169,13 +172,15 @@ def main() -> None:
     t = time.monotonic()
     Personalizer.from_bundle(bundle, runtime=runtime).transform(list(pool_X) + list(held_out[0]))  # every feature once, into the cache
     feature_seconds = time.monotonic() - t
-    local = {"epochs": args.local_epochs, "schedule": args.local_schedule, "lr": args.local_lr or "the bundle's"}
+    local = {"epochs": args.local_epochs, "schedule": args.local_schedule, "lr": args.local_lr or "the bundle's",
+             "aggregation": args.aggregation, "server_lr": args.server_lr}
     results = {"dataset": args.dataset, "mode": args.mode, "feature_seconds": feature_seconds, "local": local, "runs": {}}
     for alpha in (float(a) for a in args.alphas.split(",")):
         devices = dirichlet_devices(pool_X, pool_y, mode["devices"], alpha, sizes=mode["sizes"], seed=0)
         config = FleetConfig(rounds=mode["rounds"], min_available_clients=mode["devices"], min_train_clients=mode["devices"],
                              min_evaluate_clients=mode["devices"], local_epochs=args.local_epochs,
-                             local_schedule=args.local_schedule, local_lr=args.local_lr)
+                             local_schedule=args.local_schedule, local_lr=args.local_lr, aggregation=args.aggregation,
+                             server_lr=args.server_lr)
         run = simulate(bundle, devices, config, eval_data=held_out, runtime=runtime)
         rounds = run.rounds
         results["runs"][str(alpha)] = {
@@ -197,7 +202,8 @@ def main() -> None:
 
 def report(results: dict, mode: dict) -> str:
     local = results["local"]
-    lines = [(f"{mode['devices']} devices, {mode['rounds']} rounds of FedAvg ({local['epochs']} local epochs, {local['schedule']} "
+    strategy = "FedAvg" if local.get("aggregation", "fedavg") == "fedavg" else f"FedAdam (server lr {local['server_lr']})"
+    lines = [(f"{mode['devices']} devices, {mode['rounds']} rounds of {strategy} ({local['epochs']} local epochs, {local['schedule']} "
               f"learning rate {local['lr']} within a round), {mode['held_out']} global held-out {UNIT[results['dataset']]}; "
               f"features once: {results['feature_seconds']:.0f} s"), "",
              ("| alpha | (a) shipped | (b) alone | (c) federated | (d) fed + local | (e) central | global: shipped / fed / central "
