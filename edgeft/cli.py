@@ -626,6 +626,8 @@ def _fleet_parser(commands: Any) -> None:
     runs.add_argument("--server-lr", type=float, default=d.server_lr, help="FedAdam's server step size (default: %(default)s)")
     runs.add_argument("--local-epochs", type=int, default=d.local_epochs, help="partial_fit epochs per round on each device (default: %(default)s)")
     runs.add_argument("--local-lr", type=float, help="learning rate on the devices (default: the bundle's)")
+    runs.add_argument("--local-schedule", choices=[v.value for v in Schedule], default=d.local_schedule.value,
+                      help="learning-rate schedule within each round on the devices (default: %(default)s)")
     runs.add_argument("--round-timeout", type=float, default=d.round_timeout, help="seconds a round waits for replies (default: %(default)s)")
     runs.add_argument("--save-every", type=int, default=d.save_every, help="also write a bundle version every K rounds, to OUTPUT-roundK (default: %(default)s, only the last)")
     runs.add_argument("--dp", action="store_true", help="central differential privacy: clip each device's update, add Gaussian noise to the mean (default: off)")
@@ -674,7 +676,7 @@ def _fleet_config(args: argparse.Namespace) -> Any:
         rounds=args.rounds, fraction_train=args.fraction_train, fraction_evaluate=args.fraction_evaluate,
         min_available_clients=args.min_clients, min_train_clients=args.min_train_clients,
         min_evaluate_clients=args.min_evaluate_clients, aggregation=args.aggregation, server_lr=args.server_lr,
-        local_epochs=args.local_epochs, local_lr=args.local_lr, round_timeout=args.round_timeout, save_every=args.save_every,
+        local_epochs=args.local_epochs, local_lr=args.local_lr, local_schedule=args.local_schedule, round_timeout=args.round_timeout, save_every=args.save_every,
         privacy=PrivacyConfig(args.dp_clip, args.dp_noise) if args.dp else None, seed=args.seed,
     )
 

@@ -1,7 +1,8 @@
 """The device's side of a fleet: a Flower ClientApp around :class:`~device_runtime.Personalizer`.
 
 Each round a device receives the global head, makes it current (``set_head``), trains on its own
-examples with ``partial_fit`` (so the acceptance guard decides, as on any device), and answers
+examples with ``partial_fit`` (so the acceptance guard decides, as on any device; its validation
+split changes with the round, so no example is held out of every round), and answers
 with its head's arrays, its example count (Flower weights by ``num-examples``) and its metrics.
 A head that the guard refused is not sent as trained: the device answers with the head it kept.
 Only the head's arrays leave the device, never examples or features.
@@ -64,10 +65,7 @@ def client_app(
         config = msg.content["config"]
         received = from_record(msg.content["arrays"])
         personalizer.set_head(received, source=f"fleet round {config['server-round']}")
-        overrides = {"epochs": int(config["local-epochs"]), "seed": int(config["seed"])}
-        if "lr" in config:
-            overrides["lr"] = float(config["lr"])
-        personalizer.partial_fit(list(data.X), list(data.y), **overrides)
+        personalizer.partial_fit(list(data.X), list(data.y), **training_overrides(config))
         report = personalizer.report_
         head = personalizer.head_parameters()
         metrics = {
@@ -89,6 +87,20 @@ def client_app(
         return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
 
     return app
+
+
+def training_overrides(config: ConfigRecord) -> dict[str, Any]:
+    """The ``partial_fit`` settings a round's train config asks of a device.
+
+    The seed is the run's seed plus the round: it draws the guard's validation split, so each round holds
+    out other examples and none is kept out of every round's training (the split is stratified, 1 to 4 of a
+    device's few examples).
+    """
+    overrides: dict[str, Any] = {"epochs": int(config["local-epochs"]), "schedule": str(config["local-schedule"]),
+                                 "seed": int(config["seed"]) + int(config["server-round"])}
+    if "lr" in config:
+        overrides["lr"] = float(config["lr"])
+    return overrides
 
 
 def _clip_when_asked(msg: Message, context: Context, call_next: Any) -> Message:

@@ -94,8 +94,8 @@ def run_fleet(
         started[0] = time.monotonic()  # the next round's time leaves this evaluation (and any bundle written) out
         return MetricRecord(central) if central else None
 
-    train_config = ConfigRecord({"local-epochs": config.local_epochs, "seed": config.seed,
-                                 **({"lr": config.local_lr} if config.local_lr else {})})
+    train_config = ConfigRecord({"local-epochs": config.local_epochs, "local-schedule": config.local_schedule.value,
+                                 "seed": config.seed, **({"lr": config.local_lr} if config.local_lr else {})})
     result = strategy.start(grid=grid, initial_arrays=to_record(shipped), num_rounds=config.rounds,
                             timeout=config.round_timeout, train_config=train_config, evaluate_fn=after_round)
     for record in rounds[1:]:

@@ -13,7 +13,7 @@ from flwr.serverapp import strategy as flower
 from device_runtime.validation import check_head
 from edgeft.errors import DataError
 from fleet.config import Aggregation, FleetConfig
-from fleet.heads import from_record
+from fleet.heads import from_record, to_record
 
 log = logging.getLogger("edgeft.fleet")
 
@@ -22,6 +22,7 @@ class _RefusesBadHeads:
     """Drops, before aggregation, every reply whose head has other names or shapes, NaN or inf, or no example count.
 
     Such a device is left out of the round, as one that did not answer; the round goes on with the rest.
+    The aggregated head goes out as float32, whatever the strategy computed it in.
     """
 
     reference: dict[str, np.ndarray]
@@ -41,7 +42,10 @@ class _RefusesBadHeads:
         heads = [msg for msg in kept if not msg.has_error()]
         examples = sum(int(msg.content["metrics"]["num-examples"]) for msg in heads)
         self.counts[server_round] = {"clients": len(heads), "examples": examples}
-        return super().aggregate_train(server_round, kept)  # type: ignore[misc]
+        arrays, metrics = super().aggregate_train(server_round, kept)  # type: ignore[misc]
+        # FedAdam's update is float64 numpy; the head is float32 on every device, and sent as float64 it
+        # doubled the bytes each device receives (102,480 instead of 51,240 for a Fashion-MNIST head).
+        return (None if arrays is None else to_record(from_record(arrays))), metrics
 
 
 def _problem(msg: Message, reference: dict[str, np.ndarray]) -> str | None:

@@ -1,0 +1,24 @@
+"""The fleet's settings: checked on creation, and recorded in a form that builds the same settings again."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgeft.config import Schedule
+from edgeft.errors import ConfigError
+from fleet.config import FleetConfig
+
+
+def test_an_unknown_local_schedule_is_refused_with_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"local_schedule must be one of \['constant', 'linear', 'cosine'\], got 'steps'"):
+        FleetConfig(local_schedule="steps")
+
+
+def test_the_recorded_settings_build_the_same_config_again() -> None:
+    config = FleetConfig(rounds=3, local_schedule="linear", local_lr=0.02)
+    raw = json.loads(json.dumps(config.provenance()))  # as a deployment's run config carries it
+    assert raw["local_schedule"] == "linear"
+    again = FleetConfig(**raw)
+    assert again == config and again.local_schedule is Schedule.LINEAR
