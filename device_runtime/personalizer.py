@@ -437,6 +437,7 @@ class Personalizer:
                 engine, train_x, train_y, config, rows=rows,
                 validation=(eval_x, eval_y, n_classes), deadline=deadline, cancel=self._cancel, progress=progress,
             )
+            engine.release_outputs(list(range(n_classes, self.bundle.manifest.head.out_features)))
             new = score_head(engine, eval_x, eval_y, n_classes, config.batch_size)
             replay = None
             if current_replay is not None:

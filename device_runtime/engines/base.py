@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device_runtime.labels import SPARE_BIAS, output_layer
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
 from edgeft.config import Engine
@@ -58,6 +59,21 @@ class HeadEngine(abc.ABC):
         Their L2-SP anchors become zero; with ``reset_weights`` their weights and bias do too
         (a head restored from a state has trained them already).
         """
+
+    def release_outputs(self, slots: list[int]) -> None:
+        """Put unclaimed spare output ``slots`` back as the bundle ships them: zero weights, a masking bias.
+
+        They take no part in the loss, but AdamW's decoupled weight decay still shrinks their
+        SPARE_BIAS by lr * weight_decay of it each step (about 1 a step at the defaults): left so,
+        they would dominate the update a fleet device sends, and its clipping.
+        """
+        if not slots:
+            return
+        values = self.parameters()
+        weight, bias = output_layer(list(values))
+        values[weight][slots] = 0.0
+        values[bias][slots] = SPARE_BIAS
+        self.set_parameters({weight: values[weight], bias: values[bias]})
 
     @abc.abstractmethod
     def save(self, path: str | os.PathLike) -> None:
