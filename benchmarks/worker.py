@@ -72,7 +72,7 @@ def run(spec: dict) -> dict:
     from device_runtime import TruncationWarning
 
     warnings.simplefilter("ignore", TruncationWarning)  # BBC articles run past 128 tokens, in every alternative
-    module = importlib.import_module("benchmarks.alternatives")
+    module = importlib.import_module(spec.get("module", "benchmarks.alternatives"))
     cls = module.ALTERNATIVES[spec["alternative"]]
     alternative = cls(Path(spec["cache"]), spec["batch_size"], spec["lr"])
     alternative.load()
