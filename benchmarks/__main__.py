@@ -73,7 +73,7 @@ def main() -> None:
     from benchmarks.prepare import prepare
     from benchmarks.report import markdown, plots
     from benchmarks.runners import run_all
-    from benchmarks.sizes import bundle_sizes, install_sizes
+    from benchmarks.sizes import bundle_exports, bundle_sizes, install_sizes
     from benchmarks.vision import prepare_vision
 
     started = time.perf_counter()
@@ -91,6 +91,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "results": results,
         "executorch": executorch,
+        "exports": bundle_exports(cache),
         "sizes": {"bundles": bundle_sizes(cache, {"fp32": FP32_BUNDLE, "int8": INT8_BUNDLE}), "install": install_sizes()},
     }
     run["duration_s"] = time.perf_counter() - started

@@ -18,8 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.alternatives import _PerStepBackbone
-from benchmarks.executorch_export import FOLDER, IGNORE, STATIC_TOKENS, TEXT_FP32, TEXT_HEAD, TEXT_INT8, TEXT_TRAIN
-from benchmarks.executorch_export import VISION_FP32, VISION_HEAD, VISION_TRAIN
+from benchmarks.executorch_export import (
+    FOLDER,
+    IGNORE,
+    STATIC_TOKENS,
+    TEXT_FP32,
+    TEXT_HEAD,
+    TEXT_INT8,
+    TEXT_TRAIN,
+    VISION_FP32,
+    VISION_HEAD,
+    VISION_TRAIN,
+)
 from benchmarks.per_step import train_per_step
 from benchmarks.vision import _Vision
 
@@ -126,7 +136,7 @@ class _Textbook:
 
     def fit(self, examples: list, labels: list[str], epochs: int) -> None:
         self.trainer.reset()
-        step = lambda batch, targets, lr: self.trainer.step(self.inputs(batch), targets, lr)  # noqa: E731
+        step = lambda batch, targets, lr: self.trainer.step(self.inputs(batch), targets, lr)
         train_per_step(step, examples, self.targets(labels), epochs, self.config)
 
     def predict(self, examples: list) -> np.ndarray:
@@ -148,7 +158,7 @@ class _Cached:
         # Features computed afresh in every run, as edgeft's fresh personalizer does.
         features = list(self.encoder.features(self.inputs(examples)))
         self.trainer.reset()
-        step = lambda rows, targets, lr: self.trainer.step([_stack(rows)], targets, lr)  # noqa: E731
+        step = lambda rows, targets, lr: self.trainer.step([_stack(rows)], targets, lr)
         train_per_step(step, features, self.targets(labels), epochs, self.config)
 
     def predict(self, examples: list) -> np.ndarray:

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.config import DATA
+from edgeft import atomic
 
 FOLDER = "executorch"
 RESULTS = "export.json"
@@ -171,10 +172,10 @@ def export_all(cache: Path, batch: int, alternatives: list[str], log=print) -> d
             results[name] = {"error": f"{type(error).__name__}: {error}"[:2000], "trace": traceback.format_exc()[-3000:]}
             log(f"  ExecuTorch {name}: export failed ({type(error).__name__})")
         else:
-            (folder / name).write_bytes(buffer)
+            atomic.write_bytes(folder / name, buffer)  # a half-written program would count as exported
             results[name] = {"seconds": time.perf_counter() - started, "bytes": len(buffer)}
             log(f"  ExecuTorch {name}: {results[name]['seconds']:.1f} s, {len(buffer) / 2**20:.1f} MiB")
-        (folder / RESULTS).write_text(json.dumps(results, indent=2))
+        atomic.write_json(folder / RESULTS, results)
     return results
 
 
