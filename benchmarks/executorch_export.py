@@ -168,6 +168,8 @@ def export_all(cache: Path, batch: int, alternatives: list[str], log=print) -> d
         started = time.perf_counter()
         try:
             buffer = export()
+        except ImportError:
+            raise  # this environment lacks a package: its fault, not ExecuTorch's, so nothing is recorded
         except Exception as error:  # noqa: BLE001 - the report shows what ExecuTorch said, and the run goes on
             results[name] = {"error": f"{type(error).__name__}: {error}"[:2000], "trace": traceback.format_exc()[-3000:]}
             log(f"  ExecuTorch {name}: export failed ({type(error).__name__})")

@@ -18,6 +18,11 @@ VISION_ALTERNATIVES = ("vision-edgeft", "vision-textbook-ort", "vision-pytorch",
 # ExecuTorch's rows (executorch_alternatives.py), run by its own environment's interpreter.
 EXECUTORCH = ("executorch-textbook", "executorch-fp32-cached", "executorch-int8-cached")
 VISION_EXECUTORCH = ("vision-executorch-textbook", "vision-executorch-fp32-cached")
+# ExecuTorch's training programs that include the backbone run on its portable kernels (XNNPACK delegates
+# inference only): about 100 s per step of 32 on 2 cores, so quick mode's headline (3 runs of 15 steps)
+# would take over an hour per row. They time one step after a warm-up step, unscored, and the report
+# gives the headline's time from it (worker.estimate).
+ONE_STEP = ("executorch-textbook", "vision-executorch-textbook")
 
 
 def vision_spec(config: BenchConfig) -> dict:
@@ -47,6 +52,9 @@ def run_worker(alternative: str, cache: Path, config: BenchConfig, python: Path 
         if alternative in (*EXECUTORCH, *VISION_EXECUTORCH):
             # The headline only: a training program runs every step on portable kernels, and sweeps would take hours.
             spec.update(module="benchmarks.executorch_alternatives", n_sweep=[], e_sweep=[])
+        if alternative in ONE_STEP:
+            target = {"examples": spec["examples"], "epochs": spec["epochs"]}
+            spec.update(examples=config.batch_size, epochs=1, repetitions=1, score=False, estimate_for=target)
         spec["launched_at"] = time.time()
         spec_path.write_text(json.dumps(spec))
         done = subprocess.run(

@@ -25,6 +25,9 @@ def made_up_run(executorch: dict) -> dict:
     results["limit"]["accuracy"] = results["vision-limit"]["accuracy"] = None
     # Slower, but less memory and more accurate; no growth sweeps, as runners gives ExecuTorch's rows.
     results["executorch-int8-cached"] = {**result(4.0, 250, 0.75), "n_sweep": [], "e_sweep": []}
+    # Timed on one step of 8, unscored; its headline (8 examples, 2 epochs: 2 steps) estimated at 50 s a step.
+    results["executorch-textbook"] = {**result(50.0, 600, None), "n_sweep": [], "e_sweep": []}
+    results["executorch-textbook"]["headline"]["estimate"] = {"examples": 8, "epochs": 2, "steps": 2, "per_step_s": 50.0, "median_s": 100.0}
     rows = {"p50_ms": 1.0, "p95_ms": 1.0, "p99_ms": 1.0}
     latency = {"batch_size": 4, "latency": {f"int8/single/{path}": rows for path in ("edgeft", "bare-ort")}}
     return {
@@ -46,11 +49,19 @@ EXPORTED = {
 
 def test_executorch_rows_sit_between_the_alternatives_and_the_limit() -> None:
     run = made_up_run(EXPORTED)
-    assert rows(run["results"], ALTERNATIVES, EXECUTORCH) == ("edgeft", "textbook-ort", "pytorch", "executorch-int8-cached", "limit")
+    assert rows(run["results"], ALTERNATIVES, EXECUTORCH) == (
+        "edgeft", "textbook-ort", "pytorch", "executorch-textbook", "executorch-int8-cached", "limit"
+    )
     table = markdown(run)
     assert "| executorch-int8-cached | 4.00 s (4.00–4.00) | 2.00x |" in table
     assert table.index("| pytorch |") < table.index("| executorch-int8-cached |") < table.index("| limit |")
-    assert "Against ExecuTorch it personalizes 2.0x faster than executorch-int8-cached (text)." in table
+    assert "Against ExecuTorch it personalizes 50.0x faster than executorch-textbook (est.), 2.0x faster than executorch-int8-cached (text)." in table
+
+
+def test_a_row_timed_on_one_step_shows_its_estimate_and_no_accuracy() -> None:
+    table = markdown(made_up_run(EXPORTED))
+    assert "| executorch-textbook | ≈ 100 s (est.: 2 steps of 50.0 s, one step timed) | ≈ 50x |" in table
+    assert table.split("| executorch-textbook |")[1].splitlines()[0].endswith("| — |")
 
 
 def test_programs_are_reported_beside_the_bundle_and_a_failed_export_with_its_error() -> None:
@@ -71,7 +82,7 @@ def test_each_figure_executorch_wins_is_named() -> None:
 
 def test_a_run_without_executorch_says_why() -> None:
     run = made_up_run({"skipped": "Could not build ExecuTorch's environment (pip ...):\nNo matching distribution"})
-    del run["results"]["executorch-int8-cached"]
+    del run["results"]["executorch-int8-cached"], run["results"]["executorch-textbook"]
     table = markdown(run)
     assert "ExecuTorch's rows are left out: Could not build ExecuTorch's environment (pip ...):" in table
     assert "executorch-" not in table and "- none in this run" in table
