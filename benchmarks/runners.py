@@ -75,12 +75,20 @@ def run_all(cache: Path, config: BenchConfig, log=print, executorch: Path | None
     ``executorch`` is ExecuTorch's interpreter; without it, or for a program whose
     export failed (see executorch_export.py), its rows are left out.
     """
-    runs = [(name, None) for name in (*ALTERNATIVES, "latency", *VISION_ALTERNATIVES)]
+    wanted: tuple[str, ...] = ()
     if executorch is not None:
         from benchmarks.executorch_export import exported
 
-        wanted = [name for name in (*EXECUTORCH, *VISION_EXECUTORCH) if name in config.executorch]
-        runs += [(name, executorch) for name in wanted if exported(cache, name)]
+        wanted = tuple(name for name in config.executorch if exported(cache, name))
+
+    def modality(names: tuple[str, ...], executorch_names: tuple[str, ...]) -> list[tuple[str, Path | None]]:
+        # ExecuTorch's cached rows run right after edgeft's: the figures closest to each other share the
+        # machine's load (this 2-core VM is shared, and the load moves over minutes). The one-step rows run last.
+        cached = [(n, executorch) for n in executorch_names if n in wanted and n not in ONE_STEP]
+        one_step = [(n, executorch) for n in executorch_names if n in wanted and n in ONE_STEP]
+        return [(names[0], None), *cached, *((n, None) for n in names[1:]), *one_step]
+
+    runs = [*modality(ALTERNATIVES, EXECUTORCH), ("latency", None), *modality(VISION_ALTERNATIVES, VISION_EXECUTORCH)]
     results = {}
     for alternative, python in runs:
         started = time.perf_counter()
