@@ -4,8 +4,8 @@ Writes ``results.json``, ``results.md``, ``comparison.png`` and ``growth_*.png``
 and prints the Markdown. Modes: smoke (~1 min, for the tests), quick (about
 6 minutes on 2 cores), full (about 30 minutes on 2 cores). ExecuTorch's rows
 build its environment on the first run (about 5 to 8 minutes, once per machine),
-export its programs once per results folder, and add about 10 minutes to quick
-mode; ``--no-executorch`` leaves them out.
+export its programs once per results folder (about 4 minutes), and add about
+5 minutes to quick mode; ``--no-executorch`` leaves them out.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ ExecuTorch's Python API offers SGD only (no AdamW), so these rows use SGD with
 the same learning rate, schedule (edgeft's, a fresh optimizer each step: with no
 momentum SGD keeps no state) and the same weight decay the AdamW rows use.
 The programs come from executorch_export.py with static shapes; batches are padded.
-The textbook programs run on ExecuTorch's portable kernels (XNNPACK delegates
-inference graphs only), so they are timed on one step (runners.ONE_STEP).
+The textbook programs run on ExecuTorch's portable kernels (lowered with no
+delegate), so they are timed on one step (runners.ONE_STEP).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ VISION_ALTERNATIVES = ("vision-edgeft", "vision-textbook-ort", "vision-pytorch",
 # ExecuTorch's rows (executorch_alternatives.py), run by its own environment's interpreter.
 EXECUTORCH = ("executorch-textbook", "executorch-fp32-cached", "executorch-int8-cached")
 VISION_EXECUTORCH = ("vision-executorch-textbook", "vision-executorch-fp32-cached")
-# ExecuTorch's training programs that include the backbone run on its portable kernels (XNNPACK delegates
-# inference only): about 100 s per step of 32 on 2 cores, so quick mode's headline (3 runs of 15 steps)
+# ExecuTorch's training programs that include the backbone run on its portable kernels (lowered with no
+# delegate, as the training extension's recipe does): 45 to 100 s per step of 32 on 2 cores, so quick mode's headline (3 runs of 15 steps)
 # would take over an hour per row. They time one step after a warm-up step, unscored, and the report
 # gives the headline's time from it (worker.estimate).
 ONE_STEP = ("executorch-textbook", "vision-executorch-textbook")

@@ -23,5 +23,5 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bench")
     flags = [] if executorch_env.python() is not None else ["--no-executorch"]
     command = [sys.executable, "-m", "benchmarks", "--mode", "smoke", *flags, "--out", str(out)]
-    subprocess.run(command, cwd=ROOT, check=True, timeout=900)  # ExecuTorch's two exports add about 3 minutes
+    subprocess.run(command, cwd=ROOT, check=True, timeout=900)  # ExecuTorch's two exports and its row add about 2 minutes
     return out
