@@ -1,4 +1,4 @@
-"""Two checks behind the ExecuTorch rows' figures, in ONE process of ExecuTorch's environment.
+"""Three checks behind the ExecuTorch rows' figures, in ONE process of ExecuTorch's environment.
 
 ``$(.venv/bin/python -m benchmarks.executorch_env) -m benchmarks.executorch_check [CACHE]`` (CACHE: a results folder's
 ``cache``, default quick mode's, after ``make bench`` has filled it).
@@ -10,6 +10,9 @@
    and with AdamW on the same XNNPACK features, batches and schedule. If SGD
    scores as the ExecuTorch rows do, the gap is the optimizer's (ExecuTorch's
    Python API has SGD only), not ExecuTorch's.
+3. That ExecuTorch computes what torch does: the XNNPACK features against
+   torch's MiniLM, and one ``forward_backward`` of the head's training
+   program against torch's loss and gradients on the same batch.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def main(cache: Path) -> None:
 
     from benchmarks.config import INT8_BUNDLE, MODES
     from benchmarks.executorch_alternatives import WEIGHT_DECAY, InferenceProgram, TextCachedFp32
-    from benchmarks.executorch_export import FOLDER, TEXT_INT8
+    from benchmarks.executorch_export import FOLDER, TEXT_INT8, MiniLMEncoder
     from benchmarks.per_step import train_per_step
     from device_runtime import Personalizer, TruncationWarning
     from edgeft.bundle import Bundle
@@ -77,6 +80,22 @@ def main(cache: Path) -> None:
         with torch.no_grad():
             accuracy = float((head(test).argmax(1).numpy() == test_targets).mean())
         print(f"  {name}: held-out accuracy {accuracy:.3f} (n={len(test_targets)})")
+
+    batch = fp32.inputs(texts[: config.batch_size])
+    with torch.no_grad():
+        reference = MiniLMEncoder()(*batch)
+    print(f"XNNPACK FP32 features against torch's MiniLM: max |difference| {(reference - train[: config.batch_size]).abs().max():.1e}")
+    fp32.trainer.reset()
+    features, labels_ = train[: config.batch_size], torch.from_numpy(targets[: config.batch_size])
+    loss = fp32.trainer.module.forward_backward("forward", [features, labels_])[0]
+    head = torch.nn.Linear(train.shape[1], len(fp32.classes))
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    torch_loss = torch.nn.functional.cross_entropy(head(features), labels_)
+    torch_loss.backward()
+    gradients = fp32.trainer.module.named_gradients()
+    difference = max(float((gradients[f"head.{n}"] - p.grad).abs().max()) for n, p in head.named_parameters())
+    print(f"Head program against torch: loss {float(loss):.6f} vs {float(torch_loss):.6f}, max |gradient difference| {difference:.1e}")
 
 
 if __name__ == "__main__":
