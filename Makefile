@@ -42,9 +42,12 @@ wheels: $(STAMP)
 	$(PY) tools/wheel_resolution.py
 
 # Side-by-side benchmarks; BENCH_MODE=full for the long run (see docs/performance.md).
+# ExecuTorch's rows run in an environment of their own that the first run builds (about 8 minutes,
+# 1.9 GB under ~/.cache/edgeft; never .venv or CI's); BENCH_FLAGS=--no-executorch leaves them out.
 BENCH_MODE ?= quick
+BENCH_FLAGS ?=
 bench: $(STAMP)
-	$(PY) -m benchmarks --mode $(BENCH_MODE)
+	$(PY) -m benchmarks --mode $(BENCH_MODE) $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) .venv-device demo-output

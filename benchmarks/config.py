@@ -9,6 +9,7 @@ INT8_BUNDLE = "bundle-int8"
 FP32_BUNDLE = "bundle-fp32"
 TEXTBOOK = "textbook-ort"
 DATA = "data.json"
+BUNDLE_EXPORTS = "bundle-exports.json"  # seconds each bundle's export took, by folder name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,8 @@ class BenchConfig:
     vision_per_class: int
     vision_test_per_class: int
     vision_epochs: int
+    # ExecuTorch's rows to run (runners.EXECUTORCH, VISION_EXECUTORCH), each in ExecuTorch's own environment.
+    executorch: tuple[str, ...]
     # The bundle's default batch size and learning rate, shared by every alternative.
     batch_size: int = 32
     lr: float = 1e-2
@@ -58,6 +61,8 @@ MODES = {
         vision_per_class=1,
         vision_test_per_class=1,
         vision_epochs=1,
+        # The least ExecuTorch work that covers its path: one XNNPACK backbone, one head training program.
+        executorch=("vision-executorch-fp32-cached",),
     ),
     # 5 to 10 minutes on 2 cores (the per-step baselines take most of it).
     "quick": BenchConfig(
@@ -75,6 +80,13 @@ MODES = {
         vision_per_class=10,
         vision_test_per_class=10,
         vision_epochs=3,
+        executorch=(
+            "executorch-textbook",
+            "executorch-fp32-cached",
+            "executorch-int8-cached",
+            "vision-executorch-textbook",
+            "vision-executorch-fp32-cached",
+        ),
     ),
     # 28 minutes on 2 cores (measured 2026-11-23); N past the pool (1,500 articles) reuses
     # articles, each made new (see worker.take).
@@ -93,5 +105,12 @@ MODES = {
         vision_per_class=50,
         vision_test_per_class=50,
         vision_epochs=5,
+        executorch=(
+            "executorch-textbook",
+            "executorch-fp32-cached",
+            "executorch-int8-cached",
+            "vision-executorch-textbook",
+            "vision-executorch-fp32-cached",
+        ),
     ),
 }

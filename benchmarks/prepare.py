@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import warnings
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import onnx
 
-from benchmarks.config import DATA, FP32_BUNDLE, INT8_BUNDLE, TEXTBOOK, BenchConfig
+from benchmarks.config import BUNDLE_EXPORTS, DATA, FP32_BUNDLE, INT8_BUNDLE, TEXTBOOK, BenchConfig
 from device_runtime import TruncationWarning
+from edgeft import atomic
 from edgeft import bundle as layout
 from edgeft.config import ExportConfig, Quantization
 from edgeft.datasets import bbc_news, minilm_path, split_per_class
@@ -40,9 +44,19 @@ def prepare(cache: Path, config: BenchConfig) -> None:
         if not (cache / name / layout.MANIFEST).is_file():
             # Untrained heads (zeros): every alternative starts from the same head.
             export_config = ExportConfig(name=name, quantization=quantization, license="apache-2.0")
-            export_text_model(minilm_path(), cache / name, label_set=classes, config=export_config)
+            timed_export(cache, name, partial(export_text_model, minilm_path(), cache / name, label_set=classes, config=export_config))
     if not (cache / TEXTBOOK / "checkpoint").is_file():
         write_textbook_artifacts(cache / FP32_BUNDLE, cache / TEXTBOOK, len(classes))
+
+
+def timed_export(cache: Path, name: str, export: Callable[[], object]) -> None:
+    """Run ``export`` and keep its wall time in ``cache/BUNDLE_EXPORTS`` under ``name`` (the report sets it beside ExecuTorch's)."""
+    started = time.perf_counter()
+    export()
+    path = cache / BUNDLE_EXPORTS
+    seconds = json.loads(path.read_text()) if path.is_file() else {}
+    seconds[name] = time.perf_counter() - started
+    atomic.write_json(path, seconds)
 
 
 def write_textbook_artifacts(fp32_bundle: Path, folder: Path, n_classes: int) -> None:

@@ -24,7 +24,7 @@ def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: 
     """Fashion-MNIST splits, EfficientNet-Lite0's bundle (FP32 backbone, zero head) and its textbook ORT artifacts."""
     import torch
 
-    from benchmarks.prepare import write_textbook_artifacts
+    from benchmarks.prepare import timed_export, write_textbook_artifacts
     from edgeft import bundle as layout
     from edgeft.config import ExportConfig, Quantization
     from edgeft.datasets import FASHION_MNIST_CLASSES, fashion_mnist
@@ -39,8 +39,9 @@ def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: 
     if not (folder / BUNDLE / layout.MANIFEST).is_file():
         model = VISION_MODELS["efficientnet-lite0"]
         config = ExportConfig(name="effnet-fashion", quantization=Quantization.NONE, license=model.license)
-        export_model(model.build(), torch.zeros(1, 3, 224, 224), folder / BUNDLE, label_set=FASHION_MNIST_CLASSES,
-                     preprocessing=model.preprocessing, config=config)
+        timed_export(cache, f"{VISION}/{BUNDLE}", lambda: export_model(
+            model.build(), torch.zeros(1, 3, 224, 224), folder / BUNDLE, label_set=FASHION_MNIST_CLASSES,
+            preprocessing=model.preprocessing, config=config))
     if not (folder / TEXTBOOK / "checkpoint").is_file():
         write_textbook_artifacts(folder / BUNDLE, folder / TEXTBOOK, len(FASHION_MNIST_CLASSES))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import resource
 import statistics
 import sys
@@ -67,12 +68,24 @@ def timed(alternative, texts: list[str], labels: list[str], epochs: int, repetit
     return result
 
 
+def estimate(measured: dict, target: dict, batch_size: int) -> dict:
+    """The ``target`` run's seconds, from the measured seconds per training step (for rows too slow to run in full).
+
+    A per-step row's time is its steps times one step's: every step runs the
+    backbone on one batch, so steps = epochs x batches per epoch.
+    """
+    steps = measured["epochs"] * math.ceil(measured["examples"] / batch_size)
+    per_step = measured["median_s"] / steps
+    target_steps = target["epochs"] * math.ceil(target["examples"] / batch_size)
+    return {**target, "steps": target_steps, "per_step_s": per_step, "median_s": per_step * target_steps}
+
+
 def run(spec: dict) -> dict:
     """Start the alternative, warm it up, time the headline and the sweeps, score it on the test split."""
     from device_runtime import TruncationWarning
 
     warnings.simplefilter("ignore", TruncationWarning)  # BBC articles run past 128 tokens, in every alternative
-    module = importlib.import_module("benchmarks.alternatives")
+    module = importlib.import_module(spec.get("module", "benchmarks.alternatives"))
     cls = module.ALTERNATIVES[spec["alternative"]]
     alternative = cls(Path(spec["cache"]), spec["batch_size"], spec["lr"])
     alternative.load()
@@ -89,10 +102,12 @@ def run(spec: dict) -> dict:
         "startup_rss_mb": startup_rss_mb,
         "peak_rss_mb": peak_rss_mb(),
         "headline": {"examples": spec["examples"], "epochs": spec["epochs"], **headline},
-        "accuracy": alternative.accuracy(*data["test"]),
+        "accuracy": alternative.accuracy(*data["test"]) if spec.get("score", True) else None,
         "test_examples": len(data["test"][0]),
         "torch_loaded": sys.modules.get("torch") is not None,
     }
+    if "estimate_for" in spec:
+        result["headline"]["estimate"] = estimate(result["headline"], spec["estimate_for"], spec["batch_size"])
     result["n_sweep"] = [
         {
             "examples": n,
