@@ -44,6 +44,15 @@ class BenchConfig:
     seed: int = 0
 
 
+# Every ExecuTorch alternative (benchmarks/executorch_alternatives.py); smoke mode runs the cheapest alone.
+EXECUTORCH_ROWS = (
+    "executorch-textbook",
+    "executorch-fp32-cached",
+    "executorch-int8-cached",
+    "vision-executorch-textbook",
+    "vision-executorch-fp32-cached",
+)
+
 MODES = {
     # For the test suite: every code path, the least work (about a minute on 2 cores).
     "smoke": BenchConfig(
@@ -80,13 +89,7 @@ MODES = {
         vision_per_class=10,
         vision_test_per_class=10,
         vision_epochs=3,
-        executorch=(
-            "executorch-textbook",
-            "executorch-fp32-cached",
-            "executorch-int8-cached",
-            "vision-executorch-textbook",
-            "vision-executorch-fp32-cached",
-        ),
+        executorch=EXECUTORCH_ROWS,
     ),
     # 28 minutes on 2 cores (measured 2026-11-23); N past the pool (1,500 articles) reuses
     # articles, each made new (see worker.take).
@@ -105,12 +108,6 @@ MODES = {
         vision_per_class=50,
         vision_test_per_class=50,
         vision_epochs=5,
-        executorch=(
-            "executorch-textbook",
-            "executorch-fp32-cached",
-            "executorch-int8-cached",
-            "vision-executorch-textbook",
-            "vision-executorch-fp32-cached",
-        ),
+        executorch=EXECUTORCH_ROWS,
     ),
 }
