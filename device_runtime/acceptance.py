@@ -85,9 +85,9 @@ class ReplayCheck:
             lost.append(f"all labels together {_shown(self.overall)}, down in {', '.join(fell)}")
         if not lost:
             return None
+        beyond = f", and more than chance explains at forgetting_level {self.level}" if self.level < 1 else ""
         return (f"the new head forgets label(s) of the bundle's replay set, recall {', '.join(lost)} "
-                f"(more than the {self.margin:.2f} allowed, max_label_loss, and more than chance explains at "
-                f"forgetting_level {self.level})")
+                f"(more than the {self.margin:.2f} allowed, max_label_loss{beyond})")
 
 
 def check_replay(
