@@ -32,9 +32,11 @@ class TextBackbone(BackboneSession):
             raise BundleError(f"manifest.json: input.input_names holds {unknown}; a text backbone is fed {', '.join(TEXT_INPUTS)}.")
         self.tokenizer = Tokenizer.from_file(str(bundle.file(TOKENIZER)))
         self.tokenizer.enable_truncation(self.spec.max_length)
-        # Pad to the longest text of each batch, not to a fixed length: less work.
+        # Pad to the longest text of each batch, not to a fixed length: less work. A cut backbone
+        # (intermediate_shape) outputs every token's hidden state, so its length is fixed.
         pad = self.tokenizer.padding or {}
-        self.tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
+        length = self.max_length if bundle.manifest.backbone.intermediate_shape else None
+        self.tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"), length=length)
 
     def features(
         self,

@@ -141,6 +141,8 @@ class HeadSpec:
     output_name: _Name = "logits"
     # Last backbone blocks that train inside the head's artifacts (FP32); 0: a plain head.
     backbone_blocks: Annotated[int, Field(ge=0)] = 0
+    # Rank of the LoRA adapters on those blocks' attention projections (only they and the head train); 0: none.
+    lora_rank: Annotated[int, Field(ge=0)] = 0
     # Output slots after the labels, reserved for labels added on the device (out_features = labels + spare).
     spare_labels: Annotated[int, Field(ge=0)] = 0
     # The training graph carries the L2-SP penalty (frozen parameters l2sp.strength, l2sp.anchor.<name>).

@@ -326,6 +326,9 @@ class ExportConfig:
     accept_quality_loss: bool = False
     # Last backbone blocks the device trains with the head (FP32, fused training artifacts); 0: the head only.
     device_trainable_blocks: int = 0
+    # Rank of LoRA adapters on those blocks' attention projections (text encoders): then only the adapters and the
+    # head train, the blocks' own weights stay; 0: the blocks train whole.
+    device_lora_rank: int = 0
     # Server examples per label whose backbone features ship as the replay set (head/replay.npz), so on-device
     # training keeps labels the user has no examples of; 0 ships none (server data must not leave, even as features).
     replay_per_class: int = 32
@@ -340,7 +343,12 @@ class ExportConfig:
             raise ConfigError(
                 f"device_trainable_blocks must be an integer >= 0 (0 trains the head only), got {self.device_trainable_blocks!r}"
             )
-        _check_non_negative(self, "replay_per_class", "spare_labels")
+        _check_non_negative(self, "replay_per_class", "spare_labels", "device_lora_rank")
+        if self.device_lora_rank and not self.device_trainable_blocks:
+            raise ConfigError(
+                "device_lora_rank (--device-lora) puts LoRA adapters on the blocks the device trains; set "
+                "device_trainable_blocks (--device-trainable-blocks) to 1 or more, or device_lora_rank to 0."
+            )
         if not self.weight_decay >= 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 <= self.validation_fraction < 1:

@@ -118,9 +118,12 @@ def export_text_model(
             more accuracy than ``config`` allows.
         DataError: the server examples are empty, mismatched or mislabelled.
     """
-    _refuse_fused(config, "text models")
     train_config = train_config or default_train_config(config)
     classes, texts = _checked_data("text", texts, labels, label_set, output, overwrite)
+    if config.device_trainable_blocks:
+        from export.text_fused import check_folder
+
+        check_folder(model_dir, config)  # before fine-tuning, which may take long
     with tempfile.TemporaryDirectory() as work:
         tuned_dir, metrics = model_dir, {}
         if fine_tune is not None:
@@ -132,21 +135,29 @@ def export_text_model(
                 trials=tune_trials, log_dir=log_dir,
             )
             tuned_dir = save_text_model(tunable, model_dir, Path(work) / "tuned")
-        fp32, tokenizer = export_text_backbone(tuned_dir, Path(work) / "onnx")
-        parity = text_parity(tuned_dir, fp32, list((texts or _TEXT_SAMPLE)[:4]), config.max_length)
+        sample, fused = list((texts or _TEXT_SAMPLE)[:4]), None
+        if config.device_trainable_blocks:
+            from export.text_fused import OUTPUT, export_text_cut
+
+            fused, tokenizer = export_text_cut(tuned_dir, sample, len(classes), config, Path(work), train_config.seed)
+            fp32, output_name, parity = fused.frozen, OUTPUT, fused.parity
+        else:
+            fp32, tokenizer = export_text_backbone(tuned_dir, Path(work) / "onnx")
+            output_name, parity = SENTENCE_OUTPUT, text_parity(tuned_dir, fp32, sample, config.max_length)
         _check_parity(parity)
         source = _Source(
             fp32=fp32,
             input=InputSpec(
                 modality="text", input_names=graph_inputs(fp32), tokenizer=layout.TOKENIZER, max_length=config.max_length
             ),
-            output_name=SENTENCE_OUTPUT,
-            feature_size=feature_size(fp32, SENTENCE_OUTPUT),
+            output_name=output_name,
+            feature_size=feature_size(fp32, output_name),
             pooling=Pooling.NONE,
             task="text-classification",
             base_model=_base_model(config, Path(model_dir).name, model_dir),
             extra_files={layout.TOKENIZER: tokenizer},
             metrics={**metrics, "parity_max_abs_diff": parity},
+            fused=fused,
         )
         return _build(source, Path(work), output, classes, texts, labels, config, train_config, overwrite, progress)
 
@@ -325,11 +336,12 @@ def _check_parity(diff: float) -> None:
 
 
 def _refuse_fused(config: ExportConfig, what: str) -> None:
-    """Only EfficientNet-Lite is cut into a frozen part and a trainable tail so far."""
+    """Only EfficientNet-Lite and BERT-like text encoders are cut into a frozen part and a trainable tail so far."""
     if config.device_trainable_blocks:
         raise ExportError(
             f"device_trainable_blocks (--device-trainable-blocks) is not supported for {what} yet, only for "
-            "efficientnet-lite0; export with device_trainable_blocks=0 (the head alone trains on the device)."
+            "efficientnet-lite0 and BERT-like text encoders; export with device_trainable_blocks=0 (the head alone "
+            "trains on the device)."
         )
 
 
@@ -520,7 +532,9 @@ def _write_reference(
     targets = check_labels(labels, manifest.labels, len(labels))
     rows = replay_selection(targets, replay_per_class, seed)
     if len(rows):
-        _write_npz(folder / layout.REPLAY, {"features": np.asarray(head_inputs[rows], np.float32), "labels": targets[rows]})
+        # A cut bundle's rows are whole activations (a text cut at 128 tokens: 197 KB each in float32): float16 halves them.
+        dtype = np.float32 if manifest.backbone.intermediate_shape is None else np.float16
+        _write_npz(folder / layout.REPLAY, {"features": np.asarray(head_inputs[rows], dtype), "labels": targets[rows]})
     head = dataclasses.replace(manifest.head, replay_examples=len(rows))
     return write_manifest(folder, dataclasses.replace(manifest, head=head))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -128,20 +129,52 @@ def export_fused(
     parity = export_torch_backbone(frozen, example_input, path)
     tail = _Tail(net, n, shape).eval()
     example = intermediate.flatten(1)
-    pooled = _export_tail(tail, example)
-    parity = max(parity, _tail_parity(tail, pooled, example))
-    head, spec = build_head(net._conv_head.out_channels, n_classes, config, seed=seed)
-    model = _joined(pooled, head)
-    floats = [t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT]
-    spec = dataclasses.replace(
-        spec, in_features=int(np.prod(shape)), trainable=floats, backbone_blocks=n,
-        frozen=[t.name for t in model.graph.initializer if t.name not in floats],
-    )
+    pooled = export_tail(tail, example)
+    parity = max(parity, tail_parity(tail, pooled, example))
+    model, spec = joined_head(pooled, net._conv_head.out_channels, shape, n, n_classes, config, seed)
     return FusedParts(path, model, spec, shape, parity)
 
 
-def _export_tail(tail: _Tail, example: torch.Tensor) -> onnx.ModelProto:
-    """The tail (activation in, pooled features out) as an FP32 ONNX model, IR 8 and opset 17 as the head."""
+def joined_head(
+    tail: onnx.ModelProto, pooled_size: int, shape: list[int], n_blocks: int, n_classes: int,
+    config: ExportConfig, seed: int, frozen: Callable[[str], bool] = lambda name: False,
+) -> tuple[onnx.ModelProto, HeadSpec]:
+    """The tail's ONNX joined to a new head (:func:`export.head.build_head`), and the head spec that trains it.
+
+    Args:
+        tail: the tail's ONNX (:func:`export_tail`), flattened activation in, pooled features out.
+        pooled_size: the pooled features' size (the head's input).
+        shape: the activation's shape per example (the manifest's ``intermediate_shape``).
+        n_blocks: backbone blocks in the tail (the manifest's ``head.backbone_blocks``).
+        n_classes, config, seed: as for :func:`export.head.build_head`.
+        frozen: which of the tail's float weights stay frozen; every other float weight trains.
+
+    Returns:
+        The joined model, and its spec with the trainable and frozen weights named.
+    """
+    head, spec = build_head(pooled_size, n_classes, config, seed=seed)
+    tail_weights = {t.name for t in tail.graph.initializer}
+    model = _joined(tail, head)
+    trains = [
+        t.name for t in model.graph.initializer
+        if t.data_type == onnx.TensorProto.FLOAT and not (t.name in tail_weights and frozen(t.name))
+    ]
+    spec = dataclasses.replace(
+        spec, in_features=int(np.prod(shape)), trainable=trains, backbone_blocks=n_blocks,
+        frozen=[t.name for t in model.graph.initializer if t.name not in trains],
+    )
+    return model, spec
+
+
+def export_tail(tail: nn.Module, example: torch.Tensor, *, keep_names: bool = False) -> onnx.ModelProto:
+    """The tail (activation in, pooled features out) as an FP32 ONNX model, IR 8 and opset 17 as the head.
+
+    Args:
+        tail: the tail module, eval mode.
+        example: a flattened activation it takes.
+        keep_names: no constant folding, so each weight keeps its module's name (a Linear's weight is not
+            folded into a transposed copy named ``onnx::MatMul_156``); Conv+BatchNorm folding needs it off.
+    """
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings():
@@ -149,10 +182,11 @@ def _export_tail(tail: _Tail, example: torch.Tensor) -> onnx.ModelProto:
             torch.onnx.export(
                 tail, (example,), buffer, input_names=[TAIL_INPUT], output_names=[_POOLED],
                 dynamic_axes={TAIL_INPUT: {0: "batch"}, _POOLED: {0: "batch"}}, opset_version=OPSET, dynamo=False,
+                do_constant_folding=not keep_names,
             )
     except Exception as e:  # the tracer raises many types; say which part failed and why
         raise ExportError(f"torch.onnx.export failed for the trainable tail: {type(e).__name__}: {e}") from e
-    return _named_weights(onnx.load_from_string(buffer.getvalue()))
+    return _layer_norm_statistics(_named_weights(onnx.load_from_string(buffer.getvalue())))
 
 
 def _named_weights(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -174,6 +208,17 @@ def _named_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def _layer_norm_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Give each LayerNormalization its mean and inverse-std outputs, which ORT's gradient builder reads.
+
+    Without them ``generate_artifacts`` fails deep in C++ (``i < node_->OutputDefs().size() was false``).
+    """
+    for node in model.graph.node:
+        if node.op_type == "LayerNormalization" and len(node.output) == 1:
+            node.output.extend([f"{node.name}/mean", f"{node.name}/inv_std_dev"])
+    return model
+
+
 def _joined(tail: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto:
     """The tail's pooled features fed into the head :func:`export.head.build_head` made (its input renamed)."""
     for node in head.graph.node:
@@ -183,7 +228,7 @@ def _joined(tail: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto:
     return onnx.compose.merge_models(tail, head, io_map=[(_POOLED, _POOLED)])
 
 
-def _tail_parity(tail: _Tail, model: onnx.ModelProto, example: torch.Tensor) -> float:
+def tail_parity(tail: nn.Module, model: onnx.ModelProto, example: torch.Tensor) -> float:
     """The largest difference between the tail's ONNX and torch pooled features."""
     import onnxruntime as ort
 
