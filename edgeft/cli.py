@@ -162,7 +162,10 @@ def _export_parser(commands: Any) -> None:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (default: %(default)s)")
     p.add_argument("--device-trainable-blocks", type=int, default=d.device_trainable_blocks, metavar="N",
                    help="the last N backbone blocks train on the device with the head, in FP32 (fused training artifacts; "
-                        "efficientnet-lite0 only); 0 trains the head alone (default: %(default)s)")
+                        "efficientnet-lite0 and BERT-like text encoders); 0 trains the head alone (default: %(default)s)")
+    p.add_argument("--device-lora", type=int, default=d.device_lora_rank, metavar="RANK", dest="device_lora_rank",
+                   help="with --device-trainable-blocks on a text encoder: rank-RANK LoRA adapters on those blocks' attention "
+                        "projections train instead of the whole blocks; 0: the blocks train whole (default: %(default)s)")
     p.add_argument("--replay-per-class", type=int, default=d.replay_per_class, metavar="N",
                    help="server examples per label whose features ship for replay on devices; 0 ships none (default: %(default)s)")
     p.add_argument("--spare-labels", type=int, default=d.spare_labels, metavar="K",
@@ -245,7 +248,7 @@ def _run_export(args: argparse.Namespace) -> None:
         quantization=args.quantize, max_length=args.max_length, head=args.head, hidden_size=args.hidden_size,
         weight_decay=args.weight_decay, validation_fraction=args.validation_fraction,
         max_quality_loss=_accuracy_fraction(args.max_quality_loss), accept_quality_loss=args.accept_quality_loss,
-        device_trainable_blocks=args.device_trainable_blocks,
+        device_trainable_blocks=args.device_trainable_blocks, device_lora_rank=args.device_lora_rank,
         replay_per_class=args.replay_per_class, spare_labels=args.spare_labels,
     )
     preprocessing = ImagePreprocessing(
@@ -340,7 +343,8 @@ def _run_inspect(args: argparse.Namespace) -> None:
         ("backbone", f"{m.backbone.precision}, {m.backbone.feature_size} features from {m.backbone.output_name!r}"),
         ("head", f"{m.head.kind} {m.head.in_features}->{m.head.out_features}, {m.head.optimizer} (wd {m.head.weight_decay}), {'trained' if m.head.trained else 'untrained'}"
                  + (f", trains with the last {m.head.backbone_blocks} backbone block(s) (FP32) on the frozen part's "
-                    f"{'x'.join(map(str, m.backbone.intermediate_shape))} activation" if m.head.backbone_blocks else "")),
+                    f"{'x'.join(map(str, m.backbone.intermediate_shape))} activation" if m.head.backbone_blocks else "")
+                 + (f", through rank-{m.head.lora_rank} LoRA adapters on their attention" if m.head.lora_rank else "")),
         ("trainable", ", ".join(m.head.trainable)),
         ("device defaults", ", ".join(f"{k}={v}" for k, v in m.training.items())),
         *((f"metric {k}", _size(v) if "bytes" in k else _fmt(v)) for k, v in m.metrics.items()),

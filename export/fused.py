@@ -186,7 +186,20 @@ def export_tail(tail: nn.Module, example: torch.Tensor, *, keep_names: bool = Fa
             )
     except Exception as e:  # the tracer raises many types; say which part failed and why
         raise ExportError(f"torch.onnx.export failed for the trainable tail: {type(e).__name__}: {e}") from e
-    return _layer_norm_statistics(_named_weights(onnx.load_from_string(buffer.getvalue())))
+    model = _layer_norm_statistics(_named_weights(onnx.load_from_string(buffer.getvalue())))
+    if keep_names:
+        _check_every_weight_kept(tail, model)
+    return model
+
+
+def _check_every_weight_kept(tail: nn.Module, model: onnx.ModelProto) -> None:
+    """In eval mode the exporter merges weights of equal value into one initializer, which would then train as one."""
+    missing = sorted({name for name, _ in tail.named_parameters()} - {t.name for t in model.graph.initializer})
+    if missing:
+        raise ExportError(
+            f"The tail's ONNX export merged or dropped weights {missing[:4]}{' ...' if len(missing) > 4 else ''}; "
+            "weights of equal value become one initializer. Give them distinct values at export."
+        )
 
 
 def _named_weights(model: onnx.ModelProto) -> onnx.ModelProto:

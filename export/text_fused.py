@@ -24,7 +24,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
+from onnx import numpy_helper
 from torch import nn
 
 from edgeft.config import ExportConfig
@@ -72,9 +74,10 @@ def check_cuttable(n_layers: int, config: ExportConfig) -> None:
     n = config.device_trainable_blocks
     if config.device_lora_rank and n >= n_layers:
         raise ExportError(
-            f"LoRA on every layer (device_trainable_blocks={n} of {n_layers}) needs gradients through the frozen "
-            "part, which is INT8 inference: ONNX Runtime cannot differentiate MatMulInteger or "
-            "DynamicQuantizeLinear. Put LoRA on the last layers only "
+            f"LoRA on every layer (device_trainable_blocks={n} of {n_layers}) is refused: adapters on the INT8 "
+            "frozen part need gradients through its quantized ops, which ONNX Runtime has none for (generate_artifacts: "
+            "'The gradient builder has not been registered: DynamicQuantizeLinear'), and moving every layer into the "
+            "FP32 tail leaves no frozen part to quantize and cache. Put LoRA on the last layers only "
             f"(--device-trainable-blocks 1 to {n_layers - 1} with --device-lora)."
         )
     if not 0 < n < n_layers:
@@ -103,7 +106,7 @@ class _Frozen(nn.Module):
         return with_mask.transpose(1, 2).flatten(1)
 
 
-class _Tail(nn.Module):
+class TextTail(nn.Module):
     """The flattened hidden states and mask back to (batch, tokens, hidden), the last layers, mean pooling, L2."""
 
     def __init__(self, model: nn.Module, n_tail: int, shape: list[int]) -> None:
@@ -180,15 +183,37 @@ def export_text_fused(
     with torch.no_grad():
         example = frozen(*inputs)
     shape = [model.config.hidden_size + 1, config.max_length]
-    tail = _Tail(model, n, shape).eval()
+    tail = TextTail(model, n, shape).eval()
     if config.device_lora_rank:
         add_lora(tail, config.device_lora_rank, seed)
-    pooled = export_tail(tail, example, keep_names=True)
+        pooled = _export_lora_tail(tail, example)
+    else:
+        pooled = export_tail(tail, example, keep_names=True)
     parity = max(parity, tail_parity(tail, pooled, example))
     frozen_weight = (lambda name: "lora_" not in name) if config.device_lora_rank else (lambda name: False)
     model_proto, spec = joined_head(pooled, model.config.hidden_size, shape, n, n_classes, config, seed, frozen_weight)
     spec = dataclasses.replace(spec, lora_rank=config.device_lora_rank)
     return FusedParts(path, model_proto, spec, shape, parity)
+
+
+def _export_lora_tail(tail: TextTail, example: torch.Tensor) -> onnx.ModelProto:
+    """:func:`export.fused.export_tail` with every LoRA B its own zero weight.
+
+    The exporter merges initializers of equal value, so the all-zero B matrices would become one
+    shared weight: they are exported holding distinct values and zeroed after, in torch and in ONNX.
+    """
+    lora = [m for m in tail.modules() if isinstance(m, LoRALinear)]
+    with torch.no_grad():
+        for i, module in enumerate(lora):
+            module.lora_B.fill_(i + 1.0)
+    model = export_tail(tail, example, keep_names=True)
+    with torch.no_grad():
+        for module in lora:
+            module.lora_B.zero_()
+    for tensor in model.graph.initializer:
+        if tensor.name.endswith(".lora_B"):
+            tensor.CopyFrom(numpy_helper.from_array(np.zeros(tuple(tensor.dims), np.float32), tensor.name))
+    return model
 
 
 def _export_frozen(frozen: _Frozen, inputs: tuple[torch.Tensor, ...], path: Path) -> float:

@@ -16,9 +16,8 @@ from device_runtime.validation import check_images
 from edgeft.bundle import Bundle
 from edgeft.cli import main
 from edgeft.config import FUSED_LR, ExportConfig, FineTuneConfig, RuntimeConfig
-from edgeft.datasets import minilm_path
 from edgeft.errors import ConfigError, ExportError
-from export import export_model, export_text_model
+from export import export_model, export_onnx_model
 from export.vision import VISION_MODELS
 
 TAIL_WEIGHT = "blocks.15._expand_conv.weight"  # EfficientNet-Lite0 has 16 blocks; N=1 trains the last
@@ -106,11 +105,12 @@ def test_the_numpy_engine_refuses_a_fused_bundle(fused_bundle):
     assert Personalizer.from_bundle(fused_bundle).engine.value == "ort"
 
 
-def test_text_models_refuse_trainable_blocks_before_any_work(bbc_splits, tmp_path):
+def test_onnx_files_refuse_trainable_blocks_before_any_work(minilm_onnx, bbc_splits, tmp_path):
     texts, labels = bbc_splits["server"]
-    with pytest.raises(ExportError, match="not supported for text models"):
-        export_text_model(minilm_path(), tmp_path / "b", texts=texts, labels=labels,
-                          config=ExportConfig(device_trainable_blocks=1))
+    model, tokenizer = minilm_onnx
+    with pytest.raises(ExportError, match="not supported for ONNX backbone files"):
+        export_onnx_model(model, tmp_path / "b", feature_output="sentence_embedding", tokenizer=tokenizer, X=texts,
+                          labels=labels, config=ExportConfig(device_trainable_blocks=1))
     assert not (tmp_path / "b").exists()
 
 
