@@ -17,6 +17,7 @@ from typing import Any, final
 from edgeft import __version__, cli_keys
 from edgeft.config import (
     FUSED_LR,
+    TEXT_FUSED_LR,
     Accept,
     ChannelOrder,
     DriftConfig,
@@ -81,7 +82,8 @@ def _add_train_args(p: argparse.ArgumentParser, defaults: TrainConfig | None) ->
     """Training flags; unset flags keep ``defaults`` (export) or, with None, the bundle's own."""
     d = defaults or TRAIN_DEFAULTS
     shown = (lambda v: "the bundle's") if defaults is None else (lambda v: v)
-    lr_note = "" if defaults is None else f"; {FUSED_LR} with --device-trainable-blocks"
+    lr_note = "" if defaults is None else (f"; {FUSED_LR} with --device-trainable-blocks, {TEXT_FUSED_LR} for a text "
+                                           "encoder's whole layers")
     p.add_argument("--epochs", type=int, help=f"passes over the data (default: {shown(d.epochs)})")
     p.add_argument("--lr", type=float, help=f"peak learning rate of AdamW (default: {shown(d.lr)}{lr_note})")
     p.add_argument("--batch-size", type=int, help=f"examples per step (default: {shown(d.batch_size)})")
@@ -257,7 +259,9 @@ def _run_export(args: argparse.Namespace) -> None:
     )
     common = {
         "label_set": args.labels.split(",") if args.labels else None, "config": config, "overwrite": args.overwrite,
-        "train_config": default_train_config(config).replace(**_train_overrides(args)),
+        # A text model is a folder; efficientnet-lite0 and ONNX files are not.
+        "train_config": default_train_config(config, "text" if Path(args.model).is_dir() else "image").replace(
+            **_train_overrides(args)),
     }
     with _ProgressBars() as bars, warnings.catch_warnings():
         warnings.simplefilter("ignore", UnsignedBundleWarning)  # the exporter loads its bundle before it can be signed
@@ -343,7 +347,8 @@ def _run_inspect(args: argparse.Namespace) -> None:
         ("backbone", f"{m.backbone.precision}, {m.backbone.feature_size} features from {m.backbone.output_name!r}"),
         ("head", f"{m.head.kind} {m.head.in_features}->{m.head.out_features}, {m.head.optimizer} (wd {m.head.weight_decay}), {'trained' if m.head.trained else 'untrained'}"
                  + (f", trains with the last {m.head.backbone_blocks} backbone block(s) (FP32) on the frozen part's "
-                    f"{'x'.join(map(str, m.backbone.intermediate_shape))} activation" if m.head.backbone_blocks else "")
+                    f"{'x'.join(map(str, m.backbone.intermediate_shape))} activation "
+                    f"({_size(4 * m.backbone.feature_size)} cached per example)" if m.head.backbone_blocks else "")
                  + (f", through rank-{m.head.lora_rank} LoRA adapters on their attention" if m.head.lora_rank else "")),
         ("trainable", ", ".join(m.head.trainable)),
         ("device defaults", ", ".join(f"{k}={v}" for k, v in m.training.items())),

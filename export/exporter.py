@@ -118,7 +118,7 @@ def export_text_model(
             more accuracy than ``config`` allows.
         DataError: the server examples are empty, mismatched or mislabelled.
     """
-    train_config = train_config or default_train_config(config)
+    train_config = train_config or default_train_config(config, "text")
     classes, texts = _checked_data("text", texts, labels, label_set, output, overwrite)
     if config.device_trainable_blocks:
         from export.text_fused import check_folder
