@@ -161,7 +161,7 @@ def _export_parser(commands: Any) -> None:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (default: %(default)s)")
     p.add_argument("--device-trainable-blocks", type=int, default=d.device_trainable_blocks, metavar="N",
                    help="the last N backbone blocks train on the device with the head, in FP32 (fused training artifacts; "
-                        "efficientnet-lite0 only); 0 trains the head alone (default: %(default)s)")
+                        "efficientnet-lite0; in Python also sequential CNNs); 0 trains the head alone (default: %(default)s)")
     p.add_argument("--replay-per-class", type=int, default=d.replay_per_class, metavar="N",
                    help="server examples per label whose features ship for replay on devices; 0 ships none (default: %(default)s)")
     p.add_argument("--spare-labels", type=int, default=d.spare_labels, metavar="K",
