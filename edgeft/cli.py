@@ -6,7 +6,6 @@ and FastAPI/uvicorn only in ``registry`` and ``serve``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -208,9 +207,12 @@ def _export_parser(commands: Any) -> None:
     p.set_defaults(run=_run_export)
 
 
-def _fine_tune_options(args: argparse.Namespace) -> dict[str, Any]:
+def _fine_tuning(args: argparse.Namespace) -> Any:
+    """The --finetune / --ft-* / --tune options as export.FineTuning, or None when not asked for."""
+    from export import FineTuning
+
     if not (args.finetune or args.tune):
-        return {}
+        return None
     try:
         config = FineTuneConfig(
             lr=args.ft_lr, batch_size=args.ft_batch_size, epochs=args.ft_epochs, dropout=args.ft_dropout,
@@ -223,7 +225,7 @@ def _fine_tune_options(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"fine-tuning (--ft-* options): {e}") from e
     if args.tune < 0:
         raise ConfigError(f"--tune must be >= 0 trials, got {args.tune}")
-    return {"fine_tune": config, "tune_trials": args.tune, "log_dir": args.finetune_log or f"{args.output.rstrip('/')}-finetune"}
+    return FineTuning(config, trials=args.tune, log_dir=args.finetune_log or f"{args.output.rstrip('/')}-finetune")
 
 
 def _csv(values: tuple) -> str:
@@ -253,19 +255,15 @@ def _run_export(args: argparse.Namespace) -> None:
         device_trainable_blocks=args.device_trainable_blocks, device_lora_rank=args.device_lora_rank,
         replay_per_class=args.replay_per_class, spare_labels=args.spare_labels,
     )
-    preprocessing = ImagePreprocessing(
-        size=_numbers(args.image_size, int, "--image-size"), mean=_numbers(args.pixel_mean, float, "--pixel-mean"),
-        std=_numbers(args.pixel_std, float, "--pixel-std"), channel_order=args.channel_order, layout=args.layout,
-    )
     common = {
-        "label_set": args.labels.split(",") if args.labels else None, "config": config, "overwrite": args.overwrite,
+        "config": config, "overwrite": args.overwrite,
         # A text model is a folder; efficientnet-lite0 and ONNX files are not.
         "train_config": default_train_config(config, "text" if Path(args.model).is_dir() else "image").replace(
             **_train_overrides(args)),
     }
     with _ProgressBars() as bars, warnings.catch_warnings():
         warnings.simplefilter("ignore", UnsignedBundleWarning)  # the exporter loads its bundle before it can be signed
-        manifest = _export(args, preprocessing, common, bars)
+        manifest = _export(args, common, bars)
     key = args.sign_key or os.environ.get("EDGEFT_SIGNING_KEY")
     signed = f", signed with key {sign_bundle(args.output, key).key_id}" if key else ", unsigned"
     m = manifest.metrics
@@ -279,40 +277,23 @@ def _run_export(args: argparse.Namespace) -> None:
     print(f"precision (--quantize {m['quantization']['requested']}): {m['quantization']['reason']}")
 
 
-def _export(args: argparse.Namespace, preprocessing: ImagePreprocessing, common: dict[str, Any], progress: Any) -> Any:
-    """Dispatch on what --model is: a .onnx file, a packaged vision model, or a text model folder."""
-    from export import export_model, export_onnx_model, export_text_model
-    from export.server_data import read_server_data
-    from export.vision import VISION_MODELS
+def _export(args: argparse.Namespace, common: dict[str, Any], progress: Any) -> Any:
+    """The options as export_bundle's request; which adapter takes --model is the exporter's choice."""
+    from export import BackboneOptions, ServerData, export_bundle
 
-    vision = VISION_MODELS.get(args.model)
-    if vision is not None:
-        preprocessing = vision.preprocessing
-        config = common["config"]
-        common["config"] = dataclasses.replace(
-            config, base_model=config.base_model or vision.name,
-            license=vision.license if config.license == EXPORT_DEFAULTS.license else config.license,
-        )
-    X = labels = None
-    if args.train_data:
-        X, labels = read_server_data(args.train_data, text_column=args.text_column, label_column=args.label_column,
-                                     image_size=preprocessing.size)
-    tuning = _fine_tune_options(args)
-    if args.model.endswith(".onnx"):
-        if tuning:
-            raise ConfigError("--finetune and --tune need a torch model (a text folder or efficientnet-lite0), not an ONNX file.")
-        if not args.feature_output:
-            raise ConfigError("An ONNX --model needs --feature-output: the name of the graph output holding the features.")
-        return export_onnx_model(args.model, args.output, feature_output=args.feature_output, pooling=args.pooling,
-                                 tokenizer=args.tokenizer, preprocessing=preprocessing, X=X, labels=labels,
-                                 progress=progress, **common)
-    if vision is not None:
-        import torch
-
-        height, width = vision.preprocessing.size
-        return export_model(vision.build(), torch.zeros(1, 3, height, width), args.output, images=X, labels=labels,
-                            preprocessing=vision.preprocessing, progress=progress, **common, **tuning)
-    return export_text_model(args.model, args.output, texts=X, labels=labels, progress=progress, **common, **tuning)
+    preprocessing = ImagePreprocessing(
+        size=_numbers(args.image_size, int, "--image-size"), mean=_numbers(args.pixel_mean, float, "--pixel-mean"),
+        std=_numbers(args.pixel_std, float, "--pixel-std"), channel_order=args.channel_order, layout=args.layout,
+    )
+    backbone = BackboneOptions(
+        feature_output=args.feature_output, pooling=args.pooling, tokenizer=args.tokenizer,
+        # Left at its defaults, the preprocessing is the adapter's (a packaged model brings its own).
+        preprocessing=None if preprocessing == ImagePreprocessing() else preprocessing,
+    )
+    data = ServerData(path=args.train_data, label_set=args.labels.split(",") if args.labels else None,
+                      text_column=args.text_column, label_column=args.label_column)
+    return export_bundle(args.model, args.output, data=data, backbone=backbone, fine_tuning=_fine_tuning(args),
+                         progress=progress, **common)
 
 
 def _inspect_parser(commands: Any) -> None:

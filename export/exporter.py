@@ -1,4 +1,4 @@
-"""A backbone (HF text folder, torch vision module, or ONNX file) + server data -> a verified bundle."""
+"""A backbone (through its adapter, ``export.adapters``) + server data -> a verified bundle: :func:`export_bundle`."""
 
 from __future__ import annotations
 
@@ -26,10 +26,7 @@ from edgeft import bundle as layout
 from edgeft.bundle import BackboneSpec, Bundle, InputSpec, Manifest, write_manifest
 from edgeft.config import (
     ExportConfig,
-    FineTuneConfig,
-    ImagePreprocessing,
     Pooling,
-    Quantization,
     RuntimeConfig,
     TrainConfig,
     default_train_config,
@@ -37,18 +34,17 @@ from edgeft.config import (
 )
 from edgeft.errors import ExportError
 from edgeft.signing import UnsignedBundleWarning
+from export.adapters import Adapter, BackboneOptions, adapter_for
+from export.adapters.base import TEXT_SAMPLE
 from export.head import build_head, write_training_artifacts
 from export.measure import split_indices, take
-from export.onnx_file import feature_size, graph_inputs, input_shape, prepare_onnx_backbone, quantization_evidence
+from export.onnx_file import feature_size
 from export.precision import ship_backbone
-from export.text import SENTENCE_OUTPUT, export_text_backbone, text_parity
-from export.vision import INPUT, OUTPUT, export_torch_backbone
+from export.request import FineTuning, ServerData
 
 if TYPE_CHECKING:  # export.fused imports torch, which exporting an ONNX file must not
     from export.fused import FusedParts
 
-# The texts the bundle check runs when there is no server data.
-_TEXT_SAMPLE = ["edgeft checks the bundle before it ships."]
 # ONNX vs torch on the same input; float32 kernels differ by ~1e-6, a broken export by far more.
 _PARITY_TOLERANCE = 1e-3
 # Backbone latency is timed on one batch of this many server examples.
@@ -73,285 +69,100 @@ class _Source:
     quantized: list[str] = dataclasses.field(default_factory=list)  # what marks a given file as quantized already
 
 
-def export_text_model(
-    model_dir: str | os.PathLike,
+def export_bundle(
+    source: Any,
     output: str | os.PathLike,
     *,
-    texts: list[str] | None = None,
-    labels: list[str] | None = None,
-    label_set: list[str] | None = None,
+    data: ServerData = ServerData(),
     config: ExportConfig = ExportConfig(),
+    backbone: BackboneOptions = BackboneOptions(),
     train_config: TrainConfig | None = None,
+    fine_tuning: FineTuning | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
-    fine_tune: FineTuneConfig | None = None,
-    tune_trials: int = 0,
-    log_dir: str | os.PathLike | None = None,
 ) -> Manifest:
-    """Export a Hugging Face / sentence-transformers text model to a bundle.
+    """Export a backbone and the server data to a verified bundle, through the adapter that claims the source.
 
     Args:
-        model_dir: local model folder (config.json, weights, tokenizer.json).
+        source: a Hugging Face / sentence-transformers model folder, an ``.onnx`` file, a torch module
+            ((n, 3, h, w) images to (n, features)), or a packaged model's name (``efficientnet-lite0``);
+            ``export.adapters.ADAPTERS`` says which adapter takes it.
         output: the bundle folder to write; it appears only once complete.
-        texts, labels: server-side examples; with them the shipped head is
-            trained on a training split, the validation split measures it, and
-            all of them measure the INT8 backbone's agreement with FP32.
-        label_set: the classes, in order; defaults to the sorted labels seen.
-        config: bundle identity, quantization and its quality guard, head shape.
+        data: the server examples; with them the shipped head is trained on a training split, the
+            validation split measures it, and all of them measure INT8 against FP32.
+        config: bundle identity, quantization and its quality guard, head shape, device-trained blocks.
+        backbone: how to read the source where it does not say (an ONNX file's feature output, pooling and
+            tokenizer; image preprocessing; a torch module's example input; the adapter by name).
         train_config: hyperparameters for the server-side head training, also
             shipped as the device's defaults (None: ``default_train_config(config)``).
+        fine_tuning: fine-tune the backbone in torch on the server data first (same seed and split as
+            the head, so validation stays unseen).
         overwrite: replace an existing bundle at ``output``.
         progress: called as server features are computed and epochs finish.
-        fine_tune: fine-tune the backbone in torch on the server data first
-            (same seed and split as the head, so validation stays unseen).
-        tune_trials: run an Optuna search of this many trials over lr, weight
-            decay, dropout and unfrozen depth before fine-tuning.
-        log_dir: where fine-tuning writes finetune.json and finetune.png.
 
     Returns:
-        The manifest written; ``metrics["quantization"]`` says which precision
-        shipped and why (under ``quantization="auto"``, with the figures it chose by).
+        The manifest written; ``metrics["quantization"]`` says which precision shipped and why, and
+        ``metrics["parity_max_abs_diff"]`` (where there is a source to compare) the largest difference
+        between ONNX Runtime's features and the source's.
 
     Raises:
-        ExportError: the model folder cannot be exported, no label set is
-            known, fine-tuning has no data, or an INT8 mode chosen by name loses
-            more accuracy than ``config`` allows.
-        DataError: the server examples are empty, mismatched or mislabelled.
-    """
-    train_config = train_config or default_train_config(config, "text")
-    classes, texts = _checked_data("text", texts, labels, label_set, output, overwrite)
-    if config.device_trainable_blocks:
-        from export.text_fused import check_folder
-
-        check_folder(model_dir, config)  # before fine-tuning, which may take long
-    with tempfile.TemporaryDirectory() as work:
-        tuned_dir, metrics = model_dir, {}
-        if fine_tune is not None:
-            from export.tuning import run_fine_tuning, save_text_model, text_tunable
-
-            _require_data(texts)
-            tunable, _, metrics = run_fine_tuning(
-                text_tunable(model_dir, config.max_length), texts, labels, classes, fine_tune,
-                trials=tune_trials, log_dir=log_dir,
-            )
-            tuned_dir = save_text_model(tunable, model_dir, Path(work) / "tuned")
-        sample, fused = list((texts or _TEXT_SAMPLE)[:4]), None
-        if config.device_trainable_blocks:
-            from export.text_fused import OUTPUT, export_text_cut
-
-            fused, tokenizer = export_text_cut(tuned_dir, sample, len(classes), config, Path(work), train_config.seed)
-            fp32, output_name, parity = fused.frozen, OUTPUT, fused.parity
-        else:
-            fp32, tokenizer = export_text_backbone(tuned_dir, Path(work) / "onnx")
-            output_name, parity = SENTENCE_OUTPUT, text_parity(tuned_dir, fp32, sample, config.max_length)
-        _check_parity(parity)
-        source = _Source(
-            fp32=fp32,
-            input=InputSpec(
-                modality="text", input_names=graph_inputs(fp32), tokenizer=layout.TOKENIZER, max_length=config.max_length
-            ),
-            output_name=output_name,
-            feature_size=feature_size(fp32, output_name),
-            pooling=Pooling.NONE,
-            task="text-classification",
-            base_model=_base_model(config, Path(model_dir).name, model_dir),
-            extra_files={layout.TOKENIZER: tokenizer},
-            metrics={**metrics, "parity_max_abs_diff": parity},
-            fused=fused,
-        )
-        return _build(source, Path(work), output, classes, texts, labels, config, train_config, overwrite, progress)
-
-
-def export_model(
-    module: object,
-    example_input: object,
-    output: str | os.PathLike,
-    *,
-    images: np.ndarray | None = None,
-    labels: list[str] | None = None,
-    label_set: list[str] | None = None,
-    preprocessing: ImagePreprocessing = ImagePreprocessing(),
-    config: ExportConfig = ExportConfig(),
-    train_config: TrainConfig | None = None,
-    overwrite: bool = False,
-    progress: ProgressCallback | None = None,
-    fine_tune: FineTuneConfig | None = None,
-    tune_trials: int = 0,
-    log_dir: str | os.PathLike | None = None,
-) -> Manifest:
-    """Export a torch vision backbone to a bundle whose device side needs no torch.
-
-    Args:
-        module: a ``torch.nn.Module`` mapping (n, 3, h, w) float images to (n, features).
-        example_input: a tensor of one real input's shape, e.g. ``torch.zeros(1, 3, 224, 224)``.
-        output: the bundle folder to write; it appears only once complete.
-        images, labels: server examples, uint8 (n, h, w) or (n, h, w, c) RGB.
-        label_set: the classes, in order; defaults to the sorted labels seen.
-        preprocessing: how the module's training turned pixels into its input;
-            written to the manifest and applied by the device in numpy.
-        config, train_config, overwrite, progress: as for :func:`export_text_model`.
-        fine_tune, tune_trials, log_dir: as for :func:`export_text_model`
-            (the module is fine-tuned in place).
-
-    Returns:
-        The manifest written; ``metrics["parity_max_abs_diff"]`` is the largest
-        difference between ONNX Runtime's and torch's features.
-
-    Raises:
-        ExportError: the module cannot be exported, or as for :func:`export_text_model`.
-        DataError: the server images are not uint8 arrays of a usable shape.
+        ExportError: no adapter claims the source, it cannot be exported, its kind cannot do what
+            ``config`` or ``fine_tuning`` asks, no label set is known, or an INT8 mode chosen by name
+            loses more accuracy than ``config`` allows.
+        ConfigError: an ONNX file is given without its feature output, or with fine-tuning.
+        DataError: the server examples are empty, mismatched, mislabelled or of the wrong modality.
     """
     train_config = train_config or default_train_config(config)
-    classes, images = _checked_data("image", images, labels, label_set, output, overwrite)
-    if config.device_trainable_blocks:
-        from export.fused import check_fusable
-
-        check_fusable(module, config)  # before fine-tuning, which may take long
-    metrics: dict[str, Any] = {}
-    if fine_tune is not None:
-        from export.tuning import run_fine_tuning, vision_tunable
-
-        _require_data(images)
-        spec = InputSpec(modality="image", input_names=[INPUT], image_size=list(preprocessing.size),
-                         pixel_mean=list(preprocessing.mean), pixel_std=list(preprocessing.std),
-                         channel_order=preprocessing.channel_order.value, layout=preprocessing.layout.value)
-        _, _, metrics = run_fine_tuning(vision_tunable(module, spec), images, labels, classes, fine_tune,
-                                        trials=tune_trials, log_dir=log_dir)
+    adapter = adapter_for(source, backbone)
+    X, labels = data.read(adapter.image_size())
+    adapter.check(X, config, fine_tuning is not None)
+    classes, X = _checked_data(adapter.modality, X, labels, data.label_set, output, overwrite)
     with tempfile.TemporaryDirectory() as work:
-        fused = None
+        metrics = {} if fine_tuning is None else _fine_tune(adapter, X, labels, classes, fine_tuning, config, Path(work))
         if config.device_trainable_blocks:
-            from export.fused import export_fused
-
-            fused = export_fused(module, example_input, len(classes), config, Path(work), seed=train_config.seed)
-            fp32, parity = fused.frozen, fused.parity
+            exported = adapter.export_cut(Path(work), len(classes), config, train_config.seed)
         else:
-            fp32 = Path(work) / "backbone.onnx"
-            parity = export_torch_backbone(module, example_input, fp32)
-        _check_parity(parity)
-        source = _Source(
-            fp32=fp32,
-            input=_image_input(fp32, [INPUT], preprocessing),
-            output_name=OUTPUT,
-            feature_size=feature_size(fp32, OUTPUT),
-            pooling=Pooling.NONE,
-            task="image-classification",
-            base_model=_base_model(config, type(module).__name__, "torch module"),
-            extra_files={},
-            metrics={**metrics, "parity_max_abs_diff": parity},
-            fused=fused,
+            exported = adapter.export_onnx(Path(work), X, config)
+        if exported.parity is not None:
+            _check_parity(exported.parity)
+            metrics["parity_max_abs_diff"] = exported.parity
+        bundled = _Source(
+            fp32=exported.fp32,
+            input=adapter.input_spec(exported.fp32, config),
+            output_name=exported.output_name,
+            feature_size=feature_size(exported.fp32, exported.output_name),
+            pooling=exported.pooling,
+            task=f"{adapter.modality}-classification",
+            base_model=_base_model(config, adapter),
+            extra_files=exported.extra_files,
+            metrics=metrics,
+            fused=exported.fused,
+            quantized=exported.quantized,
         )
-        return _build(source, Path(work), output, classes, images, labels, config, train_config, overwrite, progress)
+        return _build(bundled, Path(work), output, classes, X, labels, config, train_config, overwrite, progress)
 
 
-def export_onnx_model(
-    onnx_path: str | os.PathLike,
-    output: str | os.PathLike,
-    *,
-    feature_output: str,
-    pooling: Pooling | str = Pooling.NONE,
-    tokenizer: str | os.PathLike | None = None,
-    preprocessing: ImagePreprocessing = ImagePreprocessing(),
-    X: list[str] | np.ndarray | None = None,
-    labels: list[str] | None = None,
-    label_set: list[str] | None = None,
-    config: ExportConfig = ExportConfig(),
-    train_config: TrainConfig | None = None,
-    overwrite: bool = False,
-    progress: ProgressCallback | None = None,
-) -> Manifest:
-    """Export an existing ONNX backbone file to a bundle; needs onnx and ONNX Runtime, not torch.
+def _fine_tune(
+    adapter: Adapter, X: Any, labels: list[str], classes: list[str], tuning: FineTuning, config: ExportConfig, work: Path
+) -> dict[str, Any]:
+    """Fine-tune the adapter's source on the server data; it then exports the fine-tuned model. Returns the metrics."""
+    from export.tuning import run_fine_tuning
 
-    With ``tokenizer`` the backbone reads text, otherwise images preprocessed
-    as ``preprocessing`` says.
-
-    Args:
-        onnx_path: the backbone's ONNX file.
-        output: the bundle folder to write; it appears only once complete.
-        feature_output: the graph output that holds the features.
-        pooling: "none" when that output is (batch, features); "mean" (over
-            the attention mask) or "cls" when it is (batch, tokens, hidden).
-        tokenizer: a Hugging Face tokenizer.json, for a text backbone.
-        preprocessing: pixels to input, for an image backbone.
-        X, labels: server examples (texts, or uint8 images).
-        label_set, config, train_config, overwrite, progress: as for :func:`export_text_model`.
-
-    Returns:
-        The manifest written.
-
-    Raises:
-        ExportError: the file is not a usable ONNX model or lacks ``feature_output``,
-            is quantized already and ``config`` asks to quantize it again, or as for
-            :func:`export_text_model`.
-        DataError: the server examples do not fit the backbone's modality.
-    """
-    _refuse_fused(config, "ONNX backbone files")
-    train_config = train_config or default_train_config(config)
-    pooling = Pooling(pooling) if pooling in {p.value for p in Pooling} else _bad_pooling(pooling)
-    modality = "text" if tokenizer is not None else "image"
-    if tokenizer is None and isinstance(X, list) and X and isinstance(X[0], str):
-        raise ExportError("The server data holds text, but no tokenizer was given: a text backbone needs its "
-                          "tokenizer.json (--tokenizer). Without one the ONNX file is taken for an image backbone.")
-    if tokenizer is not None and not Path(tokenizer).is_file():
-        raise ExportError(f"Tokenizer file {tokenizer} does not exist; pass a Hugging Face tokenizer.json.")
-    if not Path(onnx_path).is_file():
-        raise ExportError(f"ONNX file {onnx_path} does not exist.")
-    classes, X = _checked_data(modality, X, labels, label_set, output, overwrite)
-    with tempfile.TemporaryDirectory() as work:
-        fp32 = Path(work) / "backbone.onnx"
-        output_name, size = prepare_onnx_backbone(onnx_path, fp32, feature_output, pooling)
-        quantized = quantization_evidence(fp32)
-        if quantized and config.quantization not in (Quantization.AUTO, Quantization.NONE):
-            raise ExportError(
-                f"{onnx_path} is quantized already ({', '.join(quantized)}); quantizing it again as "
-                f"{config.quantization.value} would stack a second rounding on the first. Export it with "
-                "--quantize auto or none, which ship it as given, or give its FP32 original."
-            )
-        inputs = graph_inputs(fp32)
-        if modality == "text":
-            spec = InputSpec(modality="text", input_names=inputs, tokenizer=layout.TOKENIZER, max_length=config.max_length)
-        else:
-            spec = _image_input(fp32, inputs, preprocessing)
-        source = _Source(
-            fp32=fp32,
-            input=spec,
-            output_name=output_name,
-            feature_size=size,
-            pooling=pooling,
-            task=f"{modality}-classification",
-            base_model=_base_model(config, Path(onnx_path).stem, onnx_path),
-            extra_files={layout.TOKENIZER: Path(tokenizer)} if tokenizer is not None else {},
-            metrics={},
-            quantized=quantized,
-        )
-        return _build(source, Path(work), output, classes, X, labels, config, train_config, overwrite, progress)
+    if X is None:
+        raise ExportError("Fine-tuning trains on server data: give labelled examples (--train-data).")
+    tuned, _, metrics = run_fine_tuning(adapter.tunable(config), X, labels, classes, tuning.config,
+                                        trials=tuning.trials, log_dir=tuning.log_dir)
+    adapter.adopt(tuned, work)
+    return metrics
 
 
 def _check_parity(diff: float) -> None:
-    """The exported graph must compute what the torch model does, up to float rounding."""
+    """The exported graph must compute what the source model does, up to float rounding."""
     if diff > _PARITY_TOLERANCE:
         raise ExportError(
             f"The ONNX backbone differs from the torch model by up to {diff:.2e} (tolerance {_PARITY_TOLERANCE:.0e}); "
             "the export is wrong. Is the module in eval mode, and free of data-dependent control flow?"
         )
-
-
-def _refuse_fused(config: ExportConfig, what: str) -> None:
-    """Only EfficientNet-Lite and BERT-like text encoders are cut into a frozen part and a trainable tail so far."""
-    if config.device_trainable_blocks:
-        raise ExportError(
-            f"device_trainable_blocks (--device-trainable-blocks) is not supported for {what} yet, only for "
-            "efficientnet-lite0 and BERT-like text encoders; export with device_trainable_blocks=0 (the head alone "
-            "trains on the device)."
-        )
-
-
-def _require_data(X: Any) -> None:
-    if X is None:
-        raise ExportError("Fine-tuning trains on server data: give labelled examples (--train-data).")
-
-
-def _bad_pooling(value: object) -> Pooling:
-    raise ExportError(f"pooling must be one of {', '.join(p.value for p in Pooling)}; got {value!r}")
 
 
 def _checked_data(
@@ -379,24 +190,12 @@ def _label_set(labels: list[str] | None, label_set: list[str] | None) -> list[st
     return classes
 
 
-def _image_input(model: Path, input_names: list[str], p: ImagePreprocessing) -> InputSpec:
-    if len(input_names) != 1:
-        raise ExportError(f"An image backbone must have one input, this one has {input_names}.")
-    shape = input_shape(model, input_names[0])
-    spatial = shape[2:4] if p.layout.value == "NCHW" else shape[1:3]
-    if len(shape) != 4 or any(d is not None and d != want for d, want in zip(spatial, p.size)):
-        raise ExportError(
-            f"The backbone's input {input_names[0]!r} has shape {shape} ({p.layout.value}), which does not take "
-            f"{p.size[0]}x{p.size[1]} images; set the image size (--image-size) and layout (--layout) the backbone expects."
-        )
-    return InputSpec(
-        modality="image", input_names=input_names, image_size=list(p.size), pixel_mean=list(p.mean),
-        pixel_std=list(p.std), channel_order=p.channel_order.value, layout=p.layout.value,
-    )
-
-
-def _base_model(config: ExportConfig, default_name: str, source: Any) -> dict[str, Any]:
-    return {"name": config.base_model or default_name, "license": config.license, "source": str(source)}
+def _base_model(config: ExportConfig, adapter: Adapter) -> dict[str, Any]:
+    """The config's name and licence; a packaged model's own where the config leaves the defaults."""
+    license = config.license
+    if adapter.packaged is not None and license == ExportConfig.license:
+        license = adapter.packaged.license
+    return {"name": config.base_model or adapter.default_name, "license": license, "source": adapter.origin}
 
 
 def _build(
@@ -556,7 +355,7 @@ def _unsigned_ok() -> Iterator[None]:
 
 def _sample(spec: InputSpec) -> Any:
     if spec.modality == "text":
-        return _TEXT_SAMPLE
+        return TEXT_SAMPLE
     return np.zeros((1, *spec.image_size, 3), np.uint8)
 
 

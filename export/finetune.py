@@ -4,8 +4,8 @@ The backbone is split into a stem, a list of blocks and a top (what follows
 the last block). What trains is explicit: the top and the last N blocks
 (``trainable_blocks``), one more block every K epochs (``unfreeze_every``),
 each block's learning rate a factor below the one above it
-(``layer_lr_decay``). Per-architecture knowledge of where the blocks are lives
-in :class:`Blocks` adapters, registered by module type.
+(``layer_lr_decay``). Where each architecture's blocks are is its adapter's
+knowledge (``export.adapters``: ``tunable`` and, for torch vision modules, ``blocks``).
 """
 
 from __future__ import annotations
@@ -275,34 +275,12 @@ def _write_log(folder: Path, report: FineTuneReport, config: FineTuneConfig) -> 
     return log, plot
 
 
-def efficientnet_tunable(module: nn.Module, preprocess: Callable[[np.ndarray], np.ndarray]) -> FineTunable:
-    """EfficientNet-Lite (``export.vision``'s pooled-features wrapper) as a fine-tunable backbone.
+def image_tunable(module: nn.Module, blocks: Blocks, preprocess: Callable[[np.ndarray], np.ndarray]) -> FineTunable:
+    """A torch vision module whose ``forward`` gives pooled features, as a fine-tunable backbone.
 
     Args:
-        module: the wrapper whose ``net`` is an ``efficientnet_lite_pytorch.EfficientNet``.
+        module: the backbone.
+        blocks: its stem, blocks and top, as its adapter (``export.adapters``) says.
         preprocess: uint8 (n, h, w, c) images to the float NCHW input (the device's own preprocessing).
     """
-    net = module.net
-    blocks = Blocks(stem=[net._conv_stem, net._bn0], blocks=list(net._blocks), top=[net._conv_head, net._bn1])
     return FineTunable(module, blocks, lambda images: torch.from_numpy(preprocess(check_images(images))), module)
-
-
-def transformer_tunable(model: nn.Module, tokenizer: Any, max_length: int) -> FineTunable:
-    """A BERT-style Hugging Face encoder with sentence-transformers' mean pooling and L2 normalization.
-
-    Args:
-        model: a ``transformers`` encoder with ``embeddings`` and ``encoder.layer``.
-        tokenizer: its ``transformers`` tokenizer.
-        max_length: tokens per text.
-    """
-    def encode(texts: list[str]) -> dict[str, torch.Tensor]:
-        return dict(tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
-
-    def forward(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        tokens = model(**inputs).last_hidden_state
-        mask = inputs["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-        pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return nn.functional.normalize(pooled, dim=1)
-
-    # The pooler (if any) is left out: mean pooling never reads it, so it gets no gradient.
-    return FineTunable(model, Blocks(stem=[model.embeddings], blocks=list(model.encoder.layer), top=[]), encode, forward)

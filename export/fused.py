@@ -1,5 +1,8 @@
 """Fused bundles: the backbone cut in two, its last N blocks trained on the device with the head.
 
+Where a backbone is cut is its adapter's knowledge (``device_cut`` in ``export.adapters``); what is
+done with the two parts is the same for every architecture, and lives here.
+
 The frozen part (stem and the lower blocks) becomes the bundle's backbone, an
 inference model like any other, quantized as configured; its output is the
 intermediate activation, flattened to one vector per example so the device
@@ -49,89 +52,72 @@ class FusedParts:
     parity: float  # the largest ONNX-vs-torch difference over both parts
 
 
-class _Frozen(nn.Module):
-    """EfficientNet's stem and its blocks below the tail; the activation comes out flattened."""
-
-    def __init__(self, net: nn.Module, n_tail: int) -> None:
-        super().__init__()
-        self.net, self.n_tail = net, n_tail
+class CutFrozen(nn.Module):
+    """The frozen part of a cut backbone: an adapter defines ``activation``; the device caches it flattened."""
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
-        net = self.net
-        x = net._swish(net._bn0(net._conv_stem(x)))
-        for block in list(net._blocks)[: len(net._blocks) - self.n_tail]:
-            x = block(x)  # no drop-connect rate: it is a no-op in eval mode
-        return x
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.activation(x).flatten(1)
 
 
-class _Tail(nn.Module):
-    """The flattened activation back to its shape, the last blocks, EfficientNet's top and mean pooling."""
+class CutTail(nn.Module):
+    """The trainable tail of a cut backbone: the flattened activation back to its shape, then ``pooled``.
 
-    def __init__(self, net: nn.Module, n_tail: int, shape: list[int]) -> None:
+    An adapter defines ``pooled`` (its last blocks, its top and pooling) and keeps the tail's modules as
+    attributes of the subclass itself, so the ONNX weight names are the subclass's module paths.
+    """
+
+    def __init__(self) -> None:
         super().__init__()
-        first = len(net._blocks) - n_tail
-        # Keyed by the block's index in the whole backbone, so ONNX names say which block a weight is.
-        self.blocks = nn.ModuleDict({str(i): net._blocks[i] for i in range(first, len(net._blocks))})
-        self.conv_head, self.bn1, self.act = net._conv_head, net._bn1, net._swish
-        self.shape = list(shape)
+        self.shape: list[int] = []
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(-1, *self.shape)
-        for block in self.blocks.values():
-            x = block(x)
-        return self.act(self.bn1(self.conv_head(x))).mean((2, 3))
+        return self.pooled(x.reshape(-1, *self.shape))
 
 
-def check_fusable(module: nn.Module, config: ExportConfig) -> None:
-    """Refuse, before any work, a module or an N that fused artifacts cannot be built for.
+@dataclasses.dataclass(frozen=True)
+class DeviceCut:
+    """A backbone cut after its ``-blocks``-th block, as an adapter's ``device_cut`` returns it."""
 
-    Raises:
-        ExportError: the module is not an EfficientNet-Lite, or N is not below its number of blocks.
-    """
-    n = config.device_trainable_blocks
-    blocks = getattr(getattr(module, "net", None), "_blocks", None)
-    if not isinstance(blocks, nn.ModuleList):
-        raise ExportError(
-            f"--device-trainable-blocks supports EfficientNet-Lite (efficientnet-lite0) only, not "
-            f"{type(module).__name__}; export it with --device-trainable-blocks 0."
-        )
-    if not 0 < n < len(blocks):
-        raise ExportError(f"device_trainable_blocks must be between 1 and {len(blocks) - 1} for this backbone, got {n}.")
+    frozen: CutFrozen
+    tail: CutTail
+    blocks: int  # N, the trainable blocks in the tail
 
 
 def export_fused(
-    module: object, example_input: object, n_classes: int, config: ExportConfig, folder: Path, seed: int = 0
+    cut: DeviceCut, example_input: object, n_classes: int, config: ExportConfig, folder: Path, seed: int = 0
 ) -> FusedParts:
-    """Cut an EfficientNet-Lite wrapper (``export.vision``) after its ``-N``-th block and export both parts.
+    """Export both parts of a cut backbone: the frozen part as the backbone, the tail joined to the head.
 
     Args:
-        module: the pooled-features wrapper whose ``net`` is an ``efficientnet_lite_pytorch.EfficientNet``.
+        cut: the frozen part and the tail, from an adapter's ``device_cut`` (see ``export.adapters``).
         example_input: a (1, 3, h, w) tensor of a real input's shape.
         n_classes: outputs of the head.
-        config: ``device_trainable_blocks`` (N) and the head's kind, size and weight decay.
+        config: the head's kind, size and weight decay.
         folder: where the frozen part's FP32 ONNX file is written.
         seed: initializes an MLP head (:func:`export.head.build_head`).
 
     Raises:
-        ExportError: the module is not a supported architecture, N is not below its number of blocks,
-            or an exported part does not compute what torch does.
+        ExportError: an exported part does not compute what torch does, or cannot be exported.
     """
-    check_fusable(module, config)
-    n, net = config.device_trainable_blocks, module.net
-    frozen = _Frozen(net, n).eval()
+    frozen, tail = cut.frozen.eval(), cut.tail.eval()
     with torch.no_grad():
         intermediate = frozen.activation(example_input)
     shape = list(intermediate.shape[1:])
+    tail.shape = shape
     path = folder / "backbone.onnx"
     parity = export_torch_backbone(frozen, example_input, path)
-    tail = _Tail(net, n, shape).eval()
     example = intermediate.flatten(1)
     pooled = export_tail(tail, example)
+    with torch.no_grad():
+        width = tail(example).shape[1]
     parity = max(parity, tail_parity(tail, pooled, example))
-    model, spec = joined_head(pooled, net._conv_head.out_channels, shape, n, n_classes, config, seed)
+    model, spec = joined_head(pooled, width, shape, cut.blocks, n_classes, config, seed)
     return FusedParts(path, model, spec, shape, parity)
 
 

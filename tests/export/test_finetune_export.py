@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import onnxruntime as ort
-import torch
 from tokenizers import Tokenizer
 
 from edgeft.bundle import Bundle
@@ -14,8 +13,7 @@ from edgeft.cli import main
 from edgeft.config import ExportConfig, FineTuneConfig
 from edgeft.data import write_examples
 from edgeft.datasets import minilm_path
-from export import export_model
-from export.vision import VISION_MODELS
+from export import FineTuning, ServerData, export_bundle
 
 
 def test_cli_fine_tunes_minilm_then_exports_it(bbc_splits, minilm_onnx, tmp_path, capsys):
@@ -42,11 +40,9 @@ def test_cli_fine_tunes_minilm_then_exports_it(bbc_splits, minilm_onnx, tmp_path
 
 def test_tune_searches_then_fine_tunes_efficientnet(fashion, tmp_path):
     images, labels = fashion["server"]
-    model = VISION_MODELS["efficientnet-lite0"]
-    manifest = export_model(
-        model.build(), torch.zeros(1, 3, 224, 224), tmp_path / "b", images=images, labels=labels,
-        preprocessing=model.preprocessing, config=ExportConfig(quantization="none"),
-        fine_tune=FineTuneConfig(batch_size=2, dry_run=True), tune_trials=2, log_dir=tmp_path / "log",
+    manifest = export_bundle(
+        "efficientnet-lite0", tmp_path / "b", data=ServerData(images, labels), config=ExportConfig(quantization="none"),
+        fine_tuning=FineTuning(FineTuneConfig(batch_size=2, dry_run=True), trials=2, log_dir=tmp_path / "log"),
     )
     m = manifest.metrics
     assert m["tune_trials"] == 2

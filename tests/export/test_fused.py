@@ -17,7 +17,7 @@ from edgeft.bundle import Bundle
 from edgeft.cli import main
 from edgeft.config import FUSED_LR, ExportConfig, FineTuneConfig, RuntimeConfig
 from edgeft.errors import ConfigError, ExportError
-from export import export_model, export_onnx_model
+from export import FineTuning, ServerData, export_bundle, export_model, export_onnx_model
 from export.vision import VISION_MODELS
 
 TAIL_WEIGHT = "blocks.15._expand_conv.weight"  # EfficientNet-Lite0 has 16 blocks; N=1 trains the last
@@ -126,7 +126,6 @@ def test_too_many_trainable_blocks_are_refused_before_fine_tuning(fashion, tmp_p
     images, labels = fashion["server"]
     model = VISION_MODELS["efficientnet-lite0"]
     with pytest.raises(ExportError, match="between 1 and 15"):
-        export_model(model.build(), torch.zeros(1, 3, 224, 224), tmp_path / "b", images=images, labels=labels,
-                     preprocessing=model.preprocessing, config=ExportConfig(device_trainable_blocks=16),
-                     fine_tune=FineTuneConfig(dry_run=True), log_dir=tmp_path / "log")
+        export_bundle(model.build(), tmp_path / "b", data=ServerData(images, labels), config=ExportConfig(device_trainable_blocks=16),
+                      fine_tuning=FineTuning(FineTuneConfig(dry_run=True), log_dir=tmp_path / "log"))
     assert not (tmp_path / "log").exists() and not (tmp_path / "b").exists()
