@@ -30,7 +30,7 @@ def export_bundle(folder: Path, n_per_class: int) -> tuple[Path, list[str], list
     """The INT8 MiniLM bundle of the tests and demo, and BBC texts to personalize on."""
     from edgeft.config import ExportConfig
     from edgeft.datasets import bbc_news, minilm_path, split_per_class
-    from export import export_text_model
+    from export import ServerData, export_bundle
 
     server, user = split_per_class(*bbc_news(), [4, n_per_class], seed=0)
     bundle = folder / "minilm-bbc"
@@ -38,7 +38,7 @@ def export_bundle(folder: Path, n_per_class: int) -> tuple[Path, list[str], list
         # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto to prove INT8.
         config = ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2", license="apache-2.0",
                               quantization="int8-dynamic")
-        export_text_model(minilm_path(), bundle, texts=server[0], labels=server[1], config=config)
+        export_bundle(minilm_path(), bundle, data=ServerData(*server), config=config)
     return bundle, user[0], user[1]
 
 

@@ -42,7 +42,7 @@ Data = tuple[Sequence[Any], list[str]]
 
 def prepare(work: Path, held_out: int) -> tuple[Path, Data, Data]:
     """A MiniLM bundle shipped with a head trained on 4 articles per topic; the other articles for devices and a held-out set."""
-    from export import export_text_model
+    from export import ServerData, export_bundle
 
     texts, labels = bbc_news()
     server = split_per_class(texts, labels, [SHIPPED_PER_CLASS], seed=0)[0]
@@ -51,8 +51,8 @@ def prepare(work: Path, held_out: int) -> tuple[Path, Data, Data]:
     y = [lbl for t, lbl in zip(texts, labels) if t not in shipped_on]
     bundle = work / "minilm-bbc"
     if not (bundle / "manifest.json").is_file():
-        export_text_model(minilm_path(), bundle, texts=server[0], labels=server[1],
-                          # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto.
+        export_bundle(minilm_path(), bundle, data=ServerData(*server),
+                      # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto.
                           config=ExportConfig(name="minilm-bbc", license="apache-2.0", quantization="int8-dynamic"))
     held = np.random.default_rng(0).permutation(len(X))[:held_out]
     held_set = set(held.tolist())
@@ -67,11 +67,10 @@ def prepare_fashion(work: Path, held_out: int, pool_per_class: int = 120) -> tup
     26 images, however skewed their Dirichlet mixes); the global held-out set comes from the test images.
     FP32 as in benchmarks/vision.py: on x86 CPUs the INT8 conv graph runs slower.
     """
-    import torch
 
     from edgeft.config import Quantization
     from edgeft.datasets import fashion_mnist
-    from export import export_model
+    from export import ServerData, export_bundle
     from export.vision import VISION_MODELS
 
     images, labels = fashion_mnist("train")
@@ -84,8 +83,7 @@ def prepare_fashion(work: Path, held_out: int, pool_per_class: int = 120) -> tup
     if not (bundle / "manifest.json").is_file():
         model = VISION_MODELS["efficientnet-lite0"]
         config = ExportConfig(name="effnet-fashion", quantization=Quantization.NONE, license=model.license)
-        export_model(model.build(), torch.zeros(1, 3, 224, 224), bundle, images=images[server],
-                     labels=[labels[i] for i in server], preprocessing=model.preprocessing, config=config)
+        export_bundle(model.build(), bundle, data=ServerData(images[server], [labels[i] for i in server]), config=config)
     test_x, test_y = fashion_mnist("test", per_class=held_out // 10, seed=0)
     return bundle, (list(images[pool]), [labels[i] for i in pool]), (list(test_x), test_y)
 

@@ -77,25 +77,24 @@ class DataSet:
 def bbc(work: Path, mode: Mode) -> DataSet:
     from edgeft.config import ExportConfig
     from edgeft.datasets import bbc_news, minilm_path, split_per_class
-    from export import export_text_model
+    from export import ServerData, export_bundle
 
     texts, labels = bbc_news()
     pool_size = max(mode.shots)
     server, pool, test = split_per_class(texts, labels, [mode.server_per_class, pool_size, mode.test_per_class], seed=0)
     bundle = work / f"minilm-bbc-{mode.server_per_class}"
     if not (bundle / "manifest.json").is_file():
-        export_text_model(minilm_path(), bundle, texts=server[0], labels=server[1],
-                          config=ExportConfig(name="minilm-bbc-forgetting", license="apache-2.0", quantization="int8-dynamic"))
+        export_bundle(minilm_path(), bundle, data=ServerData(*server),
+                      config=ExportConfig(name="minilm-bbc-forgetting", license="apache-2.0", quantization="int8-dynamic"))
     by_label = {label: [x for x, y in zip(*pool) if y == label] for label in sorted(set(labels))}
     return DataSet("MiniLM + BBC News", bundle, sorted(by_label), by_label, test[0], test[1])
 
 
 def fashion(work: Path, mode: Mode) -> DataSet:
-    import torch
 
     from edgeft.config import ExportConfig, Quantization
     from edgeft.datasets import fashion_mnist
-    from export import export_model
+    from export import ServerData, export_bundle
     from export.vision import VISION_MODELS
 
     train_x, train_y = fashion_mnist("train")
@@ -108,8 +107,7 @@ def fashion(work: Path, mode: Mode) -> DataSet:
     if not (bundle / "manifest.json").is_file():
         model = VISION_MODELS["efficientnet-lite0"]
         config = ExportConfig(name="effnet-fashion-forgetting", quantization=Quantization.NONE, license=model.license)
-        export_model(model.build(), torch.zeros(1, 3, 224, 224), bundle, preprocessing=model.preprocessing, config=config,
-                     images=train_x[server], labels=[train_y[i] for i in server])
+        export_bundle(model.build(), bundle, data=ServerData(train_x[server], [train_y[i] for i in server]), config=config)
     pool = {label: train_x[rows[mode.server_per_class :]] for label, rows in chosen.items()}
     return DataSet("EfficientNet-Lite0 + Fashion-MNIST", bundle, sorted(pool), pool, test_x, list(test_y))
 

@@ -51,14 +51,14 @@ def text_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
     from device_runtime import Personalizer
     from edgeft.config import ExportConfig, Quantization, RuntimeConfig
     from edgeft.datasets import bbc_news, minilm_path, rotten_tomatoes
-    from export import export_text_model
+    from export import ServerData, export_bundle
 
     texts, labels = bbc_news()
     order = np.random.default_rng(seed).permutation(len(texts))
     server, held_out = order[: mode.server], order[mode.server : mode.server + mode.text_pool]
     bundle = cache / "minilm-bbc"
     if not bundle.is_dir():
-        export_text_model(minilm_path(), bundle, texts=[texts[i] for i in server], labels=[labels[i] for i in server],
+        export_bundle(minilm_path(), bundle, data=ServerData([texts[i] for i in server], [labels[i] for i in server]),
                           # int8-dynamic by name, as its figures were measured (auto would choose per mode's server size).
                           config=ExportConfig(name="minilm-bbc-monitoring", quantization=Quantization.INT8_DYNAMIC))
     reviews, _ = rotten_tomatoes()
@@ -69,12 +69,11 @@ def text_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
 
 
 def image_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
-    import torch
 
     from device_runtime import Personalizer
     from edgeft.config import ExportConfig, Quantization, RuntimeConfig
     from edgeft.datasets import FASHION_MNIST_CLASSES, fashion_mnist
-    from export import export_model
+    from export import ServerData, export_bundle
     from export.vision import VISION_MODELS
 
     train_x, train_y = fashion_mnist("train")
@@ -82,11 +81,10 @@ def image_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
     server = np.random.default_rng(seed).choice(len(train_x), mode.server, replace=False)
     model = VISION_MODELS["efficientnet-lite0"]
     config = ExportConfig(name="effnet-fashion-monitoring", quantization=Quantization.NONE, license=model.license)
-    for name, data in (("effnet-fashion", {"images": train_x[server], "labels": [train_y[i] for i in server]}),
-                       ("effnet-untrained", {"label_set": FASHION_MNIST_CLASSES})):
+    for name, data in (("effnet-fashion", ServerData(train_x[server], [train_y[i] for i in server])),
+                       ("effnet-untrained", ServerData(label_set=FASHION_MNIST_CLASSES))):
         if not (cache / name).is_dir():
-            export_model(model.build(), torch.zeros(1, 3, 224, 224), cache / name, preprocessing=model.preprocessing,
-                         config=config, **data)
+            export_bundle(model.build(), cache / name, data=data, config=config)
     held = test_x[np.random.default_rng(seed).choice(len(test_x), 2 * mode.image_pool, replace=False)]
     normal, other = held[: mode.image_pool], held[mode.image_pool :]
     p = Personalizer.from_bundle(cache / "effnet-fashion", runtime=RuntimeConfig(cache_dir=str(cache / "features")))

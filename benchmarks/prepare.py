@@ -22,7 +22,7 @@ from edgeft import atomic
 from edgeft import bundle as layout
 from edgeft.config import ExportConfig, Quantization
 from edgeft.datasets import bbc_news, minilm_path, split_per_class
-from export import export_text_model
+from export import ServerData, export_bundle
 from export.head import build_head, native_stderr_captured
 
 
@@ -44,7 +44,7 @@ def prepare(cache: Path, config: BenchConfig) -> None:
         if not (cache / name / layout.MANIFEST).is_file():
             # Untrained heads (zeros): every alternative starts from the same head.
             export_config = ExportConfig(name=name, quantization=quantization, license="apache-2.0")
-            timed_export(cache, name, partial(export_text_model, minilm_path(), cache / name, label_set=classes, config=export_config))
+            timed_export(cache, name, partial(export_bundle, minilm_path(), cache / name, data=ServerData(label_set=classes), config=export_config))
     if not (cache / TEXTBOOK / "checkpoint").is_file():
         write_textbook_artifacts(cache / FP32_BUNDLE, cache / TEXTBOOK, len(classes))
 

@@ -33,12 +33,12 @@ POLICIES = {"keep 10 (default)": 10, "keep all": 10**9}
 
 def export_bundle(folder: Path) -> Path:
     """The test suite's MiniLM bundle: INT8 backbone, head trained on 4 BBC articles per class."""
-    from export import export_text_model
+    from export import ServerData, export_bundle
 
     texts, labels = bbc_news()
     (server,) = split_per_class(texts, labels, [4], seed=0)
-    export_text_model(minilm_path(), folder, texts=server[0], labels=server[1],
-                      # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto.
+    export_bundle(minilm_path(), folder, data=ServerData(*server),
+                  # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto.
                       config=ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2",
                                           quantization="int8-dynamic"))
     return folder

@@ -1,6 +1,6 @@
 """EfficientNet-Lite0 + Fashion-MNIST: the exporter's image bundle against textbook ORT and PyTorch on the device.
 
-prepare_vision exports the packaged EfficientNet-Lite0 with ``export.export_model``
+prepare_vision exports the packaged EfficientNet-Lite0 with ``export.export_bundle``
 (an FP32 backbone: on x86 CPUs its INT8 conv graph runs slower than FP32, and the
 exporter's guard refuses what loses accuracy) and an untrained head, as
 the text bundles are. Every alternative sees the same pixels: the bundle's
@@ -22,13 +22,12 @@ BUNDLE = "bundle"
 
 def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: int) -> None:
     """Fashion-MNIST splits, EfficientNet-Lite0's bundle (FP32 backbone, zero head) and its textbook ORT artifacts."""
-    import torch
 
     from benchmarks.prepare import timed_export, write_textbook_artifacts
     from edgeft import bundle as layout
     from edgeft.config import ExportConfig, Quantization
     from edgeft.datasets import FASHION_MNIST_CLASSES, fashion_mnist
-    from export import export_model
+    from export import ServerData, export_bundle
     from export.vision import VISION_MODELS
 
     folder = cache / VISION
@@ -39,9 +38,8 @@ def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: 
     if not (folder / BUNDLE / layout.MANIFEST).is_file():
         model = VISION_MODELS["efficientnet-lite0"]
         config = ExportConfig(name="effnet-fashion", quantization=Quantization.NONE, license=model.license)
-        timed_export(cache, f"{VISION}/{BUNDLE}", lambda: export_model(
-            model.build(), torch.zeros(1, 3, 224, 224), folder / BUNDLE, label_set=FASHION_MNIST_CLASSES,
-            preprocessing=model.preprocessing, config=config))
+        timed_export(cache, f"{VISION}/{BUNDLE}", lambda: export_bundle(
+            model.build(), folder / BUNDLE, data=ServerData(label_set=FASHION_MNIST_CLASSES), config=config))
     if not (folder / TEXTBOOK / "checkpoint").is_file():
         write_textbook_artifacts(folder / BUNDLE, folder / TEXTBOOK, len(FASHION_MNIST_CLASSES))
 

@@ -19,7 +19,7 @@ from device_runtime import Personalizer, TruncationWarning
 from edgeft.config import ExportConfig
 from edgeft.datasets import bbc_news, minilm_path, split_per_class
 from edgeft.signing import UnsignedBundleWarning
-from export import export_text_model
+from export import ServerData, export_bundle
 
 
 def main() -> None:
@@ -49,7 +49,7 @@ def main() -> None:
     # accuracy point (it needs 299 agreeing examples, docs/export.md), and INT8 is what a phone wants.
     config = ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2", license="apache-2.0",
                           quantization="int8-dynamic")
-    manifest = export_text_model(minilm_path(), out / "bundle", texts=server_x, labels=server_y, config=config)
+    manifest = export_bundle(minilm_path(), out / "bundle", data=ServerData(server_x, server_y), config=config)
     export_seconds = time.perf_counter() - started
 
     print("[device] personalizing the head on the user's articles ...")

@@ -17,7 +17,7 @@ from pathlib import Path
 from device_runtime import Personalizer, TruncationWarning
 from edgeft.config import ExportConfig
 from edgeft.datasets import bbc_news, minilm_path, split_per_class
-from export import export_text_model
+from export import ServerData, export_bundle
 
 USER_TOPICS = ("business", "entertainment")
 
@@ -35,7 +35,7 @@ def main() -> None:
     bundle = Path(args.out) / "bundle"
     if not bundle.exists():
         config = ExportConfig(name="minilm-bbc", replay_per_class=args.replay_per_class, quantization="int8-dynamic")
-        export_text_model(minilm_path(), bundle, texts=server_x, labels=server_y, config=config)
+        export_bundle(minilm_path(), bundle, data=ServerData(server_x, server_y), config=config)
     device = Personalizer.from_bundle(bundle)
     before = device.evaluate(test_x, test_y)
     controls = {"replay_ratio": 0.0, "l2sp": 0.0} if args.no_replay else {}

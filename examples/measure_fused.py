@@ -14,13 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from device_runtime import Personalizer
 from edgeft.bundle import Bundle
 from edgeft.config import ExportConfig, RuntimeConfig
 from edgeft.datasets import fashion_mnist
-from export import export_model
+from export import ServerData, export_bundle
 from export.vision import VISION_MODELS
 
 EPOCHS, LOCAL_PER_CLASS, TEST_PER_CLASS = 10, 30, 30
@@ -38,8 +36,7 @@ def main(out: Path) -> None:
     for n in (0, 1, 2):
         path = out / f"effnet-n{n}"
         config = ExportConfig(name=f"effnet-n{n}", quantization="none", device_trainable_blocks=n)
-        export_model(vision.build(), torch.zeros(1, 3, 224, 224), path, images=server[0], labels=server[1],
-                     preprocessing=vision.preprocessing, config=config)
+        export_bundle(vision.build(), path, data=ServerData(*server), config=config)
         bundle = Bundle.load(path)
         p = Personalizer(bundle, runtime=RuntimeConfig(cache_dir=str(out / "features")))
         shipped = p.score(test_x, test_y)

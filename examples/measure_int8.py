@@ -12,12 +12,10 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import torch
-
 from device_runtime import TruncationWarning
 from edgeft.config import ExportConfig
 from edgeft.datasets import bbc_news, fashion_mnist, minilm_path, split_per_class
-from export import export_model, export_text_model
+from export import ServerData, export_bundle
 from export.vision import VISION_MODELS
 
 COLUMNS = [
@@ -39,10 +37,9 @@ def main(out: Path) -> None:
     for mode in ("int8-dynamic", "int8-static"):
         config = ExportConfig(quantization=mode, accept_quality_loss=True)
         runs = [
-            ("MiniLM-L6 (BBC)", lambda p, config=config: export_text_model(minilm_path(), p, texts=server[0], labels=server[1], config=config)),
-            ("EfficientNet-Lite0 (Fashion-MNIST)", lambda p, config=config: export_model(
-                vision.build(), torch.zeros(1, 3, 224, 224), p, images=images, labels=image_labels,
-                preprocessing=vision.preprocessing, config=config)),
+            ("MiniLM-L6 (BBC)", lambda p, config=config: export_bundle(minilm_path(), p, data=ServerData(*server), config=config)),
+            ("EfficientNet-Lite0 (Fashion-MNIST)", lambda p, config=config: export_bundle(
+                vision.build(), p, data=ServerData(images, image_labels), config=config)),
         ]
         for name, run in runs:
             m = run(out / f"{name.split()[0]}-{mode}").metrics

@@ -33,14 +33,14 @@ def bbc_splits() -> dict[str, tuple[list[str], list[str]]]:
 @pytest.fixture(scope="session")
 def minilm_bundle(tmp_path_factory: pytest.TempPathFactory, bbc_splits) -> Path:
     """A real INT8 MiniLM bundle whose head was trained on the server split. Do not modify."""
-    from export import export_text_model
+    from export import ServerData, export_bundle
 
     path = tmp_path_factory.mktemp("bundles") / "minilm-bbc"
     texts, labels = bbc_splits["server"]
     # int8-dynamic by name: 20 server texts are too few for auto to prove INT8 within one point.
     config = ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2", license="apache-2.0",
                           quantization="int8-dynamic")
-    export_text_model(minilm_path(), path, texts=texts, labels=labels, config=config)
+    export_bundle(minilm_path(), path, data=ServerData(texts, labels), config=config)
     return path
 
 
@@ -59,17 +59,15 @@ def fashion() -> dict[str, tuple[np.ndarray, list[str]]]:
 @pytest.fixture(scope="session")
 def effnet_bundle(tmp_path_factory: pytest.TempPathFactory, fashion) -> Path:
     """An INT8 EfficientNet-Lite0 bundle exported from torch, head trained on Fashion-MNIST. Do not modify."""
-    import torch
 
-    from export import export_model
+    from export import ServerData, export_bundle
     from export.vision import VISION_MODELS
 
     model = VISION_MODELS["efficientnet-lite0"]
     path = tmp_path_factory.mktemp("bundles") / "effnet-fashion"
     images, labels = fashion["server"]
     config = ExportConfig(name="effnet-fashion", license="apache-2.0", quantization="int8-dynamic", accept_quality_loss=True)
-    export_model(model.build(), torch.zeros(1, 3, 224, 224), path, images=images, labels=labels,
-                 preprocessing=model.preprocessing, config=config)
+    export_bundle(model.build(), path, data=ServerData(images, labels), config=config)
     return path
 
 

@@ -29,10 +29,10 @@ FIT = {"epochs": 8, "accept": "always"}
 
 def export_fp32_minilm(path: Path, bbc_splits: dict) -> Path:
     """MiniLM with an FP32 backbone: ORT's INT8 kernels differ between releases, FP32 ones agree to float rounding."""
-    from export import export_text_model
+    from export import ServerData, export_bundle
 
     config = ExportConfig(name="minilm-bbc-fp32", quantization="none", license="apache-2.0")
-    export_text_model(minilm_path(), path, texts=bbc_splits["server"][0], labels=bbc_splits["server"][1], config=config)
+    export_bundle(minilm_path(), path, data=ServerData(*bbc_splits["server"]), config=config)
     return path
 
 

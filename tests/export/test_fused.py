@@ -8,7 +8,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import torch
 
 from device_runtime import Personalizer
 from device_runtime.image import preprocess
@@ -17,7 +16,7 @@ from edgeft.bundle import Bundle
 from edgeft.cli import main
 from edgeft.config import FUSED_LR, ExportConfig, FineTuneConfig, RuntimeConfig
 from edgeft.errors import ConfigError, ExportError
-from export import FineTuning, ServerData, export_bundle, export_model, export_onnx_model
+from export import BackboneOptions, FineTuning, ServerData, export_bundle
 from export.vision import VISION_MODELS
 
 TAIL_WEIGHT = "blocks.15._expand_conv.weight"  # EfficientNet-Lite0 has 16 blocks; N=1 trains the last
@@ -36,8 +35,7 @@ def fused_bundle(tmp_path_factory: pytest.TempPathFactory, fashion) -> Path:
     path = tmp_path_factory.mktemp("fused") / "effnet-fused"
     images, labels = _few(fashion["server"], 3)
     config = ExportConfig(name="effnet-fused", device_trainable_blocks=1, quantization="int8-dynamic", accept_quality_loss=True)
-    export_model(model.build(), torch.zeros(1, 3, 224, 224), path, images=images, labels=labels,
-                 preprocessing=model.preprocessing, config=config)
+    export_bundle(model.build(), path, data=ServerData(images, labels), config=config)
     return path
 
 
@@ -109,8 +107,8 @@ def test_onnx_files_refuse_trainable_blocks_before_any_work(minilm_onnx, bbc_spl
     texts, labels = bbc_splits["server"]
     model, tokenizer = minilm_onnx
     with pytest.raises(ExportError, match="not supported for ONNX backbone files"):
-        export_onnx_model(model, tmp_path / "b", feature_output="sentence_embedding", tokenizer=tokenizer, X=texts,
-                          labels=labels, config=ExportConfig(device_trainable_blocks=1))
+        export_bundle(model, tmp_path / "b", data=ServerData(texts, labels), config=ExportConfig(device_trainable_blocks=1),
+                      backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer))
     assert not (tmp_path / "b").exists()
 
 

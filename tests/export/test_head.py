@@ -10,7 +10,7 @@ import pytest
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
 from edgeft.config import Engine, ExportConfig
-from export import export_onnx_model
+from export import BackboneOptions, ServerData, export_bundle
 
 HIDDEN = 16
 STEPS = 150  # full-batch AdamW steps: enough for the MLP to fit XOR at lr 1e-2 (it reaches 1.0 in about 100)
@@ -21,8 +21,9 @@ def mlp_bundle(minilm_onnx, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """MiniLM with an untrained MLP head: no server data, so nothing but the head's artifacts is built."""
     model, tokenizer = minilm_onnx
     path = tmp_path_factory.mktemp("mlp") / "bundle"
-    export_onnx_model(model, path, feature_output="sentence_embedding", tokenizer=tokenizer, label_set=["no", "yes"],
-                      config=ExportConfig(head="mlp", hidden_size=HIDDEN, quantization="none"))
+    export_bundle(model, path, data=ServerData(label_set=["no", "yes"]),
+                  backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer),
+                  config=ExportConfig(head="mlp", hidden_size=HIDDEN, quantization="none"))
     return path
 
 

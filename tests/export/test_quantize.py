@@ -17,7 +17,7 @@ from edgeft.cli import main
 from edgeft.config import ExportConfig, TrainConfig
 from edgeft.datasets import minilm_path
 from edgeft.errors import ConfigError, ExportError
-from export import export_onnx_model, export_text_model
+from export import BackboneOptions, ServerData, export_bundle
 from export.measure import check_quality_loss, disagreement_bound, examples_needed, split_indices
 from export.onnx_file import quantization_evidence
 from export.precision import CONFIDENCE
@@ -66,7 +66,7 @@ def test_the_int8_accuracy_recorded_is_the_shipped_int8_bundles_own(effnet_bundl
 def test_int8_static_calibrates_on_server_data(bbc_splits, tmp_path):
     texts, labels = bbc_splits["server"]
     config = ExportConfig(quantization="int8-static", accept_quality_loss=True)
-    manifest = export_text_model(minilm_path(), tmp_path / "b", texts=texts, labels=labels, config=config)
+    manifest = export_bundle(minilm_path(), tmp_path / "b", data=ServerData(texts, labels), config=config)
     assert manifest.backbone.precision == "int8"
     assert MEASURED <= set(manifest.metrics)
     test_texts, _test_labels = bbc_splits["test"]
@@ -75,8 +75,7 @@ def test_int8_static_calibrates_on_server_data(bbc_splits, tmp_path):
 
 def test_int8_static_without_server_data_is_refused(tmp_path):
     with pytest.raises(ExportError, match="int8-static calibrates activation ranges on server data"):
-        export_text_model(minilm_path(), tmp_path / "b", label_set=["a", "b"],
-                          config=ExportConfig(quantization="int8-static"))
+        export_bundle(minilm_path(), tmp_path / "b", data=ServerData(label_set=["a", "b"]), config=ExportConfig(quantization="int8-static"))
     assert not (tmp_path / "b").exists()
 
 
@@ -117,8 +116,8 @@ def test_auto_ships_minilm_int8_where_the_server_examples_show_it_within_the_mar
     # at the default one point auto needs 299 (docs/export.md).
     model, tokenizer = minilm_onnx
     texts, labels = bbc_splits["server"]
-    m = export_onnx_model(model, tmp_path / "b", feature_output="sentence_embedding", tokenizer=tokenizer, X=texts,
-                          labels=labels, config=ExportConfig(max_quality_loss=0.15))
+    m = export_bundle(model, tmp_path / "b", data=ServerData(texts, labels), config=ExportConfig(max_quality_loss=0.15),
+                      backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer))
     record = m.metrics["quantization"]
     assert record["requested"] == "auto" and set(record["candidates"]) == {"int8-dynamic", "int8-static"}
     assert all(c["examples"] == len(texts) for c in record["candidates"].values())
@@ -154,8 +153,8 @@ def test_auto_on_efficientnet_ships_what_it_measured_and_says_why(effnet_onnx, f
 
 def test_auto_without_server_examples_ships_fp32_and_says_what_it_lacked(minilm_onnx, tmp_path):
     model, tokenizer = minilm_onnx
-    m = export_onnx_model(model, tmp_path / "b", feature_output="sentence_embedding", tokenizer=tokenizer,
-                          label_set=["a", "b"])
+    m = export_bundle(model, tmp_path / "b", data=ServerData(label_set=["a", "b"]),
+                      backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer))
     assert m.backbone.precision == "fp32" and m.metrics["quantization"]["mode"] == "none"
     assert "no server examples to measure INT8 against FP32 on" in m.metrics["quantization"]["reason"]
 
@@ -184,8 +183,8 @@ def test_a_quantized_graph_is_recognised_and_a_float_one_is_not(int8_minilm, min
 
 def test_a_pre_quantized_backbone_ships_as_given_and_is_recorded_as_such(int8_minilm, minilm_onnx, bbc_splits, tmp_path):
     texts, labels = bbc_splits["server"]
-    m = export_onnx_model(int8_minilm, tmp_path / "b", feature_output="sentence_embedding", tokenizer=minilm_onnx[1],
-                          X=texts, labels=labels)
+    m = export_bundle(int8_minilm, tmp_path / "b", data=ServerData(texts, labels),
+                      backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=minilm_onnx[1]))
     assert m.backbone.precision == "int8"
     assert m.metrics["quantization"]["mode"] == "pre-quantized"
     assert f"quantized already ({', '.join(quantization_evidence(int8_minilm))})" in m.metrics["quantization"]["reason"]
@@ -197,6 +196,6 @@ def test_a_pre_quantized_backbone_ships_as_given_and_is_recorded_as_such(int8_mi
 
 def test_quantizing_a_pre_quantized_backbone_again_is_refused(int8_minilm, minilm_onnx, tmp_path):
     with pytest.raises(ExportError, match=r"is quantized already .* Export it with --quantize auto or none"):
-        export_onnx_model(int8_minilm, tmp_path / "b", feature_output="sentence_embedding", tokenizer=minilm_onnx[1],
-                          label_set=["a", "b"], config=ExportConfig(quantization="int8-dynamic"))
+        export_bundle(int8_minilm, tmp_path / "b", data=ServerData(label_set=["a", "b"]), config=ExportConfig(quantization="int8-dynamic"),
+                      backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=minilm_onnx[1]))
     assert not (tmp_path / "b").exists()
