@@ -163,7 +163,8 @@ def _export_parser(commands: Any) -> None:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (default: %(default)s)")
     p.add_argument("--device-trainable-blocks", type=int, default=d.device_trainable_blocks, metavar="N",
                    help="the last N backbone blocks train on the device with the head, in FP32 (fused training artifacts; "
-                        "efficientnet-lite0 and BERT-like text encoders); 0 trains the head alone (default: %(default)s)")
+                        "efficientnet-lite0 and BERT-like text encoders; in Python also sequential CNNs); 0 trains the head "
+                        "alone (default: %(default)s)")
     p.add_argument("--device-lora", type=int, default=d.device_lora_rank, metavar="RANK", dest="device_lora_rank",
                    help="with --device-trainable-blocks on a text encoder: rank-RANK LoRA adapters on those blocks' attention "
                         "projections train instead of the whole blocks; 0: the blocks train whole (default: %(default)s)")

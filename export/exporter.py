@@ -34,7 +34,7 @@ from edgeft.config import (
 )
 from edgeft.errors import ExportError
 from edgeft.signing import UnsignedBundleWarning
-from export.adapters import Adapter, BackboneOptions, adapter_for
+from export.adapters import Adapter, BackboneOptions, ExportedBackbone, adapter_for
 from export.adapters.base import TEXT_SAMPLE
 from export.head import build_head, write_training_artifacts
 from export.measure import split_indices, take
@@ -126,20 +126,25 @@ def export_bundle(
         if exported.parity is not None:
             _check_parity(exported.parity)
             metrics["parity_max_abs_diff"] = exported.parity
-        bundled = _Source(
-            fp32=exported.fp32,
-            input=adapter.input_spec(exported.fp32, config),
-            output_name=exported.output_name,
-            feature_size=feature_size(exported.fp32, exported.output_name),
-            pooling=exported.pooling,
-            task=f"{adapter.modality}-classification",
-            base_model=_base_model(config, adapter),
-            extra_files=exported.extra_files,
-            metrics=metrics,
-            fused=exported.fused,
-            quantized=exported.quantized,
-        )
+        bundled = _bundled(adapter, exported, config, metrics)
         return _build(bundled, Path(work), output, classes, X, labels, config, train_config, overwrite, progress)
+
+
+def _bundled(adapter: Adapter, exported: ExportedBackbone, config: ExportConfig, metrics: dict[str, Any]) -> _Source:
+    """The exported backbone with what the manifest says about it."""
+    return _Source(
+        fp32=exported.fp32,
+        input=adapter.input_spec(exported.fp32, config),
+        output_name=exported.output_name,
+        feature_size=feature_size(exported.fp32, exported.output_name),
+        pooling=exported.pooling,
+        task=f"{adapter.modality}-classification",
+        base_model=_base_model(config, adapter),
+        extra_files=exported.extra_files,
+        metrics=metrics,
+        fused=exported.fused,
+        quantized=exported.quantized,
+    )
 
 
 def _fine_tune(

@@ -77,7 +77,7 @@ def export_torch_backbone(module: object, example_input: object, target: Path) -
 
     if not isinstance(module, torch.nn.Module) or not isinstance(example_input, torch.Tensor):
         raise ExportError(
-            f"export_model needs a torch.nn.Module and a torch.Tensor example input, got "
+            f"A torch backbone needs a torch.nn.Module and a torch.Tensor example input, got "
             f"{type(module).__name__} and {type(example_input).__name__}."
         )
     module.eval()  # BatchNorm in eval mode: training mode breaks the exported graph

@@ -8,6 +8,7 @@ fine-tuning (:meth:`Adapter.tunable`) and where the device cut goes (:meth:`Adap
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import os
 import sys
@@ -60,7 +61,7 @@ class ExportedBackbone:
     fused: FusedParts | None = None  # the trainable tail, when the backbone is cut (device_trainable_blocks)
 
 
-class Adapter:
+class Adapter(abc.ABC):
     """One kind of backbone. Subclasses set ``name`` and ``kind`` and override what their kind supports."""
 
     name: ClassVar[str]  # what BackboneOptions.adapter names it by
@@ -72,24 +73,24 @@ class Adapter:
         self.source, self.options, self.packaged = source, options, packaged
 
     @classmethod
+    @abc.abstractmethod
     def matches(cls, source: Any) -> bool:
         """Whether this adapter claims ``source``; the registry asks in order and takes the first."""
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def modality(self) -> str:
-        """"text" or "image": which examples the bundle reads."""
-        raise NotImplementedError
+        """Which examples the bundle reads: "text" or "image"."""
 
     @property
+    @abc.abstractmethod
     def default_name(self) -> str:
         """The base model's name in the manifest when the export config gives none."""
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def origin(self) -> str:
         """Where the weights came from, for the manifest's ``base_model.source``."""
-        raise NotImplementedError
 
     def image_size(self) -> tuple[int, int] | None:
         """The size server images are read at (None for text)."""
@@ -101,16 +102,18 @@ class Adapter:
         Raises:
             ExportError: the device cut or fine-tuning is asked of a backbone without blocks, or as subclasses say.
         """
+        if fine_tuning and not self.fine_tunes:
+            raise self.no_blocks()
         if config.device_trainable_blocks:
             self.check_cut(config.device_trainable_blocks)
 
+    @abc.abstractmethod
     def export_onnx(self, work: Path, X: Any, config: ExportConfig) -> ExportedBackbone:
         """Export the whole backbone to ONNX under ``work``, and measure its parity with the source on ``X``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def input_spec(self, fp32: Path, config: ExportConfig) -> InputSpec:
         """What the device feeds the exported backbone, as the manifest records it."""
-        raise NotImplementedError
 
     def tunable(self, config: ExportConfig) -> Callable[[], FineTunable]:
         """A factory of fresh fine-tunable copies of the source (one per Optuna trial): its blocks for fine-tuning.
@@ -118,7 +121,11 @@ class Adapter:
         Raises:
             ExportError: this backbone's blocks are unknown.
         """
-        raise ExportError(
+        raise self.no_blocks()
+
+    def no_blocks(self) -> ExportError:
+        """The error for fine-tuning a backbone whose blocks this adapter does not know."""
+        return ExportError(
             f"Fine-tuning needs to know where the blocks of a {self.default_name} are; this edgeft knows "
             f"{known_blocks()}. Export without fine-tuning, or fine-tune it yourself first."
         )

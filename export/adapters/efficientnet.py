@@ -54,7 +54,7 @@ class EfficientNetLite(TorchVision):
 
 
 def pooled_features(net: Any) -> Any:
-    """EfficientNet-Lite's 1280 channels after the last conv, averaged over space: the backbone the bundle ships."""
+    """``net`` (an ``efficientnet_lite_pytorch.EfficientNet``) wrapped as the backbone the bundle ships, in eval mode."""
     import torch
 
     class PooledFeatures(torch.nn.Module):

@@ -62,10 +62,10 @@ class OnnxFile(Adapter):
             ConfigError: fine-tuning is asked for, or no feature output is named.
             ExportError: the server data is text but no tokenizer is given, or a file does not exist.
         """
-        super().check(X, config, fine_tuning)
         if fine_tuning:
             raise ConfigError("Fine-tuning (--finetune, --tune) needs a torch model (a text folder or a vision "
                               "module), not an ONNX file.")
+        super().check(X, config, fine_tuning)
         if not self.options.feature_output:
             raise ConfigError("An ONNX backbone file needs feature_output (--feature-output): the name of the "
                               "graph output holding the features.")

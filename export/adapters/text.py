@@ -28,6 +28,7 @@ class TransformerText(Adapter):
 
     name = "transformer-text"
     kind = "text models (Hugging Face / sentence-transformers folders)"
+    fine_tunes = True
 
     @classmethod
     def matches(cls, source: Any) -> bool:

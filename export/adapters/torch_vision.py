@@ -84,7 +84,7 @@ class TorchVision(Adapter):
 
     def tunable(self, config: ExportConfig) -> Callable[[], FineTunable]:
         if self.blocks(self.source) is None:
-            return super().tunable(config)
+            raise self.no_blocks()
         from device_runtime.image import preprocess
         from export.finetune import image_tunable
 

@@ -109,6 +109,7 @@ def test_every_registered_adapter_has_a_case_here(cases):
 def test_it_claims_its_own_kind_of_source_and_no_other(name, cases):
     adapter = next(a for a in ADAPTERS if a.name == name)
     assert adapter_for(cases[name].source, cases[name].options).name == name
+    assert (adapter.fine_tunes, adapter.cuts) == (cases[name].blocks is not None, cases[name].cuts)  # what errors list
     for other, case in cases.items():
         if other != name and not (adapter is GenericTorch and isinstance(case.source, nn.Module)):
             assert not adapter.matches(case.source), f"{name} claims {other}'s source"
