@@ -92,7 +92,7 @@ def export_bundles(data: DataSet, server: tuple[list[str], list[str]], work: Pat
     """One bundle per way of training, its head trained on the same server examples."""
     from edgeft.config import ExportConfig
     from edgeft.datasets import minilm_path
-    from export import export_text_model
+    from export import ServerData, export_bundle
 
     bundles = {}
     for variant, (blocks, rank) in VARIANTS.items():
@@ -101,7 +101,7 @@ def export_bundles(data: DataSet, server: tuple[list[str], list[str]], work: Pat
             config = ExportConfig(name=f"minilm-{data.key}-b{blocks}-r{rank}", license="apache-2.0",
                                   quantization="int8-dynamic", accept_quality_loss=True, max_length=data.max_length,
                                   device_trainable_blocks=blocks, device_lora_rank=rank)
-            export_text_model(minilm_path(), bundle, texts=server[0], labels=server[1], config=config)
+            export_bundle(minilm_path(), bundle, data=ServerData(*server), config=config)
         bundles[variant] = bundle
     return bundles
 

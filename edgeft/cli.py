@@ -256,15 +256,9 @@ def _run_export(args: argparse.Namespace) -> None:
         device_trainable_blocks=args.device_trainable_blocks, device_lora_rank=args.device_lora_rank,
         replay_per_class=args.replay_per_class, spare_labels=args.spare_labels,
     )
-    common = {
-        "config": config, "overwrite": args.overwrite,
-        # A text model is a folder; efficientnet-lite0 and ONNX files are not.
-        "train_config": default_train_config(config, "text" if Path(args.model).is_dir() else "image").replace(
-            **_train_overrides(args)),
-    }
     with _ProgressBars() as bars, warnings.catch_warnings():
         warnings.simplefilter("ignore", UnsignedBundleWarning)  # the exporter loads its bundle before it can be signed
-        manifest = _export(args, common, bars)
+        manifest = _export(args, config, bars)
     key = args.sign_key or os.environ.get("EDGEFT_SIGNING_KEY")
     signed = f", signed with key {sign_bundle(args.output, key).key_id}" if key else ", unsigned"
     m = manifest.metrics
@@ -278,9 +272,9 @@ def _run_export(args: argparse.Namespace) -> None:
     print(f"precision (--quantize {m['quantization']['requested']}): {m['quantization']['reason']}")
 
 
-def _export(args: argparse.Namespace, common: dict[str, Any], progress: Any) -> Any:
+def _export(args: argparse.Namespace, config: ExportConfig, progress: Any) -> Any:
     """The options as export_bundle's request; which adapter takes --model is the exporter's choice."""
-    from export import BackboneOptions, ServerData, export_bundle
+    from export import BackboneOptions, ServerData, adapter_for, export_bundle
 
     preprocessing = ImagePreprocessing(
         size=_numbers(args.image_size, int, "--image-size"), mean=_numbers(args.pixel_mean, float, "--pixel-mean"),
@@ -293,8 +287,11 @@ def _export(args: argparse.Namespace, common: dict[str, Any], progress: Any) -> 
     )
     data = ServerData(path=args.train_data, label_set=args.labels.split(",") if args.labels else None,
                       text_column=args.text_column, label_column=args.label_column)
-    return export_bundle(args.model, args.output, data=data, backbone=backbone, fine_tuning=_fine_tuning(args),
-                         progress=progress, **common)
+    adapter = adapter_for(args.model, backbone)
+    # The flags set override the defaults a bundle of this kind ships (a text encoder's layers take a smaller step).
+    train_config = default_train_config(config, adapter.modality).replace(**_train_overrides(args))
+    return export_bundle(adapter, args.output, data=data, config=config, train_config=train_config,
+                         fine_tuning=_fine_tuning(args), overwrite=args.overwrite, progress=progress)
 
 
 def _inspect_parser(commands: Any) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from device_runtime import Personalizer
 from edgeft.config import ExportConfig, RuntimeConfig, TrainConfig
 from edgeft.datasets import minilm_path, rotten_tomatoes, split_per_class
-from export import export_text_model
+from export import ServerData, export_bundle
 
 EPOCHS, MAX_LENGTH = 10, 64
 # (trainable blocks, LoRA rank, learning rate)
@@ -34,7 +34,7 @@ def main(out: Path) -> None:
         config = ExportConfig(name=path.name, max_length=MAX_LENGTH, quantization="int8-dynamic", accept_quality_loss=True,
                               device_trainable_blocks=n, device_lora_rank=rank)
         started = time.perf_counter()
-        manifest = export_text_model(minilm_path(), path, texts=server[0], labels=server[1], config=config,
+        manifest = export_bundle(minilm_path(), path, data=ServerData(*server), config=config,
                                      train_config=TrainConfig(lr=lr))
         exported = time.perf_counter() - started
         p = Personalizer.from_bundle(path, runtime=RuntimeConfig(cache_dir=str(out / "features" / path.name)))

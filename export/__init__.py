@@ -4,12 +4,12 @@
 ``export`` extra (torch, optimum, transformers, onnx); an ONNX backbone file needs no torch.
 """
 
-from export.adapters import ADAPTERS, BackboneOptions
+from export.adapters import ADAPTERS, BackboneOptions, adapter_for
 from export.exporter import export_bundle
 from export.request import FineTuning, ServerData
 from export.wrappers import export_model, export_onnx_model, export_text_model
 
 __all__ = [
-    "ADAPTERS", "BackboneOptions", "FineTuning", "ServerData", "export_bundle",
+    "ADAPTERS", "BackboneOptions", "FineTuning", "ServerData", "adapter_for", "export_bundle",
     "export_model", "export_onnx_model", "export_text_model",
 ]

@@ -86,7 +86,8 @@ def export_bundle(
     Args:
         source: a Hugging Face / sentence-transformers model folder, an ``.onnx`` file, a torch module
             ((n, 3, h, w) images to (n, features)), or a packaged model's name (``efficientnet-lite0``);
-            ``export.adapters.ADAPTERS`` says which adapter takes it.
+            ``export.adapters.ADAPTERS`` says which adapter takes it. An adapter from
+            ``export.adapters.adapter_for`` is used as it is.
         output: the bundle folder to write; it appears only once complete.
         data: the server examples; with them the shipped head is trained on a training split, the
             validation split measures it, and all of them measure INT8 against FP32.
@@ -94,7 +95,7 @@ def export_bundle(
         backbone: how to read the source where it does not say (an ONNX file's feature output, pooling and
             tokenizer; image preprocessing; a torch module's example input; the adapter by name).
         train_config: hyperparameters for the server-side head training, also
-            shipped as the device's defaults (None: ``default_train_config(config)``).
+            shipped as the device's defaults (None: ``default_train_config(config, modality)``).
         fine_tuning: fine-tune the backbone in torch on the server data first (same seed and split as
             the head, so validation stays unseen).
         overwrite: replace an existing bundle at ``output``.
@@ -112,15 +113,15 @@ def export_bundle(
         ConfigError: an ONNX file is given without its feature output, or with fine-tuning.
         DataError: the server examples are empty, mismatched, mislabelled or of the wrong modality.
     """
-    train_config = train_config or default_train_config(config)
     adapter = adapter_for(source, backbone)
+    train_config = train_config or default_train_config(config, adapter.modality)
     X, labels = data.read(adapter.image_size())
     adapter.check(X, config, fine_tuning is not None)
     classes, X = _checked_data(adapter.modality, X, labels, data.label_set, output, overwrite)
     with tempfile.TemporaryDirectory() as work:
         metrics = {} if fine_tuning is None else _fine_tune(adapter, X, labels, classes, fine_tuning, config, Path(work))
         if config.device_trainable_blocks:
-            exported = adapter.export_cut(Path(work), len(classes), config, train_config.seed)
+            exported = adapter.export_cut(Path(work), X, len(classes), config, train_config.seed)
         else:
             exported = adapter.export_onnx(Path(work), X, config)
         if exported.parity is not None:

@@ -27,12 +27,14 @@ def adapter_for(source: Any, options: BackboneOptions = BackboneOptions()) -> Ad
 
     Args:
         source: a text model folder, an ``.onnx`` path, a torch module, or a packaged model's name
-            (``export.vision.VISION_MODELS``, built here).
-        options: how to read the source where it does not say.
+            (``export.vision.VISION_MODELS``, built here); an adapter already bound to a source is returned as is.
+        options: how to read the source where it does not say (an adapter given as ``source`` has its own).
 
     Raises:
         ExportError: no adapter has the name given, or none claims the source.
     """
+    if isinstance(source, Adapter):
+        return source
     packaged = VISION_MODELS.get(source) if isinstance(source, str) else None
     if packaged is not None:
         source = packaged.build()

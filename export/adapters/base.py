@@ -105,7 +105,7 @@ class Adapter(abc.ABC):
         if fine_tuning and not self.fine_tunes:
             raise self.no_blocks()
         if config.device_trainable_blocks:
-            self.check_cut(config.device_trainable_blocks)
+            self.check_cut(config)
 
     @abc.abstractmethod
     def export_onnx(self, work: Path, X: Any, config: ExportConfig) -> ExportedBackbone:
@@ -133,17 +133,17 @@ class Adapter(abc.ABC):
     def adopt(self, tuned: FineTunable, work: Path) -> None:
         """Make the fine-tuned model the source to export (a module fine-tuned in place needs nothing)."""
 
-    def check_cut(self, n: int) -> None:
-        """Refuse an N the device cut cannot be made at (``--device-trainable-blocks N``).
+    def check_cut(self, config: ExportConfig) -> None:
+        """Refuse a device cut that cannot be made as ``config`` asks (``--device-trainable-blocks N``, ``--device-lora``).
 
         Raises:
-            ExportError: this backbone has no device cut, or N is not below its number of blocks.
+            ExportError: this backbone has no device cut, N is not below its number of blocks, or it takes no LoRA.
         """
         raise self.no_cut()
 
-    def export_cut(self, work: Path, n_classes: int, config: ExportConfig, seed: int) -> ExportedBackbone:
+    def export_cut(self, work: Path, X: Any, n_classes: int, config: ExportConfig, seed: int) -> ExportedBackbone:
         """The backbone cut before its last N blocks (``config.device_trainable_blocks``), exported under ``work``:
-        the frozen part as the backbone, the trainable tail joined to the head as ``fused``.
+        the frozen part as the backbone, the trainable tail joined to the head as ``fused``; parity measured on ``X``.
 
         Raises:
             ExportError: this backbone has no device cut, or a part does not compute what the source does.

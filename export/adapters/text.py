@@ -1,7 +1,9 @@
 """A Hugging Face / sentence-transformers text model folder: exported by optimum, pooled as sentence-transformers does.
 
 A block is one encoder layer (``model.encoder.layer``); the stem is the embeddings. The device cut of a
-text model (``export_cut``) is not built yet: it refuses with a clear error, and is where the text cut goes.
+BERT-like encoder (``export_cut``) goes before its last N layers, as :mod:`export.text_fused` builds it:
+the frozen part outputs the hidden states and the attention mask, the tail pools them (with LoRA adapters
+on its attention where ``device_lora_rank`` asks).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class TransformerText(Adapter):
     name = "transformer-text"
     kind = "text models (Hugging Face / sentence-transformers folders)"
     fine_tunes = True
+    cuts = True
 
     @classmethod
     def matches(cls, source: Any) -> bool:
@@ -64,13 +67,17 @@ class TransformerText(Adapter):
     def adopt(self, tuned: FineTunable, work: Path) -> None:
         self.source = save_text_model(tuned, self.source, work / "tuned")
 
-    def check_cut(self, n: int) -> None:
-        raise self.no_cut()
+    def check_cut(self, config: ExportConfig) -> None:
+        from export.text_fused import check_folder
 
-    def export_cut(self, work: Path, n_classes: int, config: ExportConfig, seed: int) -> ExportedBackbone:
-        # The text cut: the embeddings and the lower encoder layers frozen, the last N layers, the pooling and
-        # the head trained on the device; not built yet.
-        raise self.no_cut()
+        check_folder(self.source, config)  # reads config.json only: before fine-tuning, which may take long
+
+    def export_cut(self, work: Path, X: Any, n_classes: int, config: ExportConfig, seed: int) -> ExportedBackbone:
+        from export.text_fused import OUTPUT, export_text_cut
+
+        fused, tokenizer = export_text_cut(self.source, list((X or TEXT_SAMPLE)[:4]), n_classes, config, work, seed)
+        return ExportedBackbone(fused.frozen, OUTPUT, fused.parity, extra_files={layout.TOKENIZER: tokenizer},
+                                fused=fused)
 
 
 def transformer_tunable(model: Any, tokenizer: Any, max_length: int) -> FineTunable:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeft.bundle import InputSpec
 from edgeft.config import ExportConfig, ImagePreprocessing
+from edgeft.errors import ExportError
 from export.adapters.base import (
     Adapter,
     ExportedBackbone,
@@ -105,13 +106,18 @@ class TorchVision(Adapter):
         """The source cut before its last ``n`` blocks, as torch modules."""
         raise self.no_cut()
 
-    def check_cut(self, n: int) -> None:
-        check_block_count(n, self.block_count())
+    def check_cut(self, config: ExportConfig) -> None:
+        if config.device_lora_rank:
+            raise ExportError(
+                f"device_lora_rank (--device-lora) puts LoRA adapters on a text encoder's attention; {self.kind} has "
+                "none. Export with device_lora_rank=0: its last blocks then train whole."
+            )
+        check_block_count(config.device_trainable_blocks, self.block_count())
 
-    def export_cut(self, work: Path, n_classes: int, config: ExportConfig, seed: int) -> ExportedBackbone:
+    def export_cut(self, work: Path, X: Any, n_classes: int, config: ExportConfig, seed: int) -> ExportedBackbone:
         from export.fused import export_fused
 
-        self.check_cut(config.device_trainable_blocks)
+        self.check_cut(config)
         fused = export_fused(self.device_cut(config.device_trainable_blocks), self.example_input(), n_classes,
                              config, work, seed=seed)
         return ExportedBackbone(fused.frozen, OUTPUT, fused.parity, fused=fused)

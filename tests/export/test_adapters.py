@@ -73,7 +73,7 @@ def cases(minilm_onnx, bbc_splits, fashion) -> dict[str, Case]:
     texts, images = bbc_splits["server"], fashion["server"]
     model, tokenizer = minilm_onnx
     return {
-        "transformer-text": Case(minilm_path(), BackboneOptions(), texts, blocks=6, cuts=False),
+        "transformer-text": Case(minilm_path(), BackboneOptions(), texts, blocks=6, cuts=True),
         "onnx-file": Case(str(model), BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer), texts,
                           blocks=None, cuts=False),
         "efficientnet-lite": Case(VISION_MODELS["efficientnet-lite0"].build(), BackboneOptions(), images, blocks=16, cuts=True),
@@ -171,19 +171,27 @@ def test_fine_tuning_the_last_block_changes_it_and_not_the_first(name, cases):
 def test_the_device_cut_where_supported(name, cases, tmp_path):
     case = cases[name]
     adapter = adapter_for(case.source, case.options)
+    one = ExportConfig(device_trainable_blocks=1)
     if not case.cuts:
-        with pytest.raises(ExportError, match="is not supported for .* yet, only for EfficientNet-Lite"):
-            adapter.check_cut(1)
+        with pytest.raises(ExportError, match="is not supported for .* yet, only for text models .*, EfficientNet-Lite"):
+            adapter.check_cut(one)
         with pytest.raises(ExportError, match="not supported for"):
-            adapter.export_cut(tmp_path, 2, ExportConfig(device_trainable_blocks=1), 0)
+            adapter.export_cut(tmp_path, case.data[0][:4], 2, one, 0)
         return
     with pytest.raises(ExportError, match=f"between 1 and {case.blocks - 1}"):
-        adapter.check_cut(case.blocks)
-    backbone = adapter.export_cut(tmp_path, 3, ExportConfig(device_trainable_blocks=1), 0)
+        adapter.check_cut(ExportConfig(device_trainable_blocks=case.blocks))
+    backbone = adapter.export_cut(tmp_path, case.data[0][:4], 3, one, 0)
     fused = backbone.fused
     assert backbone.parity < 1e-3 and fused.head_spec.backbone_blocks == 1
     assert any(n.startswith(f"blocks.{case.blocks - 1}.") for n in fused.head_spec.trainable)
     assert not [n for n in fused.head_spec.trainable if n.startswith("blocks.") and not n.startswith(f"blocks.{case.blocks - 1}.")]
+
+
+@pytest.mark.parametrize("name", ["efficientnet-lite", "sequential-cnn"])
+def test_lora_is_refused_where_the_backbone_has_no_attention(name, cases):
+    adapter = adapter_for(cases[name].source, cases[name].options)
+    with pytest.raises(ExportError, match="device_lora_rank .* has none"):
+        adapter.check_cut(ExportConfig(device_trainable_blocks=1, device_lora_rank=4))
 
 
 def test_the_generic_adapter_takes_what_no_other_claims():
@@ -216,3 +224,8 @@ def test_packaged_names_build_their_model_with_its_recipe():
     assert adapter.name == "efficientnet-lite" and adapter.default_name == "efficientnet-lite0"
     assert adapter.image_size() == (224, 224) and adapter.preprocessing == VISION_MODELS["efficientnet-lite0"].preprocessing
 
+
+
+def test_an_adapter_given_as_the_source_is_used_as_it_is():
+    adapter = adapter_for(PooledConv(), BackboneOptions(preprocessing=SMALL))
+    assert adapter_for(adapter) is adapter

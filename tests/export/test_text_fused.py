@@ -18,7 +18,7 @@ from edgeft.cli import main
 from edgeft.config import FUSED_LR, TEXT_FUSED_LR, ExportConfig, RuntimeConfig
 from edgeft.datasets import minilm_path
 from edgeft.errors import ConfigError, ExportError
-from export import export_text_model
+from export import ServerData, export_bundle
 
 MAX_LENGTH = 32  # MiniLM's 128 would make every step 4x the work; the cut is the same
 LAST = "blocks.5."  # MiniLM has 6 layers; N=1 trains the last
@@ -28,7 +28,7 @@ BASE_QUERY = "blocks.5.attention.self.query.base.weight"
 def _export(folder: Path, texts: list[str], labels: list[str], lora_rank: int = 0) -> Path:
     config = ExportConfig(name="minilm-cut", max_length=MAX_LENGTH, device_trainable_blocks=1, device_lora_rank=lora_rank,
                           quantization="int8-dynamic", accept_quality_loss=True)
-    export_text_model(minilm_path(), folder, texts=texts, labels=labels, config=config)
+    export_bundle(minilm_path(), folder, data=ServerData(texts, labels), config=config)
     return folder
 
 
@@ -138,7 +138,7 @@ def test_a_new_lora_layer_computes_its_base_layer_and_its_a_is_seeded():
 def test_lora_on_every_layer_is_refused_before_any_work(bbc_splits, tmp_path):
     texts, labels = bbc_splits["server"]
     with pytest.raises(ExportError, match="LoRA on every layer .*DynamicQuantizeLinear"):
-        export_text_model(minilm_path(), tmp_path / "b", texts=texts, labels=labels,
+        export_bundle(minilm_path(), tmp_path / "b", data=ServerData(texts, labels),
                           config=ExportConfig(device_trainable_blocks=6, device_lora_rank=4))
     assert not (tmp_path / "b").exists()
 
@@ -146,7 +146,7 @@ def test_lora_on_every_layer_is_refused_before_any_work(bbc_splits, tmp_path):
 def test_every_layer_trainable_is_refused(bbc_splits, tmp_path):
     texts, labels = bbc_splits["server"]
     with pytest.raises(ExportError, match="between 1 and 5"):
-        export_text_model(minilm_path(), tmp_path / "b", texts=texts, labels=labels,
+        export_bundle(minilm_path(), tmp_path / "b", data=ServerData(texts, labels),
                           config=ExportConfig(device_trainable_blocks=6))
 
 
