@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -243,10 +241,8 @@ def plot(name: str, data: dict[str, Any], path: Path) -> None:
 
 
 def main() -> None:
-    from benchmarks.__main__ import machine
-    from device_runtime import TruncationWarning
+    from benchmarks import study
     from edgeft.bundle import Bundle
-    from edgeft.signing import UnsignedBundleWarning
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="how much work (default: %(default)s)")
@@ -254,15 +250,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: docs/forgetting in quick mode, else benchmarks/results/forgetting-MODE)")
     args = parser.parse_args()
     mode = MODES[args.mode]
-    out = args.out or (Path("docs/forgetting") if args.mode == "quick" else Path("benchmarks/results") / f"forgetting-{args.mode}")
-    work = Path("benchmarks/results") / f"forgetting-{args.mode}-work"
-    for folder in (out, work):
-        folder.mkdir(parents=True, exist_ok=True)
-    warnings.simplefilter("ignore", TruncationWarning)
-    warnings.simplefilter("ignore", UnsignedBundleWarning)  # the benchmark's own bundles
+    out, work = study.folders("forgetting", args.mode, args.out)
+    study.quiet()
     started = time.perf_counter()
-    results: dict[str, Any] = {"mode": args.mode, "config": dataclasses.asdict(mode), "machine": machine(),
-                               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "data_sets": {}}
+    results = study.header(args.mode, mode)
     for key in args.data.split(","):
         data = {"bbc": bbc, "fashion": fashion}[key](work, mode)
         rows = runs(data, mode, work / "features")
@@ -273,10 +264,7 @@ def main() -> None:
         }
         plot(data.name, results["data_sets"][data.name], out / f"forgetting-{key}.png")
     results["seconds"] = time.perf_counter() - started
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    report = markdown(results)
-    (out / "results.md").write_text(report)
-    print(report)
+    study.save(results, out, markdown(results))
 
 
 if __name__ == "__main__":

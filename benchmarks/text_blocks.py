@@ -255,9 +255,7 @@ def main() -> None:
         spec = json.loads(Path(sys.argv[2]).read_text())
         Path(sys.argv[3]).write_text(json.dumps(device_run(spec)))
         return
-    from benchmarks.__main__ import machine
-    from device_runtime import TruncationWarning
-    from edgeft.signing import UnsignedBundleWarning
+    from benchmarks import study
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="how much work (default: %(default)s)")
@@ -266,15 +264,10 @@ def main() -> None:
                         help="results folder (default: docs/text-blocks in quick mode, else benchmarks/results/text-blocks-MODE)")
     args = parser.parse_args()
     mode = MODES[args.mode]
-    out = args.out or (Path("docs/text-blocks") if args.mode == "quick" else Path("benchmarks/results") / f"text-blocks-{args.mode}")
-    work = Path("benchmarks/results") / f"text-blocks-{args.mode}-work"
-    for folder in (out, work):
-        folder.mkdir(parents=True, exist_ok=True)
-    warnings.simplefilter("ignore", TruncationWarning)
-    warnings.simplefilter("ignore", UnsignedBundleWarning)  # the benchmark's own bundles
+    out, work = study.folders("text-blocks", args.mode, args.out)
+    study.quiet()
     started = time.perf_counter()
-    results: dict[str, Any] = {"mode": args.mode, "config": dataclasses.asdict(mode), "machine": machine(),
-                               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "data_sets": {}}
+    results = study.header(args.mode, mode)
     for key in (args.data.split(",") if args.data else mode.data):
         data = DATA_SETS[key]
         classes, rows = runs(data, mode, work)
@@ -286,11 +279,8 @@ def main() -> None:
             "bundle_mb": {v: bundle_mb(work / f"{key}-b{b}-r{r}") for v, (b, r) in VARIANTS.items()},
         }
     results["seconds"] = time.perf_counter() - started
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, out / "text-blocks.png")
-    report = markdown(results)
-    (out / "results.md").write_text(report)
-    print(report)
+    study.save(results, out, markdown(results))
 
 
 if __name__ == "__main__":
