@@ -45,8 +45,9 @@ class Edgeft(_Text):
         # A fresh personalizer per run: an empty feature cache, so every run pays for its backbone pass.
         # No held-out split and no acceptance guard: every alternative trains on all N examples.
         self.personalizer = Personalizer(self.bundle)
-        self.personalizer.fit(texts, labels, epochs=epochs, batch_size=self.batch_size, lr=self.lr,
-                              validation_fraction=0.0, accept="always")
+        self.personalizer.fit(
+            texts, labels, epochs=epochs, batch_size=self.batch_size, lr=self.lr, validation_fraction=0.0, accept="always"
+        )
 
     def accuracy(self, texts: list[str], labels: list[str]) -> float:
         return self.personalizer.score(texts, labels)

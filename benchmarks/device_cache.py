@@ -31,9 +31,11 @@ def main(n: int = 100_000, memory_mb: float = 64.0, dim: int = 384) -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         with open("/proc/self/status") as status:
             anon = next(line for line in status if line.startswith("RssAnon")).split()[1]
-        print(f"n={n} dim={dim} budget={memory_mb} MB: put {put_s:.2f}s, matrix {matrix_s:.2f}s "
-              f"({type(matrix).__name__}), features {n * dim * 4 / 2**20:.0f} MB, peak RSS {peak_mb:.0f} MB, "
-              f"anonymous RSS now {int(anon) / 1024:.0f} MB ({total:.1f})")
+        print(
+            f"n={n} dim={dim} budget={memory_mb} MB: put {put_s:.2f}s, matrix {matrix_s:.2f}s "
+            f"({type(matrix).__name__}), features {n * dim * 4 / 2**20:.0f} MB, peak RSS {peak_mb:.0f} MB, "
+            f"anonymous RSS now {int(anon) / 1024:.0f} MB ({total:.1f})"
+        )
         del matrix
 
 

@@ -25,11 +25,16 @@ def false_alarms(pool: np.ndarray, reference: np.ndarray, window: int, windows: 
     """Alarm rate over ``windows`` random windows of held-out data from the export's own distribution."""
     rng = np.random.default_rng(seed)
     p_values = [
-        mmd_permutation_test(pool[rng.choice(len(pool), window, replace=False)], reference,
-                             permutations=DriftConfig.permutations, seed=i).p_value
+        mmd_permutation_test(
+            pool[rng.choice(len(pool), window, replace=False)], reference, permutations=DriftConfig.permutations, seed=i
+        ).p_value
         for i in range(windows)
     ]
-    return {"window": window, "windows": windows, **{f"alarm_rate_{lv}": float(np.mean(np.asarray(p_values) <= lv)) for lv in LEVELS}}
+    return {
+        "window": window,
+        "windows": windows,
+        **{f"alarm_rate_{lv}": float(np.mean(np.asarray(p_values) <= lv)) for lv in LEVELS},
+    }
 
 
 def detection(
@@ -52,9 +57,16 @@ def detection(
             if test.rejected:
                 delays.append(seen)
                 break
-    return {"window": window, "trials": trials, "level": level, "check_every": step, "horizon": horizon,
-            "detection_rate": len(delays) / trials, "median_delay": float(np.median(delays)) if delays else None,
-            "max_delay": int(max(delays)) if delays else None}
+    return {
+        "window": window,
+        "trials": trials,
+        "level": level,
+        "check_every": step,
+        "horizon": horizon,
+        "detection_rate": len(delays) / trials,
+        "median_delay": float(np.median(delays)) if delays else None,
+        "max_delay": int(max(delays)) if delays else None,
+    }
 
 
 def cumulative_delay(normal: np.ndarray, shifted: np.ndarray, reference: dict[str, Any], threshold: float = 0.5) -> int | None:

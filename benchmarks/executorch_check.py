@@ -84,7 +84,9 @@ def main(cache: Path) -> None:
     batch = fp32.inputs(texts[: config.batch_size])
     with torch.no_grad():
         reference = MiniLMEncoder()(*batch)
-    print(f"XNNPACK FP32 features against torch's MiniLM: max |difference| {(reference - train[: config.batch_size]).abs().max():.1e}")
+    print(
+        f"XNNPACK FP32 features against torch's MiniLM: max |difference| {(reference - train[: config.batch_size]).abs().max():.1e}"
+    )
     fp32.trainer.reset()
     features, labels_ = train[: config.batch_size], torch.from_numpy(targets[: config.batch_size])
     loss = fp32.trainer.module.forward_backward("forward", [features, labels_])[0]
@@ -95,7 +97,9 @@ def main(cache: Path) -> None:
     torch_loss.backward()
     gradients = fp32.trainer.module.named_gradients()
     difference = max(float((gradients[f"head.{n}"] - p.grad).abs().max()) for n, p in head.named_parameters())
-    print(f"Head program against torch: loss {float(loss):.6f} vs {float(torch_loss):.6f}, max |gradient difference| {difference:.1e}")
+    print(
+        f"Head program against torch: loss {float(loss):.6f} vs {float(torch_loss):.6f}, max |gradient difference| {difference:.1e}"
+    )
 
 
 if __name__ == "__main__":

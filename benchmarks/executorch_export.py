@@ -35,7 +35,12 @@ VISION_CLASSES = 10
 IMAGE_SHAPE = (3, 224, 224)
 
 # Program name -> file; the alternatives read these.
-TEXT_TRAIN, TEXT_FP32, TEXT_INT8, TEXT_HEAD = "text-train-fp32.pte", "text-backbone-fp32.pte", "text-backbone-int8.pte", "text-head.pte"
+TEXT_TRAIN, TEXT_FP32, TEXT_INT8, TEXT_HEAD = (
+    "text-train-fp32.pte",
+    "text-backbone-fp32.pte",
+    "text-backbone-int8.pte",
+    "text-head.pte",
+)
 VISION_TRAIN, VISION_FP32, VISION_HEAD = "vision-train-fp32.pte", "vision-backbone-fp32.pte", "vision-head.pte"
 # The programs each ExecuTorch alternative (executorch_alternatives.py) runs.
 NEEDS = {
@@ -134,12 +139,16 @@ def programs(batch: int, text_classes: int) -> dict[str, Callable[[], bytes]]:
         TEXT_HEAD: lambda: training_program(
             HeadWithLoss(None, TEXT_FEATURES, text_classes), (torch.zeros(batch, TEXT_FEATURES), no_labels)
         ),
-        TEXT_TRAIN: lambda: training_program(HeadWithLoss(MiniLMEncoder(), TEXT_FEATURES, text_classes), text_example(batch, True)),
+        TEXT_TRAIN: lambda: training_program(
+            HeadWithLoss(MiniLMEncoder(), TEXT_FEATURES, text_classes), text_example(batch, True)
+        ),
         VISION_FP32: lambda: xnnpack_program(vision_backbone(), (images,)),
         VISION_HEAD: lambda: training_program(
             HeadWithLoss(None, VISION_FEATURES, VISION_CLASSES), (torch.zeros(batch, VISION_FEATURES), no_labels)
         ),
-        VISION_TRAIN: lambda: training_program(HeadWithLoss(vision_backbone(), VISION_FEATURES, VISION_CLASSES), (images, no_labels)),
+        VISION_TRAIN: lambda: training_program(
+            HeadWithLoss(vision_backbone(), VISION_FEATURES, VISION_CLASSES), (images, no_labels)
+        ),
     }
 
 

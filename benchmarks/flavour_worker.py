@@ -39,8 +39,11 @@ def measure_run(spec: dict) -> dict:
     personalizer.predict_proba(texts[:4])  # session warm-up, outside the timing
     started = time.perf_counter()
     personalizer.transform(texts)
-    result = {"onnxruntime": onnxruntime.__version__, "python": sys.version.split()[0],
-              "features_per_s": len(texts) / (time.perf_counter() - started)}
+    result = {
+        "onnxruntime": onnxruntime.__version__,
+        "python": sys.version.split()[0],
+        "features_per_s": len(texts) / (time.perf_counter() - started),
+    }
     engines = ["numpy"] + (["ort"] if training_available() is None else [])
     for engine in ("numpy", "ort"):
         if engine not in engines:

@@ -36,8 +36,12 @@ def export_bundle(folder: Path, n_per_class: int) -> tuple[Path, list[str], list
     bundle = folder / "minilm-bbc"
     if not (bundle / "manifest.json").is_file():
         # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto to prove INT8.
-        config = ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2", license="apache-2.0",
-                              quantization="int8-dynamic")
+        config = ExportConfig(
+            name="minilm-bbc",
+            base_model="sentence-transformers/all-MiniLM-L6-v2",
+            license="apache-2.0",
+            quantization="int8-dynamic",
+        )
         export_bundle(minilm_path(), bundle, data=ServerData(*server), config=config)
     return bundle, user[0], user[1]
 
@@ -60,27 +64,39 @@ def worker(bin_dir: Path, mode: str, spec: Path, cwd: Path) -> dict:
 def measure(name: str, bin_dir: Path, venv: Path, spec: Path, work: Path, repeats: int) -> dict:
     imports = [worker(bin_dir, "import", spec, work) for _ in range(repeats)]
     run = worker(bin_dir, "run", spec, work)
-    return {"flavour": name, "site_packages_mb": site_packages_mb(venv),
-            "import_s": statistics.median(i["import_s"] for i in imports),
-            "import_peak_mb": statistics.median(i["import_peak_mb"] for i in imports), **run}
+    return {
+        "flavour": name,
+        "site_packages_mb": site_packages_mb(venv),
+        "import_s": statistics.median(i["import_s"] for i in imports),
+        "import_peak_mb": statistics.median(i["import_peak_mb"] for i in imports),
+        **run,
+    }
 
 
 def markdown(rows: list[dict], spec: dict) -> str:
     def seconds(v: float | None) -> str:
         return "not available" if v is None else f"{v:.2f} s"
 
-    lines = [f"{len(spec['texts'])} BBC texts, MiniLM INT8 backbone, {spec['epochs']} epochs, threads {spec['threads']}.", "",
-             "| flavour | ORT | site-packages | import | peak after import | features/s | train numpy | train ORT | peak personalizing |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['flavour']} | {r['onnxruntime']} | {r['site_packages_mb']:.0f} MB | {r['import_s']:.2f} s | "
-              f"{r['import_peak_mb']:.0f} MiB | {r['features_per_s']:.1f} | {seconds(r['train_numpy_s'])} | "
-              f"{seconds(r['train_ort_s'])} | {r['peak_mb']:.0f} MiB |" for r in rows]
+    lines = [
+        f"{len(spec['texts'])} BBC texts, MiniLM INT8 backbone, {spec['epochs']} epochs, threads {spec['threads']}.",
+        "",
+        "| flavour | ORT | site-packages | import | peak after import | features/s | train numpy | train ORT | peak personalizing |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r['flavour']} | {r['onnxruntime']} | {r['site_packages_mb']:.0f} MB | {r['import_s']:.2f} s | "
+        f"{r['import_peak_mb']:.0f} MiB | {r['features_per_s']:.1f} | {seconds(r['train_numpy_s'])} | "
+        f"{seconds(r['train_ort_s'])} | {r['peak_mb']:.0f} MiB |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/flavours"), help="results folder (default: %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/flavours"), help="results folder (default: %(default)s)"
+    )
     parser.add_argument("--per-class", type=int, default=12, help="BBC texts per class to personalize on (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=20, help="training epochs (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes timing the import (default: %(default)s)")
@@ -99,7 +115,9 @@ def main() -> None:
             spec_file.write_text(json.dumps({**spec, "cache": str(Path(work) / f"cache-{python}")}))
             rows.append(measure(name, bin_dir, venv, spec_file, Path(work), args.repeats))
             print(f"  {name}: done", flush=True)
-    (out / "flavours.json").write_text(json.dumps({"spec": {k: v for k, v in spec.items() if k != "texts"}, "rows": rows}, indent=2))
+    (out / "flavours.json").write_text(
+        json.dumps({"spec": {k: v for k, v in spec.items() if k != "texts"}, "rows": rows}, indent=2)
+    )
     table = markdown(rows, spec)
     (out / "flavours.md").write_text(table + "\n")
     print(table)

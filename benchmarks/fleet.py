@@ -29,11 +29,15 @@ from edgeft.datasets import bbc_news, minilm_path, split_per_class
 from fleet import FleetConfig, dirichlet_devices, simulate
 
 MODES = {
-    "bbc": {"quick": {"devices": 100, "rounds": 8, "sizes": (6, 26), "held_out": 300},
-            "smoke": {"devices": 10, "rounds": 2, "sizes": (6, 12), "held_out": 40}},
+    "bbc": {
+        "quick": {"devices": 100, "rounds": 8, "sizes": (6, 26), "held_out": 300},
+        "smoke": {"devices": 10, "rounds": 2, "sizes": (6, 12), "held_out": 40},
+    },
     # EfficientNet-Lite0 embeds about 20 images a second here (MiniLM: about 8 articles): half the devices.
-    "fashion": {"quick": {"devices": 50, "rounds": 16, "sizes": (6, 26), "held_out": 300},
-                "smoke": {"devices": 10, "rounds": 2, "sizes": (6, 12), "held_out": 40}},
+    "fashion": {
+        "quick": {"devices": 50, "rounds": 16, "sizes": (6, 26), "held_out": 300},
+        "smoke": {"devices": 10, "rounds": 2, "sizes": (6, 12), "held_out": 40},
+    },
 }
 UNIT = {"bbc": "articles", "fashion": "images"}
 SHIPPED_PER_CLASS = 4  # the shipped head's server examples per class: a weak start that devices can improve on
@@ -51,9 +55,13 @@ def prepare(work: Path, held_out: int) -> tuple[Path, Data, Data]:
     y = [lbl for t, lbl in zip(texts, labels) if t not in shipped_on]
     bundle = work / "minilm-bbc"
     if not (bundle / "manifest.json").is_file():
-        export_bundle(minilm_path(), bundle, data=ServerData(*server),
-                      # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto.
-                          config=ExportConfig(name="minilm-bbc", license="apache-2.0", quantization="int8-dynamic"))
+        export_bundle(
+            minilm_path(),
+            bundle,
+            data=ServerData(*server),
+            # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto.
+            config=ExportConfig(name="minilm-bbc", license="apache-2.0", quantization="int8-dynamic"),
+        )
     held = np.random.default_rng(0).permutation(len(X))[:held_out]
     held_set = set(held.tolist())
     pool = [i for i in range(len(X)) if i not in held_set]
@@ -75,8 +83,10 @@ def prepare_fashion(work: Path, held_out: int, pool_per_class: int = 120) -> tup
 
     images, labels = fashion_mnist("train")
     rng = np.random.default_rng(0)
-    chosen = {c: rng.permutation([i for i, v in enumerate(labels) if v == c])[: SHIPPED_PER_CLASS + pool_per_class]
-              for c in sorted(set(labels))}
+    chosen = {
+        c: rng.permutation([i for i, v in enumerate(labels) if v == c])[: SHIPPED_PER_CLASS + pool_per_class]
+        for c in sorted(set(labels))
+    }
     server = np.sort(np.concatenate([ids[:SHIPPED_PER_CLASS] for ids in chosen.values()]))
     pool = np.sort(np.concatenate([ids[SHIPPED_PER_CLASS:] for ids in chosen.values()]))
     bundle = work / "effnet-fashion"
@@ -117,8 +127,9 @@ def compare(bundle: Path, runtime: RuntimeConfig, devices: list, head: dict, hel
         p.partial_fit(X, y)  # the FedPer way: the fleet's head, then the device's own data, guarded
         rows["d"].append(p.score(Xt, yt))
         if rows["d"][-1] < rows["a"][-1] - 1e-9:
-            below.append(_below(i, X, y, Xt, yt, shipped_right & (p.predict(Xt) != np.array(yt)), p,
-                                 rows["c"][-1] < rows["a"][-1] - 1e-9))
+            below.append(
+                _below(i, X, y, Xt, yt, shipped_right & (p.predict(Xt) != np.array(yt)), p, rows["c"][-1] < rows["a"][-1] - 1e-9)
+            )
         p.set_head(central, source="central")
         rows["e"].append(p.score(Xt, yt))
     a, d = np.array(rows["a"]), np.array(rows["d"])
@@ -132,8 +143,9 @@ def compare(bundle: Path, runtime: RuntimeConfig, devices: list, head: dict, hel
     return out
 
 
-def _below(device: int, X: list, y: list[str], Xt: list, yt: list[str], lost: np.ndarray, p: Personalizer,
-           c_below_a: bool) -> dict:
+def _below(
+    device: int, X: list, y: list[str], Xt: list, yt: list[str], lost: np.ndarray, p: Personalizer, c_below_a: bool
+) -> dict:
     """What the guard of a device whose (d) ended below (a) had to decide on (its last partial_fit's report)."""
     from device_runtime.acceptance import validation_split
 
@@ -141,26 +153,52 @@ def _below(device: int, X: list, y: list[str], Xt: list, yt: list[str], lost: np
     targets = np.array([p.labels.index(label) for label in y])
     _, validation = validation_split(targets, p.config.validation_fraction, p.config.seed)  # as partial_fit drew it
     held = [y[j] for j in validation]
-    return {"device": device, "train": report["train_examples"], "validation": report["validation_examples"],
-            "test": len(Xt), "c_below_a": c_below_a, "accepted": report["accepted"],
-            "lost": [{"label": label, "examples": y.count(label), "in_validation": held.count(label)}
-                     for label in (yt[j] for j in np.flatnonzero(lost))]}
+    return {
+        "device": device,
+        "train": report["train_examples"],
+        "validation": report["validation_examples"],
+        "test": len(Xt),
+        "c_below_a": c_below_a,
+        "accepted": report["accepted"],
+        "lost": [
+            {"label": label, "examples": y.count(label), "in_validation": held.count(label)}
+            for label in (yt[j] for j in np.flatnonzero(lost))
+        ],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=sorted(MODES), default="bbc",
-                        help="bbc: BBC News on MiniLM; fashion: Fashion-MNIST on EfficientNet-Lite0 (default: %(default)s)")
+    parser.add_argument(
+        "--dataset",
+        choices=sorted(MODES),
+        default="bbc",
+        help="bbc: BBC News on MiniLM; fashion: Fashion-MNIST on EfficientNet-Lite0 (default: %(default)s)",
+    )
     parser.add_argument("--mode", choices=sorted(MODES["bbc"]), default="quick", help="how much work (default: %(default)s)")
     parser.add_argument("--alphas", default="0.3,10", help="Dirichlet alphas, comma-separated (default: %(default)s)")
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/results/fleet-work"), help="bundle and feature cache (default: %(default)s)")
+    parser.add_argument(
+        "--work", type=Path, default=Path("benchmarks/results/fleet-work"), help="bundle and feature cache (default: %(default)s)"
+    )
     defaults = FleetConfig()
-    parser.add_argument("--local-epochs", type=int, default=defaults.local_epochs, help="epochs per round on each device (default: %(default)s)")
-    parser.add_argument("--local-schedule", default=defaults.local_schedule.value, help="learning-rate schedule within a round (default: %(default)s)")
+    parser.add_argument(
+        "--local-epochs", type=int, default=defaults.local_epochs, help="epochs per round on each device (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--local-schedule",
+        default=defaults.local_schedule.value,
+        help="learning-rate schedule within a round (default: %(default)s)",
+    )
     parser.add_argument("--local-lr", type=float, help="learning rate on the devices (default: the bundle's)")
-    parser.add_argument("--aggregation", choices=["fedavg", "fedadam"], default=defaults.aggregation.value,
-                        help="Flower strategy over the heads (default: %(default)s)")
-    parser.add_argument("--server-lr", type=float, default=defaults.server_lr, help="FedAdam's server step size (default: %(default)s)")
+    parser.add_argument(
+        "--aggregation",
+        choices=["fedavg", "fedadam"],
+        default=defaults.aggregation.value,
+        help="Flower strategy over the heads (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--server-lr", type=float, default=defaults.server_lr, help="FedAdam's server step size (default: %(default)s)"
+    )
     parser.add_argument("--out", type=Path, help="results folder (default: docs/fleet, or docs/fleet/fashion)")
     args = parser.parse_args()
     mode = MODES[args.dataset][args.mode]
@@ -169,17 +207,31 @@ def main() -> None:
     bundle, (pool_X, pool_y), held_out = PREPARE[args.dataset](args.work, mode["held_out"])
     runtime = RuntimeConfig(engine="numpy", cache_dir=str(args.work / "features"))
     t = time.monotonic()
-    Personalizer.from_bundle(bundle, runtime=runtime).transform(list(pool_X) + list(held_out[0]))  # every feature once, into the cache
+    Personalizer.from_bundle(bundle, runtime=runtime).transform(
+        list(pool_X) + list(held_out[0])
+    )  # every feature once, into the cache
     feature_seconds = time.monotonic() - t
-    local = {"epochs": args.local_epochs, "schedule": args.local_schedule, "lr": args.local_lr or "the bundle's",
-             "aggregation": args.aggregation, "server_lr": args.server_lr}
+    local = {
+        "epochs": args.local_epochs,
+        "schedule": args.local_schedule,
+        "lr": args.local_lr or "the bundle's",
+        "aggregation": args.aggregation,
+        "server_lr": args.server_lr,
+    }
     results = {"dataset": args.dataset, "mode": args.mode, "feature_seconds": feature_seconds, "local": local, "runs": {}}
     for alpha in (float(a) for a in args.alphas.split(",")):
         devices = dirichlet_devices(pool_X, pool_y, mode["devices"], alpha, sizes=mode["sizes"], seed=0)
-        config = FleetConfig(rounds=mode["rounds"], min_available_clients=mode["devices"], min_train_clients=mode["devices"],
-                             min_evaluate_clients=mode["devices"], local_epochs=args.local_epochs,
-                             local_schedule=args.local_schedule, local_lr=args.local_lr, aggregation=args.aggregation,
-                             server_lr=args.server_lr)
+        config = FleetConfig(
+            rounds=mode["rounds"],
+            min_available_clients=mode["devices"],
+            min_train_clients=mode["devices"],
+            min_evaluate_clients=mode["devices"],
+            local_epochs=args.local_epochs,
+            local_schedule=args.local_schedule,
+            local_lr=args.local_lr,
+            aggregation=args.aggregation,
+            server_lr=args.server_lr,
+        )
         run = simulate(bundle, devices, config, eval_data=held_out, runtime=runtime)
         rounds = run.rounds
         results["runs"][str(alpha)] = {
@@ -202,23 +254,41 @@ def main() -> None:
 def report(results: dict, mode: dict) -> str:
     local = results["local"]
     strategy = "FedAvg" if local.get("aggregation", "fedavg") == "fedavg" else f"FedAdam (server lr {local['server_lr']})"
-    lines = [(f"{mode['devices']} devices, {mode['rounds']} rounds of {strategy} ({local['epochs']} local epochs, {local['schedule']} "
-              f"learning rate {local['lr']} within a round), {mode['held_out']} global held-out {UNIT[results['dataset']]}; "
-              f"features once: {results['feature_seconds']:.0f} s"), "",
-             ("| alpha | (a) shipped | (b) alone | (c) federated | (d) fed + local | (e) central | global: shipped / fed / central "
-             "| devices (d) < (a) | bytes sent / received per device-round | s per round |"),
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            f"{mode['devices']} devices, {mode['rounds']} rounds of {strategy} ({local['epochs']} local epochs, {local['schedule']} "
+            f"learning rate {local['lr']} within a round), {mode['held_out']} global held-out {UNIT[results['dataset']]}; "
+            f"features once: {results['feature_seconds']:.0f} s"
+        ),
+        "",
+        (
+            "| alpha | (a) shipped | (b) alone | (c) federated | (d) fed + local | (e) central | global: shipped / fed / central "
+            "| devices (d) < (a) | bytes sent / received per device-round | s per round |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for alpha, r in results["runs"].items():
         lines.append(
             f"| {alpha} | {r['a']:.3f} | {r['b']:.3f} | {r['c']:.3f} | {r['d']:.3f} | {r['e']:.3f} | "
             f"{r['global_shipped']:.3f} / {r['global_federated']:.3f} / {r['global_central']:.3f} | "
             f"{r['devices_d_worse_than_a']} of {mode['devices']} | {r['bytes_sent_per_device_round']:.0f} / "
-            f"{r['bytes_received_per_device_round']:.0f} | {np.mean(r['seconds_per_round']):.1f} |")
-    lines += ["", ("Global held-out accuracy per round (round 0 is the shipped head), and the share of examples on devices "
-                   "whose guard accepted their round's head:"), ""]
+            f"{r['bytes_received_per_device_round']:.0f} | {np.mean(r['seconds_per_round']):.1f} |"
+        )
+    lines += [
+        "",
+        (
+            "Global held-out accuracy per round (round 0 is the shipped head), and the share of examples on devices "
+            "whose guard accepted their round's head:"
+        ),
+        "",
+    ]
     for alpha, r in results["runs"].items():
-        lines.append(f"- alpha {alpha}: " + ", ".join(f"{a:.3f}" for a in r["per_round_global_accuracy"])
-                     + "; accepted: " + ", ".join(f"{a:.2f}" for a in r["accepted_share_per_round"]))
+        lines.append(
+            f"- alpha {alpha}: "
+            + ", ".join(f"{a:.3f}" for a in r["per_round_global_accuracy"])
+            + "; accepted: "
+            + ", ".join(f"{a:.2f}" for a in r["accepted_share_per_round"])
+        )
     lines += ["", "Devices whose (d) ends below (a), and what their guard saw:", ""]
     for alpha, r in results["runs"].items():
         below = r["devices_d_below_a"]
@@ -228,7 +298,8 @@ def report(results: dict, mode: dict) -> str:
             f"- alpha {alpha}: {len(below)} devices (train/validation/test examples: {sizes or 'none'}); (c) already below "
             f"(a) on {sum(b['c_below_a'] for b in below)}; local step accepted on {sum(b['accepted'] for b in below)}; "
             f"{len(lost)} held-out examples lost, {sum(x['in_validation'] == 0 for x in lost)} of a label absent from the "
-            f"device's validation split ({sum(x['examples'] <= 1 for x in lost)} of a label with at most one example there)")
+            f"device's validation split ({sum(x['examples'] <= 1 for x in lost)} of a label with at most one example there)"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -243,8 +314,9 @@ def plot(results: dict, path: Path) -> None:
         left.plot(r["per_round_global_accuracy"], marker="o", label=f"alpha {alpha}")
         right.bar([f"{k}\n{alpha}" for k in "abcde"], [r[k] for k in "abcde"], alpha=0.8, label=f"alpha {alpha}")
     left.set(xlabel="round", ylabel="global held-out accuracy", title="federated head per round")
-    right.set(ylabel="mean accuracy on devices' own splits",
-              title="(a) shipped (b) alone (c) federated (d) fed+local (e) central")
+    right.set(
+        ylabel="mean accuracy on devices' own splits", title="(a) shipped (b) alone (c) federated (d) fed+local (e) central"
+    )
     left.legend()
     right.legend()
     fig.tight_layout()

@@ -82,8 +82,12 @@ def bbc(work: Path, mode: Mode) -> DataSet:
     server, pool, test = split_per_class(texts, labels, [mode.server_per_class, pool_size, mode.test_per_class], seed=0)
     bundle = work / f"minilm-bbc-{mode.server_per_class}"
     if not (bundle / "manifest.json").is_file():
-        export_bundle(minilm_path(), bundle, data=ServerData(*server),
-                      config=ExportConfig(name="minilm-bbc-forgetting", license="apache-2.0", quantization="int8-dynamic"))
+        export_bundle(
+            minilm_path(),
+            bundle,
+            data=ServerData(*server),
+            config=ExportConfig(name="minilm-bbc-forgetting", license="apache-2.0", quantization="int8-dynamic"),
+        )
     by_label = {label: [x for x, y in zip(*pool) if y == label] for label in sorted(set(labels))}
     return DataSet("MiniLM + BBC News", bundle, sorted(by_label), by_label, test[0], test[1])
 
@@ -98,8 +102,10 @@ def fashion(work: Path, mode: Mode) -> DataSet:
     train_x, train_y = fashion_mnist("train")
     test_x, test_y = fashion_mnist("test", per_class=mode.test_per_class, seed=1)
     targets, rng = np.asarray(train_y), np.random.default_rng(0)
-    chosen = {label: rng.permutation(np.flatnonzero(targets == label))[: mode.server_per_class + max(mode.shots)]
-              for label in sorted(set(train_y))}
+    chosen = {
+        label: rng.permutation(np.flatnonzero(targets == label))[: mode.server_per_class + max(mode.shots)]
+        for label in sorted(set(train_y))
+    }
     server = np.sort(np.concatenate([rows[: mode.server_per_class] for rows in chosen.values()]))
     bundle = work / f"effnet-fashion-{mode.server_per_class}"
     if not (bundle / "manifest.json").is_file():
@@ -136,9 +142,20 @@ def runs(data: DataSet, mode: Mode, cache: Path) -> list[dict[str, Any]]:
                     p.rollback(0)
                     p.fit(X, y, seed=seed, **controls(mode.l2sp))
                     after = accuracies(p.predict(data.test_x), truth, mine)
-                    rows.append({"labels": len(mine), "shots": shots, "seed": seed, "variant": variant, "user_labels": mine,
-                                 "accepted": p.report_["accepted"], "before_all": before[0], "before_user": before[1],
-                                 "after_all": after[0], "after_user": after[1]})
+                    rows.append(
+                        {
+                            "labels": len(mine),
+                            "shots": shots,
+                            "seed": seed,
+                            "variant": variant,
+                            "user_labels": mine,
+                            "accepted": p.report_["accepted"],
+                            "before_all": before[0],
+                            "before_user": before[1],
+                            "after_all": after[0],
+                            "after_user": after[1],
+                        }
+                    )
         print(f"{data.name}: {subset or 'all'} label(s) done", flush=True)
     return rows
 
@@ -154,12 +171,23 @@ def user_examples(data: DataSet, mine: list[str], shots: int, rng: np.random.Gen
 def cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Means over seeds per (labels, shots, variant), with the worst all-label change."""
     out = []
-    for key in sorted({(r["labels"], r["shots"], r["variant"]) for r in rows}, key=lambda k: (k[0], k[1], list(VARIANTS).index(k[2]))):
+    for key in sorted(
+        {(r["labels"], r["shots"], r["variant"]) for r in rows}, key=lambda k: (k[0], k[1], list(VARIANTS).index(k[2]))
+    ):
         group = [r for r in rows if (r["labels"], r["shots"], r["variant"]) == key]
         mean = {k: float(np.mean([r[k] for r in group])) for k in ("before_all", "before_user", "after_all", "after_user")}
         worst = min(r["after_all"] - r["before_all"] for r in group)
-        out.append({"labels": key[0], "shots": key[1], "variant": key[2], **mean, "worst_all_change": worst,
-                    "accepted": sum(r["accepted"] for r in group), "runs": len(group)})
+        out.append(
+            {
+                "labels": key[0],
+                "shots": key[1],
+                "variant": key[2],
+                **mean,
+                "worst_all_change": worst,
+                "accepted": sum(r["accepted"] for r in group),
+                "runs": len(group),
+            }
+        )
     return out
 
 
@@ -171,18 +199,30 @@ def targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
     worst = min(r["after_all"] - r["before_all"] for r in defaults)
     share = gain_share(rows, "defaults")
     counting = [r for r in rows if r["variant"] == "counting guard"]
-    return {"worst_all_change": worst, "all_within_1_point": worst >= -0.01, "user_gain_share": share,
-            "user_gain_share_met": share >= 0.9, "unguarded_user_gain_share": gain_share(rows, "replay, unguarded"),
-            "refused": sum(not r["accepted"] for r in defaults), "runs": len(defaults),
-            "counting_worst_all_change": min((r["after_all"] - r["before_all"] for r in counting), default=float("nan")),
-            "counting_user_gain_share": gain_share(rows, "counting guard"),
-            "counting_refused": sum(not r["accepted"] for r in counting)}
+    return {
+        "worst_all_change": worst,
+        "all_within_1_point": worst >= -0.01,
+        "user_gain_share": share,
+        "user_gain_share_met": share >= 0.9,
+        "unguarded_user_gain_share": gain_share(rows, "replay, unguarded"),
+        "refused": sum(not r["accepted"] for r in defaults),
+        "runs": len(defaults),
+        "counting_worst_all_change": min((r["after_all"] - r["before_all"] for r in counting), default=float("nan")),
+        "counting_user_gain_share": gain_share(rows, "counting guard"),
+        "counting_refused": sum(not r["accepted"] for r in counting),
+    }
 
 
 def gain_share(rows: list[dict[str, Any]], variant: str) -> float:
     """``variant``'s user-label gain over that of training on the user's data alone, summed over the same runs."""
-    alone = {(r["labels"], r["shots"], r["seed"]): r["after_user"] - r["before_user"] for r in rows if r["variant"] == "user data alone"}
-    pairs = [(r["after_user"] - r["before_user"], alone[(r["labels"], r["shots"], r["seed"])]) for r in rows if r["variant"] == variant]
+    alone = {
+        (r["labels"], r["shots"], r["seed"]): r["after_user"] - r["before_user"]
+        for r in rows
+        if r["variant"] == "user data alone"
+    }
+    pairs = [
+        (r["after_user"] - r["before_user"], alone[(r["labels"], r["shots"], r["seed"])]) for r in rows if r["variant"] == variant
+    ]
     positive = [(g, a) for g, a in pairs if a > 0]
     return sum(g for g, _ in positive) / sum(a for _, a in positive) if positive else float("nan")
 
@@ -191,22 +231,31 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [f"Mode `{results['mode']}` on {results['machine']}, {results['date']} ({results['seconds']:.0f} s in all).", ""]
     for name, data in results["data_sets"].items():
         t = data["targets"]
-        summary = (f"Shipped head trained on {data['server_per_class']} examples per label; replay set "
-                   f"{data['replay_examples']} rows. Defaults: worst change of all-label accuracy "
-                   f"{100 * t['worst_all_change']:+.1f} points ({'met' if t['all_within_1_point'] else 'MISSED'}: never "
-                   f"below -1); user-label gain kept {100 * t['user_gain_share']:.0f}% of training without replay's "
-                   f"({'met' if t['user_gain_share_met'] else 'MISSED'}: at least 90%; replay without the guard "
-                   f"keeps {100 * t['unguarded_user_gain_share']:.0f}%); guard refused {t['refused']} of {t['runs']} runs. "
-                   f"Counting guard (forgetting_level 0.2): worst {100 * t['counting_worst_all_change']:+.1f} points, "
-                   f"gain kept {100 * t['counting_user_gain_share']:.0f}%, refused {t['counting_refused']}.")
-        lines += [f"### {name}", "", summary, "",
-                  "| user's labels | per label | way of training | all labels: shipped → after | worst run | user's labels: shipped → after | accepted |",
-                  "|---|---|---|---|---|---|---|"]
+        summary = (
+            f"Shipped head trained on {data['server_per_class']} examples per label; replay set "
+            f"{data['replay_examples']} rows. Defaults: worst change of all-label accuracy "
+            f"{100 * t['worst_all_change']:+.1f} points ({'met' if t['all_within_1_point'] else 'MISSED'}: never "
+            f"below -1); user-label gain kept {100 * t['user_gain_share']:.0f}% of training without replay's "
+            f"({'met' if t['user_gain_share_met'] else 'MISSED'}: at least 90%; replay without the guard "
+            f"keeps {100 * t['unguarded_user_gain_share']:.0f}%); guard refused {t['refused']} of {t['runs']} runs. "
+            f"Counting guard (forgetting_level 0.2): worst {100 * t['counting_worst_all_change']:+.1f} points, "
+            f"gain kept {100 * t['counting_user_gain_share']:.0f}%, refused {t['counting_refused']}."
+        )
+        lines += [
+            f"### {name}",
+            "",
+            summary,
+            "",
+            "| user's labels | per label | way of training | all labels: shipped → after | worst run | user's labels: shipped → after | accepted |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for c in data["cells"]:
             labels = "all" if c["labels"] == len(data["labels"]) else c["labels"]
-            lines.append(f"| {labels} | {c['shots']} | {c['variant']} | {c['before_all']:.3f} → {c['after_all']:.3f} | "
-                         f"{100 * c['worst_all_change']:+.1f} | {c['before_user']:.3f} → {c['after_user']:.3f} | "
-                         f"{c['accepted']}/{c['runs']} |")
+            lines.append(
+                f"| {labels} | {c['shots']} | {c['variant']} | {c['before_all']:.3f} → {c['after_all']:.3f} | "
+                f"{100 * c['worst_all_change']:+.1f} | {c['before_user']:.3f} → {c['after_user']:.3f} | "
+                f"{c['accepted']}/{c['runs']} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -247,7 +296,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="how much work (default: %(default)s)")
     parser.add_argument("--data", default="bbc,fashion", help="data sets, comma-separated (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default: docs/forgetting in quick mode, else benchmarks/results/forgetting-MODE)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default: docs/forgetting in quick mode, else benchmarks/results/forgetting-MODE)",
+    )
     args = parser.parse_args()
     mode = MODES[args.mode]
     out, work = study.folders("forgetting", args.mode, args.out)
@@ -258,9 +312,12 @@ def main() -> None:
         data = {"bbc": bbc, "fashion": fashion}[key](work, mode)
         rows = runs(data, mode, work / "features")
         results["data_sets"][data.name] = {
-            "labels": data.labels, "server_per_class": mode.server_per_class,
+            "labels": data.labels,
+            "server_per_class": mode.server_per_class,
             "replay_examples": Bundle.load(data.bundle).manifest.head.replay_examples,
-            "rows": rows, "cells": cells(rows), "targets": targets(rows),
+            "rows": rows,
+            "cells": cells(rows),
+            "targets": targets(rows),
         }
         plot(data.name, results["data_sets"][data.name], out / f"forgetting-{key}.png")
     results["seconds"] = time.perf_counter() - started

@@ -19,7 +19,9 @@ class FusedTrainingSession(HeadTrainingSession):
     @classmethod
     def from_folder(cls, folder: Path) -> FusedTrainingSession:
         """The artifacts ``generate_artifacts`` wrote into ``folder``, at their checkpoint (a fresh head)."""
-        return cls(folder / "training_model.onnx", folder / "eval_model.onnx", folder / "optimizer_model.onnx", folder / "checkpoint")
+        return cls(
+            folder / "training_model.onnx", folder / "eval_model.onnx", folder / "optimizer_model.onnx", folder / "checkpoint"
+        )
 
     def fused_train_step(self, inputs: list[np.ndarray]) -> float:
         """One forward (through the backbone), backward and AdamW step; returns the loss."""

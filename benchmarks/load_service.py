@@ -68,7 +68,7 @@ def _examples(path: str | None) -> tuple[list[str], list[str]]:
         return read_examples(path)
     from edgeft.datasets import bbc_news, split_per_class
 
-    (texts, labels), = split_per_class(*bbc_news(), [12], seed=0)
+    ((texts, labels),) = split_per_class(*bbc_news(), [12], seed=0)
     return texts, labels
 
 
@@ -85,8 +85,9 @@ def _service(args: argparse.Namespace) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="edgeft-load-") as state:
         command = [sys.executable, "-m", "edgeft", "serve", args.model, "--state", state, "--port", str(port)]
         repo = str(Path(__file__).resolve().parents[1])
-        process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   env={**os.environ, "PYTHONPATH": repo})
+        process = subprocess.Popen(
+            command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": repo}
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_until_up(url, process)
@@ -118,13 +119,17 @@ def _fire(url: str, texts: list[str], args: argparse.Namespace) -> dict:
     latencies = sorted(r[0] * 1000 for r in results if r[1] is None)
     errors = [r[1] for r in results if r[1] is not None]
     return {
-        "requests": args.requests, "concurrency": args.concurrency, "texts_per_request": args.batch,
-        "errors": len(errors), "first_errors": errors[:5],
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "texts_per_request": args.batch,
+        "errors": len(errors),
+        "first_errors": errors[:5],
         "during_job": sum(1 for r in results if r[3] and r[1] is None),
         "head_versions_seen": sorted({r[2] for r in results if r[2] is not None}),
         "latency_ms": {f"p{q}": round(_percentile(latencies, q), 1) for q in (50, 90, 95, 99)}
         | {"max": round(latencies[-1], 1) if latencies else None},
-        "throughput_rps": round(len(latencies) / wall, 1), "wall_s": round(wall, 2),
+        "throughput_rps": round(len(latencies) / wall, 1),
+        "wall_s": round(wall, 2),
     }
 
 
@@ -140,7 +145,8 @@ def _wait_for_job(url: str, job_id: str, limit_s: float) -> dict:
         job = _call(url, "GET", f"/v1/jobs/{job_id}")
         if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
             return {k: job[k] for k in ("status", "done", "total", "error")} | {
-                "train_seconds": (job["result"] or {}).get("train_seconds")}
+                "train_seconds": (job["result"] or {}).get("train_seconds")
+            }
         time.sleep(0.2)
 
 

@@ -58,14 +58,21 @@ def text_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
     server, held_out = order[: mode.server], order[mode.server : mode.server + mode.text_pool]
     bundle = cache / "minilm-bbc"
     if not bundle.is_dir():
-        export_bundle(minilm_path(), bundle, data=ServerData([texts[i] for i in server], [labels[i] for i in server]),
-                          # int8-dynamic by name, as its figures were measured (auto would choose per mode's server size).
-                          config=ExportConfig(name="minilm-bbc-monitoring", quantization=Quantization.INT8_DYNAMIC))
+        export_bundle(
+            minilm_path(),
+            bundle,
+            data=ServerData([texts[i] for i in server], [labels[i] for i in server]),
+            # int8-dynamic by name, as its figures were measured (auto would choose per mode's server size).
+            config=ExportConfig(name="minilm-bbc-monitoring", quantization=Quantization.INT8_DYNAMIC),
+        )
     reviews, _ = rotten_tomatoes()
     chosen = np.random.default_rng(seed).choice(len(reviews), mode.text_pool, replace=False)
     p = Personalizer.from_bundle(bundle, runtime=RuntimeConfig(cache_dir=str(cache / "features")))
-    return {"bundle": bundle, "normal": p.transform([texts[i] for i in held_out]),
-            "shifts": {"Rotten Tomatoes snippets": p.transform([reviews[i] for i in chosen])}}
+    return {
+        "bundle": bundle,
+        "normal": p.transform([texts[i] for i in held_out]),
+        "shifts": {"Rotten Tomatoes snippets": p.transform([reviews[i] for i in chosen])},
+    }
 
 
 def image_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
@@ -81,17 +88,26 @@ def image_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
     server = np.random.default_rng(seed).choice(len(train_x), mode.server, replace=False)
     model = VISION_MODELS["efficientnet-lite0"]
     config = ExportConfig(name="effnet-fashion-monitoring", quantization=Quantization.NONE, license=model.license)
-    for name, data in (("effnet-fashion", ServerData(train_x[server], [train_y[i] for i in server])),
-                       ("effnet-untrained", ServerData(label_set=FASHION_MNIST_CLASSES))):
+    for name, data in (
+        ("effnet-fashion", ServerData(train_x[server], [train_y[i] for i in server])),
+        ("effnet-untrained", ServerData(label_set=FASHION_MNIST_CLASSES)),
+    ):
         if not (cache / name).is_dir():
             export_bundle(model.build(), cache / name, data=data, config=config)
     held = test_x[np.random.default_rng(seed).choice(len(test_x), 2 * mode.image_pool, replace=False)]
     normal, other = held[: mode.image_pool], held[mode.image_pool :]
     p = Personalizer.from_bundle(cache / "effnet-fashion", runtime=RuntimeConfig(cache_dir=str(cache / "features")))
-    shifts = {"inverted images": 255 - other[: mode.image_pool // 2], "rotated images (90°)": np.rot90(other[mode.image_pool // 2 :], axes=(1, 2))}
-    return {"bundle": cache / "effnet-fashion", "normal": p.transform(normal),
-            "shifts": {k: p.transform(np.ascontiguousarray(v)) for k, v in shifts.items()},
-            "train": (train_x, train_y), "server": set(server.tolist())}
+    shifts = {
+        "inverted images": 255 - other[: mode.image_pool // 2],
+        "rotated images (90°)": np.rot90(other[mode.image_pool // 2 :], axes=(1, 2)),
+    }
+    return {
+        "bundle": cache / "effnet-fashion",
+        "normal": p.transform(normal),
+        "shifts": {k: p.transform(np.ascontiguousarray(v)) for k, v in shifts.items()},
+        "train": (train_x, train_y),
+        "server": set(server.tolist()),
+    }
 
 
 def drift_results(name: str, data: dict[str, Any], mode: Mode, seed: int) -> dict[str, Any]:
@@ -129,18 +145,34 @@ def augmentation(cache: Path, data: dict[str, Any], mode: Mode) -> list[dict[str
     rows = []
     for seed in range(mode.seeds):
         rng = np.random.default_rng(100 + seed)
-        eligible = [np.array([i for i in rng.permutation(np.flatnonzero(labels == c))[:200] if i not in data["server"]])
-                    for c in sorted(set(train_y))]
+        eligible = [
+            np.array([i for i in rng.permutation(np.flatnonzero(labels == c))[:200] if i not in data["server"]])
+            for c in sorted(set(train_y))
+        ]
         for shots in mode.shots:
             pick = np.sort(np.concatenate([e[:shots] for e in eligible]))
             X, y = train_x[pick], [train_y[i] for i in pick]
             for views in (0, mode.views):
-                config = TrainConfig(epochs=mode.epochs * (1 + mode.views) if views == 0 else mode.epochs, seed=seed,
-                                     validation_fraction=0.0, accept="always", augment_views=views, augment_hflip=True)
+                config = TrainConfig(
+                    epochs=mode.epochs * (1 + mode.views) if views == 0 else mode.epochs,
+                    seed=seed,
+                    validation_fraction=0.0,
+                    accept="always",
+                    augment_views=views,
+                    augment_hflip=True,
+                )
                 p = Personalizer.from_bundle(cache / "effnet-untrained", config=config, runtime=runtime)
                 p.fit(X, y)
-                rows.append({"seed": seed, "per_class": shots, "views": views, "accuracy": p.score(test_x, test_y),
-                             "feature_seconds": p.report_["feature_seconds"], "train_examples": p.report_["train_examples"]})
+                rows.append(
+                    {
+                        "seed": seed,
+                        "per_class": shots,
+                        "views": views,
+                        "accuracy": p.score(test_x, test_y),
+                        "feature_seconds": p.report_["feature_seconds"],
+                        "train_examples": p.report_["train_examples"],
+                    }
+                )
                 print(f"augmentation seed {seed} {shots}/class views {views}: {rows[-1]['accuracy']:.3f}", flush=True)
     return rows
 
@@ -158,10 +190,16 @@ def main() -> None:
     text = text_features(cache, mode, args.seed)
     images = image_features(cache, mode, args.seed)
     print(f"features ready after {time.perf_counter() - started:.0f} s", flush=True)
-    run = {"mode": args.mode, "config": dataclasses.asdict(mode), "level": 0.01,
-           "drift": {"BBC News (MiniLM)": drift_results("text", text, mode, args.seed),
-                     "Fashion-MNIST (EfficientNet-Lite0)": drift_results("images", images, mode, args.seed)},
-           "augmentation": augmentation(cache, images, mode)}
+    run = {
+        "mode": args.mode,
+        "config": dataclasses.asdict(mode),
+        "level": 0.01,
+        "drift": {
+            "BBC News (MiniLM)": drift_results("text", text, mode, args.seed),
+            "Fashion-MNIST (EfficientNet-Lite0)": drift_results("images", images, mode, args.seed),
+        },
+        "augmentation": augmentation(cache, images, mode),
+    }
     run["seconds"] = time.perf_counter() - started
     from benchmarks.monitoring_report import markdown, plots
 

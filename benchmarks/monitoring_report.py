@@ -9,30 +9,52 @@ import numpy as np
 
 
 def markdown(run: dict[str, Any]) -> str:
-    lines = [f"# Drift monitoring and augmentation ({run['mode']} run, {run['seconds']:.0f} s)", "",
-             "## False alarms: windows of held-out data from the export's own distribution", "",
-             "| data | reference sample | window | windows | alarm rate at level 0.01 | at level 0.05 |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Drift monitoring and augmentation ({run['mode']} run, {run['seconds']:.0f} s)",
+        "",
+        "## False alarms: windows of held-out data from the export's own distribution",
+        "",
+        "| data | reference sample | window | windows | alarm rate at level 0.01 | at level 0.05 |",
+        "|---|---|---|---|---|---|",
+    ]
     for data, d in run["drift"].items():
         for r in d["false_alarms"]:
-            lines.append(f"| {data} | {d['reference_sample']} | {r['window']} | {r['windows']} | {r['alarm_rate_0.01']:.3f} | "
-                         f"{r['alarm_rate_0.05']:.3f} |")
-    lines += ["", "## Detection after a switch (level 0.01)", "",
-              ("| data | switch to | window | detected | median delay (examples) | worst delay | checked every | "
-               "cumulative rule after 1000 normal (before) |"), "|---|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {data} | {d['reference_sample']} | {r['window']} | {r['windows']} | {r['alarm_rate_0.01']:.3f} | "
+                f"{r['alarm_rate_0.05']:.3f} |"
+            )
+    lines += [
+        "",
+        "## Detection after a switch (level 0.01)",
+        "",
+        (
+            "| data | switch to | window | detected | median delay (examples) | worst delay | checked every | "
+            "cumulative rule after 1000 normal (before) |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for data, d in run["drift"].items():
         for r in d["detection"]:
             before = d["cumulative_before"][r["shift"]]
-            lines.append(f"| {data} | {r['shift']} | {r['window']} | {r['detection_rate']:.0%} of {r['trials']} | "
-                         f"{_num(r['median_delay'])} | {_num(r['max_delay'])} | {r['check_every']} | "
-                         f"{_before(before)} |")
-    lines += ["", "## Augmentation: Fashion-MNIST, EfficientNet-Lite0, head fitted on the device", "",
-              "| per class | seeds | accuracy without | with 4 views | gain (points) | feature seconds without | with |",
-              "|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {data} | {r['shift']} | {r['window']} | {r['detection_rate']:.0%} of {r['trials']} | "
+                f"{_num(r['median_delay'])} | {_num(r['max_delay'])} | {r['check_every']} | "
+                f"{_before(before)} |"
+            )
+    lines += [
+        "",
+        "## Augmentation: Fashion-MNIST, EfficientNet-Lite0, head fitted on the device",
+        "",
+        "| per class | seeds | accuracy without | with 4 views | gain (points) | feature seconds without | with |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for shots, plain, aug in _augmentation_pairs(run):
-        lines.append(f"| {shots} | {len(plain)} | {np.mean([r['accuracy'] for r in plain]):.3f} | "
-                     f"{np.mean([r['accuracy'] for r in aug]):.3f} | "
-                     f"{100 * (np.mean([r['accuracy'] for r in aug]) - np.mean([r['accuracy'] for r in plain])):+.1f} | "
-                     f"{np.mean([r['feature_seconds'] for r in plain]):.1f} | {np.mean([r['feature_seconds'] for r in aug]):.1f} |")
+        lines.append(
+            f"| {shots} | {len(plain)} | {np.mean([r['accuracy'] for r in plain]):.3f} | "
+            f"{np.mean([r['accuracy'] for r in aug]):.3f} | "
+            f"{100 * (np.mean([r['accuracy'] for r in aug]) - np.mean([r['accuracy'] for r in plain])):+.1f} | "
+            f"{np.mean([r['feature_seconds'] for r in plain]):.1f} | {np.mean([r['feature_seconds'] for r in aug]):.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -68,8 +90,14 @@ def plots(run: dict[str, Any], out: Path) -> None:
 
 def _augmentation_pairs(run: dict[str, Any]) -> list[tuple[int, list[dict], list[dict]]]:
     rows = run["augmentation"]
-    return [(s, [r for r in rows if r["per_class"] == s and r["views"] == 0], [r for r in rows if r["per_class"] == s and r["views"] > 0])
-            for s in sorted({r["per_class"] for r in rows})]
+    return [
+        (
+            s,
+            [r for r in rows if r["per_class"] == s and r["views"] == 0],
+            [r for r in rows if r["per_class"] == s and r["views"] > 0],
+        )
+        for s in sorted({r["per_class"] for r in rows})
+    ]
 
 
 def _num(value: float | None) -> str:

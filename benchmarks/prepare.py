@@ -44,7 +44,11 @@ def prepare(cache: Path, config: BenchConfig) -> None:
         if not (cache / name / layout.MANIFEST).is_file():
             # Untrained heads (zeros): every alternative starts from the same head.
             export_config = ExportConfig(name=name, quantization=quantization, license="apache-2.0")
-            timed_export(cache, name, partial(export_bundle, minilm_path(), cache / name, data=ServerData(label_set=classes), config=export_config))
+            timed_export(
+                cache,
+                name,
+                partial(export_bundle, minilm_path(), cache / name, data=ServerData(label_set=classes), config=export_config),
+            )
     if not (cache / TEXTBOOK / "checkpoint").is_file():
         write_textbook_artifacts(cache / FP32_BUNDLE, cache / TEXTBOOK, len(classes))
 

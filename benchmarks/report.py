@@ -97,7 +97,7 @@ def size_table(sizes: dict) -> list[str]:
 
 
 def _faster(results: dict, base: str, names: tuple[str, ...]) -> str:
-    """"5.1x faster than textbook-ort, ...": an alternative that is faster gets "slower than" instead."""
+    """ "5.1x faster than textbook-ort, ...": an alternative that is faster gets "slower than" instead."""
     own = seconds(results[base])
     ratios = [(seconds(results[n]) / own, f"{n} (est.)" if "estimate" in results[n]["headline"] else n) for n in names]
     return ", ".join(f"{r:.1f}x faster than {n}" if r >= 1 else f"{1 / r:.1f}x slower than {n}" for r, n in ratios)
@@ -175,20 +175,28 @@ def executorch_wins(run: dict) -> list[str]:
         own = results[base]
         for name in (n for n in names if n in results):
             r = results[name]
-            lines += _beats(name, base, [
-                ("wall time", seconds(r), seconds(own), "{:.2f} s", False),
-                ("start-up", r["startup_s"], own["startup_s"], "{:.2f} s", False),
-                ("peak RSS", r["peak_rss_mb"], own["peak_rss_mb"], "{:.0f} MiB", False),
-                ("held-out accuracy", r["accuracy"], own["accuracy"], "{:.3f}", True),
-            ])
+            lines += _beats(
+                name,
+                base,
+                [
+                    ("wall time", seconds(r), seconds(own), "{:.2f} s", False),
+                    ("start-up", r["startup_s"], own["startup_s"], "{:.2f} s", False),
+                    ("peak RSS", r["peak_rss_mb"], own["peak_rss_mb"], "{:.0f} MiB", False),
+                    ("held-out accuracy", r["accuracy"], own["accuracy"], "{:.3f}", True),
+                ],
+            )
     programs = run["executorch"].get("exports", {})
     for bundle, needs in SHIPPED.items():
         if bundle in run["exports"] and all("bytes" in programs.get(n, {}) for n in needs):
             own, theirs = run["exports"][bundle], [programs[n] for n in needs]
-            lines += _beats(" + ".join(needs), bundle, [
-                ("export time", sum(t["seconds"] for t in theirs), own["seconds"], "{:.1f} s", False),
-                ("size", sum(t["bytes"] for t in theirs) / MIB, own["bytes"] / MIB, "{:.1f} MiB", False),
-            ])
+            lines += _beats(
+                " + ".join(needs),
+                bundle,
+                [
+                    ("export time", sum(t["seconds"] for t in theirs), own["seconds"], "{:.1f} s", False),
+                    ("size", sum(t["bytes"] for t in theirs) / MIB, own["bytes"] / MIB, "{:.1f} MiB", False),
+                ],
+            )
     return ["Where ExecuTorch wins a figure:", "", *(lines or ["- none in this run"])]
 
 
@@ -201,7 +209,9 @@ def markdown(run: dict) -> str:
         latency_table(results["latency"]),
         size_table(run["sizes"]),
         personalization_table(
-            results, rows(results, VISION_ALTERNATIVES, VISION_EXECUTORCH), "Fashion-MNIST images (EfficientNet-Lite0, FP32 backbone)"
+            results,
+            rows(results, VISION_ALTERNATIVES, VISION_EXECUTORCH),
+            "Fashion-MNIST images (EfficientNet-Lite0, FP32 backbone)",
         ),
         export_table(run),
         executorch_wins(run),
@@ -216,7 +226,13 @@ def comparison_plot(results: dict, folder: Path) -> Path:
     for ax, key, label in [(axes[0], "median_s", "personalization wall time (s)"), (axes[1], "peak_rss_mb", "peak RSS (MiB)")]:
         values = [seconds(results[n]) if key == "median_s" else results[n][key] for n in names]
         colors = [
-            "tab:green" if n.endswith("edgeft") else "tab:grey" if n.endswith("limit") else "tab:blue" if "executorch" in n else "tab:orange"
+            "tab:green"
+            if n.endswith("edgeft")
+            else "tab:grey"
+            if n.endswith("limit")
+            else "tab:blue"
+            if "executorch" in n
+            else "tab:orange"
             for n in names
         ]
         ax.barh(names, values, color=colors)
@@ -227,7 +243,13 @@ def comparison_plot(results: dict, folder: Path) -> Path:
         ax.set_xlabel(label)
         for y, (name, v) in enumerate(zip(names, values)):
             estimated = key == "median_s" and "estimate" in results[name]["headline"]
-            ax.text(v, y, f" ≈{v:.0f} (est.)" if estimated else f" {v:.2f}" if key == "median_s" else f" {v:.0f}", va="center", fontsize=8)
+            ax.text(
+                v,
+                y,
+                f" ≈{v:.0f} (est.)" if estimated else f" {v:.2f}" if key == "median_s" else f" {v:.0f}",
+                va="center",
+                fontsize=8,
+            )
         ax.margins(x=0.2)
     axes[1].set_yticklabels([])
     fig.suptitle("edgeft (green) against the alternatives (orange), ExecuTorch (blue) and the limit (grey)", fontsize=10)

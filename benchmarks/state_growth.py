@@ -37,10 +37,13 @@ def export_bundle(folder: Path) -> Path:
 
     texts, labels = bbc_news()
     (server,) = split_per_class(texts, labels, [4], seed=0)
-    export_bundle(minilm_path(), folder, data=ServerData(*server),
-                  # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto.
-                      config=ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2",
-                                          quantization="int8-dynamic"))
+    export_bundle(
+        minilm_path(),
+        folder,
+        data=ServerData(*server),
+        # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto.
+        config=ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2", quantization="int8-dynamic"),
+    )
     return folder
 
 
@@ -60,18 +63,29 @@ def measure(bundle: Path, keep: int, versions: int, work: Path) -> list[dict[str
         window.append(time.perf_counter() - started)
         if n in CHECKPOINTS:
             size = sum(f.stat().st_size for f in state.iterdir() if f.is_file())
-            rows.append({"versions": n, "save_ms_mean": 1e3 * float(np.mean(window)), "save_ms_max": 1e3 * max(window),
-                         "kept": len(personalizer.versions), "state_kb": size / 1e3})
+            rows.append(
+                {
+                    "versions": n,
+                    "save_ms_mean": 1e3 * float(np.mean(window)),
+                    "save_ms_max": 1e3 * max(window),
+                    "kept": len(personalizer.versions),
+                    "state_kb": size / 1e3,
+                }
+            )
             window = []
     return rows
 
 
 def markdown(results: dict[str, list[dict[str, float]]]) -> str:
-    lines = ["| policy | versions saved | kept | save (ms, mean since last row) | save (ms, max) | state size (kB) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| policy | versions saved | kept | save (ms, mean since last row) | save (ms, max) | state size (kB) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for policy, rows in results.items():
-        lines += [f"| {policy} | {r['versions']} | {r['kept']} | {r['save_ms_mean']:.1f} | {r['save_ms_max']:.1f} | {r['state_kb']:.0f} |"
-                  for r in rows]
+        lines += [
+            f"| {policy} | {r['versions']} | {r['kept']} | {r['save_ms_mean']:.1f} | {r['save_ms_max']:.1f} | {r['state_kb']:.0f} |"
+            for r in rows
+        ]
     return "\n".join(lines)
 
 

@@ -36,8 +36,13 @@ def header(mode: str, config: Any) -> dict[str, Any]:
     """The start of every result: the mode, its settings, the machine and the date; data sets go under ``data_sets``."""
     from benchmarks.__main__ import machine
 
-    return {"mode": mode, "config": dataclasses.asdict(config), "machine": machine(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "data_sets": {}}
+    return {
+        "mode": mode,
+        "config": dataclasses.asdict(config),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "data_sets": {},
+    }
 
 
 def save(results: dict[str, Any], out: Path, report: str) -> None:

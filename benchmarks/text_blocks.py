@@ -98,9 +98,15 @@ def export_bundles(data: DataSet, server: tuple[list[str], list[str]], work: Pat
     for variant, (blocks, rank) in VARIANTS.items():
         bundle = work / f"{data.key}-b{blocks}-r{rank}"
         if not (bundle / "manifest.json").is_file():
-            config = ExportConfig(name=f"minilm-{data.key}-b{blocks}-r{rank}", license="apache-2.0",
-                                  quantization="int8-dynamic", accept_quality_loss=True, max_length=data.max_length,
-                                  device_trainable_blocks=blocks, device_lora_rank=rank)
+            config = ExportConfig(
+                name=f"minilm-{data.key}-b{blocks}-r{rank}",
+                license="apache-2.0",
+                quantization="int8-dynamic",
+                accept_quality_loss=True,
+                max_length=data.max_length,
+                device_trainable_blocks=blocks,
+                device_lora_rank=rank,
+            )
             export_bundle(minilm_path(), bundle, data=ServerData(*server), config=config)
         bundles[variant] = bundle
     return bundles
@@ -119,9 +125,13 @@ def device_run(spec: dict[str, Any]) -> dict[str, Any]:
     p.fit(spec["X"], spec["y"], epochs=spec["epochs"], seed=spec["seed"], validation_fraction=0.0, accept="always")
     report = p.report_
     accuracy = p.score(spec["test_x"], spec["test_y"])
-    return {"accuracy": float(accuracy), "epochs": report["epochs"],
-            "seconds_per_epoch": report["train_seconds"] / max(report["epochs"], 1),
-            "feature_seconds": report["feature_seconds"], "peak_rss_mb": peak_rss_mb()}
+    return {
+        "accuracy": float(accuracy),
+        "epochs": report["epochs"],
+        "seconds_per_epoch": report["train_seconds"] / max(report["epochs"], 1),
+        "feature_seconds": report["feature_seconds"],
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def in_child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -140,15 +150,25 @@ def runs(data: DataSet, mode: Mode, work: Path) -> tuple[list[str], list[dict[st
     texts, labels = load(data.key)
     shots_run = mode.bbc_shots if data.key == "bbc" else mode.shots
     classes, per_seed = sorted(set(labels)), max(shots_run)
-    server, test, pool = split_per_class(texts, labels, [data.server_per_class, mode.test_per_class, per_seed * mode.seeds], seed=0)
+    server, test, pool = split_per_class(
+        texts, labels, [data.server_per_class, mode.test_per_class, per_seed * mode.seeds], seed=0
+    )
     bundles = export_bundles(data, server, work)
     rows = []
     for shots in shots_run:
         for seed in range(mode.seeds):
             X, y = user_examples(pool, shots, seed, per_seed)
             for variant, bundle in bundles.items():
-                spec = {"bundle": str(bundle), "cache": str(work / "features" / bundle.name), "X": X, "y": y,
-                        "test_x": test[0], "test_y": test[1], "epochs": mode.epochs, "seed": seed}
+                spec = {
+                    "bundle": str(bundle),
+                    "cache": str(work / "features" / bundle.name),
+                    "X": X,
+                    "y": y,
+                    "test_x": test[0],
+                    "test_y": test[1],
+                    "epochs": mode.epochs,
+                    "seed": seed,
+                }
                 rows.append({"shots": shots, "seed": seed, "variant": variant, **in_child(spec)})
                 print(f"{data.name} {shots}/label seed {seed} {variant}: {rows[-1]['accuracy']:.3f}", flush=True)
     return classes, rows
@@ -174,11 +194,18 @@ def cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not group:
                 continue
             accuracy = [r["accuracy"] for r in group]
-            out.append({"shots": shots, "variant": variant, "accuracy": float(np.mean(accuracy)),
-                        "accuracy_sd": float(np.std(accuracy)), "runs": len(group),
-                        "seconds_per_epoch": float(np.median([r["seconds_per_epoch"] for r in group])),
-                        "feature_seconds": float(np.median([r["feature_seconds"] for r in group])),
-                        "peak_rss_mb": float(max(r["peak_rss_mb"] for r in group))})
+            out.append(
+                {
+                    "shots": shots,
+                    "variant": variant,
+                    "accuracy": float(np.mean(accuracy)),
+                    "accuracy_sd": float(np.std(accuracy)),
+                    "runs": len(group),
+                    "seconds_per_epoch": float(np.median([r["seconds_per_epoch"] for r in group])),
+                    "feature_seconds": float(np.median([r["feature_seconds"] for r in group])),
+                    "peak_rss_mb": float(max(r["peak_rss_mb"] for r in group)),
+                }
+            )
     return out
 
 
@@ -190,28 +217,55 @@ def targets(table: list[dict[str, Any]], shots: int = 128) -> dict[str, Any]:
     head = at[HEAD_ONLY]
     best = max((c for v, c in at.items() if v != HEAD_ONLY), key=lambda c: c["accuracy"])
     gain, memory = best["accuracy"] - head["accuracy"], best["peak_rss_mb"] / head["peak_rss_mb"]
-    return {"shots": shots, "measured": True, "best": best["variant"], "gain_points": 100 * gain,
-            "gain_met": gain >= 0.04, "memory_ratio": memory, "memory_met": memory < 2.0}
+    return {
+        "shots": shots,
+        "measured": True,
+        "best": best["variant"],
+        "gain_points": 100 * gain,
+        "gain_met": gain >= 0.04,
+        "memory_ratio": memory,
+        "memory_met": memory < 2.0,
+    }
 
 
 def markdown(results: dict[str, Any]) -> str:
     epochs = results["config"]["epochs"] or "each bundle ships its own default"
-    lines = [f"Mode `{results['mode']}` on {results['machine']}, {results['date']} ({results['seconds']:.0f} s in all); epochs: {epochs}.", ""]
+    lines = [
+        f"Mode `{results['mode']}` on {results['machine']}, {results['date']} ({results['seconds']:.0f} s in all); epochs: {epochs}.",
+        "",
+    ]
     for name, data in results["data_sets"].items():
-        lines += [(f"### {name} ({data['labels']} labels, max_length {data['max_length']}, shipped head trained on "
-                  f"{data['server_per_class']} per label, {data['test_examples']} held out)"), ""]
+        lines += [
+            (
+                f"### {name} ({data['labels']} labels, max_length {data['max_length']}, shipped head trained on "
+                f"{data['server_per_class']} per label, {data['test_examples']} held out)"
+            ),
+            "",
+        ]
         t = data["targets"]
         if t["measured"]:
-            lines += [(f"At {t['shots']} per label, the best way with trainable blocks ({t['best']}) is "
-                      f"{t['gain_points']:+.1f} points against the head alone ({'met' if t['gain_met'] else 'MISSED'}: "
-                      f"at least +4), at {t['memory_ratio']:.2f}x its peak memory "
-                      f"({'met' if t['memory_met'] else 'MISSED'}: under 2x)."), ""]
-        lines += [("| per label | way of training | accuracy (± sd over seeds) | train s / epoch | frozen part, s | "
-                  "peak memory MiB | bundle MB |"), "|---|---|---|---|---|---|---|"]
+            lines += [
+                (
+                    f"At {t['shots']} per label, the best way with trainable blocks ({t['best']}) is "
+                    f"{t['gain_points']:+.1f} points against the head alone ({'met' if t['gain_met'] else 'MISSED'}: "
+                    f"at least +4), at {t['memory_ratio']:.2f}x its peak memory "
+                    f"({'met' if t['memory_met'] else 'MISSED'}: under 2x)."
+                ),
+                "",
+            ]
+        lines += [
+            (
+                "| per label | way of training | accuracy (± sd over seeds) | train s / epoch | frozen part, s | "
+                "peak memory MiB | bundle MB |"
+            ),
+            "|---|---|---|---|---|---|---|",
+        ]
         for c in data["cells"]:
-            lines.append(f"| {c['shots']} | {c['variant']} | {c['accuracy']:.3f} ± {c['accuracy_sd']:.3f} | "
-                         f"{c['seconds_per_epoch']:.2f} | {c['feature_seconds']:.1f} | {c['peak_rss_mb']:.0f} | "
-                         f"{data['bundle_mb'][c['variant']]:.1f} |")
+            lines.append(
+                f"| {c['shots']} | {c['variant']} | {c['accuracy']:.3f} ± {c['accuracy_sd']:.3f} | "
+                f"{c['seconds_per_epoch']:.2f} | {c['feature_seconds']:.1f} | {c['peak_rss_mb']:.0f} | "
+                f"{data['bundle_mb'][c['variant']]:.1f} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -229,8 +283,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
         for variant in VARIANTS:
             cs = [c for c in table if c["variant"] == variant]
             shots = [c["shots"] for c in cs]
-            axes[0][j].errorbar(shots, [c["accuracy"] for c in cs], yerr=[c["accuracy_sd"] for c in cs],
-                                marker="o", capsize=3, label=variant)
+            axes[0][j].errorbar(
+                shots, [c["accuracy"] for c in cs], yerr=[c["accuracy_sd"] for c in cs], marker="o", capsize=3, label=variant
+            )
             axes[1][j].plot(shots, [c["seconds_per_epoch"] for c in cs], marker="o", label=variant)
         axes[0][j].set_title(name)
         axes[0][j].set_ylabel("held-out accuracy")
@@ -260,22 +315,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="how much work (default: %(default)s)")
     parser.add_argument("--data", default=None, help="data sets, comma-separated: rt, bbc (default: the mode's)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="results folder (default: docs/text-blocks in quick mode, else benchmarks/results/text-blocks-MODE)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default: docs/text-blocks in quick mode, else benchmarks/results/text-blocks-MODE)",
+    )
     args = parser.parse_args()
     mode = MODES[args.mode]
     out, work = study.folders("text-blocks", args.mode, args.out)
     study.quiet()
     started = time.perf_counter()
     results = study.header(args.mode, mode)
-    for key in (args.data.split(",") if args.data else mode.data):
+    for key in args.data.split(",") if args.data else mode.data:
         data = DATA_SETS[key]
         classes, rows = runs(data, mode, work)
         table = cells(rows)
         results["data_sets"][data.name] = {
-            "labels": len(classes), "max_length": data.max_length,
-            "test_examples": mode.test_per_class * len(classes), "rows": rows, "cells": table,
-            "server_per_class": data.server_per_class, "targets": targets(table, max(mode.shots)),
+            "labels": len(classes),
+            "max_length": data.max_length,
+            "test_examples": mode.test_per_class * len(classes),
+            "rows": rows,
+            "cells": table,
+            "server_per_class": data.server_per_class,
+            "targets": targets(table, max(mode.shots)),
             "bundle_mb": {v: bundle_mb(work / f"{key}-b{b}-r{r}") for v, (b, r) in VARIANTS.items()},
         }
     results["seconds"] = time.perf_counter() - started

@@ -38,8 +38,13 @@ def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: 
     if not (folder / BUNDLE / layout.MANIFEST).is_file():
         model = VISION_MODELS["efficientnet-lite0"]
         config = ExportConfig(name="effnet-fashion", quantization=Quantization.NONE, license=model.license)
-        timed_export(cache, f"{VISION}/{BUNDLE}", lambda: export_bundle(
-            model.build(), folder / BUNDLE, data=ServerData(label_set=FASHION_MNIST_CLASSES), config=config))
+        timed_export(
+            cache,
+            f"{VISION}/{BUNDLE}",
+            lambda: export_bundle(
+                model.build(), folder / BUNDLE, data=ServerData(label_set=FASHION_MNIST_CLASSES), config=config
+            ),
+        )
     if not (folder / TEXTBOOK / "checkpoint").is_file():
         write_textbook_artifacts(folder / BUNDLE, folder / TEXTBOOK, len(FASHION_MNIST_CLASSES))
 
@@ -93,8 +98,15 @@ class VisionEdgeft(_Vision):
 
         # A fresh personalizer per run: an empty feature cache, so every run pays for its backbone pass.
         self.personalizer = Personalizer(self.bundle)
-        self.personalizer.fit(np.stack(images), labels, epochs=epochs, batch_size=self.batch_size, lr=self.config.lr,
-                              validation_fraction=0.0, accept="always")
+        self.personalizer.fit(
+            np.stack(images),
+            labels,
+            epochs=epochs,
+            batch_size=self.batch_size,
+            lr=self.config.lr,
+            validation_fraction=0.0,
+            accept="always",
+        )
 
     def predict(self, images: list[np.ndarray]) -> np.ndarray:
         return self.targets(list(self.personalizer.predict(np.stack(images))))

@@ -86,8 +86,10 @@ class ReplayCheck:
         if not lost:
             return None
         beyond = f", and more than chance explains at forgetting_level {self.level}" if self.level < 1 else ""
-        return (f"the new head forgets label(s) of the bundle's replay set, recall {', '.join(lost)} "
-                f"(more than the {self.margin:.2f} allowed, max_label_loss{beyond})")
+        return (
+            f"the new head forgets label(s) of the bundle's replay set, recall {', '.join(lost)} "
+            f"(more than the {self.margin:.2f} allowed, max_label_loss{beyond})"
+        )
 
 
 def check_replay(
@@ -106,14 +108,21 @@ def check_replay(
     return ReplayCheck(labels, _verdict(np.ones(len(targets), bool), targets, current, new, margin, level), margin, level)
 
 
-def _verdict(rows: np.ndarray, targets: np.ndarray, current: np.ndarray, new: np.ndarray, margin: float,
-             level: float) -> dict[str, Any]:
+def _verdict(
+    rows: np.ndarray, targets: np.ndarray, current: np.ndarray, new: np.ndarray, margin: float, level: float
+) -> dict[str, Any]:
     was, now = current[rows] == targets[rows], new[rows] == targets[rows]
     lost, gained = int(np.sum(was & ~now)), int(np.sum(~was & now))
     p = _sign_test(lost, gained)
     before, after = float(was.mean()), float(now.mean())
-    return {"current": before, "new": after, "lost": lost, "gained": gained, "p": p,
-            "kept": not (after < before - margin - 1e-9 and p < level)}
+    return {
+        "current": before,
+        "new": after,
+        "lost": lost,
+        "gained": gained,
+        "p": p,
+        "kept": not (after < before - margin - 1e-9 and p < level),
+    }
 
 
 def _sign_test(lost: int, gained: int) -> float:

@@ -29,7 +29,9 @@ class TextBackbone(BackboneSession):
         self.input_names = self.spec.input_names
         unknown = [name for name in self.input_names if name not in TEXT_INPUTS]
         if unknown:
-            raise BundleError(f"manifest.json: input.input_names holds {unknown}; a text backbone is fed {', '.join(TEXT_INPUTS)}.")
+            raise BundleError(
+                f"manifest.json: input.input_names holds {unknown}; a text backbone is fed {', '.join(TEXT_INPUTS)}."
+            )
         self.tokenizer = Tokenizer.from_file(str(bundle.file(TOKENIZER)))
         self.tokenizer.enable_truncation(self.spec.max_length)
         # Pad to the longest text of each batch, not to a fixed length: less work. A cut backbone
@@ -63,8 +65,7 @@ class TextBackbone(BackboneSession):
                 progress(min(start + batch_size, len(texts)), len(texts))
         if truncated:
             warnings.warn(
-                f"{truncated} of {len(texts)} texts were longer than {self.max_length} tokens "
-                "and were truncated.",
+                f"{truncated} of {len(texts)} texts were longer than {self.max_length} tokens and were truncated.",
                 TruncationWarning,
                 stacklevel=3,
             )
@@ -114,7 +115,5 @@ def backbone_for(
     """
     modality = bundle.manifest.input.modality
     if modality not in BACKBONES:
-        raise BundleError(
-            f"The bundle's input modality {modality!r} is not supported; this edgeft reads {', '.join(BACKBONES)}."
-        )
+        raise BundleError(f"The bundle's input modality {modality!r} is not supported; this edgeft reads {', '.join(BACKBONES)}.")
     return BACKBONES[modality](bundle, providers, threads, inter_op_threads, model_path)

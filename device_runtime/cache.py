@@ -92,7 +92,9 @@ class FeatureCache:
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self._dim)
         keys = list(keys)
         if self.persistent:
-            self._append([k for k in keys if k not in self._disk], vectors[[i for i, k in enumerate(keys) if k not in self._disk]])
+            self._append(
+                [k for k in keys if k not in self._disk], vectors[[i for i, k in enumerate(keys) if k not in self._disk]]
+            )
         for key, vector in zip(keys, vectors):
             if key not in self._memory:
                 self._memory[key] = vector.copy()

@@ -56,10 +56,15 @@ class Diagnosis:
             ("onnxruntime", self.onnxruntime),
             ("providers", ", ".join(self.providers)),
             ("training engine", f"{self.engine}: {self.engine_reason or 'ONNX Runtime training'}"),
-            *((f"extra [{name}]", f"missing {', '.join(lacks)}" if lacks else "installed") for name, lacks in self.extras.items()),
+            *(
+                (f"extra [{name}]", f"missing {', '.join(lacks)}" if lacks else "installed")
+                for name, lacks in self.extras.items()
+            ),
         ]
         if self.engine_reason and "export" in self.extras:
-            rows.append(("exporting", "needs ONNX Runtime training, so Python 3.10-3.12 on x86-64 Linux, macOS or x86-64 Windows"))
+            rows.append(
+                ("exporting", "needs ONNX Runtime training, so Python 3.10-3.12 on x86-64 Linux, macOS or x86-64 Windows")
+            )
         width = max(len(key) for key, _ in rows)
         return [f"{key:<{width}}  {value}" for key, value in rows]
 

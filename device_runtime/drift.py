@@ -122,8 +122,14 @@ def compare(reference: dict[str, Any], local: RunningStats, threshold: float = D
         a one-line reason.
     """
     if local.count == 0 or local.feature_mean is None:
-        return {"drifted": False, "feature_shift": None, "confidence_drop": None, "threshold": threshold,
-                "examples_seen": 0, "reason": "no local examples seen yet"}
+        return {
+            "drifted": False,
+            "feature_shift": None,
+            "confidence_drop": None,
+            "threshold": threshold,
+            "examples_seen": 0,
+            "reason": "no local examples seen yet",
+        }
     shift = feature_shift(reference, local.feature_mean)
     drop = reference["confidence_mean"] - local.confidence_mean if local.confidence_count else None
     drifted = shift > threshold
@@ -131,5 +137,12 @@ def compare(reference: dict[str, Any], local: RunningStats, threshold: float = D
         f"feature shift {shift:.3f} is {'above' if drifted else 'within'} the threshold {threshold} "
         f"over {local.count} local examples"
     )
-    return {"drifted": drifted, "feature_shift": shift, "confidence_drop": drop, "threshold": threshold,
-            "examples_seen": local.count, "reference_examples": reference["count"], "reason": reason}
+    return {
+        "drifted": drifted,
+        "feature_shift": shift,
+        "confidence_drop": drop,
+        "threshold": threshold,
+        "examples_seen": local.count,
+        "reference_examples": reference["count"],
+        "reason": reason,
+    }

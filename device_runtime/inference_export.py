@@ -51,21 +51,27 @@ def export_inference_model(bundle: Bundle, engine: HeadEngine, path: str | os.Pa
         raise ExportError(f"Could not join the backbone and the head into one model: {e}") from e
     graph = merged.graph
     n_classes = len(labels)
-    graph.initializer.extend([
-        numpy_helper.from_array(np.array([value], np.int64), name)
-        for name, value in (("active/starts", 0), ("active/ends", n_classes), ("active/axes", 1))
-    ])
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array([value], np.int64), name)
+            for name, value in (("active/starts", 0), ("active/ends", n_classes), ("active/axes", 1))
+        ]
+    )
     graph.node.append(helper.make_node("Slice", ["head/logits", "active/starts", "active/ends", "active/axes"], ["logits"]))
     graph.node.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1))
     del graph.output[:]
-    graph.output.extend([
-        helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", n_classes])
-        for name in ("logits", "probabilities")
-    ])
-    merged.metadata_props.extend([
-        onnx.StringStringEntryProto(key="edgeft.labels", value=",".join(labels)),
-        onnx.StringStringEntryProto(key="edgeft.bundle", value=f"{bundle.manifest.name}@{bundle.manifest.version}"),
-    ])
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", n_classes])
+            for name in ("logits", "probabilities")
+        ]
+    )
+    merged.metadata_props.extend(
+        [
+            onnx.StringStringEntryProto(key="edgeft.labels", value=",".join(labels)),
+            onnx.StringStringEntryProto(key="edgeft.bundle", value=f"{bundle.manifest.name}@{bundle.manifest.version}"),
+        ]
+    )
     try:
         with atomic.atomic_path(path) as tmp:
             onnx.save(merged, str(tmp))

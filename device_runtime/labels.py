@@ -58,5 +58,7 @@ def unknown_label_fix(free: int) -> str:
     """The advice a device's DataError gives for labels the head does not have."""
     if free == 0:
         return "the bundle has no free spare output slot, so re-export it with those labels (or with --spare-labels)"
-    return (f'pass new_labels="add" to fit/partial_fit (or call add_labels; `edgeft personalize --new-labels add`) '
-            f"to teach the head a label of your own ({free} free output slot(s)), or re-export the bundle with those labels")
+    return (
+        f'pass new_labels="add" to fit/partial_fit (or call add_labels; `edgeft personalize --new-labels add`) '
+        f"to teach the head a label of your own ({free} free output slot(s)), or re-export the bundle with those labels"
+    )

@@ -103,7 +103,11 @@ class DriftMonitor:
         features = np.frombuffer(base64.b64decode(data["features"]), "<f4").reshape(data["shape"])
         for row, c, t in zip(features, data["confidence"], data["times"]):
             monitor._rows.append((row.copy(), float(c), float(t)))
-        monitor.observed, monitor.since_check, monitor.alarm = int(data["observed"]), int(data["since_check"]), bool(data["alarm"])
+        monitor.observed, monitor.since_check, monitor.alarm = (
+            int(data["observed"]),
+            int(data["since_check"]),
+            bool(data["alarm"]),
+        )
         return monitor
 
 
@@ -136,26 +140,41 @@ def drift_report(
     report = compare(reference, seen, threshold)
     report["over_threshold"] = report["drifted"]  # the cumulative rule's decision, whichever decides
     features, confidence, times = monitor.window()
-    window = {"examples": len(features), "capacity": monitor.config.window, "seconds": monitor.config.window_seconds,
-              "observed": monitor.observed, "oldest": _iso(times[0]) if len(times) else None,
-              "newest": _iso(times[-1]) if len(times) else None,
-              "feature_shift": feature_shift(reference, features.mean(axis=0)) if len(features) else None}
+    window = {
+        "examples": len(features),
+        "capacity": monitor.config.window,
+        "seconds": monitor.config.window_seconds,
+        "observed": monitor.observed,
+        "oldest": _iso(times[0]) if len(times) else None,
+        "newest": _iso(times[-1]) if len(times) else None,
+        "feature_shift": feature_shift(reference, features.mean(axis=0)) if len(features) else None,
+    }
     report.update(window=window, confidence=_confidence(reference, sample, confidence))
     if sample is None:
-        report.update(test={"available": False, "reason": f"the bundle has no {REFERENCE_SAMPLE}; re-export it to test windows"},
-                      decided_by="feature_shift_threshold")
+        report.update(
+            test={"available": False, "reason": f"the bundle has no {REFERENCE_SAMPLE}; re-export it to test windows"},
+            decided_by="feature_shift_threshold",
+        )
         report["reason"] += "; the windowed test is unavailable: the bundle has no reference sample (re-export it)"
         return report
     if len(features) < monitor.config.min_window:
-        report.update(test={"available": False, "reason": f"the window holds {len(features)} prediction(s); the test "
-                            f"needs {monitor.config.min_window}"}, decided_by="feature_shift_threshold")
+        report.update(
+            test={
+                "available": False,
+                "reason": f"the window holds {len(features)} prediction(s); the test needs {monitor.config.min_window}",
+            },
+            decided_by="feature_shift_threshold",
+        )
         report["reason"] += f"; the windowed test waits for {monitor.config.min_window} predictions ({len(features)} so far)"
         return report
     c = monitor.config
     result = mmd_permutation_test(features, sample.features, level=c.level, permutations=c.permutations, seed=c.seed)
-    report.update(test={"available": True, **result.to_dict(), "reference_sample": len(sample.features)},
-                  drifted=result.rejected, decided_by="mmd_test", reason=_sentence(result.rejected, result.p_value, c.level,
-                                                                                  len(features), report["confidence"]))
+    report.update(
+        test={"available": True, **result.to_dict(), "reference_sample": len(sample.features)},
+        drifted=result.rejected,
+        decided_by="mmd_test",
+        reason=_sentence(result.rejected, result.p_value, c.level, len(features), report["confidence"]),
+    )
     return report
 
 
@@ -166,9 +185,11 @@ def _confidence(reference: dict[str, Any], sample: ReferenceSample | None, windo
 
 
 def _sentence(drifted: bool, p_value: float, level: float, n: int, confidence: dict[str, Any]) -> str:
-    verdict = (f"The last {n} predictions differ from the export data (MMD permutation test, p = {p_value:.3g} <= level {level}): drift"
-               if drifted else
-               f"The last {n} predictions are consistent with the export data (MMD permutation test, p = {p_value:.3g} > level {level})")
+    verdict = (
+        f"The last {n} predictions differ from the export data (MMD permutation test, p = {p_value:.3g} <= level {level}): drift"
+        if drifted
+        else f"The last {n} predictions are consistent with the export data (MMD permutation test, p = {p_value:.3g} > level {level})"
+    )
     return f"{verdict}; mean confidence {confidence['window_mean']:.2f} against {confidence['reference_mean']:.2f} at export."
 
 

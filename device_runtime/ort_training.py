@@ -29,8 +29,10 @@ def training_available() -> str | None:
         installed = _onnxruntime.describe()
         if any(name in TRAINING_DISTRIBUTIONS for name, _ in _onnxruntime.distributions()):
             return f"the training API of the installed {installed} failed to load ({type(e).__name__}: {e})"
-        return (f"the installed {installed} has no training API (onnxruntime-training-cpu is not installed: its last "
-                "release has wheels only for CPython 3.10-3.12 on x86-64 Linux, macOS and x86-64 Windows)")
+        return (
+            f"the installed {installed} has no training API (onnxruntime-training-cpu is not installed: its last "
+            "release has wheels only for CPython 3.10-3.12 on x86-64 Linux, macOS and x86-64 Windows)"
+        )
     return None
 
 
@@ -113,9 +115,7 @@ class HeadTrainingSession:
 
     def save_checkpoint(self, path: str | os.PathLike, *, include_optimizer_state: bool = True) -> None:
         """Write the head (by default with AdamW's moments, so training resumes exactly)."""
-        _training_api().CheckpointState.save_checkpoint(
-            self._state, str(path), include_optimizer_state=include_optimizer_state
-        )
+        _training_api().CheckpointState.save_checkpoint(self._state, str(path), include_optimizer_state=include_optimizer_state)
 
     def export_inference_model(self, path: str | os.PathLike, output_names: list[str]) -> None:
         """Write the head as a plain inference ONNX model with its current weights."""

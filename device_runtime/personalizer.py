@@ -149,7 +149,12 @@ class Personalizer:
         return self.backbone.provider
 
     def fit(
-        self, X: list[str], y: list[str], *, progress: ProgressCallback | None = None, new_labels: NewLabels = "refuse",
+        self,
+        X: list[str],
+        y: list[str],
+        *,
+        progress: ProgressCallback | None = None,
+        new_labels: NewLabels = "refuse",
         **overrides: Any,
     ) -> Personalizer:
         """Train a head on ``X``, ``y`` from the shipped head; keep it if not worse than the current one.
@@ -178,7 +183,12 @@ class Personalizer:
         return self._train(X, y, progress, overrides, restart=True, new_labels=new_labels)
 
     def partial_fit(
-        self, X: list[str], y: list[str], *, progress: ProgressCallback | None = None, new_labels: NewLabels = "refuse",
+        self,
+        X: list[str],
+        y: list[str],
+        *,
+        progress: ProgressCallback | None = None,
+        new_labels: NewLabels = "refuse",
         **overrides: Any,
     ) -> Personalizer:
         """Like :meth:`fit`, but continue from the current head and its optimizer state (e.g. on new examples)."""
@@ -343,7 +353,9 @@ class Personalizer:
         record, parameters, optimizer = read_state(path)
         if not isinstance(bundle, Bundle):
             runtime = kwargs.get("runtime")
-            bundle = Bundle.load(bundle or record["bundle"]["path"], trust=runtime.trust if isinstance(runtime, RuntimeConfig) else None)
+            bundle = Bundle.load(
+                bundle or record["bundle"]["path"], trust=runtime.trust if isinstance(runtime, RuntimeConfig) else None
+            )
         check_same_bundle(record, bundle)
         if "config" not in kwargs:
             kwargs["config"] = _saved_config(record["config"], path)
@@ -391,7 +403,12 @@ class Personalizer:
         return self
 
     def _train(
-        self, X: list[str], y: list[str], progress: ProgressCallback | None, overrides: dict, restart: bool,
+        self,
+        X: list[str],
+        y: list[str],
+        progress: ProgressCallback | None,
+        overrides: dict,
+        restart: bool,
         new_labels: NewLabels = "refuse",
     ) -> Personalizer:
         started = time.monotonic()
@@ -417,7 +434,9 @@ class Personalizer:
             self.added_labels_ = claimed_before
             raise
         feature_seconds = time.monotonic() - started
-        on, eval_idx = ("the validation split", val_idx) if len(val_idx) else ("the training data (no validation split)", train_idx)
+        on, eval_idx = (
+            ("the validation split", val_idx) if len(val_idx) else ("the training data (no validation split)", train_idx)
+        )
         eval_x, eval_y = np.asarray(features[eval_idx]), targets[eval_idx]
         n_classes = len(self.labels)
         current = score_head(self._engine, eval_x, eval_y, n_classes, config.batch_size)
@@ -434,15 +453,28 @@ class Personalizer:
                 engine.claim_outputs(self._slots(len(claimed_before)), reset_weights=True)
             engine.l2sp = l2sp
             result = train_head(
-                engine, train_x, train_y, config, rows=rows,
-                validation=(eval_x, eval_y, n_classes), deadline=deadline, cancel=self._cancel, progress=progress,
+                engine,
+                train_x,
+                train_y,
+                config,
+                rows=rows,
+                validation=(eval_x, eval_y, n_classes),
+                deadline=deadline,
+                cancel=self._cancel,
+                progress=progress,
             )
             engine.release_outputs(list(range(n_classes, self.bundle.manifest.head.out_features)))
             new = score_head(engine, eval_x, eval_y, n_classes, config.batch_size)
             replay = None
             if current_replay is not None:
-                replay = check_replay(self.replay.labels, current_replay, self._replay_predictions(engine, config),
-                                      self.labels, config.max_label_loss, config.forgetting_level)
+                replay = check_replay(
+                    self.replay.labels,
+                    current_replay,
+                    self._replay_predictions(engine, config),
+                    self.labels,
+                    config.max_label_loss,
+                    config.forgetting_level,
+                )
             accepted, reason = decide(config, result.stopped, result.steps, new, current, on, replay)
             if accepted:
                 self._engine = engine
@@ -453,22 +485,40 @@ class Personalizer:
                     self._engine = self._open_engine(snapshot, weight_decay=config.weight_decay)
         self.history_ = result.history
         self.report_ = {
-            "accepted": accepted, "reason": reason, "version": self.versions_.current,
-            "metric": config.metric.value, "new": _summary(new), "current": _summary(current),
-            "stopped": result.stopped, "epochs": len(result.history), "steps": result.steps,
-            "best_epoch": result.best_epoch, "examples": len(examples), "train_examples": len(train_idx),
-            "validation_examples": len(val_idx), "engine": self.engine.value, "provider": self.provider,
-            "feature_seconds": feature_seconds, "train_seconds": time.monotonic() - started - feature_seconds,
+            "accepted": accepted,
+            "reason": reason,
+            "version": self.versions_.current,
+            "metric": config.metric.value,
+            "new": _summary(new),
+            "current": _summary(current),
+            "stopped": result.stopped,
+            "epochs": len(result.history),
+            "steps": result.steps,
+            "best_epoch": result.best_epoch,
+            "examples": len(examples),
+            "train_examples": len(train_idx),
+            "validation_examples": len(val_idx),
+            "engine": self.engine.value,
+            "provider": self.provider,
+            "feature_seconds": feature_seconds,
+            "train_seconds": time.monotonic() - started - feature_seconds,
             "final_loss": result.history[-1] if result.history else None,
-            "replay_examples": n_replay, "l2sp": l2sp, "labels_checked": replay is not None,
+            "replay_examples": n_replay,
+            "l2sp": l2sp,
+            "labels_checked": replay is not None,
             "label_verdicts": replay.labels if replay is not None else UNCHECKED,
             "replay_verdict": replay.overall if replay is not None else None,
-            "added_labels": self.added_labels_[len(claimed_before):], "config": to_dict(config),
+            "added_labels": self.added_labels_[len(claimed_before) :],
+            "config": to_dict(config),
         }
         return self
 
     def _user_rows(
-        self, examples: Any, targets: np.ndarray, config: TrainConfig, progress: ProgressCallback | None,
+        self,
+        examples: Any,
+        targets: np.ndarray,
+        config: TrainConfig,
+        progress: ProgressCallback | None,
         deadline: float | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The user's features and targets (augmented views appended), and the training and validation rows.
@@ -489,9 +539,17 @@ class Personalizer:
 
     def _interrupted_report(self, stop: _Interrupted, examples: Any, started: float) -> dict[str, Any]:
         return {
-            "accepted": False, "reason": f"{stop}; the current head is kept", "version": self.versions_.current,
-            "stopped": stop.reason, "epochs": 0, "steps": 0, "examples": len(examples), "engine": self.engine.value,
-            "provider": self.provider, "feature_seconds": time.monotonic() - started, "train_seconds": 0.0,
+            "accepted": False,
+            "reason": f"{stop}; the current head is kept",
+            "version": self.versions_.current,
+            "stopped": stop.reason,
+            "epochs": 0,
+            "steps": 0,
+            "examples": len(examples),
+            "engine": self.engine.value,
+            "provider": self.provider,
+            "feature_seconds": time.monotonic() - started,
+            "train_seconds": 0.0,
         }
 
     def _training_rows(
@@ -538,18 +596,25 @@ class Personalizer:
         example_of = dict(zip(keys, examples))
         features = self._embed(keys, lambda chunk: [example_of[k] for k in chunk], progress, stop)
         for start in range(0, len(features), 4096):
-            self.seen_.update_features(drift_features(features[start : start + 4096], self.bundle.manifest.backbone.intermediate_shape))
+            self.seen_.update_features(
+                drift_features(features[start : start + 4096], self.bundle.manifest.backbone.intermediate_shape)
+            )
         return features
 
     def _embed(
-        self, keys: list[str], inputs_of: Callable[[list[str]], Any], progress: ProgressCallback | None,
+        self,
+        keys: list[str],
+        inputs_of: Callable[[list[str]], Any],
+        progress: ProgressCallback | None,
         stop: Callable[[], str | None],
     ) -> np.ndarray:
         """Features of ``keys`` from the cache, computing the missing ones from ``inputs_of(their keys)``."""
         todo = self.cache.uncached(keys)
         for start in range(0, len(todo), FEATURE_CHUNK):
             if reason := stop():
-                raise _Interrupted(reason, f"{reason} after features of {start} of {len(todo)} new examples (cached for the next run)")
+                raise _Interrupted(
+                    reason, f"{reason} after features of {start} of {len(todo)} new examples (cached for the next run)"
+                )
             chunk = todo[start : start + FEATURE_CHUNK]
             vectors = self.backbone.features(inputs_of(chunk), batch_size=self.config.batch_size)
             check_features(vectors, self.bundle.manifest.backbone.feature_size, "the backbone's output")
@@ -559,7 +624,11 @@ class Personalizer:
         return self.cache.matrix(keys)
 
     def _augmented(
-        self, examples: np.ndarray, rows: np.ndarray, config: TrainConfig, progress: ProgressCallback | None,
+        self,
+        examples: np.ndarray,
+        rows: np.ndarray,
+        config: TrainConfig,
+        progress: ProgressCallback | None,
         stop: Callable[[], str | None],
     ) -> np.ndarray:
         """Features of ``config.augment_views`` views of each example in ``rows``, view by view, each view cached.
@@ -623,7 +692,9 @@ def _check_arguments(bundle: object, config: object, runtime: object) -> None:
     """Wrong types here would fail later, far from the cause, as AttributeErrors."""
     for name, value, kind in (("bundle", bundle, Bundle), ("config", config, TrainConfig), ("runtime", runtime, RuntimeConfig)):
         if not (isinstance(value, kind) or (value is None and name != "bundle")):
-            raise ConfigError(f"{name} must be a {kind.__name__}{'' if name == 'bundle' else ' or None'}, got {type(value).__name__}.")
+            raise ConfigError(
+                f"{name} must be a {kind.__name__}{'' if name == 'bundle' else ' or None'}, got {type(value).__name__}."
+            )
 
 
 def _stop_reason(cancel: threading.Event, deadline: float | None) -> str | None:

@@ -97,4 +97,3 @@ class StackedRows:
             out[own] = self._first[index[own]]
         out[~own] = self._second[index[~own] - len(self._first)]
         return out
-

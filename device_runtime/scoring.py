@@ -18,7 +18,9 @@ def batched_logits(engine: HeadEngine, features: np.ndarray, batch_size: int, n_
     label has claimed (see :mod:`device_runtime.labels`) are masked out, so
     neither softmax nor argmax ever sees them.
     """
-    logits = np.concatenate([engine.logits(np.asarray(features[i : i + batch_size])) for i in range(0, len(features), batch_size)])
+    logits = np.concatenate(
+        [engine.logits(np.asarray(features[i : i + batch_size])) for i in range(0, len(features), batch_size)]
+    )
     return logits if n_classes is None else logits[:, :n_classes]
 
 

@@ -39,7 +39,9 @@ def resolve_providers(requested: list[str] | tuple[str, ...] | None) -> list[str
     for name in requested or ["cpu"]:
         full = PROVIDERS.get(name.lower(), name)
         if full not in PROVIDERS.values() and full not in available:
-            raise ConfigError(f"Unknown execution provider {name!r}; expected one of {', '.join(PROVIDERS)} or an ORT provider name.")
+            raise ConfigError(
+                f"Unknown execution provider {name!r}; expected one of {', '.join(PROVIDERS)} or an ORT provider name."
+            )
         if full in available:
             chosen.append(full)
         else:
@@ -99,8 +101,12 @@ def _check_graph_names(session: ort.InferenceSession, input_names: list[str], ou
     inputs = [i.name for i in session.get_inputs()]
     outputs = [o.name for o in session.get_outputs()]
     if sorted(input_names) != sorted(inputs):
-        raise BundleError(f"manifest.json: input.input_names is {input_names}, but the backbone graph's inputs are {inputs}; "
-                          "the manifest does not describe this backbone. Re-export the bundle.")
+        raise BundleError(
+            f"manifest.json: input.input_names is {input_names}, but the backbone graph's inputs are {inputs}; "
+            "the manifest does not describe this backbone. Re-export the bundle."
+        )
     if output_name not in outputs:
-        raise BundleError(f"manifest.json: backbone.output_name is {output_name!r}, but the backbone graph's outputs are "
-                          f"{outputs}; the manifest does not describe this backbone. Re-export the bundle.")
+        raise BundleError(
+            f"manifest.json: backbone.output_name is {output_name!r}, but the backbone graph's outputs are "
+            f"{outputs}; the manifest does not describe this backbone. Re-export the bundle."
+        )

@@ -51,8 +51,10 @@ def save_state(
     """
     folder = Path(folder)
     if (folder / MANIFEST).is_file():
-        raise StateError(f"{folder} is a bundle folder ({MANIFEST}); a state saved there would mix with the bundle. "
-                         "Save the state to a folder of its own.")
+        raise StateError(
+            f"{folder} is a bundle folder ({MANIFEST}); a state saved there would mix with the bundle. "
+            "Save the state to a folder of its own."
+        )
     if folder.exists() and not folder.is_dir():
         raise StateError(f"Could not save the state to {folder}: it is a file, not a folder. Choose a folder.")
     _refuse_another_bundles_state(folder, bundle)
@@ -62,25 +64,30 @@ def save_state(
         folder.mkdir(parents=True, exist_ok=True)
         versions = [_write_version(folder, v, saved) for v in history.versions]
         optimizer = _write_content_named(folder, "opt", engine.state_suffix, engine.save)
-        atomic.write_json(folder / STATE_FILE, {
-            "format_version": STATE_FORMAT_VERSION,
-            "bundle": {
-                "path": str(bundle.path.resolve()),
-                "name": bundle.manifest.name,
-                "version": bundle.manifest.version,
-                "fingerprint": bundle.fingerprint,
+        atomic.write_json(
+            folder / STATE_FILE,
+            {
+                "format_version": STATE_FORMAT_VERSION,
+                "bundle": {
+                    "path": str(bundle.path.resolve()),
+                    "name": bundle.manifest.name,
+                    "version": bundle.manifest.version,
+                    "fingerprint": bundle.fingerprint,
+                },
+                "engine": engine.name,
+                "current": history.current,
+                "versions": versions,
+                "optimizer": optimizer,
+                "pinned": sorted(history.pinned),
+                **record,
             },
-            "engine": engine.name,
-            "current": history.current,
-            "versions": versions,
-            "optimizer": optimizer,
-            "pinned": sorted(history.pinned),
-            **record,
-        })
+        )
     except (OSError, RuntimeError, StateError) as e:
         for file in set(_own_files(folder)) - before:
             file.unlink(missing_ok=True)  # this save's own files: the old state.json names none of them
-        raise StateError(f"Could not save the state to {folder} ({_reason(e)}). The state saved there before is unchanged.") from e
+        raise StateError(
+            f"Could not save the state to {folder} ({_reason(e)}). The state saved there before is unchanged."
+        ) from e
     keep = {v["file"] for v in versions if v["file"]} | {optimizer["file"]}
     for old in _own_files(folder):
         if old.name not in keep:
@@ -172,7 +179,9 @@ def read_state(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[int, dic
     try:
         parameters = {entry["version"]: _read_parameters(folder, entry) for entry in record["versions"] if entry["file"]}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # an .npz that is none (zip, pickle or format errors)
-        raise StateError(f"A version file of the state in {folder} is not a readable .npz ({type(e).__name__}); the state is corrupt.") from e
+        raise StateError(
+            f"A version file of the state in {folder} is not a readable .npz ({type(e).__name__}); the state is corrupt."
+        ) from e
     return record, parameters, _verified(folder, record["optimizer"])
 
 

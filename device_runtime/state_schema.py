@@ -90,8 +90,10 @@ class MonitorState:
         except binascii.Error as e:
             raise ValueError(f"features is not base64 ({e})") from e
         if size != rows * width * 4 or len(self.confidence) != rows or len(self.times) != rows:
-            raise ValueError(f"shape {self.shape} does not match {size} bytes of features, "
-                             f"{len(self.confidence)} confidences and {len(self.times)} times")
+            raise ValueError(
+                f"shape {self.shape} does not match {size} bytes of features, "
+                f"{len(self.confidence)} confidences and {len(self.times)} times"
+            )
         return self
 
 
@@ -143,10 +145,14 @@ def parse_record(raw: bytes, where: str) -> dict[str, Any]:
         raise StateError(f"{where} is not valid JSON ({reason}); the state is corrupt.") from e
     found = record.get("format_version") if isinstance(record, dict) else None
     if found != STATE_FORMAT_VERSION:
-        raise StateError(f"{where} has state format {found!r}; this edgeft reads {STATE_FORMAT_VERSION}. "
-                         "Personalize again from the bundle (`edgeft personalize BUNDLE ...`) to make a new state.")
+        raise StateError(
+            f"{where} has state format {found!r}; this edgeft reads {STATE_FORMAT_VERSION}. "
+            "Personalize again from the bundle (`edgeft personalize BUNDLE ...`) to make a new state."
+        )
     try:
         _RECORD.validate_json(raw, strict=True)
     except pydantic.ValidationError as e:
-        raise StateError(schema_problems(where, e, "The state is corrupt: restore it from a backup, or personalize again.")) from e
+        raise StateError(
+            schema_problems(where, e, "The state is corrupt: restore it from a backup, or personalize again.")
+        ) from e
     return record

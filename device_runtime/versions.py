@@ -58,12 +58,15 @@ class VersionHistory:
         self._retain()
         return version
 
-    def restore(self, entries: list[dict[str, Any]], parameters: dict[int, dict[str, np.ndarray]], current: int,
-                pinned: list[int]) -> None:
+    def restore(
+        self, entries: list[dict[str, Any]], parameters: dict[int, dict[str, np.ndarray]], current: int, pinned: list[int]
+    ) -> None:
         """Take back the versions a state saved (``entries`` after version 0, as state.json lists them)."""
         for entry in entries:
             saved = {"file": entry["file"], "sha256": entry["sha256"]}
-            self.versions.append(HeadVersion(entry["version"], parameters[entry["version"]], entry["metrics"], entry["created"], saved))
+            self.versions.append(
+                HeadVersion(entry["version"], parameters[entry["version"]], entry["metrics"], entry["created"], saved)
+            )
         self.current = current
         self.pinned = {v for v in pinned if any(h.version == v for h in self.versions)}
         self._retain()
@@ -77,7 +80,7 @@ class VersionHistory:
         self.pinned.discard(self.get(version).version)
 
     def _retain(self) -> None:
-        latest = {v.version for v in self.versions[-self.keep_last:]} if self.keep_last else set()
+        latest = {v.version for v in self.versions[-self.keep_last :]} if self.keep_last else set()
         keep = {0, self.current, *self.pinned, *latest}
         self.versions = [v for v in self.versions if v.version in keep]
 

@@ -102,7 +102,11 @@ class InputSpec:
 
     @pydantic.model_validator(mode="after")
     def _complete_for_modality(self) -> InputSpec:
-        needed = ("tokenizer", "max_length") if self.modality == "text" else ("image_size", "pixel_mean", "pixel_std", "channel_order", "layout")
+        needed = (
+            ("tokenizer", "max_length")
+            if self.modality == "text"
+            else ("image_size", "pixel_mean", "pixel_std", "channel_order", "layout")
+        )
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise ValueError(f"a {self.modality} input needs {', '.join(missing)}")
@@ -293,9 +297,7 @@ class Bundle:
         path = Path(path)
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
-            raise BundleError(
-                f"No bundle at {path}: {MANIFEST} not found. Create a bundle with `edgeft export`."
-            )
+            raise BundleError(f"No bundle at {path}: {MANIFEST} not found. Create a bundle with `edgeft export`.")
         try:
             raw = manifest_path.read_bytes()
         except OSError as e:

@@ -41,8 +41,19 @@ TRAIN_DEFAULTS = TrainConfig()
 EXPORT_DEFAULTS = ExportConfig()
 RUNTIME_DEFAULTS = RuntimeConfig()
 DRIFT_EXIT_CODE = 3  # `edgeft drift` found drift: scripts tell it apart from errors (1) and usage errors (2)
-DEVICE_TRAIN_KEYS = ("weight_decay", "validation_fraction", "patience", "metric", "balanced_sampling", "max_seconds", "accept",
-                     "replay_ratio", "l2sp", "max_label_loss", "forgetting_level")
+DEVICE_TRAIN_KEYS = (
+    "weight_decay",
+    "validation_fraction",
+    "patience",
+    "metric",
+    "balanced_sampling",
+    "max_seconds",
+    "accept",
+    "replay_ratio",
+    "l2sp",
+    "max_label_loss",
+    "forgetting_level",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,9 +74,21 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeft", description="Export a model once, personalize its head on every device.")
     parser.add_argument("--version", action="version", version=f"edgeft {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for build in (_export_parser, _inspect_parser, _personalize_parser, _predict_parser, _evaluate_parser,
-                  _rollback_parser, _drift_parser, _registry_parser, _push_parser, _pull_parser, _serve_parser,
-                  _doctor_parser, _fleet_parser):
+    for build in (
+        _export_parser,
+        _inspect_parser,
+        _personalize_parser,
+        _predict_parser,
+        _evaluate_parser,
+        _rollback_parser,
+        _drift_parser,
+        _registry_parser,
+        _push_parser,
+        _pull_parser,
+        _serve_parser,
+        _doctor_parser,
+        _fleet_parser,
+    ):
         build(commands)
     cli_keys.add_parsers(commands)
     return parser
@@ -81,12 +104,19 @@ def _add_train_args(p: argparse.ArgumentParser, defaults: TrainConfig | None) ->
     """Training flags; unset flags keep ``defaults`` (export) or, with None, the bundle's own."""
     d = defaults or TRAIN_DEFAULTS
     shown = (lambda v: "the bundle's") if defaults is None else (lambda v: v)
-    lr_note = "" if defaults is None else (f"; {FUSED_LR} with --device-trainable-blocks, {TEXT_FUSED_LR} for a text "
-                                           "encoder's whole layers")
+    lr_note = (
+        ""
+        if defaults is None
+        else (f"; {FUSED_LR} with --device-trainable-blocks, {TEXT_FUSED_LR} for a text encoder's whole layers")
+    )
     p.add_argument("--epochs", type=int, help=f"passes over the data (default: {shown(d.epochs)})")
     p.add_argument("--lr", type=float, help=f"peak learning rate of AdamW (default: {shown(d.lr)}{lr_note})")
     p.add_argument("--batch-size", type=int, help=f"examples per step (default: {shown(d.batch_size)})")
-    p.add_argument("--schedule", choices=[s.value for s in Schedule], help=f"learning-rate schedule after warm-up (default: {shown(d.schedule.value)})")
+    p.add_argument(
+        "--schedule",
+        choices=[s.value for s in Schedule],
+        help=f"learning-rate schedule after warm-up (default: {shown(d.schedule.value)})",
+    )
     p.add_argument("--warmup-steps", type=int, help=f"steps of linear warm-up (default: {shown(d.warmup_steps)})")
     p.add_argument("--seed", type=int, help=f"shuffling seed (default: {shown(d.seed)})")
 
@@ -101,33 +131,98 @@ def _add_device_train_args(p: argparse.ArgumentParser) -> None:
     """Controls of on-device training; unset flags keep the bundle's (or TrainConfig's) defaults."""
     d = TRAIN_DEFAULTS
     p.add_argument("--weight-decay", type=float, help="AdamW's decoupled weight decay (default: the bundle's)")
-    p.add_argument("--validation-fraction", type=float, help=f"share of each class held out for early stopping and the acceptance check (default: {d.validation_fraction})")
+    p.add_argument(
+        "--validation-fraction",
+        type=float,
+        help=f"share of each class held out for early stopping and the acceptance check (default: {d.validation_fraction})",
+    )
     p.add_argument("--patience", type=int, help="stop after this many epochs without improvement of --metric (default: off)")
-    p.add_argument("--metric", choices=[m.value for m in Metric], help=f"what early stopping and acceptance compare (default: {d.metric.value})")
-    p.add_argument("--balanced-sampling", action="store_true", default=None, help="draw examples with probability 1/class count, for skewed data (default: off)")
+    p.add_argument(
+        "--metric",
+        choices=[m.value for m in Metric],
+        help=f"what early stopping and acceptance compare (default: {d.metric.value})",
+    )
+    p.add_argument(
+        "--balanced-sampling",
+        action="store_true",
+        default=None,
+        help="draw examples with probability 1/class count, for skewed data (default: off)",
+    )
     p.add_argument("--max-seconds", type=float, help="time budget of the whole run (default: none)")
-    p.add_argument("--accept", choices=[a.value for a in Accept], help=f"when the new head replaces the current one (default: {d.accept.value})")
-    p.add_argument("--replay-ratio", type=float, help=f"replay of the bundle's server features: every label topped up to this times the user's mean examples per label; 0 is off (default: {d.replay_ratio})")
-    p.add_argument("--l2sp", type=float, help="strength of the pull toward the shipped head's weights (L2-SP); 0 is off (default: the bundle's, off)")
-    p.add_argument("--max-label-loss", type=float, help=f"recall (0..1) any label of the replay set may lose before the guard refuses the head (default: {d.max_label_loss})")
-    p.add_argument("--forgetting-level", type=float, help=f"... and only where chance explains the loss with probability below this (McNemar's exact test; 1: every loss over the margin; default: {d.forgetting_level})")
+    p.add_argument(
+        "--accept",
+        choices=[a.value for a in Accept],
+        help=f"when the new head replaces the current one (default: {d.accept.value})",
+    )
+    p.add_argument(
+        "--replay-ratio",
+        type=float,
+        help=f"replay of the bundle's server features: every label topped up to this times the user's mean examples per label; 0 is off (default: {d.replay_ratio})",
+    )
+    p.add_argument(
+        "--l2sp",
+        type=float,
+        help="strength of the pull toward the shipped head's weights (L2-SP); 0 is off (default: the bundle's, off)",
+    )
+    p.add_argument(
+        "--max-label-loss",
+        type=float,
+        help=f"recall (0..1) any label of the replay set may lose before the guard refuses the head (default: {d.max_label_loss})",
+    )
+    p.add_argument(
+        "--forgetting-level",
+        type=float,
+        help=f"... and only where chance explains the loss with probability below this (McNemar's exact test; 1: every loss over the margin; default: {d.forgetting_level})",
+    )
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     d = RUNTIME_DEFAULTS
-    p.add_argument("--engine", choices=[e.value for e in Engine], default=d.engine.value, help="head training engine: ort, numpy, or auto = ort where installed (default: %(default)s)")
-    p.add_argument("--providers", default=",".join(d.providers), help="backbone execution providers in order, e.g. cuda,cpu; missing ones fall back (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=d.intra_op_threads, help="intra-op threads of the backbone, 0 = ORT's choice (default: %(default)s)")
-    p.add_argument("--inter-op-threads", type=int, default=d.inter_op_threads, help="inter-op threads, 0 = ORT's choice (default: %(default)s)")
-    p.add_argument("--cache-dir", default=d.cache_dir, help="folder that keeps backbone features between runs (default: a temporary folder)")
-    p.add_argument("--cache-memory-mb", type=float, default=d.cache_memory_mb, help="features kept in memory before spilling to disk (default: %(default)s)")
-    p.add_argument("--trust", default=None, help="trust file: load signed bundles only, by its keys (default: $EDGEFT_TRUST, else none)")
+    p.add_argument(
+        "--engine",
+        choices=[e.value for e in Engine],
+        default=d.engine.value,
+        help="head training engine: ort, numpy, or auto = ort where installed (default: %(default)s)",
+    )
+    p.add_argument(
+        "--providers",
+        default=",".join(d.providers),
+        help="backbone execution providers in order, e.g. cuda,cpu; missing ones fall back (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=d.intra_op_threads,
+        help="intra-op threads of the backbone, 0 = ORT's choice (default: %(default)s)",
+    )
+    p.add_argument(
+        "--inter-op-threads",
+        type=int,
+        default=d.inter_op_threads,
+        help="inter-op threads, 0 = ORT's choice (default: %(default)s)",
+    )
+    p.add_argument(
+        "--cache-dir", default=d.cache_dir, help="folder that keeps backbone features between runs (default: a temporary folder)"
+    )
+    p.add_argument(
+        "--cache-memory-mb",
+        type=float,
+        default=d.cache_memory_mb,
+        help="features kept in memory before spilling to disk (default: %(default)s)",
+    )
+    p.add_argument(
+        "--trust", default=None, help="trust file: load signed bundles only, by its keys (default: $EDGEFT_TRUST, else none)"
+    )
 
 
 def _runtime(args: argparse.Namespace) -> RuntimeConfig:
     return RuntimeConfig(
-        engine=args.engine, providers=tuple(args.providers.split(",")), intra_op_threads=args.threads,
-        inter_op_threads=args.inter_op_threads, cache_dir=args.cache_dir, cache_memory_mb=args.cache_memory_mb,
+        engine=args.engine,
+        providers=tuple(args.providers.split(",")),
+        intra_op_threads=args.threads,
+        inter_op_threads=args.inter_op_threads,
+        cache_dir=args.cache_dir,
+        cache_memory_mb=args.cache_memory_mb,
         trust=trust_from_env(args.trust),
     )
 
@@ -135,75 +230,194 @@ def _runtime(args: argparse.Namespace) -> RuntimeConfig:
 def _export_parser(commands: Any) -> None:
     d = EXPORT_DEFAULTS
     img = ImagePreprocessing()
-    p = commands.add_parser("export", help="export a text model folder, a packaged vision model or an ONNX file to a bundle",
-                            description="Export a backbone to a bundle: ONNX backbone (FP32 or INT8, measured), head training "
-                            "artifacts, tokenizer or image preprocessing, checksummed manifest. --model is a Hugging Face / "
-                            "sentence-transformers folder, a packaged vision model (efficientnet-lite0), or an .onnx file "
-                            "(with --feature-output). With --train-data the head ships trained on a training split; the "
-                            "validation split measures it; every example measures INT8 against FP32.")
-    p.add_argument("--model", required=True, help="model folder (config.json, weights, tokenizer.json), efficientnet-lite0, or a .onnx file (required)")
+    p = commands.add_parser(
+        "export",
+        help="export a text model folder, a packaged vision model or an ONNX file to a bundle",
+        description="Export a backbone to a bundle: ONNX backbone (FP32 or INT8, measured), head training "
+        "artifacts, tokenizer or image preprocessing, checksummed manifest. --model is a Hugging Face / "
+        "sentence-transformers folder, a packaged vision model (efficientnet-lite0), or an .onnx file "
+        "(with --feature-output). With --train-data the head ships trained on a training split; the "
+        "validation split measures it; every example measures INT8 against FP32.",
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="model folder (config.json, weights, tokenizer.json), efficientnet-lite0, or a .onnx file (required)",
+    )
     p.add_argument("--output", required=True, help="bundle folder to write (required)")
-    p.add_argument("--train-data", help="server examples: .csv/.jsonl texts, a folder with one image sub-folder per class, "
-                   "or .npz with arrays X and y (default: none, the head ships untrained)")
+    p.add_argument(
+        "--train-data",
+        help="server examples: .csv/.jsonl texts, a folder with one image sub-folder per class, "
+        "or .npz with arrays X and y (default: none, the head ships untrained)",
+    )
     p.add_argument("--labels", help="comma-separated label set, in order (default: sorted labels of --train-data)")
     _add_data_args(p)
     p.add_argument("--name", default=d.name, help="bundle name (default: %(default)s)")
     p.add_argument("--version", dest="bundle_version", default=d.version, help="bundle version (default: %(default)s)")
     p.add_argument("--base-model", default=d.base_model, help="base model's name for the manifest (default: the folder's name)")
     p.add_argument("--license", default=d.license, help="base model's licence (default: %(default)s)")
-    p.add_argument("--quantize", choices=[q.value for q in Quantization], default=d.quantization.value, help="backbone precision; auto measures none, int8-dynamic and int8-static on --train-data and ships the smallest "
-                   "within --max-quality-loss; int8-static calibrates on --train-data; the head is never quantized (default: %(default)s)")
-    p.add_argument("--validation-fraction", type=float, default=d.validation_fraction, help="share of --train-data held out to measure the head and INT8 against FP32 (default: %(default)s)")
-    p.add_argument("--max-quality-loss", type=float, default=100 * d.max_quality_loss, help="accuracy points INT8 may lose against FP32: on the validation split for an INT8 mode, a 95%% upper bound over "
-                   "every server example for auto (default: %(default)s)")
-    p.add_argument("--accept-quality-loss", action="store_true", help="ship the INT8 mode given to --quantize even when it loses more than --max-quality-loss (default: off)")
-    p.add_argument("--max-length", type=int, default=d.max_length, help="tokens per text, longer text is truncated (default: %(default)s)")
+    p.add_argument(
+        "--quantize",
+        choices=[q.value for q in Quantization],
+        default=d.quantization.value,
+        help="backbone precision; auto measures none, int8-dynamic and int8-static on --train-data and ships the smallest "
+        "within --max-quality-loss; int8-static calibrates on --train-data; the head is never quantized (default: %(default)s)",
+    )
+    p.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=d.validation_fraction,
+        help="share of --train-data held out to measure the head and INT8 against FP32 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-quality-loss",
+        type=float,
+        default=100 * d.max_quality_loss,
+        help="accuracy points INT8 may lose against FP32: on the validation split for an INT8 mode, a 95%% upper bound over "
+        "every server example for auto (default: %(default)s)",
+    )
+    p.add_argument(
+        "--accept-quality-loss",
+        action="store_true",
+        help="ship the INT8 mode given to --quantize even when it loses more than --max-quality-loss (default: off)",
+    )
+    p.add_argument(
+        "--max-length", type=int, default=d.max_length, help="tokens per text, longer text is truncated (default: %(default)s)"
+    )
     p.add_argument("--head", choices=[h.value for h in HeadKind], default=d.head.value, help="head type (default: %(default)s)")
     p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="hidden units of an mlp head (default: %(default)s)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (default: %(default)s)")
-    p.add_argument("--device-trainable-blocks", type=int, default=d.device_trainable_blocks, metavar="N",
-                   help="the last N backbone blocks train on the device with the head, in FP32 (fused training artifacts; "
-                        "efficientnet-lite0 and BERT-like text encoders; in Python also sequential CNNs); 0 trains the head "
-                        "alone (default: %(default)s)")
-    p.add_argument("--device-lora", type=int, default=d.device_lora_rank, metavar="RANK", dest="device_lora_rank",
-                   help="with --device-trainable-blocks on a text encoder: rank-RANK LoRA adapters on those blocks' attention "
-                        "projections train instead of the whole blocks; 0: the blocks train whole (default: %(default)s)")
-    p.add_argument("--replay-per-class", type=int, default=d.replay_per_class, metavar="N",
-                   help="server examples per label whose features ship for replay on devices; 0 ships none (default: %(default)s)")
-    p.add_argument("--spare-labels", type=int, default=d.spare_labels, metavar="K",
-                   help="output slots reserved for labels devices add (default: %(default)s)")
+    p.add_argument(
+        "--device-trainable-blocks",
+        type=int,
+        default=d.device_trainable_blocks,
+        metavar="N",
+        help="the last N backbone blocks train on the device with the head, in FP32 (fused training artifacts; "
+        "efficientnet-lite0 and BERT-like text encoders; in Python also sequential CNNs); 0 trains the head "
+        "alone (default: %(default)s)",
+    )
+    p.add_argument(
+        "--device-lora",
+        type=int,
+        default=d.device_lora_rank,
+        metavar="RANK",
+        dest="device_lora_rank",
+        help="with --device-trainable-blocks on a text encoder: rank-RANK LoRA adapters on those blocks' attention "
+        "projections train instead of the whole blocks; 0: the blocks train whole (default: %(default)s)",
+    )
+    p.add_argument(
+        "--replay-per-class",
+        type=int,
+        default=d.replay_per_class,
+        metavar="N",
+        help="server examples per label whose features ship for replay on devices; 0 ships none (default: %(default)s)",
+    )
+    p.add_argument(
+        "--spare-labels",
+        type=int,
+        default=d.spare_labels,
+        metavar="K",
+        help="output slots reserved for labels devices add (default: %(default)s)",
+    )
     onnx_file = p.add_argument_group("ONNX backbone file (--model x.onnx)")
-    onnx_file.add_argument("--feature-output", help="the graph output holding the features (default: none; required for a .onnx --model)")
-    onnx_file.add_argument("--pooling", choices=[v.value for v in Pooling], default=Pooling.NONE.value, help="how a (batch, tokens, hidden) output becomes one vector: mean over the attention mask, or the first token (default: %(default)s)")
+    onnx_file.add_argument(
+        "--feature-output", help="the graph output holding the features (default: none; required for a .onnx --model)"
+    )
+    onnx_file.add_argument(
+        "--pooling",
+        choices=[v.value for v in Pooling],
+        default=Pooling.NONE.value,
+        help="how a (batch, tokens, hidden) output becomes one vector: mean over the attention mask, or the first token (default: %(default)s)",
+    )
     onnx_file.add_argument("--tokenizer", help="tokenizer.json of a text backbone (default: none, the backbone reads images)")
     image = p.add_argument_group("image preprocessing (ONNX image backbones; packaged vision models bring their own)")
     image.add_argument("--image-size", default=_csv(img.size), help="height,width the backbone expects (default: %(default)s)")
     image.add_argument("--pixel-mean", default=_csv(img.mean), help="per-channel offset on 0..255 pixels (default: %(default)s)")
     image.add_argument("--pixel-std", default=_csv(img.std), help="per-channel divisor after the offset (default: %(default)s)")
-    image.add_argument("--channel-order", choices=[c.value for c in ChannelOrder], default=img.channel_order.value, help="colour order the backbone was trained on (default: %(default)s)")
-    image.add_argument("--layout", choices=[v.value for v in Layout], default=img.layout.value, help="axis order of the backbone's input (default: %(default)s)")
+    image.add_argument(
+        "--channel-order",
+        choices=[c.value for c in ChannelOrder],
+        default=img.channel_order.value,
+        help="colour order the backbone was trained on (default: %(default)s)",
+    )
+    image.add_argument(
+        "--layout",
+        choices=[v.value for v in Layout],
+        default=img.layout.value,
+        help="axis order of the backbone's input (default: %(default)s)",
+    )
     f = FineTuneConfig()
     tune = p.add_argument_group("server-side fine-tuning of the backbone, before export (text folders and efficientnet-lite0)")
-    tune.add_argument("--finetune", action="store_true", help="fine-tune the backbone in torch on --train-data first (default: off)")
+    tune.add_argument(
+        "--finetune", action="store_true", help="fine-tune the backbone in torch on --train-data first (default: off)"
+    )
     tune.add_argument("--ft-lr", type=float, default=f.lr, help="peak learning rate of AdamW (default: %(default)s)")
     tune.add_argument("--ft-batch-size", type=int, default=f.batch_size, help="examples per step (default: %(default)s)")
     tune.add_argument("--ft-epochs", type=int, default=f.epochs, help="passes over the training split (default: %(default)s)")
     tune.add_argument("--ft-dropout", type=float, default=f.dropout, help="dropout on the pooled features (default: %(default)s)")
     tune.add_argument("--ft-weight-decay", type=float, default=f.weight_decay, help="AdamW weight decay (default: %(default)s)")
-    tune.add_argument("--ft-warmup-fraction", type=float, default=f.warmup_fraction, help="share of steps warming the LR up (default: %(default)s)")
-    tune.add_argument("--ft-schedule", choices=[v.value for v in Schedule], default=f.schedule.value, help="LR decay after the warm-up (default: %(default)s)")
-    tune.add_argument("--ft-trainable-blocks", type=int, default=f.trainable_blocks, help="blocks trained, from the top; 0 freezes the whole backbone (default: all)")
-    tune.add_argument("--ft-unfreeze-every", type=int, default=f.unfreeze_every, help="gradual unfreezing: one more block every K epochs, 0 is off (default: %(default)s)")
-    tune.add_argument("--ft-layer-lr-decay", type=float, default=f.layer_lr_decay, help="LR factor per block below the top (default: %(default)s)")
-    tune.add_argument("--ft-validation-fraction", type=float, default=f.validation_fraction, help="share held out for early stopping and metrics (default: %(default)s)")
-    tune.add_argument("--ft-patience", type=int, default=f.patience, help="epochs without a lower validation loss before stopping (default: off)")
+    tune.add_argument(
+        "--ft-warmup-fraction",
+        type=float,
+        default=f.warmup_fraction,
+        help="share of steps warming the LR up (default: %(default)s)",
+    )
+    tune.add_argument(
+        "--ft-schedule",
+        choices=[v.value for v in Schedule],
+        default=f.schedule.value,
+        help="LR decay after the warm-up (default: %(default)s)",
+    )
+    tune.add_argument(
+        "--ft-trainable-blocks",
+        type=int,
+        default=f.trainable_blocks,
+        help="blocks trained, from the top; 0 freezes the whole backbone (default: all)",
+    )
+    tune.add_argument(
+        "--ft-unfreeze-every",
+        type=int,
+        default=f.unfreeze_every,
+        help="gradual unfreezing: one more block every K epochs, 0 is off (default: %(default)s)",
+    )
+    tune.add_argument(
+        "--ft-layer-lr-decay",
+        type=float,
+        default=f.layer_lr_decay,
+        help="LR factor per block below the top (default: %(default)s)",
+    )
+    tune.add_argument(
+        "--ft-validation-fraction",
+        type=float,
+        default=f.validation_fraction,
+        help="share held out for early stopping and metrics (default: %(default)s)",
+    )
+    tune.add_argument(
+        "--ft-patience",
+        type=int,
+        default=f.patience,
+        help="epochs without a lower validation loss before stopping (default: off)",
+    )
     tune.add_argument("--ft-seed", type=int, default=f.seed, help="torch, split and shuffling seed (default: %(default)s)")
-    tune.add_argument("--dry-run", action="store_true", help="fine-tune one epoch on two batches only, to check the pipeline (default: off)")
-    tune.add_argument("--tune", type=int, default=0, metavar="N", help="Optuna trials over lr, weight decay, dropout and unfrozen depth before fine-tuning (default: %(default)s)")
-    tune.add_argument("--finetune-log", help="folder for finetune.json and finetune.png (default: OUTPUT-finetune beside the bundle)")
+    tune.add_argument(
+        "--dry-run", action="store_true", help="fine-tune one epoch on two batches only, to check the pipeline (default: off)"
+    )
+    tune.add_argument(
+        "--tune",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Optuna trials over lr, weight decay, dropout and unfrozen depth before fine-tuning (default: %(default)s)",
+    )
+    tune.add_argument(
+        "--finetune-log", help="folder for finetune.json and finetune.png (default: OUTPUT-finetune beside the bundle)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --output (default: off)")
-    p.add_argument("--sign-key", default=None, help="sign the bundle with this private key (`edgeft keys create`) "
-                   "(default: $EDGEFT_SIGNING_KEY, else unsigned)")
+    p.add_argument(
+        "--sign-key",
+        default=None,
+        help="sign the bundle with this private key (`edgeft keys create`) (default: $EDGEFT_SIGNING_KEY, else unsigned)",
+    )
     _add_train_args(p, TRAIN_DEFAULTS)
     p.set_defaults(run=_run_export)
 
@@ -216,11 +430,20 @@ def _fine_tuning(args: argparse.Namespace) -> Any:
         return None
     try:
         config = FineTuneConfig(
-            lr=args.ft_lr, batch_size=args.ft_batch_size, epochs=args.ft_epochs, dropout=args.ft_dropout,
-            weight_decay=args.ft_weight_decay, warmup_fraction=args.ft_warmup_fraction, schedule=args.ft_schedule,
-            trainable_blocks=args.ft_trainable_blocks, unfreeze_every=args.ft_unfreeze_every,
-            layer_lr_decay=args.ft_layer_lr_decay, validation_fraction=args.ft_validation_fraction,
-            patience=args.ft_patience, seed=args.ft_seed, dry_run=args.dry_run,
+            lr=args.ft_lr,
+            batch_size=args.ft_batch_size,
+            epochs=args.ft_epochs,
+            dropout=args.ft_dropout,
+            weight_decay=args.ft_weight_decay,
+            warmup_fraction=args.ft_warmup_fraction,
+            schedule=args.ft_schedule,
+            trainable_blocks=args.ft_trainable_blocks,
+            unfreeze_every=args.ft_unfreeze_every,
+            layer_lr_decay=args.ft_layer_lr_decay,
+            validation_fraction=args.ft_validation_fraction,
+            patience=args.ft_patience,
+            seed=args.ft_seed,
+            dry_run=args.dry_run,
         )
     except ConfigError as e:  # its field names are the --ft-* options' without the prefix
         raise ConfigError(f"fine-tuning (--ft-* options): {e}") from e
@@ -249,12 +472,22 @@ def _accuracy_fraction(points: float) -> float:
 
 def _run_export(args: argparse.Namespace) -> None:
     config = ExportConfig(
-        name=args.name, version=args.bundle_version, base_model=args.base_model, license=args.license,
-        quantization=args.quantize, max_length=args.max_length, head=args.head, hidden_size=args.hidden_size,
-        weight_decay=args.weight_decay, validation_fraction=args.validation_fraction,
-        max_quality_loss=_accuracy_fraction(args.max_quality_loss), accept_quality_loss=args.accept_quality_loss,
-        device_trainable_blocks=args.device_trainable_blocks, device_lora_rank=args.device_lora_rank,
-        replay_per_class=args.replay_per_class, spare_labels=args.spare_labels,
+        name=args.name,
+        version=args.bundle_version,
+        base_model=args.base_model,
+        license=args.license,
+        quantization=args.quantize,
+        max_length=args.max_length,
+        head=args.head,
+        hidden_size=args.hidden_size,
+        weight_decay=args.weight_decay,
+        validation_fraction=args.validation_fraction,
+        max_quality_loss=_accuracy_fraction(args.max_quality_loss),
+        accept_quality_loss=args.accept_quality_loss,
+        device_trainable_blocks=args.device_trainable_blocks,
+        device_lora_rank=args.device_lora_rank,
+        replay_per_class=args.replay_per_class,
+        spare_labels=args.spare_labels,
     )
     with _ProgressBars() as bars, warnings.catch_warnings():
         warnings.simplefilter("ignore", UnsignedBundleWarning)  # the exporter loads its bundle before it can be signed
@@ -262,13 +495,23 @@ def _run_export(args: argparse.Namespace) -> None:
     key = args.sign_key or os.environ.get("EDGEFT_SIGNING_KEY")
     signed = f", signed with key {sign_bundle(args.output, key).key_id}" if key else ", unsigned"
     m = manifest.metrics
-    quality = (f"; INT8 vs FP32: {100 * m['int8_identical_predictions']:.0f}% identical predictions on "
-               f"{m['int8_agreement_examples']} server examples") if "int8_identical_predictions" in m else ""
+    quality = (
+        (
+            f"; INT8 vs FP32: {100 * m['int8_identical_predictions']:.0f}% identical predictions on "
+            f"{m['int8_agreement_examples']} server examples"
+        )
+        if "int8_identical_predictions" in m
+        else ""
+    )
     if "validation_accuracy_int8" in m:
-        quality += (f", accuracy {m['validation_accuracy_int8']:.3f} vs {m['validation_accuracy_fp32']:.3f} on "
-                    f"{m['validation_examples']} validation examples")
-    print(f"wrote {args.output}: {manifest.name}@{manifest.version}, {len(manifest.labels)} labels, "
-          f"{manifest.backbone.precision} backbone, head {'trained' if manifest.head.trained else 'untrained'}{quality}{signed}")
+        quality += (
+            f", accuracy {m['validation_accuracy_int8']:.3f} vs {m['validation_accuracy_fp32']:.3f} on "
+            f"{m['validation_examples']} validation examples"
+        )
+    print(
+        f"wrote {args.output}: {manifest.name}@{manifest.version}, {len(manifest.labels)} labels, "
+        f"{manifest.backbone.precision} backbone, head {'trained' if manifest.head.trained else 'untrained'}{quality}{signed}"
+    )
     print(f"precision (--quantize {m['quantization']['requested']}): {m['quantization']['reason']}")
 
 
@@ -277,21 +520,38 @@ def _export(args: argparse.Namespace, config: ExportConfig, progress: Any) -> An
     from export import BackboneOptions, ServerData, adapter_for, export_bundle
 
     preprocessing = ImagePreprocessing(
-        size=_numbers(args.image_size, int, "--image-size"), mean=_numbers(args.pixel_mean, float, "--pixel-mean"),
-        std=_numbers(args.pixel_std, float, "--pixel-std"), channel_order=args.channel_order, layout=args.layout,
+        size=_numbers(args.image_size, int, "--image-size"),
+        mean=_numbers(args.pixel_mean, float, "--pixel-mean"),
+        std=_numbers(args.pixel_std, float, "--pixel-std"),
+        channel_order=args.channel_order,
+        layout=args.layout,
     )
     backbone = BackboneOptions(
-        feature_output=args.feature_output, pooling=args.pooling, tokenizer=args.tokenizer,
+        feature_output=args.feature_output,
+        pooling=args.pooling,
+        tokenizer=args.tokenizer,
         # Left at its defaults, the preprocessing is the adapter's (a packaged model brings its own).
         preprocessing=None if preprocessing == ImagePreprocessing() else preprocessing,
     )
-    data = ServerData(path=args.train_data, label_set=args.labels.split(",") if args.labels else None,
-                      text_column=args.text_column, label_column=args.label_column)
+    data = ServerData(
+        path=args.train_data,
+        label_set=args.labels.split(",") if args.labels else None,
+        text_column=args.text_column,
+        label_column=args.label_column,
+    )
     adapter = adapter_for(args.model, backbone)
     # The flags set override the defaults a bundle of this kind ships (a text encoder's layers take a smaller step).
     train_config = default_train_config(config, adapter.modality).replace(**_train_overrides(args))
-    return export_bundle(adapter, args.output, data=data, config=config, train_config=train_config,
-                         fine_tuning=_fine_tuning(args), overwrite=args.overwrite, progress=progress)
+    return export_bundle(
+        adapter,
+        args.output,
+        data=data,
+        config=config,
+        train_config=train_config,
+        fine_tuning=_fine_tuning(args),
+        overwrite=args.overwrite,
+        progress=progress,
+    )
 
 
 def _inspect_parser(commands: Any) -> None:
@@ -311,7 +571,11 @@ def _run_inspect(args: argparse.Namespace) -> None:
         bundle = Bundle.load(args.bundle, trust=trust)
     m = bundle.manifest
     signed = json.loads(bundle.file(SIGNATURE).read_text())["key_id"] if bundle.file(SIGNATURE).is_file() else None
-    signature = ("unsigned" if signed is None else f"key {signed}, " + ("verified against " + trust if trust else "not checked (no trust file)"))
+    signature = (
+        "unsigned"
+        if signed is None
+        else f"key {signed}, " + ("verified against " + trust if trust else "not checked (no trust file)")
+    )
     if args.json:
         print(json.dumps(m.to_dict(), indent=2))
         return
@@ -324,11 +588,18 @@ def _run_inspect(args: argparse.Namespace) -> None:
         ("labels", ", ".join(m.labels)),
         ("input", _describe_input(m.input)),
         ("backbone", f"{m.backbone.precision}, {m.backbone.feature_size} features from {m.backbone.output_name!r}"),
-        ("head", f"{m.head.kind} {m.head.in_features}->{m.head.out_features}, {m.head.optimizer} (wd {m.head.weight_decay}), {'trained' if m.head.trained else 'untrained'}"
-                 + (f", trains with the last {m.head.backbone_blocks} backbone block(s) (FP32) on the frozen part's "
-                    f"{'x'.join(map(str, m.backbone.intermediate_shape))} activation "
-                    f"({_size(4 * m.backbone.feature_size)} cached per example)" if m.head.backbone_blocks else "")
-                 + (f", through rank-{m.head.lora_rank} LoRA adapters on their attention" if m.head.lora_rank else "")),
+        (
+            "head",
+            f"{m.head.kind} {m.head.in_features}->{m.head.out_features}, {m.head.optimizer} (wd {m.head.weight_decay}), {'trained' if m.head.trained else 'untrained'}"
+            + (
+                f", trains with the last {m.head.backbone_blocks} backbone block(s) (FP32) on the frozen part's "
+                f"{'x'.join(map(str, m.backbone.intermediate_shape))} activation "
+                f"({_size(4 * m.backbone.feature_size)} cached per example)"
+                if m.head.backbone_blocks
+                else ""
+            )
+            + (f", through rank-{m.head.lora_rank} LoRA adapters on their attention" if m.head.lora_rank else ""),
+        ),
         ("trainable", ", ".join(m.head.trainable)),
         ("device defaults", ", ".join(f"{k}={v}" for k, v in m.training.items())),
         *((f"metric {k}", _size(v) if "bytes" in k else _fmt(v)) for k, v in m.metrics.items()),
@@ -342,18 +613,32 @@ def _run_inspect(args: argparse.Namespace) -> None:
 
 def _describe_input(spec: Any) -> str:
     if spec.modality == "image":
-        return (f"image, {spec.image_size[0]}x{spec.image_size[1]} {spec.channel_order} {spec.layout}, "
-                f"(x - {_csv(tuple(spec.pixel_mean))}) / {_csv(tuple(spec.pixel_std))}, input {spec.input_names[0]}")
+        return (
+            f"image, {spec.image_size[0]}x{spec.image_size[1]} {spec.channel_order} {spec.layout}, "
+            f"(x - {_csv(tuple(spec.pixel_mean))}) / {_csv(tuple(spec.pixel_std))}, input {spec.input_names[0]}"
+        )
     return f"{spec.modality}, max {spec.max_length} tokens, inputs {', '.join(spec.input_names)}"
 
 
 def _personalize_parser(commands: Any) -> None:
     p = commands.add_parser("personalize", help="train the head on local examples and save the state")
     p.add_argument("model", help="bundle folder, or a state folder to continue from")
-    p.add_argument("--data", required=True, help="labelled examples: .csv or .jsonl texts, or .npz with X (texts or uint8 images) and y")
+    p.add_argument(
+        "--data", required=True, help="labelled examples: .csv or .jsonl texts, or .npz with X (texts or uint8 images) and y"
+    )
     p.add_argument("--state", required=True, help="folder to save the personalized state in")
-    p.add_argument("--continue", dest="resume", action="store_true", help="continue from the current head (partial_fit) instead of the shipped one")
-    p.add_argument("--new-labels", choices=["refuse", "add"], default="refuse", help="labels the bundle lacks: refuse, or add them in spare output slots (default: %(default)s)")
+    p.add_argument(
+        "--continue",
+        dest="resume",
+        action="store_true",
+        help="continue from the current head (partial_fit) instead of the shipped one",
+    )
+    p.add_argument(
+        "--new-labels",
+        choices=["refuse", "add"],
+        default="refuse",
+        help="labels the bundle lacks: refuse, or add them in spare output slots (default: %(default)s)",
+    )
     _add_data_args(p)
     _add_train_args(p, None)
     _add_device_train_args(p)
@@ -374,16 +659,22 @@ def _run_personalize(args: argparse.Namespace) -> None:
     r = personalizer.report_
     print(f"{'accepted' if r['accepted'] else 'rejected'}: {r['reason']}")
     if r.get("labels_checked"):
-        print("labels of the replay set (recall current -> new): " + ", ".join(
-            f"{name} {v['current']:.2f} -> {v['new']:.2f} {'kept' if v['kept'] else 'LOST'}"
-            for name, v in {**r["label_verdicts"], "all": r["replay_verdict"]}.items()))
+        print(
+            "labels of the replay set (recall current -> new): "
+            + ", ".join(
+                f"{name} {v['current']:.2f} -> {v['new']:.2f} {'kept' if v['kept'] else 'LOST'}"
+                for name, v in {**r["label_verdicts"], "all": r["replay_verdict"]}.items()
+            )
+        )
     elif "label_verdicts" in r:
         print(f"note: {r['label_verdicts']}")
     if r.get("added_labels"):
         print(f"added label(s): {', '.join(r['added_labels'])}")
-    print(f"head version {r['version']}; {r['examples']} examples, {r['epochs']} epochs ({r['stopped']}), "
-          f"{r['feature_seconds']:.2f}s features + {r['train_seconds']:.2f}s training on {r['engine']}/{r['provider']}; "
-          f"state saved to {args.state}")
+    print(
+        f"head version {r['version']}; {r['examples']} examples, {r['epochs']} epochs ({r['stopped']}), "
+        f"{r['feature_seconds']:.2f}s features + {r['train_seconds']:.2f}s training on {r['engine']}/{r['provider']}; "
+        f"state saved to {args.state}"
+    )
 
 
 def _predict_parser(commands: Any) -> None:
@@ -414,7 +705,9 @@ def _run_predict(args: argparse.Namespace) -> None:
 def _evaluate_parser(commands: Any) -> None:
     p = commands.add_parser("evaluate", help="accuracy, macro P/R/F1 and confusion matrix on labelled texts")
     p.add_argument("model", help="bundle or state folder")
-    p.add_argument("--data", required=True, help="labelled examples: .csv or .jsonl texts, or .npz with X (texts or uint8 images) and y")
+    p.add_argument(
+        "--data", required=True, help="labelled examples: .csv or .jsonl texts, or .npz with X (texts or uint8 images) and y"
+    )
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     _add_data_args(p)
     p.set_defaults(run=_run_evaluate)
@@ -429,8 +722,10 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"examples {report['n']}  accuracy {report['accuracy']:.4f}  macro P {report['macro_precision']:.4f}  "
-          f"R {report['macro_recall']:.4f}  F1 {report['macro_f1']:.4f}  loss {report['loss']:.4f}")
+    print(
+        f"examples {report['n']}  accuracy {report['accuracy']:.4f}  macro P {report['macro_precision']:.4f}  "
+        f"R {report['macro_recall']:.4f}  F1 {report['macro_f1']:.4f}  loss {report['loss']:.4f}"
+    )
     width = max(len(label) for label in report["labels"])
     corner = "true/pred"
     width = max(width, len(corner))
@@ -452,24 +747,36 @@ def _run_rollback(args: argparse.Namespace) -> None:
     from edgeft.errors import StateError
 
     if not (Path(args.state) / STATE_FILE).is_file():
-        raise StateError(f"{args.state} holds no saved state ({STATE_FILE}); rollback works on a state folder written by "
-                         "`edgeft personalize --state`, never on a bundle.")
+        raise StateError(
+            f"{args.state} holds no saved state ({STATE_FILE}); rollback works on a state folder written by "
+            "`edgeft personalize --state`, never on a bundle."
+        )
     personalizer = Personalizer.load(args.state).rollback(args.to)
     personalizer.save(args.state)
-    print(f"head version {personalizer.current_version} is current; versions: "
-          + ", ".join(str(v["version"]) for v in personalizer.versions))
+    print(
+        f"head version {personalizer.current_version} is current; versions: "
+        + ", ".join(str(v["version"]) for v in personalizer.versions)
+    )
 
 
 def _drift_parser(commands: Any) -> None:
-    p = commands.add_parser("drift", help="has local data moved away from the data the bundle was exported on?",
-                            description=f"Print the drift report as JSON. Exit status: 0 no drift, {DRIFT_EXIT_CODE} drift "
-                            "detected, 1 an error, 2 a usage error.")
+    p = commands.add_parser(
+        "drift",
+        help="has local data moved away from the data the bundle was exported on?",
+        description=f"Print the drift report as JSON. Exit status: 0 no drift, {DRIFT_EXIT_CODE} drift "
+        "detected, 1 an error, 2 a usage error.",
+    )
     p.add_argument("model", help="bundle or state folder")
     p.add_argument("--data", help="more local examples (.csv, .jsonl or .npz) to include (default: only what the state has seen)")
-    p.add_argument("--threshold", type=float, default=0.5,
-                   help="cumulative feature shift counted as drift where the windowed test cannot run (default: %(default)s)")
-    p.add_argument("--level", type=float, default=DriftConfig.level,
-                   help="the windowed test's false-alarm rate (default: %(default)s)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="cumulative feature shift counted as drift where the windowed test cannot run (default: %(default)s)",
+    )
+    p.add_argument(
+        "--level", type=float, default=DriftConfig.level, help="the windowed test's false-alarm rate (default: %(default)s)"
+    )
     p.add_argument("--window", type=int, default=DriftConfig.window, help="recent predictions tested (default: %(default)s)")
     _add_data_args(p, labels=False)
     p.set_defaults(run=_run_drift)
@@ -490,9 +797,12 @@ def _run_drift(args: argparse.Namespace) -> int:
 
 
 def _registry_parser(commands: Any) -> None:
-    p = commands.add_parser("registry", help="serve a bundle registry from a local folder",
-                            description="Serve bundles from --root. Publishing needs the bearer token in "
-                            "EDGEFT_REGISTRY_TOKEN; with EDGEFT_REGISTRY_READ_TOKEN set, reading needs a token too.")
+    p = commands.add_parser(
+        "registry",
+        help="serve a bundle registry from a local folder",
+        description="Serve bundles from --root. Publishing needs the bearer token in "
+        "EDGEFT_REGISTRY_TOKEN; with EDGEFT_REGISTRY_READ_TOKEN set, reading needs a token too.",
+    )
     p.add_argument("--root", required=True, help="folder holding the published bundles")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8700, help="port to listen on (default: %(default)s)")
@@ -532,16 +842,25 @@ def _pull_parser(commands: Any) -> None:
     p.add_argument("--registry", required=True, help="registry URL, e.g. http://127.0.0.1:8700")
     p.add_argument("--into", required=True, help="device folder; the bundle goes to INTO/NAME/VERSION")
     p.add_argument("--token", default=None, help="read token, if the registry needs one (default: $EDGEFT_REGISTRY_READ_TOKEN)")
-    p.add_argument("--trust", default=None, help="trust file: install only bundles signed by its keys, never an older "
-                   "version than the installed one (default: $EDGEFT_TRUST, else none: unsigned bundles install with a warning)")
+    p.add_argument(
+        "--trust",
+        default=None,
+        help="trust file: install only bundles signed by its keys, never an older "
+        "version than the installed one (default: $EDGEFT_TRUST, else none: unsigned bundles install with a warning)",
+    )
     p.set_defaults(run=_run_pull)
 
 
 def _run_pull(args: argparse.Namespace) -> None:
     from edgeft.registry.client import pull
 
-    result = pull(args.ref, args.registry, args.into, token=args.token or os.environ.get("EDGEFT_REGISTRY_READ_TOKEN"),
-                  trust=trust_from_env(args.trust))
+    result = pull(
+        args.ref,
+        args.registry,
+        args.into,
+        token=args.token or os.environ.get("EDGEFT_REGISTRY_READ_TOKEN"),
+        trust=trust_from_env(args.trust),
+    )
     resumed = f", resumed {len(result.resumed)} file(s)" if result.resumed else ""
     print(f"installed {result.name}@{result.version} at {result.path} ({_size(result.downloaded_bytes)} downloaded{resumed})")
 
@@ -549,13 +868,22 @@ def _run_pull(args: argparse.Namespace) -> None:
 def _serve_parser(commands: Any) -> None:
     p = commands.add_parser("serve", help="serve a bundle or personalized state over HTTP for apps on the device")
     p.add_argument("model", help="bundle folder, or a state folder saved by `personalize`")
-    p.add_argument("--state", default=None, help="folder for the personalized head and the examples database "
-                   "(default: the state folder given, or MODEL-state beside a bundle)")
+    p.add_argument(
+        "--state",
+        default=None,
+        help="folder for the personalized head and the examples database "
+        "(default: the state folder given, or MODEL-state beside a bundle)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8701, help="port to listen on (default: %(default)s)")
-    p.add_argument("--retrain-on-drift", type=int, default=None, metavar="N",
-                   help="start a personalization job when drift is detected and N or more labelled examples were "
-                   "stored since the last job (default: off)")
+    p.add_argument(
+        "--retrain-on-drift",
+        type=int,
+        default=None,
+        metavar="N",
+        help="start a personalization job when drift is detected and N or more labelled examples were "
+        "stored since the last job (default: off)",
+    )
     p.set_defaults(run=_run_serve)
 
 
@@ -569,8 +897,10 @@ def _run_serve(args: argparse.Namespace) -> None:
     from edgeft.errors import BundleError
 
     if not any((Path(args.model) / name).is_file() for name in (STATE_FILE, MANIFEST)):
-        raise BundleError(f"{args.model} is neither a bundle ({MANIFEST}) nor a saved state ({STATE_FILE}); "
-                          "pull a bundle with `edgeft pull` or save a state with `edgeft personalize`.")
+        raise BundleError(
+            f"{args.model} is neither a bundle ({MANIFEST}) nor a saved state ({STATE_FILE}); "
+            "pull a bundle with `edgeft pull` or save a state with `edgeft personalize`."
+        )
     settings = ServiceSettings.for_model(args.model, state_dir=args.state, retrain_on_drift=args.retrain_on_drift)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
 
@@ -592,9 +922,12 @@ def _fleet_parser(commands: Any) -> None:
     from fleet.config import FleetConfig, PrivacyConfig
 
     d, dp = FleetConfig(), PrivacyConfig()
-    p = commands.add_parser("fleet", help="federated learning of the head across many devices (Flower; the fleet extra)",
-                            description="Devices personalize the global head on their own data (the acceptance guard "
-                            "included) and send back only its arrays; the server averages them and writes a new bundle version.")
+    p = commands.add_parser(
+        "fleet",
+        help="federated learning of the head across many devices (Flower; the fleet extra)",
+        description="Devices personalize the global head on their own data (the acceptance guard "
+        "included) and send back only its arrays; the server averages them and writes a new bundle version.",
+    )
     sub = p.add_subparsers(dest="fleet_command", metavar="FLEET_COMMAND", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--bundle", required=True, help="the bundle every device starts from (required)")
@@ -605,55 +938,161 @@ def _fleet_parser(commands: Any) -> None:
     runs.add_argument("--registry", help="push the written bundle to this registry URL (default: no push)")
     runs.add_argument("--token", help="the registry's publish token (default: $EDGEFT_REGISTRY_TOKEN)")
     runs.add_argument("--rounds", type=int, default=d.rounds, help="federated rounds (default: %(default)s)")
-    runs.add_argument("--fraction-train", type=float, default=d.fraction_train, help="share of devices that train each round (default: %(default)s)")
-    runs.add_argument("--fraction-evaluate", type=float, default=d.fraction_evaluate, help="share of devices that score the global head on their held-out split each round (default: %(default)s)")
-    runs.add_argument("--min-clients", type=int, default=d.min_available_clients, help="devices that must be connected before a run starts (default: %(default)s)")
-    runs.add_argument("--min-train-clients", type=int, default=d.min_train_clients, help="devices a round asks to train at least; a round goes on without those that drop out (default: %(default)s)")
-    runs.add_argument("--min-evaluate-clients", type=int, default=d.min_evaluate_clients, help="devices a round asks to evaluate at least (default: %(default)s)")
-    runs.add_argument("--aggregation", choices=["fedavg", "fedadam"], default=d.aggregation.value, help="Flower strategy over the heads (default: %(default)s)")
+    runs.add_argument(
+        "--fraction-train",
+        type=float,
+        default=d.fraction_train,
+        help="share of devices that train each round (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--fraction-evaluate",
+        type=float,
+        default=d.fraction_evaluate,
+        help="share of devices that score the global head on their held-out split each round (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--min-clients",
+        type=int,
+        default=d.min_available_clients,
+        help="devices that must be connected before a run starts (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--min-train-clients",
+        type=int,
+        default=d.min_train_clients,
+        help="devices a round asks to train at least; a round goes on without those that drop out (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--min-evaluate-clients",
+        type=int,
+        default=d.min_evaluate_clients,
+        help="devices a round asks to evaluate at least (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--aggregation",
+        choices=["fedavg", "fedadam"],
+        default=d.aggregation.value,
+        help="Flower strategy over the heads (default: %(default)s)",
+    )
     runs.add_argument("--server-lr", type=float, default=d.server_lr, help="FedAdam's server step size (default: %(default)s)")
-    runs.add_argument("--local-epochs", type=int, default=d.local_epochs, help="partial_fit epochs per round on each device (default: %(default)s)")
+    runs.add_argument(
+        "--local-epochs",
+        type=int,
+        default=d.local_epochs,
+        help="partial_fit epochs per round on each device (default: %(default)s)",
+    )
     runs.add_argument("--local-lr", type=float, help="learning rate on the devices (default: the bundle's)")
-    runs.add_argument("--local-schedule", choices=[v.value for v in Schedule], default=d.local_schedule.value,
-                      help="learning-rate schedule within each round on the devices (default: %(default)s)")
-    runs.add_argument("--round-timeout", type=float, default=d.round_timeout, help="seconds a round waits for replies (default: %(default)s)")
-    runs.add_argument("--save-every", type=int, default=d.save_every, help="also write a bundle version every K rounds, to OUTPUT-roundK (default: %(default)s, only the last)")
-    runs.add_argument("--dp", action="store_true", help="central differential privacy: clip each device's update, add Gaussian noise to the mean (default: off)")
-    runs.add_argument("--dp-clip", type=float, default=dp.clipping_norm, help="with --dp: L2 bound of one device's head update (default: %(default)s)")
-    runs.add_argument("--dp-noise", type=float, default=dp.noise_multiplier, help="with --dp: noise standard deviation, in units of clip / devices (default: %(default)s)")
+    runs.add_argument(
+        "--local-schedule",
+        choices=[v.value for v in Schedule],
+        default=d.local_schedule.value,
+        help="learning-rate schedule within each round on the devices (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--round-timeout", type=float, default=d.round_timeout, help="seconds a round waits for replies (default: %(default)s)"
+    )
+    runs.add_argument(
+        "--save-every",
+        type=int,
+        default=d.save_every,
+        help="also write a bundle version every K rounds, to OUTPUT-roundK (default: %(default)s, only the last)",
+    )
+    runs.add_argument(
+        "--dp",
+        action="store_true",
+        help="central differential privacy: clip each device's update, add Gaussian noise to the mean (default: off)",
+    )
+    runs.add_argument(
+        "--dp-clip",
+        type=float,
+        default=dp.clipping_norm,
+        help="with --dp: L2 bound of one device's head update (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--dp-noise",
+        type=float,
+        default=dp.noise_multiplier,
+        help="with --dp: noise standard deviation, in units of clip / devices (default: %(default)s)",
+    )
     runs.add_argument("--seed", type=int, default=d.seed, help="local training's shuffling seed (default: %(default)s)")
-    s = sub.add_parser("simulate", parents=[common, runs], help="simulate a fleet on this machine with Flower's simulation engine",
-                       description="Split --data into --devices simulated devices (labels drawn from Dirichlet(--alpha)), run "
-                       "the rounds with Flower's simulation engine, write the global head as a bundle version.")
-    s.add_argument("--data", required=True, help="labelled examples to split across the devices: .csv/.jsonl texts or .npz (required)")
+    s = sub.add_parser(
+        "simulate",
+        parents=[common, runs],
+        help="simulate a fleet on this machine with Flower's simulation engine",
+        description="Split --data into --devices simulated devices (labels drawn from Dirichlet(--alpha)), run "
+        "the rounds with Flower's simulation engine, write the global head as a bundle version.",
+    )
+    s.add_argument(
+        "--data", required=True, help="labelled examples to split across the devices: .csv/.jsonl texts or .npz (required)"
+    )
     s.add_argument("--devices", type=int, default=10, help="simulated devices (default: %(default)s)")
-    s.add_argument("--alpha", type=float, default=1.0, help="Dirichlet concentration of each device's label mix; small is non-IID (default: %(default)s)")
+    s.add_argument(
+        "--alpha",
+        type=float,
+        default=1.0,
+        help="Dirichlet concentration of each device's label mix; small is non-IID (default: %(default)s)",
+    )
     s.add_argument("--min-examples", type=int, default=8, help="fewest examples on a device (default: %(default)s)")
     s.add_argument("--max-examples", type=int, default=40, help="most examples on a device (default: %(default)s)")
-    s.add_argument("--test-fraction", type=float, default=0.3, help="share of each device's examples it holds out to score the global head (default: %(default)s)")
+    s.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.3,
+        help="share of each device's examples it holds out to score the global head (default: %(default)s)",
+    )
     s.add_argument("--eval-data", help="a server-side held-out set scored after every round (default: none)")
-    s.add_argument("--engine", choices=[e.value for e in Engine], default="auto", help="the devices' head-training engine (default: %(default)s)")
-    s.add_argument("--cache-dir", help="folder that keeps backbone features between runs and devices (default: a temporary folder per process)")
-    s.add_argument("--processes", type=int, default=1, help="worker processes running the devices; each loads the backbone once (default: %(default)s)")
+    s.add_argument(
+        "--engine",
+        choices=[e.value for e in Engine],
+        default="auto",
+        help="the devices' head-training engine (default: %(default)s)",
+    )
+    s.add_argument(
+        "--cache-dir",
+        help="folder that keeps backbone features between runs and devices (default: a temporary folder per process)",
+    )
+    s.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="worker processes running the devices; each loads the backbone once (default: %(default)s)",
+    )
     _add_data_args(s)
     s.set_defaults(run=_run_fleet_simulate)
-    v = sub.add_parser("serve", parents=[common, runs], help="run a SuperLink and the fleet's rounds over the devices that join it",
-                       description="Start a Flower SuperLink, wait for --min-clients SuperNodes (edgeft fleet join), run the "
-                       "rounds, write the bundle version, stop.")
+    v = sub.add_parser(
+        "serve",
+        parents=[common, runs],
+        help="run a SuperLink and the fleet's rounds over the devices that join it",
+        description="Start a Flower SuperLink, wait for --min-clients SuperNodes (edgeft fleet join), run the "
+        "rounds, write the bundle version, stop.",
+    )
     v.add_argument("--host", default="127.0.0.1", help="address the SuperLink listens on (default: %(default)s)")
     v.add_argument("--port", type=int, default=9092, help="the SuperLink's port (default: %(default)s)")
     v.add_argument("--timeout", type=float, default=3600.0, help="seconds the whole run may take (default: %(default)s)")
     v.add_argument("--log", help="file for the SuperLink's log (default: this terminal)")
     v.set_defaults(run=_run_fleet_serve)
-    j = sub.add_parser("join", parents=[common], help="take part in a fleet as one device (a Flower SuperNode)",
-                       description="Start a Flower SuperNode with this device's bundle and data; only the head's arrays leave it. "
-                       "It runs until interrupted, or for --max-seconds.")
+    j = sub.add_parser(
+        "join",
+        parents=[common],
+        help="take part in a fleet as one device (a Flower SuperNode)",
+        description="Start a Flower SuperNode with this device's bundle and data; only the head's arrays leave it. "
+        "It runs until interrupted, or for --max-seconds.",
+    )
     j.add_argument("--data", required=True, help="this device's labelled examples (.csv, .jsonl or .npz) (required)")
     j.add_argument("--test-data", required=True, help="its held-out examples, to score each global head (required)")
     j.add_argument("--superlink", default="127.0.0.1:9092", help="the SuperLink's host:port (default: %(default)s)")
-    j.add_argument("--port", type=int, default=9094, help="this SuperNode's own port; one per SuperNode on a machine (default: %(default)s)")
-    j.add_argument("--max-wait", type=float, default=30.0, help="seconds of connection errors before a request to the SuperLink gives up (default: %(default)s)")
-    j.add_argument("--max-seconds", type=float, help="stop the SuperNode after this many seconds (default: run until interrupted)")
+    j.add_argument(
+        "--port", type=int, default=9094, help="this SuperNode's own port; one per SuperNode on a machine (default: %(default)s)"
+    )
+    j.add_argument(
+        "--max-wait",
+        type=float,
+        default=30.0,
+        help="seconds of connection errors before a request to the SuperLink gives up (default: %(default)s)",
+    )
+    j.add_argument(
+        "--max-seconds", type=float, help="stop the SuperNode after this many seconds (default: run until interrupted)"
+    )
     j.set_defaults(run=_run_fleet_join)
 
 
@@ -661,19 +1100,30 @@ def _fleet_config(args: argparse.Namespace) -> Any:
     from fleet.config import FleetConfig, PrivacyConfig
 
     return FleetConfig(
-        rounds=args.rounds, fraction_train=args.fraction_train, fraction_evaluate=args.fraction_evaluate,
-        min_available_clients=args.min_clients, min_train_clients=args.min_train_clients,
-        min_evaluate_clients=args.min_evaluate_clients, aggregation=args.aggregation, server_lr=args.server_lr,
-        local_epochs=args.local_epochs, local_lr=args.local_lr, local_schedule=args.local_schedule, round_timeout=args.round_timeout, save_every=args.save_every,
-        privacy=PrivacyConfig(args.dp_clip, args.dp_noise) if args.dp else None, seed=args.seed,
+        rounds=args.rounds,
+        fraction_train=args.fraction_train,
+        fraction_evaluate=args.fraction_evaluate,
+        min_available_clients=args.min_clients,
+        min_train_clients=args.min_train_clients,
+        min_evaluate_clients=args.min_evaluate_clients,
+        aggregation=args.aggregation,
+        server_lr=args.server_lr,
+        local_epochs=args.local_epochs,
+        local_lr=args.local_lr,
+        local_schedule=args.local_schedule,
+        round_timeout=args.round_timeout,
+        save_every=args.save_every,
+        privacy=PrivacyConfig(args.dp_clip, args.dp_noise) if args.dp else None,
+        seed=args.seed,
     )
 
 
 def _publish(args: argparse.Namespace) -> Any:
     from fleet.server import Publish
 
-    return Publish(args.output, args.bundle_version, args.registry, args.token or os.environ.get("EDGEFT_REGISTRY_TOKEN"),
-                   args.overwrite)
+    return Publish(
+        args.output, args.bundle_version, args.registry, args.token or os.environ.get("EDGEFT_REGISTRY_TOKEN"), args.overwrite
+    )
 
 
 def _run_fleet_simulate(args: argparse.Namespace) -> None:
@@ -683,17 +1133,37 @@ def _run_fleet_simulate(args: argparse.Namespace) -> None:
 
     config = _fleet_config(args)
     X, y = read_examples(args.data, text_column=args.text_column, label_column=args.label_column)
-    devices = dirichlet_devices(X, y, args.devices, args.alpha, sizes=(args.min_examples, args.max_examples),
-                                test_fraction=args.test_fraction, seed=args.seed)
-    eval_data = read_examples(args.eval_data, text_column=args.text_column, label_column=args.label_column) if args.eval_data else None
+    devices = dirichlet_devices(
+        X,
+        y,
+        args.devices,
+        args.alpha,
+        sizes=(args.min_examples, args.max_examples),
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+    )
+    eval_data = (
+        read_examples(args.eval_data, text_column=args.text_column, label_column=args.label_column) if args.eval_data else None
+    )
     with _ProgressBars() as bars:
-        result = simulate(args.bundle, devices, config, publish=_publish(args), eval_data=eval_data,
-                          runtime=RuntimeConfig(engine=args.engine, cache_dir=args.cache_dir), processes=args.processes, progress=bars)
+        result = simulate(
+            args.bundle,
+            devices,
+            config,
+            publish=_publish(args),
+            eval_data=eval_data,
+            runtime=RuntimeConfig(engine=args.engine, cache_dir=args.cache_dir),
+            processes=args.processes,
+            progress=bars,
+        )
     for r in result.rounds[1:]:
         central = f", central accuracy {r['central']['accuracy']:.4f}" if r["central"] else ""
         held = r["devices"].get("accuracy")
-        print(f"round {r['round']}: {r['clients']} devices, {r['examples']} examples, {r['seconds']:.1f}s"
-              + (f", devices' held-out accuracy {held:.4f}" if held is not None else "") + central)
+        print(
+            f"round {r['round']}: {r['clients']} devices, {r['examples']} examples, {r['seconds']:.1f}s"
+            + (f", devices' held-out accuracy {held:.4f}" if held is not None else "")
+            + central
+        )
     refused = f"; refused {len(result.refused)} head(s)" if result.refused else ""
     print(f"wrote {', '.join(map(str, result.bundles))}{refused}")
 
@@ -701,8 +1171,14 @@ def _run_fleet_simulate(args: argparse.Namespace) -> None:
 def _run_fleet_serve(args: argparse.Namespace) -> None:
     from fleet.deployment import Endpoint, serve
 
-    out = serve(args.bundle, _fleet_config(args), _publish(args), endpoint=Endpoint(args.host, args.port),
-                timeout=args.timeout, log=Path(args.log) if args.log else None)
+    out = serve(
+        args.bundle,
+        _fleet_config(args),
+        _publish(args),
+        endpoint=Endpoint(args.host, args.port),
+        timeout=args.timeout,
+        log=Path(args.log) if args.log else None,
+    )
     provenance = json.loads((out / "fleet.json").read_text())
     print(f"wrote {out}: {provenance['rounds']} rounds, up to {provenance['clients']} devices, {provenance['examples']} examples")
 
@@ -717,7 +1193,9 @@ def _run_fleet_join(args: argparse.Namespace) -> None:
 
     from fleet.deployment import stop
 
-    node = join(args.bundle, args.data, args.test_data, superlink=Endpoint(host, int(port)), port=args.port, max_wait=args.max_wait)
+    node = join(
+        args.bundle, args.data, args.test_data, superlink=Endpoint(host, int(port)), port=args.port, max_wait=args.max_wait
+    )
     try:
         node.wait(args.max_seconds)
     except subprocess.TimeoutExpired:

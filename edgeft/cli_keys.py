@@ -36,8 +36,11 @@ def add_parsers(commands: Any) -> None:
     revoke.add_argument("--reason", default="", help="why, kept in the trust file (default: none)")
     revoke.add_argument("--trust", help=_TRUST_HELP)
     revoke.set_defaults(run=_run_revoke)
-    rotate = actions.add_parser("rotate", help="create a new key and trust it beside the current one (revoke the old one "
-                                "with `keys revoke` once every bundle is re-signed)")
+    rotate = actions.add_parser(
+        "rotate",
+        help="create a new key and trust it beside the current one (revoke the old one "
+        "with `keys revoke` once every bundle is re-signed)",
+    )
     rotate.add_argument("--out", required=True, help="folder for the new key files")
     rotate.add_argument("--name", required=True, help="file name of the new keys, e.g. publisher-2027")
     rotate.add_argument("--trust", help=_TRUST_HELP)
@@ -81,8 +84,10 @@ def _run_rotate(args: argparse.Namespace) -> None:
     _, public = signing.create_key(args.out, args.name)
     policy = signing.trust_key(path, public)
     new = signing.load_public_key(public).key_id
-    print(f"new key {new} is trusted in {path} beside {', '.join(k.key_id for k in policy.keys if k.key_id != new) or 'no other key'}; "
-          f"sign bundles with {args.out}/{args.name}.key, then `edgeft keys revoke OLD_ID`")
+    print(
+        f"new key {new} is trusted in {path} beside {', '.join(k.key_id for k in policy.keys if k.key_id != new) or 'no other key'}; "
+        f"sign bundles with {args.out}/{args.name}.key, then `edgeft keys revoke OLD_ID`"
+    )
 
 
 def _run_list(args: argparse.Namespace) -> None:

@@ -259,10 +259,7 @@ def _finite(value: Any) -> bool:
 
 def to_dict(config: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass (enums as their values)."""
-    return {
-        f.name: (v.value if isinstance(v := getattr(config, f.name), enum.Enum) else v)
-        for f in dataclasses.fields(config)
-    }
+    return {f.name: (v.value if isinstance(v := getattr(config, f.name), enum.Enum) else v) for f in dataclasses.fields(config)}
 
 
 def from_dict(cls: type[T], values: dict[str, Any]) -> T:
@@ -271,8 +268,7 @@ def from_dict(cls: type[T], values: dict[str, Any]) -> T:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(
-            f"Unknown config key(s) for {cls.__name__}: {', '.join(unknown)}. "
-            f"Known keys: {', '.join(sorted(known))}."
+            f"Unknown config key(s) for {cls.__name__}: {', '.join(unknown)}. Known keys: {', '.join(sorted(known))}."
         )
     try:
         return cls(**values)

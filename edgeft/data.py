@@ -60,14 +60,18 @@ def _read_npz(path: Path, labelled: bool) -> tuple[list[str] | np.ndarray, list[
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # not a zip, an array that is a pickle, a truncated file
         if isinstance(e, DataError):
             raise
-        raise DataError(f"{path} is not a readable .npz file ({type(e).__name__}: {e}); save it with np.savez(path, X=..., y=...).") from e
+        raise DataError(
+            f"{path} is not a readable .npz file ({type(e).__name__}: {e}); save it with np.savez(path, X=..., y=...)."
+        ) from e
 
 
 def _npz_arrays(path: Path, labelled: bool) -> tuple[list[str] | np.ndarray, list[str] | None]:
     with np.load(path, allow_pickle=False) as arrays:
         missing = [k for k in ("X", "y")[: 2 if labelled else 1] if k not in arrays]
         if missing:
-            raise DataError(f"{path} has no array {missing[0]!r}; its arrays are {sorted(arrays)}. Save it with np.savez(path, X=..., y=...).")
+            raise DataError(
+                f"{path} has no array {missing[0]!r}; its arrays are {sorted(arrays)}. Save it with np.savez(path, X=..., y=...)."
+            )
         X = arrays["X"]
         labels = [str(v) for v in arrays["y"].tolist()] if labelled else None
     if labels is not None and len(X) != len(labels):
@@ -89,7 +93,9 @@ def _read_jsonl(path: Path) -> list[dict]:
             try:
                 row = json.loads(line)
             except (json.JSONDecodeError, RecursionError) as e:
-                raise DataError(f"{path}, line {i + 1} is not valid JSON: {'nested too deeply' if isinstance(e, RecursionError) else e}") from e
+                raise DataError(
+                    f"{path}, line {i + 1} is not valid JSON: {'nested too deeply' if isinstance(e, RecursionError) else e}"
+                ) from e
             if not isinstance(row, dict):
                 raise DataError(f"{path}, line {i + 1}: expected a JSON object, got {type(row).__name__}")
             rows.append(row)

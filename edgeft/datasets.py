@@ -63,9 +63,7 @@ def rotten_tomatoes() -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r["category"] for r in rows]
 
 
-def split_per_class(
-    texts: list[str], labels: list[str], sizes: list[int], *, seed: int = 0
-) -> list[tuple[list[str], list[str]]]:
+def split_per_class(texts: list[str], labels: list[str], sizes: list[int], *, seed: int = 0) -> list[tuple[list[str], list[str]]]:
     """Disjoint splits holding ``sizes[i]`` random examples of every class each.
 
     Raises:
@@ -91,7 +89,16 @@ def split_per_class(
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = [
-    "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot",
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle-boot",
 ]
 
 

@@ -24,12 +24,19 @@ def http_error(request: Request, exc: Exception) -> JSONResponse:
     generic = not isinstance(exc, HTTPException) or exc.detail in (None, "Not Found", "There was an error parsing the body")
     detail = _DETAILS.get(code, str(getattr(exc, "detail", ""))) if generic else str(exc.detail)
     if code == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}; allowed: {getattr(exc, 'headers', {}).get('Allow', '?')}."
+        detail = (
+            f"{request.method} is not allowed on {request.url.path}; allowed: {getattr(exc, 'headers', {}).get('Allow', '?')}."
+        )
     headers = getattr(exc, "headers", None)
     return JSONResponse({"error": _NAMES.get(code, "HTTPError"), "detail": detail}, status_code=code, headers=headers)
 
 
 def internal_error(request: Request, exc: Exception) -> JSONResponse:
     """A bug's answer: still the documented shape (the traceback goes to the server's log, not to the client)."""
-    return JSONResponse({"error": "InternalError", "detail": f"The server failed on this request ({type(exc).__name__}); "
-                         "see its log. This is a bug: please report it."}, status_code=500)
+    return JSONResponse(
+        {
+            "error": "InternalError",
+            "detail": f"The server failed on this request ({type(exc).__name__}); see its log. This is a bug: please report it.",
+        },
+        status_code=500,
+    )

@@ -147,8 +147,10 @@ def create_key(folder: str | os.PathLike, name: str) -> tuple[Path, Path]:
     folder = Path(folder)
     private_file, public_file = folder / f"{name}.key", folder / f"{name}.pub"
     if not name or "/" in name or private_file.exists() or public_file.exists():
-        raise ConfigError(f"Cannot create key {name!r} in {folder}: a key of that name exists, or the name is invalid. "
-                          "Choose another --name; keys are never overwritten.")
+        raise ConfigError(
+            f"Cannot create key {name!r} in {folder}: a key of that name exists, or the name is invalid. "
+            "Choose another --name; keys are never overwritten."
+        )
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     folder.mkdir(parents=True, exist_ok=True)
@@ -177,7 +179,9 @@ def load_private_key(path: str | os.PathLike) -> Ed25519PrivateKey:
     except (OSError, ValueError, TypeError) as e:
         raise ConfigError(f"{path} is not a readable Ed25519 private key ({e}); create one with `edgeft keys create`.") from e
     if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{path} holds a {type(key).__name__}, not an Ed25519 private key; create one with `edgeft keys create`.")
+        raise ConfigError(
+            f"{path} holds a {type(key).__name__}, not an Ed25519 private key; create one with `edgeft keys create`."
+        )
     return key
 
 
@@ -229,28 +233,35 @@ def check_signature(manifest: bytes, signature: bytes | None, policy: TrustPolic
         warnings.warn(
             f"The bundle at {where} is not signed and no trust policy is set: nothing vouches for who published it. "
             f"Set a trust policy (--trust, ${TRUST_ENV} or RuntimeConfig(trust=...)) to refuse unsigned bundles.",
-            UnsignedBundleWarning, stacklevel=4,
+            UnsignedBundleWarning,
+            stacklevel=4,
         )
         return None
     parsed = _parse(signature, SignatureFile, f"{where}/{SIGNATURE}", "Re-sign the bundle with `edgeft sign`.", SignatureError)
     if policy is None:
         return parsed.key_id
     if policy.is_revoked(parsed.key_id):
-        raise SignatureError(f"The bundle at {where} is signed by key {parsed.key_id}, which this device's trust policy has "
-                             "revoked. Nothing was loaded or installed: ask the publisher for a bundle signed with a current key.")
+        raise SignatureError(
+            f"The bundle at {where} is signed by key {parsed.key_id}, which this device's trust policy has "
+            "revoked. Nothing was loaded or installed: ask the publisher for a bundle signed with a current key."
+        )
     trusted = policy.key(parsed.key_id)
     if trusted is None:
         known = ", ".join(k.key_id for k in policy.keys) or "none"
-        raise SignatureError(f"The bundle at {where} is signed by key {parsed.key_id}, which this device does not trust "
-                             f"(trusted: {known}). Nothing was loaded or installed: add the publisher's public key with "
-                             "`edgeft keys trust`, or get the bundle from its real publisher.")
+        raise SignatureError(
+            f"The bundle at {where} is signed by key {parsed.key_id}, which this device does not trust "
+            f"(trusted: {known}). Nothing was loaded or installed: add the publisher's public key with "
+            "`edgeft keys trust`, or get the bundle from its real publisher."
+        )
     try:
         public = Ed25519PublicKey.from_public_bytes(base64.b64decode(trusted.public_key, validate=True))
         public.verify(base64.b64decode(parsed.signature, validate=True), manifest)
     except (InvalidSignature, ValueError, binascii.Error) as e:
-        raise SignatureError(f"The signature of the bundle at {where} does not match its {MANIFEST}: the manifest was altered "
-                             "after signing (labels, files or checksums), or the signature is damaged. Nothing was loaded or "
-                             "installed: re-download the bundle, or have the publisher sign it again.") from e
+        raise SignatureError(
+            f"The signature of the bundle at {where} does not match its {MANIFEST}: the manifest was altered "
+            "after signing (labels, files or checksums), or the signature is damaged. Nothing was loaded or "
+            "installed: re-download the bundle, or have the publisher sign it again."
+        ) from e
     return parsed.key_id
 
 
@@ -263,7 +274,9 @@ def trust_key(trust_file: str | os.PathLike, public_key_file: str | os.PathLike)
     policy = TrustPolicy.load(trust_file) if Path(trust_file).exists() else TrustPolicy()
     key = load_public_key(public_key_file)
     if policy.is_revoked(key.key_id):
-        raise ConfigError(f"Key {key.key_id} was revoked in {trust_file}; a revoked key cannot be trusted again. Create a new key.")
+        raise ConfigError(
+            f"Key {key.key_id} was revoked in {trust_file}; a revoked key cannot be trusted again. Create a new key."
+        )
     if policy.key(key.key_id) is None:
         policy = dataclasses.replace(policy, keys=[*policy.keys, key])
     policy.save(trust_file)
@@ -283,7 +296,8 @@ def revoke_key(trust_file: str | os.PathLike, revoked_id: str, reason: str = "")
     if not policy.is_revoked(revoked_id):
         when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         policy = dataclasses.replace(
-            policy, keys=[k for k in policy.keys if k.key_id != revoked_id],
+            policy,
+            keys=[k for k in policy.keys if k.key_id != revoked_id],
             revoked=[*policy.revoked, Revocation(key_id=revoked_id, revoked=when, reason=reason)],
         )
     policy.save(trust_file)

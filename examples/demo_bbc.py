@@ -47,8 +47,9 @@ def main() -> None:
     started = time.perf_counter()
     # int8-dynamic by name: 20 server articles are too few for --quantize auto to prove INT8 within one
     # accuracy point (it needs 299 agreeing examples, docs/export.md), and INT8 is what a phone wants.
-    config = ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2", license="apache-2.0",
-                          quantization="int8-dynamic")
+    config = ExportConfig(
+        name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2", license="apache-2.0", quantization="int8-dynamic"
+    )
     manifest = export_bundle(minilm_path(), out / "bundle", data=ServerData(server_x, server_y), config=config)
     export_seconds = time.perf_counter() - started
 
@@ -73,13 +74,19 @@ def main() -> None:
         print(f"| {name:<36} |   {report['accuracy']:.3f}  |   {report['macro_f1']:.3f}  |")
     print()
     print(f"held-out articles        {len(test_x)}")
-    print(f"gain from personalizing  {100 * (personalized['accuracy'] - shipped['accuracy']):+.1f} accuracy points, "
-          f"{100 * (personalized['macro_f1'] - shipped['macro_f1']):+.1f} macro-F1 points")
-    print(f"personalization time     {personalize_seconds:.2f} s ({len(user_x)} articles, {device.config.epochs} epochs; "
-          f"{device.report_['train_seconds'] * 1000:.0f} ms of it head training)")
+    print(
+        f"gain from personalizing  {100 * (personalized['accuracy'] - shipped['accuracy']):+.1f} accuracy points, "
+        f"{100 * (personalized['macro_f1'] - shipped['macro_f1']):+.1f} macro-F1 points"
+    )
+    print(
+        f"personalization time     {personalize_seconds:.2f} s ({len(user_x)} articles, {device.config.epochs} epochs; "
+        f"{device.report_['train_seconds'] * 1000:.0f} ms of it head training)"
+    )
     print(f"acceptance guard         {device.report_['reason']}")
-    print(f"bundle size              {bundle_mb:.1f} MB ({manifest.backbone.precision} backbone "
-          f"{manifest.metrics['backbone_bytes'] / 1e6:.1f} MB, FP32 was {manifest.metrics['backbone_bytes_fp32'] / 1e6:.1f} MB)")
+    print(
+        f"bundle size              {bundle_mb:.1f} MB ({manifest.backbone.precision} backbone "
+        f"{manifest.metrics['backbone_bytes'] / 1e6:.1f} MB, FP32 was {manifest.metrics['backbone_bytes_fp32'] / 1e6:.1f} MB)"
+    )
     print(f"export time              {export_seconds:.1f} s")
     print(f"bundle and state in      {out}/")
 

@@ -31,7 +31,9 @@ def main(out: Path) -> None:
     test_x, test_y = fashion_mnist("test", per_class=TEST_PER_CLASS, seed=0)
     local_x, test_x = 255 - local_x, 255 - test_x
     print(f"{EPOCHS} epochs on {len(local_y)} inverted images, scored on {len(test_y)} held-out ones.\n")
-    print("| trainable on device | default lr | bundle MB | cached floats / image | shipped acc | personalized acc | personalize s |")
+    print(
+        "| trainable on device | default lr | bundle MB | cached floats / image | shipped acc | personalized acc | personalize s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for n in (0, 1, 2):
         path = out / f"effnet-n{n}"
@@ -45,8 +47,11 @@ def main(out: Path) -> None:
         seconds = time.perf_counter() - started
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
         what = "the head" if n == 0 else f"the last {n} block(s), top and head"
-        print(f"| {what} | {bundle.manifest.training['lr']:g} | {size:.1f} | {bundle.manifest.backbone.feature_size} | {shipped:.3f} | "
-              f"{p.score(test_x, test_y):.3f} | {seconds:.1f} |", flush=True)
+        print(
+            f"| {what} | {bundle.manifest.training['lr']:g} | {size:.1f} | {bundle.manifest.backbone.feature_size} | {shipped:.3f} | "
+            f"{p.score(test_x, test_y):.3f} | {seconds:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

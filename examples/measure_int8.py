@@ -19,9 +19,12 @@ from export import ServerData, export_bundle
 from export.vision import VISION_MODELS
 
 COLUMNS = [
-    ("backbone_bytes_fp32", "FP32 MB", 1e-6), ("backbone_bytes_int8", "INT8 MB", 1e-6),
-    ("backbone_latency_ms_fp32", "FP32 ms", 1), ("backbone_latency_ms_int8", "INT8 ms", 1),
-    ("validation_accuracy_fp32", "FP32 acc", 1), ("validation_accuracy_int8", "INT8 acc", 1),
+    ("backbone_bytes_fp32", "FP32 MB", 1e-6),
+    ("backbone_bytes_int8", "INT8 MB", 1e-6),
+    ("backbone_latency_ms_fp32", "FP32 ms", 1),
+    ("backbone_latency_ms_int8", "INT8 ms", 1),
+    ("validation_accuracy_fp32", "FP32 acc", 1),
+    ("validation_accuracy_int8", "INT8 acc", 1),
     ("int8_identical_predictions", "identical", 1),
 ]
 
@@ -37,14 +40,22 @@ def main(out: Path) -> None:
     for mode in ("int8-dynamic", "int8-static"):
         config = ExportConfig(quantization=mode, accept_quality_loss=True)
         runs = [
-            ("MiniLM-L6 (BBC)", lambda p, config=config: export_bundle(minilm_path(), p, data=ServerData(*server), config=config)),
-            ("EfficientNet-Lite0 (Fashion-MNIST)", lambda p, config=config: export_bundle(
-                vision.build(), p, data=ServerData(images, image_labels), config=config)),
+            (
+                "MiniLM-L6 (BBC)",
+                lambda p, config=config: export_bundle(minilm_path(), p, data=ServerData(*server), config=config),
+            ),
+            (
+                "EfficientNet-Lite0 (Fashion-MNIST)",
+                lambda p, config=config: export_bundle(vision.build(), p, data=ServerData(images, image_labels), config=config),
+            ),
         ]
         for name, run in runs:
             m = run(out / f"{name.split()[0]}-{mode}").metrics
             cells = [f"{m[key] * scale:.3g}" for key, _, scale in COLUMNS]
-            print(f"| {name} | {mode} | " + " | ".join(cells) + f" | {m['latency_batch_size']} | {m['validation_examples']} |", flush=True)
+            print(
+                f"| {name} | {mode} | " + " | ".join(cells) + f" | {m['latency_batch_size']} | {m['validation_examples']} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,13 @@ from export.request import FineTuning, ServerData
 from export.wrappers import export_model, export_onnx_model, export_text_model
 
 __all__ = [
-    "ADAPTERS", "BackboneOptions", "FineTuning", "ServerData", "adapter_for", "export_bundle",
-    "export_model", "export_onnx_model", "export_text_model",
+    "ADAPTERS",
+    "BackboneOptions",
+    "FineTuning",
+    "ServerData",
+    "adapter_for",
+    "export_bundle",
+    "export_model",
+    "export_onnx_model",
+    "export_text_model",
 ]

@@ -156,8 +156,9 @@ def _fine_tune(
 
     if X is None:
         raise ExportError("Fine-tuning trains on server data: give labelled examples (--train-data).")
-    tuned, _, metrics = run_fine_tuning(adapter.tunable(config), X, labels, classes, tuning.config,
-                                        trials=tuning.trials, log_dir=tuning.log_dir)
+    tuned, _, metrics = run_fine_tuning(
+        adapter.tunable(config), X, labels, classes, tuning.config, trials=tuning.trials, log_dir=tuning.log_dir
+    )
     adapter.adopt(tuned, work)
     return metrics
 
@@ -230,20 +231,26 @@ def _build(
         # The numpy engine cannot train a tail of conv blocks, so a fused bundle ships no numpy head.
         if fused is None:
             _write_head_parameters(folder, {t.name: onnx.numpy_helper.to_array(t) for t in head.graph.initializer})
-        manifest = write_manifest(folder, Manifest(
-            name=config.name,
-            version=config.version,
-            task=source.task,
-            labels=classes,
-            base_model=source.base_model,
-            input=source.input,
-            backbone=BackboneSpec(
-                precision="fp32", feature_size=source.feature_size, output_name=source.output_name,
-                pooling=source.pooling.value, intermediate_shape=None if fused is None else fused.intermediate_shape,
+        manifest = write_manifest(
+            folder,
+            Manifest(
+                name=config.name,
+                version=config.version,
+                task=source.task,
+                labels=classes,
+                base_model=source.base_model,
+                input=source.input,
+                backbone=BackboneSpec(
+                    precision="fp32",
+                    feature_size=source.feature_size,
+                    output_name=source.output_name,
+                    pooling=source.pooling.value,
+                    intermediate_shape=None if fused is None else fused.intermediate_shape,
+                ),
+                head=head_spec,
+                training=to_dict(train_config),
             ),
-            head=head_spec,
-            training=to_dict(train_config),
-        ))
+        )
         # The server's head trains through ORT on its own split: no device-side validation split or guard.
         with _unsigned_ok():
             personalizer = Personalizer(Bundle.load(folder), runtime=RuntimeConfig(engine="ort"))
@@ -262,12 +269,15 @@ def _build(
         )
         metrics.update(shipped)
         metrics["backbone_bytes"] = (folder / layout.BACKBONE).stat().st_size
-        manifest = write_manifest(folder, dataclasses.replace(
-            manifest,
-            backbone=dataclasses.replace(manifest.backbone, precision=precision),
-            head=dataclasses.replace(manifest.head, trained=X is not None),
-            metrics=metrics,
-        ))
+        manifest = write_manifest(
+            folder,
+            dataclasses.replace(
+                manifest,
+                backbone=dataclasses.replace(manifest.backbone, precision=precision),
+                head=dataclasses.replace(manifest.head, trained=X is not None),
+                metrics=metrics,
+            ),
+        )
         if X is not None:
             manifest = _write_reference(folder, manifest, X, labels, config.replay_per_class, train_config.seed)
         _check_bundle(folder, manifest, bench)
@@ -293,21 +303,25 @@ def _train_shipped_head(
     # No L2-SP at the server: its anchor is the untrained head the artifacts start from.
     personalizer.fit(X_train, y_train, progress=progress, validation_fraction=0.0, accept="always", l2sp=0.0)
     report = personalizer.evaluate(X_train, y_train)
-    metrics.update({
-        "server_examples": len(X),
-        "server_train_examples": len(train),
-        "server_train_accuracy": report["accuracy"],
-        "server_train_macro_f1": report["macro_f1"],
-    })
+    metrics.update(
+        {
+            "server_examples": len(X),
+            "server_train_examples": len(train),
+            "server_train_accuracy": report["accuracy"],
+            "server_train_macro_f1": report["macro_f1"],
+        }
+    )
     if len(val) == 0:
         return None
     X_val, y_val = take(X, val), [labels[i] for i in val]
     report = personalizer.evaluate(X_val, y_val)
-    metrics.update({
-        "validation_examples": len(val),
-        "validation_accuracy": report["accuracy"],
-        "validation_macro_f1": report["macro_f1"],
-    })
+    metrics.update(
+        {
+            "validation_examples": len(val),
+            "validation_accuracy": report["accuracy"],
+            "validation_macro_f1": report["macro_f1"],
+        }
+    )
     return val
 
 
@@ -322,9 +336,7 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic.write_bytes(path, buffer.getvalue())
 
 
-def _write_reference(
-    folder: Path, manifest: Manifest, X: Any, labels: list[str], replay_per_class: int, seed: int
-) -> Manifest:
+def _write_reference(folder: Path, manifest: Manifest, X: Any, labels: list[str], replay_per_class: int, seed: int) -> Manifest:
     """Through the backbone that ships: feature and confidence statistics and a bounded sample of them
     (drift's reference), and the replay set."""
     with _unsigned_ok():

@@ -214,8 +214,14 @@ def _set_trainable(module: nn.Module, parts: Blocks, depth: int) -> int:
 
 
 def _evaluate(
-    model: FineTunable, head: nn.Module, X: Any, targets: np.ndarray, val: np.ndarray, batch_size: int,
-    n_classes: int, device: str,
+    model: FineTunable,
+    head: nn.Module,
+    X: Any,
+    targets: np.ndarray,
+    val: np.ndarray,
+    batch_size: int,
+    n_classes: int,
+    device: str,
 ) -> dict[str, Any]:
     model.module.eval()
     head.eval()
@@ -258,8 +264,17 @@ def _write_log(folder: Path, report: FineTuneReport, config: FineTuneConfig) -> 
 
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "finetune.json"
-    log.write_text(json.dumps({"config": to_dict(config), "best_epoch": report.best_epoch,
-                               "stopped_early": report.stopped_early, "epochs": report.epochs}, indent=2))
+    log.write_text(
+        json.dumps(
+            {
+                "config": to_dict(config),
+                "best_epoch": report.best_epoch,
+                "stopped_early": report.stopped_early,
+                "epochs": report.epochs,
+            },
+            indent=2,
+        )
+    )
     epochs = [r["epoch"] for r in report.epochs]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, key in zip(axes, ("loss", "accuracy")):

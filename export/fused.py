@@ -122,8 +122,14 @@ def export_fused(
 
 
 def joined_head(
-    tail: onnx.ModelProto, pooled_size: int, shape: list[int], n_blocks: int, n_classes: int,
-    config: ExportConfig, seed: int, frozen: Callable[[str], bool] = lambda name: False,
+    tail: onnx.ModelProto,
+    pooled_size: int,
+    shape: list[int],
+    n_blocks: int,
+    n_classes: int,
+    config: ExportConfig,
+    seed: int,
+    frozen: Callable[[str], bool] = lambda name: False,
 ) -> tuple[onnx.ModelProto, HeadSpec]:
     """The tail's ONNX joined to a new head (:func:`export.head.build_head`), and the head spec that trains it.
 
@@ -142,11 +148,15 @@ def joined_head(
     tail_weights = {t.name for t in tail.graph.initializer}
     model = _joined(tail, head)
     trains = [
-        t.name for t in model.graph.initializer
+        t.name
+        for t in model.graph.initializer
         if t.data_type == onnx.TensorProto.FLOAT and not (t.name in tail_weights and frozen(t.name))
     ]
     spec = dataclasses.replace(
-        spec, in_features=int(np.prod(shape)), trainable=trains, backbone_blocks=n_blocks,
+        spec,
+        in_features=int(np.prod(shape)),
+        trainable=trains,
+        backbone_blocks=n_blocks,
         frozen=[t.name for t in model.graph.initializer if t.name not in trains],
     )
     return model, spec
@@ -166,8 +176,14 @@ def export_tail(tail: nn.Module, example: torch.Tensor, *, keep_names: bool = Fa
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                tail, (example,), buffer, input_names=[TAIL_INPUT], output_names=[_POOLED],
-                dynamic_axes={TAIL_INPUT: {0: "batch"}, _POOLED: {0: "batch"}}, opset_version=OPSET, dynamo=False,
+                tail,
+                (example,),
+                buffer,
+                input_names=[TAIL_INPUT],
+                output_names=[_POOLED],
+                dynamic_axes={TAIL_INPUT: {0: "batch"}, _POOLED: {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=False,
                 do_constant_folding=not keep_names,
             )
     except Exception as e:  # the tracer raises many types; say which part failed and why

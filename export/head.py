@@ -50,7 +50,9 @@ def build_head(in_features: int, n_classes: int, config: ExportConfig, seed: int
     nodes, initializers, x = [], [], "features"
     for i, (w, b, weight, activation) in enumerate(layers):
         out = "logits" if i == len(layers) - 1 else f"hidden{i}"
-        nodes.append(helper.make_node("Gemm", [x, w, b], [out if not activation else f"{out}_pre"], transB=1, name=f"head/Gemm{i}"))
+        nodes.append(
+            helper.make_node("Gemm", [x, w, b], [out if not activation else f"{out}_pre"], transB=1, name=f"head/Gemm{i}")
+        )
         if activation:
             nodes.append(helper.make_node(activation, [f"{out}_pre"], [out], name=f"head/{activation}{i}"))
         bias = np.zeros(len(weight), np.float32)

@@ -105,24 +105,30 @@ def compare_precisions(
     # A cache of its own too: the FP32 features of these rows are cached, and would answer in INT8's stead.
     fp32_cache = personalizer.cache
     personalizer.backbone = int8_backbone
-    personalizer.cache = FeatureCache("int8-measurement", personalizer.bundle.manifest.backbone.feature_size, fp32_cache.memory_bytes)
+    personalizer.cache = FeatureCache(
+        "int8-measurement", personalizer.bundle.manifest.backbone.feature_size, fp32_cache.memory_bytes
+    )
     try:
         int8_pred = personalizer.predict(X)
     finally:
         personalizer.backbone, personalizer.cache = fp32_backbone, fp32_cache
-    metrics.update({
-        "int8_agreement_examples": len(X),
-        "int8_identical_predictions": float(np.mean(fp32_pred == int8_pred)),
-    })
+    metrics.update(
+        {
+            "int8_agreement_examples": len(X),
+            "int8_identical_predictions": float(np.mean(fp32_pred == int8_pred)),
+        }
+    )
     if validation is None or len(validation) == 0:
         return metrics
     truth = np.asarray(labels)[validation]
     fp32_acc, int8_acc = float(np.mean(fp32_pred[validation] == truth)), float(np.mean(int8_pred[validation] == truth))
-    metrics.update({
-        "validation_accuracy_fp32": fp32_acc,
-        "validation_accuracy_int8": int8_acc,
-        "int8_accuracy_loss": fp32_acc - int8_acc,
-    })
+    metrics.update(
+        {
+            "validation_accuracy_fp32": fp32_acc,
+            "validation_accuracy_int8": int8_acc,
+            "int8_accuracy_loss": fp32_acc - int8_acc,
+        }
+    )
     return metrics
 
 

@@ -16,9 +16,7 @@ FEATURES = "features"  # the name of the pooled output we add
 MAX_IR_VERSION = 10  # ORT 1.19.2 refuses newer graphs
 
 
-def prepare_onnx_backbone(
-    onnx_path: str | os.PathLike, target: Path, feature_output: str, pooling: Pooling
-) -> tuple[str, int]:
+def prepare_onnx_backbone(onnx_path: str | os.PathLike, target: Path, feature_output: str, pooling: Pooling) -> tuple[str, int]:
     """Write the backbone at ``onnx_path`` to ``target`` with one feature output.
 
     Args:
@@ -136,8 +134,16 @@ def _axes_node(op: str, x: str, out: str, axes: list[int], opset: int, graph: on
 # Nodes that only a quantized graph holds: QDQ pairs (static), the dynamic quantizer's integer kernels,
 # and the fused QLinear* / Q* operators of ORT's QOperator format.
 _QUANTIZED_OPS = {
-    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
-    "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QAttention", "QGemm", "QEmbedLayerNormalization",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "MatMulInteger",
+    "ConvInteger",
+    "MatMulIntegerToFloat",
+    "DynamicQuantizeMatMul",
+    "QAttention",
+    "QGemm",
+    "QEmbedLayerNormalization",
 }
 # Weights stored in these types are quantized weights; int32/int64 initializers are shapes and indices.
 _QUANTIZED_WEIGHTS = {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT4, TensorProto.UINT4}

@@ -74,31 +74,54 @@ def ship_backbone(
     mode = config.quantization
     if quantized:
         metrics = {"backbone_latency_ms_int8": latency_ms(personalizer.backbone, X=bench)[0]}
-        return "int8", {**metrics, "quantization": _record(
-            "pre-quantized", mode, f"pre-quantized: the ONNX file is quantized already ({', '.join(quantized)}): shipped as given, "
-            "not quantized again nor compared with an FP32 graph it does not have")}
+        return "int8", {
+            **metrics,
+            "quantization": _record(
+                "pre-quantized",
+                mode,
+                f"pre-quantized: the ONNX file is quantized already ({', '.join(quantized)}): shipped as given, "
+                "not quantized again nor compared with an FP32 graph it does not have",
+            ),
+        }
     if mode is Quantization.NONE:
         metrics = {"backbone_latency_ms_fp32": latency_ms(personalizer.backbone, X=bench)[0]}
         return "fp32", {**metrics, "quantization": _record("none", mode, "none (FP32), as asked")}
     if mode is not Quantization.AUTO:
         int8, metrics = _measure(mode, backbone, work, personalizer, X, labels, validation, bench)
         if "validation_accuracy_int8" in metrics:
-            check_quality_loss(metrics["validation_accuracy_fp32"], metrics["validation_accuracy_int8"],
-                               metrics["int8_identical_predictions"], len(validation), config)
+            check_quality_loss(
+                metrics["validation_accuracy_fp32"],
+                metrics["validation_accuracy_int8"],
+                metrics["int8_identical_predictions"],
+                len(validation),
+                config,
+            )
         shutil.copyfile(int8, backbone)
         return "int8", {**metrics, "quantization": _record(mode.value, mode, f"{mode.value}, as asked")}
     return _auto(backbone, work, personalizer, X, labels, validation, bench, config)
 
 
 def _auto(
-    backbone: Path, work: Path, personalizer: Personalizer, X: Any, labels: list[str] | None,
-    validation: np.ndarray | None, bench: Any, config: ExportConfig,
+    backbone: Path,
+    work: Path,
+    personalizer: Personalizer,
+    X: Any,
+    labels: list[str] | None,
+    validation: np.ndarray | None,
+    bench: Any,
+    config: ExportConfig,
 ) -> tuple[str, dict[str, Any]]:
     if X is None:
         fp32_ms = latency_ms(personalizer.backbone, X=bench)[0]
-        return "fp32", {"backbone_latency_ms_fp32": fp32_ms, "quantization": _record(
-            "none", Quantization.AUTO, "none (FP32): no server examples to measure INT8 against FP32 on; give --train-data to "
-            "let auto judge INT8, or choose --quantize int8-dynamic")}
+        return "fp32", {
+            "backbone_latency_ms_fp32": fp32_ms,
+            "quantization": _record(
+                "none",
+                Quantization.AUTO,
+                "none (FP32): no server examples to measure INT8 against FP32 on; give --train-data to "
+                "let auto judge INT8, or choose --quantize int8-dynamic",
+            ),
+        }
     fp32_bytes = backbone.stat().st_size
     margin = config.max_quality_loss
     candidates: dict[str, dict[str, Any]] = {}
@@ -113,14 +136,22 @@ def _auto(
         agreeing = round(m["int8_identical_predictions"] * len(X))
         bound = disagreement_bound(len(X) - agreeing, len(X), CONFIDENCE)
         candidates[mode.value] = {
-            "backbone_bytes": m["backbone_bytes_int8"], "agreeing": agreeing, "examples": len(X),
-            "loss_bound": bound, "within_margin": bound <= margin + 1e-9, "latency_ms": m["backbone_latency_ms_int8"],
+            "backbone_bytes": m["backbone_bytes_int8"],
+            "agreeing": agreeing,
+            "examples": len(X),
+            "loss_bound": bound,
+            "within_margin": bound <= margin + 1e-9,
+            "latency_ms": m["backbone_latency_ms_int8"],
         }
     fits = [name for name, c in candidates.items() if c.get("within_margin") and c["backbone_bytes"] < fp32_bytes]
     chosen = min(fits, key=lambda name: candidates[name]["backbone_bytes"], default=None)
     reason = _reason(chosen, candidates, fp32_bytes, len(X), margin)
-    record = {**_record(chosen or "none", Quantization.AUTO, reason), "confidence": CONFIDENCE,
-              "max_quality_loss": margin, "candidates": candidates}
+    record = {
+        **_record(chosen or "none", Quantization.AUTO, reason),
+        "confidence": CONFIDENCE,
+        "max_quality_loss": margin,
+        "candidates": candidates,
+    }
     if chosen is None:
         # Each measurement timed FP32 beside its INT8; without one that ran, FP32 is timed alone.
         fp32_ms = next((m["backbone_latency_ms_fp32"] for _, m in measured.values()), None)
@@ -133,8 +164,14 @@ def _auto(
 
 
 def _measure(
-    mode: Quantization, backbone: Path, work: Path, personalizer: Personalizer, X: Any,
-    labels: list[str] | None, validation: np.ndarray | None, bench: Any,
+    mode: Quantization,
+    backbone: Path,
+    work: Path,
+    personalizer: Personalizer,
+    X: Any,
+    labels: list[str] | None,
+    validation: np.ndarray | None,
+    bench: Any,
 ) -> tuple[Path, dict[str, Any]]:
     """Quantize the backbone as ``mode`` says and measure it against FP32."""
     int8 = work / f"backbone-{mode.value}.onnx"
@@ -151,14 +188,17 @@ def _record(mode: str, requested: Quantization, reason: str) -> dict[str, Any]:
 
 def _reason(chosen: str | None, candidates: dict[str, dict[str, Any]], fp32_bytes: int, n: int, margin: float) -> str:
     """Why auto chose what it did, in the figures it chose by."""
+
     def judged(name: str) -> str:
         c = candidates[name]
         if "error" in c:
             return f"{name} does not run ({c['error']})"
         verdict = "within" if c["within_margin"] else "over"
-        return (f"{name} ({c['backbone_bytes'] / 1e6:.1f} MB) agreed with FP32 on {c['agreeing']}/{c['examples']} "
-                f"server examples, so at {CONFIDENCE:.0%} confidence it loses at most {100 * c['loss_bound']:.1f} "
-                f"accuracy points, {verdict} the {100 * margin:.1f} allowed")
+        return (
+            f"{name} ({c['backbone_bytes'] / 1e6:.1f} MB) agreed with FP32 on {c['agreeing']}/{c['examples']} "
+            f"server examples, so at {CONFIDENCE:.0%} confidence it loses at most {100 * c['loss_bound']:.1f} "
+            f"accuracy points, {verdict} the {100 * margin:.1f} allowed"
+        )
 
     figures = "; ".join(judged(name) for name in candidates)
     if chosen is not None:
@@ -166,7 +206,9 @@ def _reason(chosen: str | None, candidates: dict[str, dict[str, Any]], fp32_byte
     text = f"none (FP32, {fp32_bytes / 1e6:.1f} MB): no INT8 backbone is shown to be within the margin: {figures}"
     needed = examples_needed(margin, CONFIDENCE)
     if needed is not None and needed > n:
-        text += (f". With {n} examples even full agreement bounds the loss at "
-                 f"{100 * disagreement_bound(0, n, CONFIDENCE):.1f} points only; {needed} agreeing examples "
-                 "bound it within the margin (more --train-data), or raise --max-quality-loss")
+        text += (
+            f". With {n} examples even full agreement bounds the loss at "
+            f"{100 * disagreement_bound(0, n, CONFIDENCE):.1f} points only; {needed} agreeing examples "
+            "bound it within the margin (more --train-data), or raise --max-quality-loss"
+        )
     return text

@@ -57,7 +57,11 @@ def quantize_backbone(
     # QDQ works here because the backbone stays its own inference model, apart from the head's
     # training artifacts (a QDQ graph inside generate_artifacts fails on its zero points).
     q.quantize_static(
-        source, target, _Reader(iter(calibration)), quant_format=q.QuantFormat.QDQ,
-        activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+        source,
+        target,
+        _Reader(iter(calibration)),
+        quant_format=q.QuantFormat.QDQ,
+        activation_type=q.QuantType.QInt8,
+        weight_type=q.QuantType.QInt8,
     )
     return "int8"

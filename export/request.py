@@ -42,8 +42,7 @@ class ServerData:
             return self.X, self.labels
         from export.server_data import read_server_data
 
-        return read_server_data(self.path, text_column=self.text_column, label_column=self.label_column,
-                                image_size=image_size)
+        return read_server_data(self.path, text_column=self.text_column, label_column=self.label_column, image_size=image_size)
 
 
 @dataclasses.dataclass(frozen=True)

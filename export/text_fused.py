@@ -224,9 +224,14 @@ def _export_frozen(frozen: _Frozen, inputs: tuple[torch.Tensor, ...], path: Path
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                frozen, inputs, str(path), input_names=INPUTS, output_names=[OUTPUT],
+                frozen,
+                inputs,
+                str(path),
+                input_names=INPUTS,
+                output_names=[OUTPUT],
                 dynamic_axes={**{name: {0: "batch"} for name in INPUTS}, OUTPUT: {0: "batch"}},
-                opset_version=OPSET, dynamo=False,
+                opset_version=OPSET,
+                dynamo=False,
             )
     except Exception as e:  # the tracer raises many types; say which part failed and why
         raise ExportError(f"torch.onnx.export failed for the frozen part: {type(e).__name__}: {e}") from e
@@ -248,7 +253,6 @@ def save_tokenizer(tokenizer: object, folder: Path) -> Path:
     if not path.is_file():
         raise ExportError("The model has no fast tokenizer (tokenizer.json); the device needs one to read text.")
     return path
-
 
 
 def check_folder(model_dir: str | os.PathLike, config: ExportConfig) -> None:

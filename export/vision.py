@@ -94,8 +94,14 @@ def export_torch_backbone(module: object, example_input: object, target: Path) -
             warnings.simplefilter("ignore")
             # The TorchScript exporter writes IR 8 / opset 17, which ORT 1.19.2 reads.
             torch.onnx.export(
-                module, (example_input,), str(target), input_names=[INPUT], output_names=[OUTPUT],
-                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=17, dynamo=False,
+                module,
+                (example_input,),
+                str(target),
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
             )
     except Exception as e:  # the tracer raises many types; say which model failed and why
         raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {type(e).__name__}: {e}") from e

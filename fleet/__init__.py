@@ -13,16 +13,39 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "Aggregation": "fleet.config", "FleetConfig": "fleet.config", "PrivacyConfig": "fleet.config",
-    "DeviceData": "fleet.client", "client_app": "fleet.client",
-    "FleetResult": "fleet.server", "Publish": "fleet.server", "run_fleet": "fleet.server", "server_app": "fleet.server",
-    "simulate": "fleet.simulation", "dirichlet_devices": "fleet.partition",
-    "Endpoint": "fleet.deployment", "serve": "fleet.deployment", "join": "fleet.deployment", "stop": "fleet.deployment",
+    "Aggregation": "fleet.config",
+    "FleetConfig": "fleet.config",
+    "PrivacyConfig": "fleet.config",
+    "DeviceData": "fleet.client",
+    "client_app": "fleet.client",
+    "FleetResult": "fleet.server",
+    "Publish": "fleet.server",
+    "run_fleet": "fleet.server",
+    "server_app": "fleet.server",
+    "simulate": "fleet.simulation",
+    "dirichlet_devices": "fleet.partition",
+    "Endpoint": "fleet.deployment",
+    "serve": "fleet.deployment",
+    "join": "fleet.deployment",
+    "stop": "fleet.deployment",
 }
 
 __all__ = [
-    "Aggregation", "DeviceData", "Endpoint", "FleetConfig", "FleetResult", "PrivacyConfig", "Publish", "client_app",
-    "dirichlet_devices", "join", "run_fleet", "serve", "server_app", "simulate", "stop",
+    "Aggregation",
+    "DeviceData",
+    "Endpoint",
+    "FleetConfig",
+    "FleetResult",
+    "PrivacyConfig",
+    "Publish",
+    "client_app",
+    "dirichlet_devices",
+    "join",
+    "run_fleet",
+    "serve",
+    "server_app",
+    "simulate",
+    "stop",
 ]
 
 

@@ -42,7 +42,9 @@ class DeviceData:
 
 
 def client_app(
-    bundle: str | None = None, devices: Sequence[DeviceData] | None = None, runtime: RuntimeConfig | None = None,
+    bundle: str | None = None,
+    devices: Sequence[DeviceData] | None = None,
+    runtime: RuntimeConfig | None = None,
     mods: Sequence[Any] = (),
 ) -> ClientApp:
     """A ClientApp for simulated devices (``devices``, chosen by Flower's ``partition-id``) or a real one.
@@ -82,8 +84,12 @@ def client_app(
         personalizer, data = _device(context, bundle, devices, runtime or RuntimeConfig())
         personalizer.set_head(from_record(msg.content["arrays"]), source="fleet evaluation")
         report = personalizer.evaluate(list(data.X_test), list(data.y_test))
-        metrics = {"num-examples": len(data.X_test), "accuracy": report["accuracy"], "loss": report["loss"],
-                   "macro-f1": report["macro_f1"]}
+        metrics = {
+            "num-examples": len(data.X_test),
+            "accuracy": report["accuracy"],
+            "loss": report["loss"],
+            "macro-f1": report["macro_f1"],
+        }
         return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
 
     return app
@@ -96,8 +102,11 @@ def training_overrides(config: ConfigRecord) -> dict[str, Any]:
     out other examples and none is kept out of every round's training (the split is stratified, 1 to 4 of a
     device's few examples).
     """
-    overrides: dict[str, Any] = {"epochs": int(config["local-epochs"]), "schedule": str(config["local-schedule"]),
-                                 "seed": int(config["seed"]) + int(config["server-round"])}
+    overrides: dict[str, Any] = {
+        "epochs": int(config["local-epochs"]),
+        "schedule": str(config["local-schedule"]),
+        "seed": int(config["seed"]) + int(config["server-round"]),
+    }
     if "lr" in config:
         overrides["lr"] = float(config["lr"])
     return overrides

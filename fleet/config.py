@@ -73,7 +73,9 @@ class FleetConfig:
         try:
             object.__setattr__(self, "local_schedule", Schedule(self.local_schedule))
         except ValueError:
-            raise ConfigError(f"local_schedule must be one of {[s.value for s in Schedule]}, got {self.local_schedule!r}") from None
+            raise ConfigError(
+                f"local_schedule must be one of {[s.value for s in Schedule]}, got {self.local_schedule!r}"
+            ) from None
         for name in ("rounds", "local_epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -53,8 +53,15 @@ class Endpoint:
     port: int = 9092
 
 
-def serve(bundle: str | os.PathLike, config: FleetConfig, publish: Publish, *, endpoint: Endpoint = Endpoint(),
-          timeout: float = 3600.0, log: Path | None = None) -> Path:
+def serve(
+    bundle: str | os.PathLike,
+    config: FleetConfig,
+    publish: Publish,
+    *,
+    endpoint: Endpoint = Endpoint(),
+    timeout: float = 3600.0,
+    log: Path | None = None,
+) -> Path:
     """Start a SuperLink, run the fleet on the SuperNodes that join it, write the bundle, stop (``edgeft fleet serve``).
 
     Args:
@@ -75,12 +82,29 @@ def serve(bundle: str | os.PathLike, config: FleetConfig, publish: Publish, *, e
         env = {**_env(), "FLWR_HOME": home}
         app = _write_app(Path(home) / "app", bundle, config, publish)
         _write_connection(Path(home), endpoint)
-        link = _spawn([_tool("flower-superlink"), "--insecure", "--host", endpoint.host, "--port", str(endpoint.port),
-                       "--disable-runtime-dependency-installation"], env, log)
+        link = _spawn(
+            [
+                _tool("flower-superlink"),
+                "--insecure",
+                "--host",
+                endpoint.host,
+                "--port",
+                str(endpoint.port),
+                "--disable-runtime-dependency-installation",
+            ],
+            env,
+            log,
+        )
         try:
             _wait_for_port(endpoint, link, 60.0)
-            done = subprocess.run([_tool("flwr"), "run", str(app), "local", "--stream"], env=env, timeout=timeout,
-                                  capture_output=True, text=True, check=False)
+            done = subprocess.run(
+                [_tool("flwr"), "run", str(app), "local", "--stream"],
+                env=env,
+                timeout=timeout,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if done.returncode != 0:
                 raise ConfigError(f"The fleet run failed (flwr run exited {done.returncode}): {done.stderr[-2000:]}")
         except subprocess.TimeoutExpired:
@@ -92,9 +116,17 @@ def serve(bundle: str | os.PathLike, config: FleetConfig, publish: Publish, *, e
     return Path(publish.output)
 
 
-def join(bundle: str | os.PathLike, data: str | os.PathLike, test_data: str | os.PathLike, *,
-         superlink: Endpoint = Endpoint(), port: int = 9094, max_wait: float = 30.0,
-         flower_home: str | os.PathLike | None = None, log: str | os.PathLike | None = None) -> subprocess.Popen:
+def join(
+    bundle: str | os.PathLike,
+    data: str | os.PathLike,
+    test_data: str | os.PathLike,
+    *,
+    superlink: Endpoint = Endpoint(),
+    port: int = 9094,
+    max_wait: float = 30.0,
+    flower_home: str | os.PathLike | None = None,
+    log: str | os.PathLike | None = None,
+) -> subprocess.Popen:
     """Start a SuperNode that takes part in the fleet's runs with this device's data (``edgeft fleet join``).
 
     Args:
@@ -117,9 +149,22 @@ def join(bundle: str | os.PathLike, data: str | os.PathLike, test_data: str | os
     node_config = " ".join(f'{key}="{Path(value).resolve()}"' for key, value in paths.items())
     env = _env() | ({"FLWR_HOME": str(flower_home)} if flower_home else {})
     return _spawn(
-        [_tool("flower-supernode"), "--insecure", "--superlink", f"{superlink.host}:{superlink.port}",
-         "--host", "127.0.0.1", "--port", str(port), "--node-config", node_config, "--max-wait-time", str(max_wait)],
-        env, log,
+        [
+            _tool("flower-supernode"),
+            "--insecure",
+            "--superlink",
+            f"{superlink.host}:{superlink.port}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--node-config",
+            node_config,
+            "--max-wait-time",
+            str(max_wait),
+        ],
+        env,
+        log,
     )
 
 
@@ -131,8 +176,11 @@ def _spawn(command: list[str], env: dict[str, str], log: str | os.PathLike | Non
 
 def _write_app(folder: Path, bundle: str | os.PathLike, config: FleetConfig, publish: Publish) -> Path:
     """A Flower App of one pyproject.toml: its components are this module's, installed with edgeft."""
-    settings = {"bundle": str(Path(bundle).resolve()), "config": config.provenance(),
-                "publish": dataclasses.asdict(dataclasses.replace(publish, output=str(Path(publish.output).resolve())))}
+    settings = {
+        "bundle": str(Path(bundle).resolve()),
+        "config": config.provenance(),
+        "publish": dataclasses.asdict(dataclasses.replace(publish, output=str(Path(publish.output).resolve()))),
+    }
     folder.mkdir(parents=True)
     (folder / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'

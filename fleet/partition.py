@@ -12,8 +12,14 @@ from fleet.client import DeviceData
 
 
 def dirichlet_devices(
-    X: Sequence[Any], y: Sequence[str], devices: int, alpha: float, *, sizes: tuple[int, int] = (8, 40),
-    test_fraction: float = 0.3, seed: int = 0,
+    X: Sequence[Any],
+    y: Sequence[str],
+    devices: int,
+    alpha: float,
+    *,
+    sizes: tuple[int, int] = (8, 40),
+    test_fraction: float = 0.3,
+    seed: int = 0,
 ) -> list[DeviceData]:
     """Split ``X, y`` into ``devices`` disjoint devices whose label mixes follow Dirichlet(``alpha``).
 
@@ -38,7 +44,9 @@ def dirichlet_devices(
     pools = {label: list(rng.permutation([i for i, v in enumerate(y) if v == label])) for label in labels}
     counts = rng.integers(sizes[0], sizes[1] + 1, size=devices)
     if counts.sum() > len(y):
-        raise ConfigError(f"{devices} devices of {sizes[0]}-{sizes[1]} examples need about {counts.sum()}, but there are {len(y)}.")
+        raise ConfigError(
+            f"{devices} devices of {sizes[0]}-{sizes[1]} examples need about {counts.sum()}, but there are {len(y)}."
+        )
     fleet = []
     for n in counts:
         mix = rng.dirichlet(np.full(len(labels), alpha))

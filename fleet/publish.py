@@ -21,8 +21,13 @@ _REPLACED = {layout.MANIFEST, layout.CHECKPOINT, layout.PARAMETERS, layout.FLEET
 
 
 def write_fleet_bundle(
-    personalizer: Personalizer, head: dict[str, np.ndarray], output: str | os.PathLike, version: str,
-    provenance: dict[str, Any], *, overwrite: bool = False,
+    personalizer: Personalizer,
+    head: dict[str, np.ndarray],
+    output: str | os.PathLike,
+    version: str,
+    provenance: dict[str, Any],
+    *,
+    overwrite: bool = False,
 ) -> Bundle:
     """Write ``personalizer``'s bundle again as ``version`` with ``head`` shipped, atomically.
 
@@ -63,7 +68,10 @@ def write_fleet_bundle(
         m = source.manifest
         summary = {f"fleet_{k}": provenance[k] for k in ("rounds", "clients", "examples") if k in provenance}
         manifest = dataclasses.replace(
-            m, version=version, head=dataclasses.replace(m.head, trained=True), metrics={**m.metrics, **summary},
+            m,
+            version=version,
+            head=dataclasses.replace(m.head, trained=True),
+            metrics={**m.metrics, **summary},
         )
         write_manifest(tmp, manifest)
         Bundle.load(tmp)

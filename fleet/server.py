@@ -47,8 +47,13 @@ class Publish:
 
 
 def run_fleet(
-    grid: Grid, bundle: str | Path, config: FleetConfig, *, publish: Publish | None = None,
-    eval_data: tuple[Sequence[Any], Sequence[str]] | None = None, progress: ProgressCallback | None = None,
+    grid: Grid,
+    bundle: str | Path,
+    config: FleetConfig,
+    *,
+    publish: Publish | None = None,
+    eval_data: tuple[Sequence[Any], Sequence[str]] | None = None,
+    progress: ProgressCallback | None = None,
     runtime: RuntimeConfig | None = None,
 ) -> FleetResult:
     """Run ``config.rounds`` rounds of federated training of ``bundle``'s head over the devices on ``grid``.
@@ -94,10 +99,22 @@ def run_fleet(
         started[0] = time.monotonic()  # the next round's time leaves this evaluation (and any bundle written) out
         return MetricRecord(central) if central else None
 
-    train_config = ConfigRecord({"local-epochs": config.local_epochs, "local-schedule": config.local_schedule.value,
-                                 "seed": config.seed, **({"lr": config.local_lr} if config.local_lr else {})})
-    result = strategy.start(grid=grid, initial_arrays=to_record(shipped), num_rounds=config.rounds,
-                            timeout=config.round_timeout, train_config=train_config, evaluate_fn=after_round)
+    train_config = ConfigRecord(
+        {
+            "local-epochs": config.local_epochs,
+            "local-schedule": config.local_schedule.value,
+            "seed": config.seed,
+            **({"lr": config.local_lr} if config.local_lr else {}),
+        }
+    )
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=to_record(shipped),
+        num_rounds=config.rounds,
+        timeout=config.round_timeout,
+        train_config=train_config,
+        evaluate_fn=after_round,
+    )
     for record in rounds[1:]:
         r = record["round"]
         record["train"] = dict(result.train_metrics_clientapp.get(r, {}))
@@ -112,9 +129,16 @@ def run_fleet(
     return FleetResult(head, rounds, list(inner(strategy).refused), bundles, provenance)
 
 
-def server_app(bundle: str | Path, config: FleetConfig, *, publish: Publish | None = None,
-               eval_data: tuple[Sequence[Any], Sequence[str]] | None = None, progress: ProgressCallback | None = None,
-               results: list[FleetResult] | None = None, runtime: RuntimeConfig | None = None) -> ServerApp:
+def server_app(
+    bundle: str | Path,
+    config: FleetConfig,
+    *,
+    publish: Publish | None = None,
+    eval_data: tuple[Sequence[Any], Sequence[str]] | None = None,
+    progress: ProgressCallback | None = None,
+    results: list[FleetResult] | None = None,
+    runtime: RuntimeConfig | None = None,
+) -> ServerApp:
     """A ServerApp that runs :func:`run_fleet` and appends its result to ``results``."""
     app = ServerApp()
 
@@ -150,15 +174,25 @@ def _provenance(config: FleetConfig, rounds: list[dict], strategy: Any, head: di
     }
 
 
-def _publish(server: Personalizer, head: dict[str, np.ndarray], publish: Publish, config: FleetConfig, rounds: list[dict],
-             strategy: Any, done: int, *, intermediate: bool) -> Path:
+def _publish(
+    server: Personalizer,
+    head: dict[str, np.ndarray],
+    publish: Publish,
+    config: FleetConfig,
+    rounds: list[dict],
+    strategy: Any,
+    done: int,
+    *,
+    intermediate: bool,
+) -> Path:
     version = publish.version or f"{server.bundle.manifest.version}+fleet.{done}"
     if intermediate:
         version, output = f"{version}.round{done}", Path(f"{publish.output}-round{done}")
     else:
         output = Path(publish.output)
-    written = write_fleet_bundle(server, head, output, version, _provenance(config, rounds, strategy, head, done),
-                                 overwrite=publish.overwrite)
+    written = write_fleet_bundle(
+        server, head, output, version, _provenance(config, rounds, strategy, head, done), overwrite=publish.overwrite
+    )
     if publish.registry:
         from edgeft.registry.client import push
 

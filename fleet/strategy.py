@@ -86,8 +86,10 @@ def build_strategy(config: FleetConfig, reference: dict[str, np.ndarray], fleet_
         The strategy; its ``refused`` list (on the inner strategy) records each refused head.
     """
     options: dict[str, Any] = {
-        "fraction_train": config.fraction_train, "fraction_evaluate": config.fraction_evaluate,
-        "min_train_nodes": config.min_train_clients, "min_evaluate_nodes": config.min_evaluate_clients,
+        "fraction_train": config.fraction_train,
+        "fraction_evaluate": config.fraction_evaluate,
+        "min_train_nodes": config.min_train_clients,
+        "min_evaluate_nodes": config.min_evaluate_clients,
         "min_available_nodes": config.min_available_clients,
     }
     if config.aggregation is Aggregation.FEDADAM:

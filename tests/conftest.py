@@ -38,8 +38,9 @@ def minilm_bundle(tmp_path_factory: pytest.TempPathFactory, bbc_splits) -> Path:
     path = tmp_path_factory.mktemp("bundles") / "minilm-bbc"
     texts, labels = bbc_splits["server"]
     # int8-dynamic by name: 20 server texts are too few for auto to prove INT8 within one point.
-    config = ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2", license="apache-2.0",
-                          quantization="int8-dynamic")
+    config = ExportConfig(
+        name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2", license="apache-2.0", quantization="int8-dynamic"
+    )
     export_bundle(minilm_path(), path, data=ServerData(texts, labels), config=config)
     return path
 

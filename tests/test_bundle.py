@@ -92,4 +92,6 @@ def test_fingerprint_changes_with_the_label_order_but_not_the_version(minilm_bun
     write_manifest(bundle_copy, dataclasses.replace(manifest, version="1.0.1"))
     assert Bundle.load(bundle_copy).fingerprint == Bundle.load(minilm_bundle).fingerprint  # heads carry over
     write_manifest(bundle_copy, dataclasses.replace(manifest, labels=manifest.labels[::-1]))
-    assert Bundle.load(bundle_copy).fingerprint != Bundle.load(minilm_bundle).fingerprint  # a head's rows would mean other classes
+    assert (
+        Bundle.load(bundle_copy).fingerprint != Bundle.load(minilm_bundle).fingerprint
+    )  # a head's rows would mean other classes

@@ -45,7 +45,9 @@ def test_inspect_prints_the_manifest_as_a_table(minilm_bundle: Path, capsys) -> 
     assert "file backbone.onnx" in out
 
 
-def test_personalize_then_evaluate_and_predict_from_the_state(minilm_bundle: Path, user_csv: Path, test_csv: Path, tmp_path: Path, capsys) -> None:
+def test_personalize_then_evaluate_and_predict_from_the_state(
+    minilm_bundle: Path, user_csv: Path, test_csv: Path, tmp_path: Path, capsys
+) -> None:
     state = tmp_path / "state"
     assert main(["personalize", str(minilm_bundle), "--data", str(user_csv), "--state", str(state), "--epochs", "5"]) == 0
     assert "head version 1; 60 examples" in capsys.readouterr().out
@@ -61,7 +63,9 @@ def test_personalize_then_evaluate_and_predict_from_the_state(minilm_bundle: Pat
 
 
 def test_missing_column_is_a_clear_error_with_exit_code_1(minilm_bundle: Path, user_csv: Path, tmp_path: Path, capsys) -> None:
-    code = main(["personalize", str(minilm_bundle), "--data", str(user_csv), "--state", str(tmp_path / "s"), "--label-column", "topic"])
+    code = main(
+        ["personalize", str(minilm_bundle), "--data", str(user_csv), "--state", str(tmp_path / "s"), "--label-column", "topic"]
+    )
     assert code == 1
     assert "no column 'topic'" in capsys.readouterr().err
 

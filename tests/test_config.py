@@ -19,13 +19,16 @@ def test_unknown_key_is_an_error_that_lists_known_keys() -> None:
         from_dict(TrainConfig, {"learning_rate": 0.1})
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"epochs": 0}, "epochs must be a positive integer, got 0"),
-    ({"lr": -1.0}, "lr must be a finite number > 0"),
-    ({"schedule": "step"}, "schedule must be one of constant, linear, cosine; got 'step'"),
-    ({"seed": -1}, "seed must be an integer >= 0, got -1"),
-    ({"seed": "a"}, "seed must be an integer >= 0, got 'a'"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"epochs": 0}, "epochs must be a positive integer, got 0"),
+        ({"lr": -1.0}, "lr must be a finite number > 0"),
+        ({"schedule": "step"}, "schedule must be one of constant, linear, cosine; got 'step'"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+        ({"seed": "a"}, "seed must be an integer >= 0, got 'a'"),
+    ],
+)
 def test_invalid_train_values_are_config_errors(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         TrainConfig().replace(**changes)

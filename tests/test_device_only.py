@@ -46,20 +46,27 @@ def write_reference(folder: Path, bundles: dict[str, Path], bbc_splits: dict, fa
     trained = Personalizer.from_bundle(bundles["fp32"], runtime=RuntimeConfig(engine="numpy")).fit(user_texts, user_labels, **FIT)
     reference = {
         "bundles": {name: str(path) for name, path in bundles.items()},
-        "texts": texts, "user_texts": user_texts, "user_labels": user_labels, "fit": FIT,
-        "proba": {name: Personalizer.from_bundle(path).predict_proba(images if name == "image" else texts).tolist()
-                  for name, path in bundles.items()},
+        "texts": texts,
+        "user_texts": user_texts,
+        "user_labels": user_labels,
+        "fit": FIT,
+        "proba": {
+            name: Personalizer.from_bundle(path).predict_proba(images if name == "image" else texts).tolist()
+            for name, path in bundles.items()
+        },
         "numpy_fit_proba": trained.predict_proba(texts).tolist(),
     }
     (folder / "reference.json").write_text(json.dumps(reference))
     return folder
 
 
-def test_the_device_only_install_under_python_313_passes_the_device_suite(minilm_bundle, effnet_bundle, bbc_splits, fashion,
-                                                                          tmp_path):
+def test_the_device_only_install_under_python_313_passes_the_device_suite(
+    minilm_bundle, effnet_bundle, bbc_splits, fashion, tmp_path
+):
     # The device suite's needs beside the base install: a test runner, and the service's extra.
-    bin_dir = device_env.ensure_venv(VENV, device_env.find_python("3.13"), device_env.build_wheel(tmp_path / "wheel"),
-                                     extras=("serve",), tools=("pytest>=8",))
+    bin_dir = device_env.ensure_venv(
+        VENV, device_env.find_python("3.13"), device_env.build_wheel(tmp_path / "wheel"), extras=("serve",), tools=("pytest>=8",)
+    )
     bundles = {"int8": minilm_bundle, "fp32": export_fp32_minilm(tmp_path / "minilm-fp32", bbc_splits), "image": effnet_bundle}
     reference = write_reference(tmp_path / "reference", bundles, bbc_splits, fashion)
     result = run_suite(bin_dir, reference, cwd=tmp_path)
@@ -69,8 +76,18 @@ def test_the_device_only_install_under_python_313_passes_the_device_suite(minilm
 
 def run_suite(bin_dir: Path, reference: Path, cwd: Path) -> subprocess.CompletedProcess:
     """tests/device_only under the venv's pytest, from outside the checkout so that only the installed edgeft imports."""
-    command = [str(bin_dir / "pytest"), "-q", "-p", "no:cacheprovider", "-c", str(SUITE / "pytest.ini"),
-               "--rootdir", str(SUITE), "--durations=5", str(SUITE)]
+    command = [
+        str(bin_dir / "pytest"),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-c",
+        str(SUITE / "pytest.ini"),
+        "--rootdir",
+        str(SUITE),
+        "--durations=5",
+        str(SUITE),
+    ]
     env = device_env.clean_env(EDGEFT_DEVICE_REFERENCE=str(reference))
     return subprocess.run(command, check=False, cwd=cwd, env=env, capture_output=True, text=True)
 

@@ -38,8 +38,17 @@ def _swap_first_two(labels: list[str]) -> None:
         (lambda m: m.update(colour="red"), r"colour: Unexpected keyword argument|colour: Extra inputs are not permitted"),
         (lambda m: m["files"]["backbone.onnx"].update(sha256="x"), r"files.backbone.onnx.sha256: String should match pattern"),
     ],
-    ids=["no labels", "labels a string", "4 labels for 5 outputs", "6 labels for 5 outputs", "max_length -1",
-         "a number as a string", "unknown precision", "an unknown key", "a malformed sha256"],
+    ids=[
+        "no labels",
+        "labels a string",
+        "4 labels for 5 outputs",
+        "6 labels for 5 outputs",
+        "max_length -1",
+        "a number as a string",
+        "unknown precision",
+        "an unknown key",
+        "a malformed sha256",
+    ],
 )
 def test_a_malformed_manifest_field_is_a_bundle_error_naming_it(bundle_copy: Path, change, message: str) -> None:
     _edit(bundle_copy, change)
@@ -49,8 +58,11 @@ def test_a_malformed_manifest_field_is_a_bundle_error_naming_it(bundle_copy: Pat
 
 @pytest.mark.parametrize(
     ("raw", "message"),
-    [(b"[]", "must hold a JSON object, got list"), (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
-     (b"\xff\xfe", "not valid JSON")],
+    [
+        (b"[]", "must hold a JSON object, got list"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
     ids=["a list", "nested 100,000 deep", "not UTF-8"],
 )
 def test_a_manifest_that_is_no_object_is_a_bundle_error(bundle_copy: Path, raw: bytes, message: str) -> None:
@@ -67,8 +79,10 @@ def test_swapped_labels_in_the_manifest_are_refused_by_the_head_s_own_labels(bun
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [(lambda m: m["input"].update(input_names=["input_ids", "attention_mask", "pixels"]), "backbone graph's inputs are"),
-     (lambda m: m["backbone"].update(output_name="nothing"), "backbone.output_name is 'nothing'")],
+    [
+        (lambda m: m["input"].update(input_names=["input_ids", "attention_mask", "pixels"]), "backbone graph's inputs are"),
+        (lambda m: m["backbone"].update(output_name="nothing"), "backbone.output_name is 'nothing'"),
+    ],
     ids=["unknown input name", "unknown output name"],
 )
 def test_names_the_backbone_graph_lacks_are_a_bundle_error(bundle_copy: Path, change, message: str) -> None:

@@ -35,12 +35,20 @@ def find_python(version: str) -> str:
     """
     digits = version.replace(".", "")
     pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    candidates = [os.environ.get(f"EDGEFT_PYTHON{digits}"), shutil.which(f"python{version}"),
-                  *sorted(glob.glob(f"{pyenv_root}/versions/{version}*/bin/python{version}"), reverse=True)]
+    candidates = [
+        os.environ.get(f"EDGEFT_PYTHON{digits}"),
+        shutil.which(f"python{version}"),
+        *sorted(glob.glob(f"{pyenv_root}/versions/{version}*/bin/python{version}"), reverse=True),
+    ]
     wanted = tuple(int(part) for part in version.split("."))
     for candidate in filter(None, candidates):
-        probe = subprocess.run([candidate, "-c", f"import sys, venv; print(sys.version_info[:2] == {wanted})"],
-                               check=False, capture_output=True, text=True, env=clean_env())
+        probe = subprocess.run(
+            [candidate, "-c", f"import sys, venv; print(sys.version_info[:2] == {wanted})"],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+        )
         if probe.returncode == 0 and probe.stdout.strip() == "True":
             return candidate
     raise RuntimeError(NO_PYTHON.format(version=version, digits=digits))
@@ -64,8 +72,12 @@ def ensure_venv(venv: Path, python: str, wheel: Path, extras: tuple[str, ...] = 
         tools: further requirements (a test runner).
     """
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = {"python": python, "base": project["dependencies"], "tools": tools,
-              "extras": {name: project["optional-dependencies"][name] for name in extras}}
+    wanted = {
+        "python": python,
+        "base": project["dependencies"],
+        "tools": tools,
+        "extras": {name: project["optional-dependencies"][name] for name in extras},
+    }
     stamp_file, stamp = venv / ".edgeft-device-stamp", hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
     if not stamp_file.is_file() or stamp_file.read_text() != stamp:

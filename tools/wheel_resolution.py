@@ -48,15 +48,30 @@ class Target:
     def markers(self) -> dict[str, str]:
         """The PEP 508 environment of this target, for evaluating requirement markers."""
         system = {"linux": "Linux", "darwin": "Darwin", "win32": "Windows"}[self.sys_platform]
-        return {"python_version": self.python, "python_full_version": f"{self.python}.0", "sys_platform": self.sys_platform,
-                "platform_machine": self.machine, "platform_system": system, "os_name": "nt" if system == "Windows" else "posix",
-                "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
+        return {
+            "python_version": self.python,
+            "python_full_version": f"{self.python}.0",
+            "sys_platform": self.sys_platform,
+            "platform_machine": self.machine,
+            "platform_system": system,
+            "os_name": "nt" if system == "Windows" else "posix",
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "extra": "",
+        }
 
 
-DEVICES = (("Linux x86-64", _manylinux("x86_64"), "linux", "x86_64"), ("Linux aarch64", _manylinux("aarch64"), "linux", "aarch64"),
-           ("macOS arm64", ("macosx_14_0_arm64",), "darwin", "arm64"), ("Windows x86-64", ("win_amd64",), "win32", "AMD64"))
-TARGETS = tuple(Target(f"{name}, CPython {python}", platforms, python, sys_platform, machine)
-                for name, platforms, sys_platform, machine in DEVICES for python in ("3.11", "3.13", "3.14"))
+DEVICES = (
+    ("Linux x86-64", _manylinux("x86_64"), "linux", "x86_64"),
+    ("Linux aarch64", _manylinux("aarch64"), "linux", "aarch64"),
+    ("macOS arm64", ("macosx_14_0_arm64",), "darwin", "arm64"),
+    ("Windows x86-64", ("win_amd64",), "win32", "AMD64"),
+)
+TARGETS = tuple(
+    Target(f"{name}, CPython {python}", platforms, python, sys_platform, machine)
+    for name, platforms, sys_platform, machine in DEVICES
+    for python in ("3.11", "3.13", "3.14")
+)
 
 
 def base_requirements(wheel: Path, target: Target) -> list[str]:
@@ -79,10 +94,26 @@ def resolve(target: Target, wheel: Path) -> dict:
     """pip's install report for edgeft's base install on ``target`` (metadata only: nothing is installed)."""
     with tempfile.TemporaryDirectory() as target_dir, tempfile.TemporaryDirectory() as report_dir:
         report = Path(report_dir) / "report.json"
-        command = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed", "--only-binary=:all:",
-                   "--python-version", target.python, "--implementation", "cp", "--target", target_dir,
-                   *(f"--platform={tag}" for tag in target.platforms), "--report", str(report),
-                   *base_requirements(wheel, target)]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--ignore-installed",
+            "--only-binary=:all:",
+            "--python-version",
+            target.python,
+            "--implementation",
+            "cp",
+            "--target",
+            target_dir,
+            *(f"--platform={tag}" for tag in target.platforms),
+            "--report",
+            str(report),
+            *base_requirements(wheel, target),
+        ]
         result = subprocess.run(command, check=False, capture_output=True, text=True)
         if result.returncode != 0:
             return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "pip failed"}
@@ -92,7 +123,14 @@ def resolve(target: Target, wheel: Path) -> dict:
 def row(target: Target, report: dict) -> dict:
     """One table row: what resolved for ``target``."""
     if "error" in report:
-        return {"target": target.name, "onnxruntime": "-", "engine": "-", "packages": 0, "wheels": False, "detail": report["error"]}
+        return {
+            "target": target.name,
+            "onnxruntime": "-",
+            "engine": "-",
+            "packages": 0,
+            "wheels": False,
+            "detail": report["error"],
+        }
     installs = report["install"]
     names = {item["metadata"]["name"].lower(): item for item in installs}
     ort = [name for name in ORT_DISTRIBUTIONS if name in names]
@@ -116,10 +154,15 @@ def build_wheel(out: Path) -> Path:
 
 def table(rows: list[dict]) -> str:
     """The rows as a Markdown table."""
-    lines = ["| target | ONNX Runtime | engine | packages | all binary wheels | ONNX Runtime wheel / error |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['target']} | {r['onnxruntime']} | {r['engine']} | {r['packages']} | {'yes' if r['wheels'] else 'NO'} | "
-              f"{r['detail']} |" for r in rows]
+    lines = [
+        "| target | ONNX Runtime | engine | packages | all binary wheels | ONNX Runtime wheel / error |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r['target']} | {r['onnxruntime']} | {r['engine']} | {r['packages']} | {'yes' if r['wheels'] else 'NO'} | "
+        f"{r['detail']} |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 

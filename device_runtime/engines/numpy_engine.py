@@ -45,10 +45,14 @@ class NumpyEngine(HeadEngine):
                 "head (fused training artifacts), which the numpy engine cannot run: it trains a linear or MLP head "
                 'only. Use engine="ort" (or "auto") with onnxruntime-training installed.'
             )
-        self._layers = [("head.weight", "head.bias")] if spec.kind == "linear" else [
-            ("head.hidden.weight", "head.hidden.bias"),
-            ("head.out.weight", "head.out.bias"),
-        ]
+        self._layers = (
+            [("head.weight", "head.bias")]
+            if spec.kind == "linear"
+            else [
+                ("head.hidden.weight", "head.hidden.bias"),
+                ("head.out.weight", "head.out.bias"),
+            ]
+        )
         self.weight_decay = weight_decay
         self.l2sp = 0.0
         shipped = _shipped_parameters(bundle)

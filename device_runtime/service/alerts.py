@@ -81,8 +81,11 @@ class DriftAlerts:
         if url is not None:
             parsed = urllib.parse.urlsplit(url)
             if parsed.scheme not in ("http", "https") or parsed.hostname not in LOOPBACK_HOSTS:
-                raise FieldError("url", f"{url!r} is not an http(s) URL on this device; use a loopback address "
-                                 f"({', '.join(LOOPBACK_HOSTS)}), e.g. http://127.0.0.1:9000/drift")
+                raise FieldError(
+                    "url",
+                    f"{url!r} is not an http(s) URL on this device; use a loopback address "
+                    f"({', '.join(LOOPBACK_HOSTS)}), e.g. http://127.0.0.1:9000/drift",
+                )
         self.store.set_meta(WEBHOOK_META, url or "")
 
     def close(self) -> None:

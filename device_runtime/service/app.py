@@ -46,9 +46,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     # /docs and /redoc from fastapi-offline's packaged Swagger UI and ReDoc, not a CDN: a device is often offline.
     # No validatorUrl: Swagger UI would otherwise load a badge from validator.swagger.io.
-    app = FastAPIOffline(title="edgeft on-device service", version=__version__, lifespan=lifespan,
-                         description="Predict with the personalized head, collect labelled examples, personalize in the background.",
-                         swagger_ui_parameters={"validatorUrl": None})
+    app = FastAPIOffline(
+        title="edgeft on-device service",
+        version=__version__,
+        lifespan=lifespan,
+        description="Predict with the personalized head, collect labelled examples, personalize in the background.",
+        swagger_ui_parameters={"validatorUrl": None},
+    )
     for router in (predict.router, examples.router, jobs.router, model.router, drift_events.router, health.router):
         app.include_router(router)
     app.add_exception_handler(EdgeftError, _edgeft_error)
@@ -75,7 +79,9 @@ class BodySizeLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            error = PayloadTooLargeError(f"The request body is {int(declared)} bytes; this service accepts at most {self.max_bytes}.")
+            error = PayloadTooLargeError(
+                f"The request body is {int(declared)} bytes; this service accepts at most {self.max_bytes}."
+            )
             return await _edgeft_error(None, error)(scope, receive, send)
         chunks, size, more = [], 0, True
         while more:

@@ -71,16 +71,20 @@ class JobRunner:
         _check_overrides(self.served.slot.personalizer.config, overrides)
         count = self.served.store.count()
         if count < self.min_examples:
-            raise FieldError("examples", f"{count} example(s) stored; personalizing needs at least {self.min_examples}. "
-                             "POST /v1/examples first.")
+            raise FieldError(
+                "examples",
+                f"{count} example(s) stored; personalizing needs at least {self.min_examples}. POST /v1/examples first.",
+            )
         with self._lock:
             if self._running is not None:
-                raise JobConflictError(f"Personalization job {self._running.id} is still running; wait for it "
-                                       f"(GET /v1/jobs/{self._running.id}) before starting another.")
+                raise JobConflictError(
+                    f"Personalization job {self._running.id} is still running; wait for it "
+                    f"(GET /v1/jobs/{self._running.id}) before starting another."
+                )
             job = self._running = Job(uuid.uuid4().hex[:12], mode, overrides, trigger=trigger, new_labels=new_labels)
             self.served.store.set_meta(JOB_COUNT_META, str(count))
             self._jobs[job.id] = job
-            for old in list(self._jobs)[:-KEEP_FINISHED_JOBS - 1]:
+            for old in list(self._jobs)[: -KEEP_FINISHED_JOBS - 1]:
                 del self._jobs[old]
             self._thread = threading.Thread(target=self._run, args=(job,), name=f"personalize-{job.id}", daemon=True)
             self._thread.start()

@@ -19,8 +19,9 @@ class _Strict(BaseModel):
 
 
 class ImageInput(_Strict):
-    shape: list[int] = Field(min_length=2, max_length=3,
-                             description="[height, width] for grey, [height, width, channels] with 1 or 3 (RGB) channels")
+    shape: list[int] = Field(
+        min_length=2, max_length=3, description="[height, width] for grey, [height, width, channels] with 1 or 3 (RGB) channels"
+    )
     data: list[int] | None = Field(None, description="uint8 pixel values 0..255, row-major")
     base64: str | None = Field(None, description="the same pixels as raw uint8 bytes, base64 (a third of the JSON size)")
 
@@ -92,10 +93,16 @@ class PersonalizeRequest(_Strict):
     accept: Literal["if_better", "always"] | None = Field(
         None, description="'if_better' (default): the new head serves only if not worse on the validation split"
     )
-    replay_ratio: float | None = Field(None, ge=0, le=100, description="replay of the bundle's server features; 0 is off (default 1)")
+    replay_ratio: float | None = Field(
+        None, ge=0, le=100, description="replay of the bundle's server features; 0 is off (default 1)"
+    )
     l2sp: float | None = Field(None, ge=0, description="pull toward the shipped head's weights (L2-SP); 0 is off")
-    max_label_loss: float | None = Field(None, ge=0, le=1, description="recall any replay label may lose before the guard refuses")
-    forgetting_level: float | None = Field(None, gt=0, le=1, description="and only where chance explains the loss below this p-value")
+    max_label_loss: float | None = Field(
+        None, ge=0, le=1, description="recall any replay label may lose before the guard refuses"
+    )
+    forgetting_level: float | None = Field(
+        None, gt=0, le=1, description="and only where chance explains the loss below this p-value"
+    )
     new_labels: Literal["refuse", "add"] = Field("refuse", description="'add': labels the bundle lacks claim spare output slots")
 
     def overrides(self) -> dict[str, Any]:

@@ -43,8 +43,9 @@ class Slot:
 class ServedModel:
     """The current head, its durable state folder, and the atomic swap between heads."""
 
-    def __init__(self, settings: ServiceSettings, store: ExampleStore,
-                 on_drift: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self, settings: ServiceSettings, store: ExampleStore, on_drift: Callable[[dict[str, Any]], None] | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.on_drift = on_drift  # every Personalizer made here gets it: alerts from whichever head serves

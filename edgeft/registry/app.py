@@ -18,8 +18,11 @@ from edgeft.registry.storage import BundleStorage, LocalStorage
 
 def create_app(settings: RegistrySettings, storage: BundleStorage | None = None) -> FastAPI:
     """The registry app for ``settings``; ``storage`` defaults to :class:`LocalStorage` at ``settings.root``."""
-    app = FastAPI(title="edgeft bundle registry", version=__version__,
-                  description="Publish bundles from the workstation; devices list, read manifests and download files.")
+    app = FastAPI(
+        title="edgeft bundle registry",
+        version=__version__,
+        description="Publish bundles from the workstation; devices list, read manifests and download files.",
+    )
     app.state.settings = settings
     app.state.storage = storage or LocalStorage(settings.root)
     app.include_router(bundles.router)

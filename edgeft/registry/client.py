@@ -52,8 +52,9 @@ class PullResult:
     resumed: list[str]  # files continued from an earlier, interrupted pull
 
 
-def push(bundle: str | os.PathLike, registry: str, token: str | None,
-         trust: TrustPolicy | str | os.PathLike | None = None) -> dict[str, Any]:
+def push(
+    bundle: str | os.PathLike, registry: str, token: str | None, trust: TrustPolicy | str | os.PathLike | None = None
+) -> dict[str, Any]:
     """Publish the bundle folder ``bundle`` as a new version on ``registry``.
 
     Returns:
@@ -96,8 +97,14 @@ def latest_version(name: str, registry: str, token: str | None = None) -> str:
     return latest
 
 
-def pull(ref: str, registry: str, into: str | os.PathLike, token: str | None = None,
-         progress: DownloadProgress | None = None, trust: TrustPolicy | str | os.PathLike | None = None) -> PullResult:
+def pull(
+    ref: str,
+    registry: str,
+    into: str | os.PathLike,
+    token: str | None = None,
+    progress: DownloadProgress | None = None,
+    trust: TrustPolicy | str | os.PathLike | None = None,
+) -> PullResult:
     """Download ``NAME[@VERSION]`` from ``registry`` and install it atomically under ``into``.
 
     Args:
@@ -233,8 +240,9 @@ def _installed(target: Path, manifest: Manifest) -> bool:
         return False
 
 
-def _download(registry: str, token: str | None, name: str, version: str, path: str, dest: Path,
-              size: int, progress: DownloadProgress | None) -> tuple[int, bool]:
+def _download(
+    registry: str, token: str | None, name: str, version: str, path: str, dest: Path, size: int, progress: DownloadProgress | None
+) -> tuple[int, bool]:
     """Fetch one file into ``dest``, continuing a partial one. Returns (bytes fetched, resumed)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     have = dest.stat().st_size if dest.is_file() else 0
@@ -245,7 +253,9 @@ def _download(registry: str, token: str | None, name: str, version: str, path: s
         return 0, False
     headers = {"range": f"bytes={have}-"} if have else {}
     fetched = 0
-    with _open(_url(registry, "bundles", name, "versions", version, "files", *path.split("/")), token, headers=headers) as response:
+    with _open(
+        _url(registry, "bundles", name, "versions", version, "files", *path.split("/")), token, headers=headers
+    ) as response:
         resumed = have > 0 and response.status == 206
         if not resumed:
             have = 0
@@ -290,6 +300,11 @@ def _registry_error(e: urllib.error.HTTPError) -> errors.RegistryError:
         detail = json.loads(e.read()).get("detail", "")
     except (ValueError, AttributeError):
         detail = ""
-    kind = {400: errors.InvalidRequestError, 401: errors.UnauthorizedError, 404: errors.NotFoundError,
-            409: errors.VersionExistsError, 413: errors.PayloadTooLargeError}.get(e.code, errors.RegistryError)
+    kind = {
+        400: errors.InvalidRequestError,
+        401: errors.UnauthorizedError,
+        404: errors.NotFoundError,
+        409: errors.VersionExistsError,
+        413: errors.PayloadTooLargeError,
+    }.get(e.code, errors.RegistryError)
     return kind(f"The registry answered {e.code} {e.reason}: {detail}")

@@ -42,7 +42,9 @@ def require_reader(request: Request, settings: Annotated[RegistrySettings, Depen
 def require_publisher(request: Request, settings: Annotated[RegistrySettings, Depends(get_settings)]) -> None:
     """Publishing always needs the publish token."""
     if settings.publish_token is None:
-        raise UnauthorizedError("This registry has no publish token configured (EDGEFT_REGISTRY_TOKEN); it refuses every publish.")
+        raise UnauthorizedError(
+            "This registry has no publish token configured (EDGEFT_REGISTRY_TOKEN); it refuses every publish."
+        )
     if not _matches(_token(request), settings.publish_token):
         raise UnauthorizedError("Publishing requires the registry's bearer token: send 'Authorization: Bearer <token>'.")
 

@@ -40,8 +40,14 @@ def check_relative_path(value: str) -> str:
             parts, backslashes or unusual characters.
     """
     path = PurePosixPath(value)
-    if not value or "\\" in value or path.is_absolute() or not all(_PART.match(p) for p in path.parts) \
-            or any(p in (".", "..") for p in path.parts) or path.as_posix() != value:
+    if (
+        not value
+        or "\\" in value
+        or path.is_absolute()
+        or not all(_PART.match(p) for p in path.parts)
+        or any(p in (".", "..") for p in path.parts)
+        or path.as_posix() != value
+    ):
         raise InvalidRequestError(f"Invalid file path {value!r}: expected a relative path inside the bundle, without '..'.")
     return value
 
@@ -61,7 +67,9 @@ def safe_extract(archive: str | Path, into: Path, max_bytes: int) -> None:
             for member in members:
                 check_relative_path(member.name.removeprefix("./"))
                 if not (member.isfile() or member.isdir()):
-                    raise InvalidRequestError(f"Upload member {member.name!r} is a link or special file; bundles hold plain files only.")
+                    raise InvalidRequestError(
+                        f"Upload member {member.name!r} is a link or special file; bundles hold plain files only."
+                    )
                 total += member.size
                 if total > max_bytes:
                     raise PayloadTooLargeError(f"The upload unpacks to more than the registry's limit of {max_bytes} bytes.")

@@ -194,8 +194,13 @@ def image_input_spec(model: Path, p: ImagePreprocessing) -> InputSpec:
 def preprocessing_spec(p: ImagePreprocessing, input_names: list[str]) -> InputSpec:
     """``p`` as the manifest's image input spec."""
     return InputSpec(
-        modality="image", input_names=input_names, image_size=list(p.size), pixel_mean=list(p.mean),
-        pixel_std=list(p.std), channel_order=p.channel_order.value, layout=p.layout.value,
+        modality="image",
+        input_names=input_names,
+        image_size=list(p.size),
+        pixel_mean=list(p.mean),
+        pixel_std=list(p.std),
+        channel_order=p.channel_order.value,
+        layout=p.layout.value,
     )
 
 

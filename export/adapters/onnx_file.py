@@ -63,16 +63,21 @@ class OnnxFile(Adapter):
             ExportError: the server data is text but no tokenizer is given, or a file does not exist.
         """
         if fine_tuning:
-            raise ConfigError("Fine-tuning (--finetune, --tune) needs a torch model (a text folder or a vision "
-                              "module), not an ONNX file.")
+            raise ConfigError(
+                "Fine-tuning (--finetune, --tune) needs a torch model (a text folder or a vision module), not an ONNX file."
+            )
         super().check(X, config, fine_tuning)
         if not self.options.feature_output:
-            raise ConfigError("An ONNX backbone file needs feature_output (--feature-output): the name of the "
-                              "graph output holding the features.")
+            raise ConfigError(
+                "An ONNX backbone file needs feature_output (--feature-output): the name of the "
+                "graph output holding the features."
+            )
         tokenizer = self.options.tokenizer
         if tokenizer is None and isinstance(X, list) and X and isinstance(X[0], str):
-            raise ExportError("The server data holds text, but no tokenizer was given: a text backbone needs its "
-                              "tokenizer.json (--tokenizer). Without one the ONNX file is taken for an image backbone.")
+            raise ExportError(
+                "The server data holds text, but no tokenizer was given: a text backbone needs its "
+                "tokenizer.json (--tokenizer). Without one the ONNX file is taken for an image backbone."
+            )
         if tokenizer is not None and not Path(tokenizer).is_file():
             raise ExportError(f"Tokenizer file {tokenizer} does not exist; pass a Hugging Face tokenizer.json.")
         if not Path(self.source).is_file():
@@ -100,6 +105,7 @@ class OnnxFile(Adapter):
 
     def input_spec(self, fp32: Path, config: ExportConfig) -> InputSpec:
         if self.modality == "text":
-            return InputSpec(modality="text", input_names=graph_inputs(fp32), tokenizer=layout.TOKENIZER,
-                             max_length=config.max_length)
+            return InputSpec(
+                modality="text", input_names=graph_inputs(fp32), tokenizer=layout.TOKENIZER, max_length=config.max_length
+            )
         return image_input_spec(fp32, self.preprocessing)

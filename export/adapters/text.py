@@ -55,8 +55,9 @@ class TransformerText(Adapter):
         return ExportedBackbone(fp32, SENTENCE_OUTPUT, parity, extra_files={layout.TOKENIZER: tokenizer})
 
     def input_spec(self, fp32: Path, config: ExportConfig) -> InputSpec:
-        return InputSpec(modality="text", input_names=graph_inputs(fp32), tokenizer=layout.TOKENIZER,
-                         max_length=config.max_length)
+        return InputSpec(
+            modality="text", input_names=graph_inputs(fp32), tokenizer=layout.TOKENIZER, max_length=config.max_length
+        )
 
     def tunable(self, config: ExportConfig) -> Callable[[], FineTunable]:
         from transformers import AutoModel, AutoTokenizer
@@ -76,8 +77,7 @@ class TransformerText(Adapter):
         from export.text_fused import OUTPUT, export_text_cut
 
         fused, tokenizer = export_text_cut(self.source, list((X or TEXT_SAMPLE)[:4]), n_classes, config, work, seed)
-        return ExportedBackbone(fused.frozen, OUTPUT, fused.parity, extra_files={layout.TOKENIZER: tokenizer},
-                                fused=fused)
+        return ExportedBackbone(fused.frozen, OUTPUT, fused.parity, extra_files={layout.TOKENIZER: tokenizer}, fused=fused)
 
 
 def transformer_tunable(model: Any, tokenizer: Any, max_length: int) -> FineTunable:
@@ -116,5 +116,3 @@ def save_text_model(tunable: FineTunable, model_dir: str | os.PathLike, target: 
         old.unlink()
     tunable.module.save_pretrained(str(target))
     return target
-
-

@@ -118,6 +118,7 @@ class TorchVision(Adapter):
         from export.fused import export_fused
 
         self.check_cut(config)
-        fused = export_fused(self.device_cut(config.device_trainable_blocks), self.example_input(), n_classes,
-                             config, work, seed=seed)
+        fused = export_fused(
+            self.device_cut(config.device_trainable_blocks), self.example_input(), n_classes, config, work, seed=seed
+        )
         return ExportedBackbone(fused.frozen, OUTPUT, fused.parity, fused=fused)

@@ -31,7 +31,9 @@ def test_smoke_mode_exports_the_programs_its_executorch_row_runs(smoke_run: Path
     exports = json.loads((smoke_run / "results.json").read_text())["executorch"]["exports"]
     assert set(exports) == set(NEEDS[ROW])
     for name in NEEDS[ROW]:
-        assert exports[name]["seconds"] > 0 and exports[name]["bytes"] == (smoke_run / "cache" / "executorch" / name).stat().st_size
+        assert (
+            exports[name]["seconds"] > 0 and exports[name]["bytes"] == (smoke_run / "cache" / "executorch" / name).stat().st_size
+        )
 
 
 def test_the_executorch_row_personalizes_and_is_scored_on_the_held_out_split(smoke_run: Path) -> None:

@@ -14,8 +14,19 @@ from benchmarks.runners import ALTERNATIVES, EXECUTORCH, VISION_ALTERNATIVES
 
 def result(seconds: float, rss: float, accuracy: float | None) -> dict:
     headline = {"examples": 8, "epochs": 2, "median_s": seconds, "min_s": seconds, "max_s": seconds, "runs_s": [seconds]}
-    sweeps = {"n_sweep": [{"examples": 8, "epochs": 1, "median_s": seconds}], "e_sweep": [{"examples": 8, "epochs": 1, "median_s": seconds}]}
-    return {"headline": headline, "startup_s": 0.5, "peak_rss_mb": rss, "torch_loaded": False, "accuracy": accuracy, "test_examples": 4, **sweeps}
+    sweeps = {
+        "n_sweep": [{"examples": 8, "epochs": 1, "median_s": seconds}],
+        "e_sweep": [{"examples": 8, "epochs": 1, "median_s": seconds}],
+    }
+    return {
+        "headline": headline,
+        "startup_s": 0.5,
+        "peak_rss_mb": rss,
+        "torch_loaded": False,
+        "accuracy": accuracy,
+        "test_examples": 4,
+        **sweeps,
+    }
 
 
 def made_up_run(executorch: dict) -> dict:
@@ -27,7 +38,13 @@ def made_up_run(executorch: dict) -> dict:
     results["executorch-int8-cached"] = {**result(4.0, 250, 0.75), "n_sweep": [], "e_sweep": []}
     # Timed on one step of 8, unscored; its headline (8 examples, 2 epochs: 2 steps) estimated at 50 s a step.
     results["executorch-textbook"] = {**result(50.0, 600, None), "n_sweep": [], "e_sweep": []}
-    results["executorch-textbook"]["headline"]["estimate"] = {"examples": 8, "epochs": 2, "steps": 2, "per_step_s": 50.0, "median_s": 100.0}
+    results["executorch-textbook"]["headline"]["estimate"] = {
+        "examples": 8,
+        "epochs": 2,
+        "steps": 2,
+        "per_step_s": 50.0,
+        "median_s": 100.0,
+    }
     rows = {"p50_ms": 1.0, "p95_ms": 1.0, "p99_ms": 1.0}
     latency = {"batch_size": 4, "latency": {f"int8/single/{path}": rows for path in ("edgeft", "bare-ort")}}
     return {
@@ -50,12 +67,20 @@ EXPORTED = {
 def test_executorch_rows_sit_between_the_alternatives_and_the_limit() -> None:
     run = made_up_run(EXPORTED)
     assert rows(run["results"], ALTERNATIVES, EXECUTORCH) == (
-        "edgeft", "textbook-ort", "pytorch", "executorch-textbook", "executorch-int8-cached", "limit"
+        "edgeft",
+        "textbook-ort",
+        "pytorch",
+        "executorch-textbook",
+        "executorch-int8-cached",
+        "limit",
     )
     table = markdown(run)
     assert "| executorch-int8-cached | 4.00 s (4.00–4.00) | 2.00x |" in table
     assert table.index("| pytorch |") < table.index("| executorch-int8-cached |") < table.index("| limit |")
-    assert "Against ExecuTorch it personalizes 50.0x faster than executorch-textbook (est.), 2.0x faster than executorch-int8-cached (text)." in table
+    assert (
+        "Against ExecuTorch it personalizes 50.0x faster than executorch-textbook (est.), 2.0x faster than executorch-int8-cached (text)."
+        in table
+    )
 
 
 def test_a_row_timed_on_one_step_shows_its_estimate_and_no_accuracy() -> None:

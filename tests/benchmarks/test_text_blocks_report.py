@@ -12,15 +12,27 @@ from benchmarks.text_blocks import VARIANTS, cells, markdown, targets, user_exam
 
 
 def _row(variant: str, seed: int, accuracy: float, peak: float, shots: int = 128) -> dict:
-    return {"shots": shots, "seed": seed, "variant": variant, "accuracy": accuracy, "epochs": 10,
-            "seconds_per_epoch": 0.01 * (seed + 1), "feature_seconds": 1.0, "peak_rss_mb": peak}
+    return {
+        "shots": shots,
+        "seed": seed,
+        "variant": variant,
+        "accuracy": accuracy,
+        "epochs": 10,
+        "seconds_per_epoch": 0.01 * (seed + 1),
+        "feature_seconds": 1.0,
+        "peak_rss_mb": peak,
+    }
 
 
 ROWS = [
-    _row("head only", 0, 0.70, 200), _row("head only", 1, 0.72, 210),
-    _row("last block", 0, 0.73, 300), _row("last block", 1, 0.75, 320),
-    _row("last 2 blocks", 0, 0.76, 450), _row("last 2 blocks", 1, 0.78, 430),
-    _row("LoRA r8, last 2", 0, 0.74, 380), _row("LoRA r8, last 2", 1, 0.74, 390),
+    _row("head only", 0, 0.70, 200),
+    _row("head only", 1, 0.72, 210),
+    _row("last block", 0, 0.73, 300),
+    _row("last block", 1, 0.75, 320),
+    _row("last 2 blocks", 0, 0.76, 450),
+    _row("last 2 blocks", 1, 0.78, 430),
+    _row("LoRA r8, last 2", 0, 0.74, 380),
+    _row("LoRA r8, last 2", 1, 0.74, 390),
 ]
 
 
@@ -40,11 +52,29 @@ def test_the_target_compares_the_best_trainable_way_with_the_head_alone():
 
 def test_the_report_says_which_target_was_missed():
     table = cells(ROWS)
-    results = {"mode": "test", "machine": "m", "date": "d", "seconds": 1.0, "config": {"epochs": None}, "data_sets": {
-        "toy": {"labels": 2, "max_length": 64, "server_per_class": 50, "test_examples": 400, "cells": table, "targets": targets(table),
-                "bundle_mb": dict.fromkeys(VARIANTS, 25.0)}}}
+    results = {
+        "mode": "test",
+        "machine": "m",
+        "date": "d",
+        "seconds": 1.0,
+        "config": {"epochs": None},
+        "data_sets": {
+            "toy": {
+                "labels": 2,
+                "max_length": 64,
+                "server_per_class": 50,
+                "test_examples": 400,
+                "cells": table,
+                "targets": targets(table),
+                "bundle_mb": dict.fromkeys(VARIANTS, 25.0),
+            }
+        },
+    }
     report = markdown(results)
-    assert "(last 2 blocks) is +6.0 points against the head alone (met: at least +4), at 2.14x its peak memory (MISSED: under 2x)" in report
+    assert (
+        "(last 2 blocks) is +6.0 points against the head alone (met: at least +4), at 2.14x its peak memory (MISSED: under 2x)"
+        in report
+    )
 
 
 def test_seeds_draw_disjoint_examples_and_fewer_shots_are_a_prefix():

@@ -28,7 +28,9 @@ def test_doctor_says_what_a_bug_report_needs():
 def test_personalize_predict_evaluate_and_rollback(minilm_bundle, reference, tmp_path):
     data, state = tmp_path / "user.csv", tmp_path / "state"
     write_examples(data, reference["user_texts"], reference["user_labels"])
-    out = edgeft("personalize", str(minilm_bundle), "--data", str(data), "--state", str(state), "--epochs", "5", "--accept", "always")
+    out = edgeft(
+        "personalize", str(minilm_bundle), "--data", str(data), "--state", str(state), "--epochs", "5", "--accept", "always"
+    )
     assert "head version 1" in out and "on numpy/CPUExecutionProvider" in out
     rows = [json.loads(line) for line in edgeft("predict", str(state), "--data", str(data), "--proba").splitlines()]
     assert len(rows) == len(reference["user_texts"]) and set(rows[0]["proba"]) == set(reference["user_labels"])

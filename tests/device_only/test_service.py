@@ -36,8 +36,15 @@ def _post(url: str, body: dict) -> dict:
 @pytest.fixture
 def service(minilm_bundle: Path, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
-    command = [str(Path(sys.executable).with_name("edgeft")), "serve", str(minilm_bundle), "--state", str(tmp_path / "state"),
-               "--port", str(port)]
+    command = [
+        str(Path(sys.executable).with_name("edgeft")),
+        "serve",
+        str(minilm_bundle),
+        "--state",
+        str(tmp_path / "state"),
+        "--port",
+        str(port),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
     try:

@@ -47,12 +47,24 @@ def test_fit_trains_on_every_view_and_computes_each_views_features_once(effnet_b
     p.fit(images, labels, epochs=2, validation_fraction=0.0, accept="always", augment_views=2, augment_hflip=True)
     assert p.report_["train_examples"] == 3 * len(images)
     computed = []
-    p.fit(images, labels, epochs=2, validation_fraction=0.0, accept="always", augment_views=2, augment_hflip=True,
-          progress=lambda progress: computed.append(progress) if progress.stage == "features" else None)
+    p.fit(
+        images,
+        labels,
+        epochs=2,
+        validation_fraction=0.0,
+        accept="always",
+        augment_views=2,
+        augment_hflip=True,
+        progress=lambda progress: computed.append(progress) if progress.stage == "features" else None,
+    )
     assert computed == [], "every view's features came from the cache"
     reread = Personalizer.from_bundle(effnet_bundle, runtime=RuntimeConfig(cache_dir=str(tmp_path / "cache"))).transform(images)
-    np.testing.assert_allclose(reread, Personalizer.from_bundle(effnet_bundle).transform(images), atol=1e-5,
-                               err_msg="a later process reads each image's own features, not a view's")
+    np.testing.assert_allclose(
+        reread,
+        Personalizer.from_bundle(effnet_bundle).transform(images),
+        atol=1e-5,
+        err_msg="a later process reads each image's own features, not a view's",
+    )
 
 
 def test_augmenting_text_is_refused_with_a_reason(make_personalizer, user):

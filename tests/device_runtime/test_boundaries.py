@@ -111,7 +111,17 @@ def test_an_npz_holding_pickled_objects_is_a_data_error(tmp_path) -> None:
 def test_a_cache_dir_that_is_a_file_on_the_command_line_is_an_error_message(minilm_bundle, tmp_path, capsys) -> None:
     (tmp_path / "file").write_text("x")
     (tmp_path / "data.csv").write_text("text,label\nhello,tech\n")
-    code = main(["personalize", str(minilm_bundle), "--data", str(tmp_path / "data.csv"), "--state", str(tmp_path / "s"),
-                 "--cache-dir", str(tmp_path / "file")])
+    code = main(
+        [
+            "personalize",
+            str(minilm_bundle),
+            "--data",
+            str(tmp_path / "data.csv"),
+            "--state",
+            str(tmp_path / "s"),
+            "--cache-dir",
+            str(tmp_path / "file"),
+        ]
+    )
     assert code == 1
     assert "error: cache_dir" in capsys.readouterr().err

@@ -13,11 +13,39 @@ def test_personalize_rollback_and_drift_from_the_command_line(minilm_bundle, use
     data, state = tmp_path / "user.csv", tmp_path / "state"
     write_examples(data, *user)
     common = ["--data", str(data), "--state", str(state), "--cache-dir", str(feature_cache_dir)]
-    assert main(["personalize", str(minilm_bundle), *common, "--epochs", "20", "--patience", "3", "--metric", "accuracy",
-                 "--validation-fraction", "0.25", "--balanced-sampling", "--weight-decay", "0.05", "--max-seconds", "60",
-                 "--engine", "numpy", "--providers", "cuda,cpu", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "personalize",
+                str(minilm_bundle),
+                *common,
+                "--epochs",
+                "20",
+                "--patience",
+                "3",
+                "--metric",
+                "accuracy",
+                "--validation-fraction",
+                "0.25",
+                "--balanced-sampling",
+                "--weight-decay",
+                "0.05",
+                "--max-seconds",
+                "60",
+                "--engine",
+                "numpy",
+                "--providers",
+                "cuda,cpu",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert out.startswith("accepted: the new head is not worse") and "head version 1" in out and "numpy/CPUExecutionProvider" in out
+    assert (
+        out.startswith("accepted: the new head is not worse") and "head version 1" in out and "numpy/CPUExecutionProvider" in out
+    )
     assert main(["personalize", str(state), *common, "--continue", "--epochs", "2", "--accept", "always"]) == 0
     assert Personalizer.load(state).current_version == 2
     assert main(["rollback", str(state), "--to", "1"]) == 0

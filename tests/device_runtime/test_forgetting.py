@@ -31,8 +31,10 @@ def runs(minilm_bundle, two_topics, bbc_splits, tmp_path_factory):
     shipped = Personalizer.from_bundle(minilm_bundle, runtime=runtime)
     with_replay = Personalizer.from_bundle(minilm_bundle, runtime=runtime).fit(*two_topics)
     without = Personalizer.from_bundle(minilm_bundle, runtime=runtime).fit(*two_topics, replay_ratio=0.0)
-    return {name: (p, p.evaluate(*bbc_splits["test"])) for name, p in
-            (("shipped", shipped), ("replay", with_replay), ("no_replay", without))}
+    return {
+        name: (p, p.evaluate(*bbc_splits["test"]))
+        for name, p in (("shipped", shipped), ("replay", with_replay), ("no_replay", without))
+    }
 
 
 def test_the_exporter_ships_a_class_balanced_replay_set_of_head_features(minilm_bundle):
@@ -110,4 +112,3 @@ def test_effnet_personalized_on_three_classes_keeps_the_other_seven(effnet_bundl
     assert after.report_["accepted"] and after.report_["replay_examples"] > 0
     assert after.evaluate(test_images, test_labels)["accuracy"] >= before["accuracy"] - 0.02
     assert shipped.labels == after.labels and set(classes) <= set(after.labels)
-

@@ -21,12 +21,19 @@ FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(Healt
 LABELS = ["business", "entertainment", "politics", "sports", "tech"]
 
 scalars = st.none() | st.booleans() | st.integers(-(2**66), 2**66) | st.floats() | st.text(max_size=10)
-json_values = st.recursive(scalars.filter(lambda v: not isinstance(v, float) or np.isfinite(v)),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-                           max_leaves=8)
+json_values = st.recursive(
+    scalars.filter(lambda v: not isinstance(v, float) or np.isfinite(v)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
 texts = st.text(max_size=40)  # any code points, lone surrogates included
-inputs = (st.lists(texts, max_size=4) | st.lists(scalars, max_size=3) | scalars
-          | st.builds(np.array, st.lists(st.integers(0, 255), max_size=4)) | st.lists(st.lists(texts, max_size=2), max_size=2))
+inputs = (
+    st.lists(texts, max_size=4)
+    | st.lists(scalars, max_size=3)
+    | scalars
+    | st.builds(np.array, st.lists(st.integers(0, 255), max_size=4))
+    | st.lists(st.lists(texts, max_size=2), max_size=2)
+)
 labels = st.lists(st.sampled_from(LABELS) | st.text(max_size=6) | scalars, max_size=4) | scalars
 
 
@@ -115,8 +122,13 @@ def test_rollback_and_drift_report_answer_or_raise_an_edgeft_error(personalizer:
 
 
 @FUZZ
-@given(options=st.dictionaries(st.sampled_from(["engine", "providers", "intra_op_threads", "cache_memory_mb", "cache_dir",
-                                                "trust", "keep_versions"]), scalars, max_size=3))
+@given(
+    options=st.dictionaries(
+        st.sampled_from(["engine", "providers", "intra_op_threads", "cache_memory_mb", "cache_dir", "trust", "keep_versions"]),
+        scalars,
+        max_size=3,
+    )
+)
 def test_runtime_config_builds_or_raises_a_config_error(options: dict) -> None:
     try:
         RuntimeConfig(**options)

@@ -16,7 +16,9 @@ def test_the_merged_model_predicts_what_the_personalizer_predicts(make_personali
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["logits", "probabilities"]
     texts = test_split[0][:8]
-    feeds = text_feeds(p.backbone.tokenizer.encode_batch(texts), p.backbone.input_names)  # one batch, as the personalizer embeds it
+    feeds = text_feeds(
+        p.backbone.tokenizer.encode_batch(texts), p.backbone.input_names
+    )  # one batch, as the personalizer embeds it
     _, proba = session.run(None, feeds)
     np.testing.assert_allclose(proba, p.predict_proba(texts), atol=1e-5)
     assert session.get_modelmeta().custom_metadata_map["edgeft.labels"] == ",".join(p.labels)

@@ -29,7 +29,11 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "transformer
 def test_device_side_personalizes_and_predicts_without_torch(minilm_bundle: Path, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(DEVICE_SCRIPT), str(minilm_bundle), str(tmp_path / "state")],
-        capture_output=True, text=True, check=False, cwd=Path(__file__).parents[2], timeout=300,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parents[2],
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     predictions, heavy_modules = result.stdout.strip().splitlines()[-2:]

@@ -100,13 +100,16 @@ def test_saving_again_keeps_exactly_one_checkpoint(personalized: Personalizer, b
     assert len(list((tmp_path / "state").glob("*.ckpt"))) == 1
 
 
-@pytest.mark.parametrize("X, y, error, message", [
-    ([], [], DataError, "X is empty"),
-    (["a", "b"], ["tech"], DataError, "X has 2 examples but y has 1 labels"),
-    (["a"], ["weather"], DataError, "'weather' are not in the bundle's label set"),
-    ("one text", ["tech"], DataTypeError, "got a single string"),
-    ([b"bytes"], ["tech"], DataTypeError, r"X\[0\] is bytes, but this bundle's model reads text"),
-])
+@pytest.mark.parametrize(
+    "X, y, error, message",
+    [
+        ([], [], DataError, "X is empty"),
+        (["a", "b"], ["tech"], DataError, "X has 2 examples but y has 1 labels"),
+        (["a"], ["weather"], DataError, "'weather' are not in the bundle's label set"),
+        ("one text", ["tech"], DataTypeError, "got a single string"),
+        ([b"bytes"], ["tech"], DataTypeError, r"X\[0\] is bytes, but this bundle's model reads text"),
+    ],
+)
 def test_bad_training_input_is_a_typed_error(personalized: Personalizer, X, y, error, message) -> None:
     with pytest.raises(error, match=message):
         personalized.partial_fit(X, y)

@@ -32,7 +32,9 @@ def test_retention_keeps_pinned_versions() -> None:
 
 def test_retention_keeps_the_current_version_of_a_state_rolled_back() -> None:
     history = VersionHistory({"w": np.zeros(2)}, "2026-01-01", keep_last=2)
-    entries = [{"version": i, "metrics": {}, "created": "2026-01-02", "file": f"v{i}.npz", "sha256": "0" * 64} for i in range(1, 6)]
+    entries = [
+        {"version": i, "metrics": {}, "created": "2026-01-02", "file": f"v{i}.npz", "sha256": "0" * 64} for i in range(1, 6)
+    ]
     history.restore(entries, {i: {"w": np.full(2, i)} for i in range(1, 6)}, current=1, pinned=[])
     assert [v.version for v in history.versions] == [0, 1, 4, 5]
     assert history.current == 1

@@ -101,7 +101,9 @@ def test_saving_over_the_state_of_another_bundle_is_refused(make_personalizer, u
     record["bundle"].update(fingerprint="0" * 16, name="other", version="9.9.9")  # as another bundle's save leaves it
     (tmp_path / "state" / "state.json").write_text(json.dumps(record))
     before = {f.name: f.read_bytes() for f in (tmp_path / "state").iterdir()}
-    with pytest.raises(StateError, match="holds the state of bundle other@9.9.9, not of minilm-bbc@1.0.0; saving would replace it"):
+    with pytest.raises(
+        StateError, match="holds the state of bundle other@9.9.9, not of minilm-bbc@1.0.0; saving would replace it"
+    ):
         p.save(tmp_path / "state")
     assert {f.name: f.read_bytes() for f in (tmp_path / "state").iterdir()} == before
 
@@ -109,7 +111,9 @@ def test_saving_over_the_state_of_another_bundle_is_refused(make_personalizer, u
 # RLIMIT_FSIZE makes every write past the limit fail with EFBIG, as a full disk fails with ENOSPC:
 # 1 kB stops the first file written, 12 kB lets the head's .npz through and stops ORT's checkpoint.
 @pytest.mark.parametrize("limit", [1024, 12_000], ids=["first file", "optimizer checkpoint"])
-def test_a_save_that_hits_a_full_disk_raises_and_leaves_the_state_unchanged(make_personalizer, user, tmp_path, feature_cache_dir, limit):
+def test_a_save_that_hits_a_full_disk_raises_and_leaves_the_state_unchanged(
+    make_personalizer, user, tmp_path, feature_cache_dir, limit
+):
     state = tmp_path / "state"
     p = make_personalizer().fit(*user)
     p.save(state)
@@ -128,7 +132,9 @@ def test_a_save_that_hits_a_full_disk_raises_and_leaves_the_state_unchanged(make
         except StateError as e:
             print("StateError:", e)
         """,
-        str(state), str(_dump(user, tmp_path)), str(limit),
+        str(state),
+        str(_dump(user, tmp_path)),
+        str(limit),
         stdout=subprocess.PIPE,
     )
     out, _ = child.communicate(timeout=120)
@@ -175,8 +181,9 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_state(
     saved_before, kills = 0, 12
     started = time.monotonic()
     for _ in range(kills):
-        child = _python(PERSONALIZE_FOREVER, str(minilm_bundle), str(state), str(data), str(feature_cache_dir),
-                        stdout=subprocess.PIPE)
+        child = _python(
+            PERSONALIZE_FOREVER, str(minilm_bundle), str(state), str(data), str(feature_cache_dir), stdout=subprocess.PIPE
+        )
         assert child.stdout.readline().startswith("ready")
         time.sleep(rng.uniform(0.0, 0.6))
         child.send_signal(signal.SIGKILL)

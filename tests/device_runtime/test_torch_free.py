@@ -51,8 +51,14 @@ PERSONALIZE = """
 def _run(bundle: Path, data: Path, blocked: str) -> dict:
     script = textwrap.dedent(BLOCK) + textwrap.dedent(PERSONALIZE)
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore::UserWarning"}
-    done = subprocess.run([sys.executable, "-c", script, str(bundle), str(data), blocked],
-                          check=False, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(bundle), str(data), blocked],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -73,6 +79,9 @@ def test_without_onnxruntime_training_auto_falls_back_to_numpy_with_a_clear_mess
     result = _run(minilm_bundle, _data(user, tmp_path), "torch,transformers,optimum,onnxruntime.training.api")
     assert result["engine"] == "numpy" and result["accepted"] and len(result["predicted"]) == 3
     # onnxruntime-training-cpu is installed but its API cannot load: the message says so, with ORT's own error.
-    assert any(w.startswith("The training API of the installed onnxruntime-training-cpu 1.19.2 failed to load (ImportError")
-               and w.endswith("so the numpy engine trains the head.") for w in result["warnings"])
+    assert any(
+        w.startswith("The training API of the installed onnxruntime-training-cpu 1.19.2 failed to load (ImportError")
+        and w.endswith("so the numpy engine trains the head.")
+        for w in result["warnings"]
+    )
     assert 'engine="ort" was requested, but the training API of the installed onnxruntime-training-cpu' in result["ort_error"]

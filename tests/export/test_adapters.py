@@ -74,8 +74,9 @@ def cases(minilm_onnx, bbc_splits, fashion) -> dict[str, Case]:
     model, tokenizer = minilm_onnx
     return {
         "transformer-text": Case(minilm_path(), BackboneOptions(), texts, blocks=6, cuts=True),
-        "onnx-file": Case(str(model), BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer), texts,
-                          blocks=None, cuts=False),
+        "onnx-file": Case(
+            str(model), BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer), texts, blocks=None, cuts=False
+        ),
         "efficientnet-lite": Case(VISION_MODELS["efficientnet-lite0"].build(), BackboneOptions(), images, blocks=16, cuts=True),
         "sequential-cnn": Case(sequential_cnn(), BackboneOptions(preprocessing=SMALL), images, blocks=3, cuts=True),
         "torch-module": Case(PooledConv(), BackboneOptions(preprocessing=SMALL), images, blocks=None, cuts=False),
@@ -126,12 +127,14 @@ def test_the_onnx_features_are_the_sources(name, cases, exported):
             expected = case.source(x).numpy()
         np.testing.assert_allclose(session.run([backbone.output_name], {"pixel_values": x.numpy()})[0], expected, atol=1e-4)
     if name == "onnx-file":  # its source is a graph: the prepared one computes the same features
-        feeds = {"input_ids": np.array([[101, 7592, 102]]), "attention_mask": np.ones((1, 3), np.int64),
-                 "token_type_ids": np.zeros((1, 3), np.int64)}
+        feeds = {
+            "input_ids": np.array([[101, 7592, 102]]),
+            "attention_mask": np.ones((1, 3), np.int64),
+            "token_type_ids": np.zeros((1, 3), np.int64),
+        }
         given = ort.InferenceSession(str(case.source), providers=["CPUExecutionProvider"])
         feeds = {k: v for k, v in feeds.items() if k in {i.name for i in session.get_inputs()}}
-        np.testing.assert_array_equal(session.run([backbone.output_name], feeds)[0],
-                                      given.run([backbone.output_name], feeds)[0])
+        np.testing.assert_array_equal(session.run([backbone.output_name], feeds)[0], given.run([backbone.output_name], feeds)[0])
         assert backbone.parity is None
     else:
         assert backbone.parity < 1e-4
@@ -158,8 +161,10 @@ def test_fine_tuning_the_last_block_changes_it_and_not_the_first(name, cases):
     tunable = adapter.tunable(ExportConfig(max_length=32))()
     assert len(tunable.blocks.blocks) == case.blocks
     first, last = (dict(b.named_parameters()) for b in (tunable.blocks.blocks[0], tunable.blocks.blocks[-1]))
-    before = {k: v.detach().clone() for k, v in {**{f"0.{k}": v for k, v in first.items()},
-                                                 **{f"-1.{k}": v for k, v in last.items()}}.items()}
+    before = {
+        k: v.detach().clone()
+        for k, v in {**{f"0.{k}": v for k, v in first.items()}, **{f"-1.{k}": v for k, v in last.items()}}.items()
+    }
     X, labels = case.data
     config = FineTuneConfig(trainable_blocks=1, epochs=1, batch_size=4, lr=1e-3, dry_run=True, validation_fraction=0.25)
     fine_tune(tunable, X, labels, sorted(set(labels)), config)
@@ -184,7 +189,9 @@ def test_the_device_cut_where_supported(name, cases, tmp_path):
     fused = backbone.fused
     assert backbone.parity < 1e-3 and fused.head_spec.backbone_blocks == 1
     assert any(n.startswith(f"blocks.{case.blocks - 1}.") for n in fused.head_spec.trainable)
-    assert not [n for n in fused.head_spec.trainable if n.startswith("blocks.") and not n.startswith(f"blocks.{case.blocks - 1}.")]
+    assert not [
+        n for n in fused.head_spec.trainable if n.startswith("blocks.") and not n.startswith(f"blocks.{case.blocks - 1}.")
+    ]
 
 
 @pytest.mark.parametrize("name", ["efficientnet-lite", "sequential-cnn"])
@@ -208,8 +215,13 @@ def test_a_second_cnn_family_ships_a_bundle_whose_last_stage_trains_on_the_devic
     keep = [i for i, label in enumerate(labels) if label in ("bag", "trouser")]
     images, labels = images[keep], [labels[i] for i in keep]
     config = ExportConfig(device_trainable_blocks=1, quantization="none", replay_per_class=0)
-    manifest = export_bundle(sequential_cnn(), tmp_path / "b", data=ServerData(images, labels), config=config,
-                             backbone=BackboneOptions(preprocessing=SMALL))
+    manifest = export_bundle(
+        sequential_cnn(),
+        tmp_path / "b",
+        data=ServerData(images, labels),
+        config=config,
+        backbone=BackboneOptions(preprocessing=SMALL),
+    )
     assert manifest.base_model["name"] == "Sequential" and manifest.head.backbone_blocks == 1
     p = Personalizer.from_bundle(tmp_path / "b")
     before = p.head_parameters()
@@ -223,7 +235,6 @@ def test_packaged_names_build_their_model_with_its_recipe():
     adapter = adapter_for("efficientnet-lite0")
     assert adapter.name == "efficientnet-lite" and adapter.default_name == "efficientnet-lite0"
     assert adapter.image_size() == (224, 224) and adapter.preprocessing == VISION_MODELS["efficientnet-lite0"].preprocessing
-
 
 
 def test_an_adapter_given_as_the_source_is_used_as_it_is():

@@ -35,8 +35,11 @@ def test_help_documents_every_option_with_its_default(capsys):
     ],
 )
 def test_a_bad_option_value_is_a_clear_error(argv, message, tmp_path, capsys):
-    code = main(["export", "--model", "m.onnx", "--feature-output", "f", "--output", str(tmp_path / "b"),
-                 "--labels", "a,b", *argv]) if argv[0] != "--quantize" else None
+    code = (
+        main(["export", "--model", "m.onnx", "--feature-output", "f", "--output", str(tmp_path / "b"), "--labels", "a,b", *argv])
+        if argv[0] != "--quantize"
+        else None
+    )
     if code is None:
         with pytest.raises(SystemExit):
             main(["export", "--model", "m", "--output", str(tmp_path / "b"), *argv])
@@ -57,8 +60,21 @@ def test_a_data_file_without_the_label_column_is_a_clear_error(minilm_onnx, tmp_
     model, tokenizer = minilm_onnx
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({"text": t, "topic": "a"}) + "\n" for t in ["one", "two"]))
-    code = main(["export", "--model", str(model), "--feature-output", "sentence_embedding", "--tokenizer", str(tokenizer),
-                 "--train-data", str(data), "--output", str(tmp_path / "b")])
+    code = main(
+        [
+            "export",
+            "--model",
+            str(model),
+            "--feature-output",
+            "sentence_embedding",
+            "--tokenizer",
+            str(tokenizer),
+            "--train-data",
+            str(data),
+            "--output",
+            str(tmp_path / "b"),
+        ]
+    )
     assert code == 1
     assert "row 1: no column 'label'; columns are ['text', 'topic']" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
@@ -67,8 +83,21 @@ def test_a_data_file_without_the_label_column_is_a_clear_error(minilm_onnx, tmp_
 def test_an_unknown_label_is_a_clear_error(effnet_onnx, fashion, tmp_path, capsys):
     images, labels = fashion["server"]
     np.savez(tmp_path / "data.npz", X=images[:6], y=np.array(labels[:6]))
-    code = main(["export", "--model", str(effnet_onnx), "--feature-output", "features", "--train-data",
-                 str(tmp_path / "data.npz"), "--labels", "sandal,bag", "--output", str(tmp_path / "b")])
+    code = main(
+        [
+            "export",
+            "--model",
+            str(effnet_onnx),
+            "--feature-output",
+            "features",
+            "--train-data",
+            str(tmp_path / "data.npz"),
+            "--labels",
+            "sandal,bag",
+            "--output",
+            str(tmp_path / "b"),
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "are not in the bundle's label set ['sandal', 'bag']" in err and "add them to the label set (--labels)" in err
@@ -76,8 +105,9 @@ def test_an_unknown_label_is_a_clear_error(effnet_onnx, fashion, tmp_path, capsy
 
 
 def test_an_onnx_file_without_the_named_output_is_a_clear_error(effnet_onnx, tmp_path, capsys):
-    code = main(["export", "--model", str(effnet_onnx), "--feature-output", "logits", "--labels", "a,b",
-                 "--output", str(tmp_path / "b")])
+    code = main(
+        ["export", "--model", str(effnet_onnx), "--feature-output", "logits", "--labels", "a,b", "--output", str(tmp_path / "b")]
+    )
     assert code == 1
     assert "has no output 'logits'; its outputs are ['features']" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
@@ -87,10 +117,24 @@ def test_text_data_for_an_onnx_file_without_a_tokenizer_asks_for_one(minilm_onnx
     model, _ = minilm_onnx
     data = tmp_path / "data.csv"
     data.write_text("text,label\nThe striker scored,sport\nShares fell,business\n")
-    code = main(["export", "--model", str(model), "--feature-output", "sentence_embedding", "--train-data", str(data),
-                 "--output", str(tmp_path / "b")])
+    code = main(
+        [
+            "export",
+            "--model",
+            str(model),
+            "--feature-output",
+            "sentence_embedding",
+            "--train-data",
+            str(data),
+            "--output",
+            str(tmp_path / "b"),
+        ]
+    )
     assert code == 1
-    assert "holds text, but no tokenizer was given: a text backbone needs its tokenizer.json (--tokenizer)" in capsys.readouterr().err
+    assert (
+        "holds text, but no tokenizer was given: a text backbone needs its tokenizer.json (--tokenizer)"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "b").exists()
 
 
@@ -101,9 +145,23 @@ def test_export_an_onnx_image_backbone_from_an_image_folder(effnet_onnx, fashion
     for i, (image, label) in enumerate(zip(images[:12], labels[:12])):
         (tmp_path / "images" / label).mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(tmp_path / "images" / label / f"{i}.png")
-    code = main(["export", "--model", str(effnet_onnx), "--feature-output", "features", "--train-data",
-                 str(tmp_path / "images"), "--quantize", "none", "--epochs", "5",
-                 "--output", str(tmp_path / "b")])
+    code = main(
+        [
+            "export",
+            "--model",
+            str(effnet_onnx),
+            "--feature-output",
+            "features",
+            "--train-data",
+            str(tmp_path / "images"),
+            "--quantize",
+            "none",
+            "--epochs",
+            "5",
+            "--output",
+            str(tmp_path / "b"),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     manifest = Bundle.load(tmp_path / "b").manifest
     assert manifest.input.image_size == [224, 224] and manifest.head.trained
@@ -114,8 +172,21 @@ def test_export_an_onnx_image_backbone_from_an_image_folder(effnet_onnx, fashion
 
 
 def test_an_image_size_the_backbone_does_not_take_is_a_clear_error(effnet_onnx, tmp_path, capsys):
-    code = main(["export", "--model", str(effnet_onnx), "--feature-output", "features", "--image-size", "64,64",
-                 "--labels", "a,b", "--output", str(tmp_path / "b")])
+    code = main(
+        [
+            "export",
+            "--model",
+            str(effnet_onnx),
+            "--feature-output",
+            "features",
+            "--image-size",
+            "64,64",
+            "--labels",
+            "a,b",
+            "--output",
+            str(tmp_path / "b"),
+        ]
+    )
     assert code == 1
     assert "has shape [None, 3, 224, 224] (NCHW), which does not take 64x64 images" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()

@@ -61,9 +61,16 @@ def test_the_older_entry_points_export_through_export_bundle(tmp_path: Path) -> 
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     config = ExportConfig(quantization="none")
     small = ImagePreprocessing(size=(16, 16))
-    torch_made = export_model(module, torch.zeros(1, 3, 16, 16), tmp_path / "torch", label_set=["a", "b"],
-                              preprocessing=small, config=config)
-    onnx_made = export_onnx_model(tmp_path / "torch" / "backbone.onnx", tmp_path / "onnx", feature_output="features",
-                                  label_set=["a", "b"], preprocessing=small, config=config)
+    torch_made = export_model(
+        module, torch.zeros(1, 3, 16, 16), tmp_path / "torch", label_set=["a", "b"], preprocessing=small, config=config
+    )
+    onnx_made = export_onnx_model(
+        tmp_path / "torch" / "backbone.onnx",
+        tmp_path / "onnx",
+        feature_output="features",
+        label_set=["a", "b"],
+        preprocessing=small,
+        config=config,
+    )
     assert torch_made.input == onnx_made.input and torch_made.backbone.feature_size == onnx_made.backbone.feature_size == 4
     assert (torch_made.base_model["source"], onnx_made.base_model["name"]) == ("torch module", "backbone")

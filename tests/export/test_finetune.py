@@ -19,8 +19,15 @@ from export.adapters import adapter_for
 from export.finetune import block_learning_rates, fine_tune, image_tunable, unfrozen_depth
 from export.vision import VISION_MODELS
 
-SPEC = InputSpec(modality="image", input_names=["pixel_values"], image_size=[64, 64], pixel_mean=[127.0] * 3,
-                 pixel_std=[128.0] * 3, channel_order="RGB", layout="NCHW")
+SPEC = InputSpec(
+    modality="image",
+    input_names=["pixel_values"],
+    image_size=[64, 64],
+    pixel_mean=[127.0] * 3,
+    pixel_std=[128.0] * 3,
+    channel_order="RGB",
+    layout="NCHW",
+)
 CLASSES = ["trouser", "bag", "sneaker"]
 
 
@@ -116,7 +123,9 @@ def test_metrics_log_and_plot_are_written(pretrained, data, tmp_path):
     log = json.loads(report.log.read_text())
     assert len(log["epochs"]) == 2 and log["config"]["trainable_blocks"] == 1
     for split in ("train", "val"):
-        assert {f"{split}_{k}" for k in ("loss", "accuracy", "macro_precision", "macro_recall", "macro_f1")} <= set(log["epochs"][0])
+        assert {f"{split}_{k}" for k in ("loss", "accuracy", "macro_precision", "macro_recall", "macro_f1")} <= set(
+            log["epochs"][0]
+        )
     assert report.plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -20,9 +20,29 @@ def test_cli_fine_tunes_minilm_then_exports_it(bbc_splits, minilm_onnx, tmp_path
     texts, labels = bbc_splits["server"]
     write_examples(tmp_path / "server.csv", texts, labels)
     out = tmp_path / "bundle"
-    code = main(["export", "--model", str(minilm_path()), "--train-data", str(tmp_path / "server.csv"), "--output", str(out),
-                 "--finetune", "--dry-run", "--ft-batch-size", "4", "--ft-lr", "1e-3", "--max-length", "32",
-                 "--quantize", "none", "--epochs", "3"])
+    code = main(
+        [
+            "export",
+            "--model",
+            str(minilm_path()),
+            "--train-data",
+            str(tmp_path / "server.csv"),
+            "--output",
+            str(out),
+            "--finetune",
+            "--dry-run",
+            "--ft-batch-size",
+            "4",
+            "--ft-lr",
+            "1e-3",
+            "--max-length",
+            "32",
+            "--quantize",
+            "none",
+            "--epochs",
+            "3",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     metrics = Bundle.load(out).manifest.metrics
     assert metrics["finetune_epochs_run"] == 1 and metrics["finetune_config"]["dry_run"] is True
@@ -41,7 +61,10 @@ def test_cli_fine_tunes_minilm_then_exports_it(bbc_splits, minilm_onnx, tmp_path
 def test_tune_searches_then_fine_tunes_efficientnet(fashion, tmp_path):
     images, labels = fashion["server"]
     manifest = export_bundle(
-        "efficientnet-lite0", tmp_path / "b", data=ServerData(images, labels), config=ExportConfig(quantization="none"),
+        "efficientnet-lite0",
+        tmp_path / "b",
+        data=ServerData(images, labels),
+        config=ExportConfig(quantization="none"),
         fine_tuning=FineTuning(FineTuneConfig(batch_size=2, dry_run=True), trials=2, log_dir=tmp_path / "log"),
     )
     m = manifest.metrics
@@ -49,4 +72,3 @@ def test_tune_searches_then_fine_tunes_efficientnet(fashion, tmp_path):
     assert set(m["tune_best_params"]) == {"lr", "weight_decay", "dropout", "trainable_blocks"}
     assert m["finetune_config"]["lr"] == m["tune_best_params"]["lr"]
     assert m["parity_max_abs_diff"] < 1e-4
-

@@ -107,16 +107,32 @@ def test_onnx_files_refuse_trainable_blocks_before_any_work(minilm_onnx, bbc_spl
     texts, labels = bbc_splits["server"]
     model, tokenizer = minilm_onnx
     with pytest.raises(ExportError, match="not supported for ONNX backbone files"):
-        export_bundle(model, tmp_path / "b", data=ServerData(texts, labels), config=ExportConfig(device_trainable_blocks=1),
-                      backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer))
+        export_bundle(
+            model,
+            tmp_path / "b",
+            data=ServerData(texts, labels),
+            config=ExportConfig(device_trainable_blocks=1),
+            backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer),
+        )
     assert not (tmp_path / "b").exists()
 
 
 def test_trainable_blocks_must_be_a_count_below_the_backbones_blocks(tmp_path, capsys):
     with pytest.raises(ConfigError, match="device_trainable_blocks"):
         ExportConfig(device_trainable_blocks=-1)
-    code = main(["export", "--model", "efficientnet-lite0", "--labels", "a,b", "--output", str(tmp_path / "b"),
-                 "--device-trainable-blocks", "16"])
+    code = main(
+        [
+            "export",
+            "--model",
+            "efficientnet-lite0",
+            "--labels",
+            "a,b",
+            "--output",
+            str(tmp_path / "b"),
+            "--device-trainable-blocks",
+            "16",
+        ]
+    )
     assert code != 0 and "between 1 and 15" in capsys.readouterr().err
 
 
@@ -124,6 +140,11 @@ def test_too_many_trainable_blocks_are_refused_before_fine_tuning(fashion, tmp_p
     images, labels = fashion["server"]
     model = VISION_MODELS["efficientnet-lite0"]
     with pytest.raises(ExportError, match="between 1 and 15"):
-        export_bundle(model.build(), tmp_path / "b", data=ServerData(images, labels), config=ExportConfig(device_trainable_blocks=16),
-                      fine_tuning=FineTuning(FineTuneConfig(dry_run=True), log_dir=tmp_path / "log"))
+        export_bundle(
+            model.build(),
+            tmp_path / "b",
+            data=ServerData(images, labels),
+            config=ExportConfig(device_trainable_blocks=16),
+            fine_tuning=FineTuning(FineTuneConfig(dry_run=True), log_dir=tmp_path / "log"),
+        )
     assert not (tmp_path / "log").exists() and not (tmp_path / "b").exists()

@@ -21,9 +21,13 @@ def mlp_bundle(minilm_onnx, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """MiniLM with an untrained MLP head: no server data, so nothing but the head's artifacts is built."""
     model, tokenizer = minilm_onnx
     path = tmp_path_factory.mktemp("mlp") / "bundle"
-    export_bundle(model, path, data=ServerData(label_set=["no", "yes"]),
-                  backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer),
-                  config=ExportConfig(head="mlp", hidden_size=HIDDEN, quantization="none"))
+    export_bundle(
+        model,
+        path,
+        data=ServerData(label_set=["no", "yes"]),
+        backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer),
+        config=ExportConfig(head="mlp", hidden_size=HIDDEN, quantization="none"),
+    )
     return path
 
 
@@ -51,8 +55,10 @@ def test_the_manifest_and_checkpoint_hold_a_hidden_layer_and_an_output_layer(mlp
     assert (head.kind, head.hidden_size, head.in_features, head.out_features) == ("mlp", HIDDEN, 384, outputs)
     checkpoint = read_checkpoint(mlp_bundle / layout.CHECKPOINT)
     assert {name: values.shape for name, (trains, values) in checkpoint.items() if trains} == {
-        "head.hidden.weight": (HIDDEN, 384), "head.hidden.bias": (HIDDEN,),
-        "head.out.weight": (outputs, HIDDEN), "head.out.bias": (outputs,),
+        "head.hidden.weight": (HIDDEN, 384),
+        "head.hidden.bias": (HIDDEN,),
+        "head.out.weight": (outputs, HIDDEN),
+        "head.out.bias": (outputs,),
     }
     # Kaiming-initialized as torch's nn.Linear is: from zeros, no gradient would pass the ReLU.
     assert np.abs(checkpoint["head.hidden.weight"][1]).max() > 0

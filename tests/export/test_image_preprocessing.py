@@ -10,8 +10,15 @@ from edgeft.bundle import InputSpec
 
 
 def _spec(**changes) -> InputSpec:
-    values = {"modality": "image", "input_names": ["pixel_values"], "image_size": [224, 224], "pixel_mean": [127.0] * 3,
-                  "pixel_std": [128.0] * 3, "channel_order": "RGB", "layout": "NCHW"}
+    values = {
+        "modality": "image",
+        "input_names": ["pixel_values"],
+        "image_size": [224, 224],
+        "pixel_mean": [127.0] * 3,
+        "pixel_std": [128.0] * 3,
+        "channel_order": "RGB",
+        "layout": "NCHW",
+    }
     return InputSpec(**{**values, **changes})
 
 
@@ -34,7 +41,8 @@ def test_grey_becomes_rgb_and_bgr_nhwc_reorder():
     np.testing.assert_array_equal(nchw[:, 0], nchw[:, 2])
     colour = np.zeros((1, 2, 2, 3), np.uint8)
     colour[..., 0] = 255  # pure red
-    nhwc = preprocess(colour, _spec(image_size=[2, 2], channel_order="BGR", layout="NHWC", pixel_mean=[0.0] * 3,
-                                    pixel_std=[255.0] * 3))
+    nhwc = preprocess(
+        colour, _spec(image_size=[2, 2], channel_order="BGR", layout="NHWC", pixel_mean=[0.0] * 3, pixel_std=[255.0] * 3)
+    )
     assert nhwc.shape == (1, 2, 2, 3)
     np.testing.assert_allclose(nhwc[0, 0, 0], [0.0, 0.0, 1.0])  # red is last in BGR

@@ -23,8 +23,14 @@ from export.onnx_file import quantization_evidence
 from export.precision import CONFIDENCE
 
 MEASURED = {
-    "backbone_bytes_fp32", "backbone_bytes_int8", "backbone_latency_ms_fp32", "backbone_latency_ms_int8",
-    "validation_accuracy_fp32", "validation_accuracy_int8", "int8_identical_predictions", "int8_accuracy_loss",
+    "backbone_bytes_fp32",
+    "backbone_bytes_int8",
+    "backbone_latency_ms_fp32",
+    "backbone_latency_ms_int8",
+    "validation_accuracy_fp32",
+    "validation_accuracy_int8",
+    "int8_identical_predictions",
+    "int8_accuracy_loss",
 }
 
 
@@ -75,7 +81,9 @@ def test_int8_static_calibrates_on_server_data(bbc_splits, tmp_path):
 
 def test_int8_static_without_server_data_is_refused(tmp_path):
     with pytest.raises(ExportError, match="int8-static calibrates activation ranges on server data"):
-        export_bundle(minilm_path(), tmp_path / "b", data=ServerData(label_set=["a", "b"]), config=ExportConfig(quantization="int8-static"))
+        export_bundle(
+            minilm_path(), tmp_path / "b", data=ServerData(label_set=["a", "b"]), config=ExportConfig(quantization="int8-static")
+        )
     assert not (tmp_path / "b").exists()
 
 
@@ -102,8 +110,11 @@ def test_the_bound_on_what_int8_loses_is_clopper_pearson_and_shrinks_with_the_co
 
 def _choice(record: dict, margin: float) -> str:
     """What auto must choose, from the figures it recorded: the smallest INT8 within the margin, else FP32 ('none')."""
-    fits = {name: c["backbone_bytes"] for name, c in record["candidates"].items()
-            if "error" not in c and disagreement_bound(c["examples"] - c["agreeing"], c["examples"], CONFIDENCE) <= margin}
+    fits = {
+        name: c["backbone_bytes"]
+        for name, c in record["candidates"].items()
+        if "error" not in c and disagreement_bound(c["examples"] - c["agreeing"], c["examples"], CONFIDENCE) <= margin
+    }
     return min(fits, key=fits.get, default="none")
 
 
@@ -116,8 +127,13 @@ def test_auto_ships_minilm_int8_where_the_server_examples_show_it_within_the_mar
     # at the default one point auto needs 299 (docs/export.md).
     model, tokenizer = minilm_onnx
     texts, labels = bbc_splits["server"]
-    m = export_bundle(model, tmp_path / "b", data=ServerData(texts, labels), config=ExportConfig(max_quality_loss=0.15),
-                      backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer))
+    m = export_bundle(
+        model,
+        tmp_path / "b",
+        data=ServerData(texts, labels),
+        config=ExportConfig(max_quality_loss=0.15),
+        backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer),
+    )
     record = m.metrics["quantization"]
     assert record["requested"] == "auto" and set(record["candidates"]) == {"int8-dynamic", "int8-static"}
     assert all(c["examples"] == len(texts) for c in record["candidates"].values())
@@ -135,8 +151,21 @@ def test_auto_ships_minilm_int8_where_the_server_examples_show_it_within_the_mar
 def test_auto_on_efficientnet_ships_what_it_measured_and_says_why(effnet_onnx, fashion, tmp_path, capsys):
     images, labels = fashion["server"]
     np.savez(tmp_path / "data.npz", X=images, y=np.array(labels))
-    code = main(["export", "--model", str(effnet_onnx), "--feature-output", "features", "--train-data",
-                 str(tmp_path / "data.npz"), "--max-quality-loss", "20", "--output", str(tmp_path / "b")])
+    code = main(
+        [
+            "export",
+            "--model",
+            str(effnet_onnx),
+            "--feature-output",
+            "features",
+            "--train-data",
+            str(tmp_path / "data.npz"),
+            "--max-quality-loss",
+            "20",
+            "--output",
+            str(tmp_path / "b"),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     m = Bundle.load(tmp_path / "b").manifest
     record = m.metrics["quantization"]
@@ -153,8 +182,12 @@ def test_auto_on_efficientnet_ships_what_it_measured_and_says_why(effnet_onnx, f
 
 def test_auto_without_server_examples_ships_fp32_and_says_what_it_lacked(minilm_onnx, tmp_path):
     model, tokenizer = minilm_onnx
-    m = export_bundle(model, tmp_path / "b", data=ServerData(label_set=["a", "b"]),
-                      backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer))
+    m = export_bundle(
+        model,
+        tmp_path / "b",
+        data=ServerData(label_set=["a", "b"]),
+        backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=tokenizer),
+    )
     assert m.backbone.precision == "fp32" and m.metrics["quantization"]["mode"] == "none"
     assert "no server examples to measure INT8 against FP32 on" in m.metrics["quantization"]["reason"]
 
@@ -183,8 +216,12 @@ def test_a_quantized_graph_is_recognised_and_a_float_one_is_not(int8_minilm, min
 
 def test_a_pre_quantized_backbone_ships_as_given_and_is_recorded_as_such(int8_minilm, minilm_onnx, bbc_splits, tmp_path):
     texts, labels = bbc_splits["server"]
-    m = export_bundle(int8_minilm, tmp_path / "b", data=ServerData(texts, labels),
-                      backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=minilm_onnx[1]))
+    m = export_bundle(
+        int8_minilm,
+        tmp_path / "b",
+        data=ServerData(texts, labels),
+        backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=minilm_onnx[1]),
+    )
     assert m.backbone.precision == "int8"
     assert m.metrics["quantization"]["mode"] == "pre-quantized"
     assert f"quantized already ({', '.join(quantization_evidence(int8_minilm))})" in m.metrics["quantization"]["reason"]
@@ -196,6 +233,11 @@ def test_a_pre_quantized_backbone_ships_as_given_and_is_recorded_as_such(int8_mi
 
 def test_quantizing_a_pre_quantized_backbone_again_is_refused(int8_minilm, minilm_onnx, tmp_path):
     with pytest.raises(ExportError, match=r"is quantized already .* Export it with --quantize auto or none"):
-        export_bundle(int8_minilm, tmp_path / "b", data=ServerData(label_set=["a", "b"]), config=ExportConfig(quantization="int8-dynamic"),
-                      backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=minilm_onnx[1]))
+        export_bundle(
+            int8_minilm,
+            tmp_path / "b",
+            data=ServerData(label_set=["a", "b"]),
+            config=ExportConfig(quantization="int8-dynamic"),
+            backbone=BackboneOptions(feature_output="sentence_embedding", tokenizer=minilm_onnx[1]),
+        )
     assert not (tmp_path / "b").exists()

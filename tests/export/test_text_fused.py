@@ -26,8 +26,14 @@ BASE_QUERY = "blocks.5.attention.self.query.base.weight"
 
 
 def _export(folder: Path, texts: list[str], labels: list[str], lora_rank: int = 0) -> Path:
-    config = ExportConfig(name="minilm-cut", max_length=MAX_LENGTH, device_trainable_blocks=1, device_lora_rank=lora_rank,
-                          quantization="int8-dynamic", accept_quality_loss=True)
+    config = ExportConfig(
+        name="minilm-cut",
+        max_length=MAX_LENGTH,
+        device_trainable_blocks=1,
+        device_lora_rank=lora_rank,
+        quantization="int8-dynamic",
+        accept_quality_loss=True,
+    )
     export_bundle(minilm_path(), folder, data=ServerData(texts, labels), config=config)
     return folder
 
@@ -105,8 +111,9 @@ def test_the_ort_loss_of_a_step_is_the_torch_tail_and_heads_loss(cut_bundle, bbc
     m = p.bundle.manifest
     features, targets = p.transform(texts[:8]), np.array([m.labels.index(y) for y in labels[:8]])
     head = cut_bundle / "head"
-    session = HeadTrainingSession(head / "training_model.onnx", head / "eval_model.onnx", head / "optimizer_model.onnx",
-                                  head / "checkpoint")
+    session = HeadTrainingSession(
+        head / "training_model.onnx", head / "eval_model.onnx", head / "optimizer_model.onnx", head / "checkpoint"
+    )
     weights = {n: torch.from_numpy(v) for n, v in session.parameters().items()}  # copies, taken before the step
     loss = session.train_step(features, targets)
     tail = TextTail(load_encoder(minilm_path()), 1, m.backbone.intermediate_shape).eval()
@@ -138,23 +145,29 @@ def test_a_new_lora_layer_computes_its_base_layer_and_its_a_is_seeded():
 def test_lora_on_every_layer_is_refused_before_any_work(bbc_splits, tmp_path):
     texts, labels = bbc_splits["server"]
     with pytest.raises(ExportError, match="LoRA on every layer .*DynamicQuantizeLinear"):
-        export_bundle(minilm_path(), tmp_path / "b", data=ServerData(texts, labels),
-                          config=ExportConfig(device_trainable_blocks=6, device_lora_rank=4))
+        export_bundle(
+            minilm_path(),
+            tmp_path / "b",
+            data=ServerData(texts, labels),
+            config=ExportConfig(device_trainable_blocks=6, device_lora_rank=4),
+        )
     assert not (tmp_path / "b").exists()
 
 
 def test_every_layer_trainable_is_refused(bbc_splits, tmp_path):
     texts, labels = bbc_splits["server"]
     with pytest.raises(ExportError, match="between 1 and 5"):
-        export_bundle(minilm_path(), tmp_path / "b", data=ServerData(texts, labels),
-                          config=ExportConfig(device_trainable_blocks=6))
+        export_bundle(
+            minilm_path(), tmp_path / "b", data=ServerData(texts, labels), config=ExportConfig(device_trainable_blocks=6)
+        )
 
 
 def test_lora_needs_trainable_blocks(tmp_path, capsys):
     with pytest.raises(ConfigError, match="device_trainable_blocks"):
         ExportConfig(device_lora_rank=4)
-    code = main(["export", "--model", str(minilm_path()), "--labels", "a,b", "--output", str(tmp_path / "b"),
-                 "--device-lora", "4"])
+    code = main(
+        ["export", "--model", str(minilm_path()), "--labels", "a,b", "--output", str(tmp_path / "b"), "--device-lora", "4"]
+    )
     assert code != 0 and "--device-trainable-blocks" in capsys.readouterr().err
 
 

@@ -54,8 +54,12 @@ def test_a_module_without_pooled_features_is_refused_and_nothing_is_written(tmp_
     with pytest.raises(ExportError, match=r"returns \(1, 8, 30, 30\).*pool inside the module"):
         from export import BackboneOptions, ServerData, export_bundle
 
-        export_bundle(conv, tmp_path / "bundle", data=ServerData(label_set=["a", "b"]),
-                      backbone=BackboneOptions(example_input=torch.zeros(1, 3, 32, 32)))
+        export_bundle(
+            conv,
+            tmp_path / "bundle",
+            data=ServerData(label_set=["a", "b"]),
+            backbone=BackboneOptions(example_input=torch.zeros(1, 3, 32, 32)),
+        )
     assert not (tmp_path / "bundle").exists()
     assert [p.name for p in tmp_path.iterdir()] == []  # no temporary folder left behind either
 

@@ -18,8 +18,9 @@ def bbc_devices(bbc_splits) -> list[DeviceData]:
     for d in range(4):
         mine = [i for i in order if i % 4 == d][:15]
         train, test = mine[::3] + mine[1::3], mine[2::3]
-        devices.append(DeviceData([texts[i] for i in train], [labels[i] for i in train],
-                                  [texts[i] for i in test], [labels[i] for i in test]))
+        devices.append(
+            DeviceData([texts[i] for i in train], [labels[i] for i in train], [texts[i] for i in test], [labels[i] for i in test])
+        )
     return devices
 
 

@@ -34,8 +34,18 @@ def supernodes(minilm_bundle: Path, bbc_devices, tmp_path: Path):
         write_examples(tmp_path / f"train{i}.csv", device.X, device.y)
         write_examples(tmp_path / f"test{i}.csv", device.X_test, device.y_test)
         logs.append(tmp_path / f"node{i}.log")
-        nodes.append(join(minilm_bundle, tmp_path / f"train{i}.csv", tmp_path / f"test{i}.csv", superlink=link,
-                          port=_free_port(), max_wait=5, flower_home=tmp_path / f"home{i}", log=logs[-1]))
+        nodes.append(
+            join(
+                minilm_bundle,
+                tmp_path / f"train{i}.csv",
+                tmp_path / f"test{i}.csv",
+                superlink=link,
+                port=_free_port(),
+                max_wait=5,
+                flower_home=tmp_path / f"home{i}",
+                log=logs[-1],
+            )
+        )
     yield link, nodes, logs
     for node in nodes:
         stop(node, grace=5)
@@ -54,8 +64,9 @@ def test_a_round_over_three_supernodes_survives_one_dropping_out(minilm_bundle: 
     killer = threading.Thread(target=_kill_when_training, args=(nodes[LEAVER], logs[LEAVER], time.monotonic() + 240), daemon=True)
     killer.start()
     config = FleetConfig(rounds=1, min_available_clients=3, min_train_clients=2, fraction_evaluate=0.0, round_timeout=30)
-    out = serve(minilm_bundle, config, Publish(str(tmp_path / "fleet-bundle")), endpoint=link, timeout=240,
-                log=tmp_path / "superlink.log")
+    out = serve(
+        minilm_bundle, config, Publish(str(tmp_path / "fleet-bundle")), endpoint=link, timeout=240, log=tmp_path / "superlink.log"
+    )
     killer.join(5)
     assert nodes[LEAVER].poll() is not None  # it really left mid-round
     bundle = Bundle.load(out)

@@ -11,7 +11,9 @@ import pytest
 
 @pytest.mark.parametrize("command", ["simulate", "serve", "join"])
 def test_every_fleet_option_says_what_it_does_and_its_default(command: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "edgeft", "fleet", command, "--help"], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "edgeft", "fleet", command, "--help"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     text = re.sub(r"\s+", " ", result.stdout.split("options:", 1)[1])
     options = re.findall(r"(--[a-z-]+)(?: [A-Z_]+)? ", text)

@@ -19,8 +19,13 @@ def test_clipped_updates_move_the_head_no_further_than_the_clipping_norm(
     minilm_bundle: Path, bbc_devices, fleet_runtime, tmp_path: Path
 ) -> None:
     clip = 1e-3  # far below a round's update (about 7): every device's update is cut to this length
-    config = FleetConfig(rounds=1, min_available_clients=4, min_train_clients=4, fraction_evaluate=0.0,
-                         privacy=PrivacyConfig(clipping_norm=clip, noise_multiplier=0.0))
+    config = FleetConfig(
+        rounds=1,
+        min_available_clients=4,
+        min_train_clients=4,
+        fraction_evaluate=0.0,
+        privacy=PrivacyConfig(clipping_norm=clip, noise_multiplier=0.0),
+    )
     result = simulate(minilm_bundle, bbc_devices, config, publish=Publish(str(tmp_path / "dp")), runtime=fleet_runtime)
     shipped = Personalizer.from_bundle(minilm_bundle).head_parameters()
     moved = np.sqrt(sum(float(np.sum((result.head[k] - shipped[k]) ** 2)) for k in shipped))

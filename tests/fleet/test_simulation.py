@@ -33,10 +33,15 @@ def _spy_and_spoil(log: str):
             head[name] = np.full_like(head[name], np.nan) if msg.content["config"]["server-round"] == 1 else head[name][:-1]
             reply.content["arrays"] = ArrayRecord({k: Array(v) for k, v in head.items()})
         content = reply.content
-        record = {"device": device, "arrays": {k: [list(a.shape), a.numpy().nbytes] for k, a in content["arrays"].items()},
-                  "serialized": sum(len(a.data) for a in content["arrays"].values()),
-                  "array_records": list(content.array_records), "config_records": list(content.config_records),
-                  "metric_records": list(content.metric_records), "metrics": dict(content["metrics"])}
+        record = {
+            "device": device,
+            "arrays": {k: [list(a.shape), a.numpy().nbytes] for k, a in content["arrays"].items()},
+            "serialized": sum(len(a.data) for a in content["arrays"].values()),
+            "array_records": list(content.array_records),
+            "config_records": list(content.config_records),
+            "metric_records": list(content.metric_records),
+            "metrics": dict(content["metrics"]),
+        }
         with open(log, "a") as f:
             f.write(json.dumps(record) + "\n")
         return reply
@@ -52,8 +57,15 @@ def run(minilm_bundle: Path, bbc_devices, bbc_splits, fleet_runtime, tmp_path_fa
     # FedAdam here (FedAvg, the default, runs in the privacy and deployment tests): its server-side update is
     # float64, and what it sends back must still be the float32 head
     config = FleetConfig(rounds=2, min_available_clients=4, min_train_clients=4, min_evaluate_clients=4, aggregation="fedadam")
-    result = simulate(minilm_bundle, bbc_devices, config, publish=Publish(str(folder / "bundle")),
-                      eval_data=(texts[::3], labels[::3]), mods=[_spy_and_spoil(log)], runtime=fleet_runtime)
+    result = simulate(
+        minilm_bundle,
+        bbc_devices,
+        config,
+        publish=Publish(str(folder / "bundle")),
+        eval_data=(texts[::3], labels[::3]),
+        mods=[_spy_and_spoil(log)],
+        runtime=fleet_runtime,
+    )
     return {"result": result, "replies": [json.loads(line) for line in open(log)], "folder": folder}
 
 

@@ -25,15 +25,21 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO), "EDGEFT_REGISTRY_TOKEN": TOKEN}
 
 
 def edgeft(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgeft", *args], check=False, cwd=REPO, env=ENV,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "edgeft", *args], check=False, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture
 def registry_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root, port = tmp_path / "registry", free_port()
-    process = subprocess.Popen([sys.executable, "-m", "edgeft", "registry", "--root", str(root), "--port", str(port)],
-                               cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgeft", "registry", "--root", str(root), "--port", str(port)],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -90,8 +96,13 @@ def test_a_killed_pull_resumes_where_it_stopped(minilm_bundle, tmp_path):
         version = Bundle.load(minilm_bundle).manifest.version
         partial = device / client.PARTIAL / f"minilm-bbc@{version}" / "backbone.onnx"
         size = (minilm_bundle / "backbone.onnx").stat().st_size
-        process = subprocess.Popen([sys.executable, "-m", "edgeft", "pull", "minilm-bbc", "--registry", url, "--into", str(device)],
-                                   cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edgeft", "pull", "minilm-bbc", "--registry", url, "--into", str(device)],
+            cwd=REPO,
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while not (partial.is_file() and partial.stat().st_size > size // 10):
             assert time.monotonic() < deadline and process.poll() is None, "the pull ended before it could be killed"
@@ -108,7 +119,9 @@ def test_a_killed_pull_resumes_where_it_stopped(minilm_bundle, tmp_path):
 
 
 def test_the_pull_client_imports_no_http_or_ml_framework():
-    code = ("import sys, edgeft.registry.client; "
-            "print(sorted(m for m in ('fastapi', 'httpx', 'starlette', 'torch', 'uvicorn') if m in sys.modules))")
+    code = (
+        "import sys, edgeft.registry.client; "
+        "print(sorted(m for m in ('fastapi', 'httpx', 'starlette', 'torch', 'uvicorn') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -15,8 +15,16 @@ from device_runtime.service.settings import ServiceSettings
 from tests.serve.conftest import running
 
 #: Chromium without its own background traffic; every host name but the service's fails to resolve.
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+)
 
 
 def chromium() -> str:
@@ -33,8 +41,15 @@ def dump_dom(url: str, tmp_path: Path) -> tuple[str, list[str]]:
     (time sync, accounts) have none ("not an origin") and are not the page's doing.
     """
     net_log = tmp_path / "net-log.json"
-    command = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--log-net-log={net_log}",
-               "--virtual-time-budget=15000", "--dump-dom", url]
+    command = [
+        chromium(),
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--log-net-log={net_log}",
+        "--virtual-time-budget=15000",
+        "--dump-dom",
+        url,
+    ]
     result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     log = json.loads(net_log.read_text())

@@ -91,5 +91,7 @@ def test_the_service_answers_every_generated_request_without_a_server_error(mini
 
 
 def test_the_registry_answers_every_generated_request_without_a_server_error(tmp_path: Path) -> None:
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_registry(RegistrySettings(root=tmp_path / "r", publish_token=TOKEN)))
+    schema = schemathesis.openapi.from_asgi(
+        "/openapi.json", create_registry(RegistrySettings(root=tmp_path / "r", publish_token=TOKEN))
+    )
     assert "GET /v1/bundles/{name}/versions/{version}/files/{path}" in _fuzz(schema)

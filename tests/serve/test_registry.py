@@ -155,7 +155,9 @@ def test_uploads_over_the_size_limit_get_413(tmp_path, minilm_bundle):
     with running(create_app(settings)) as url:
         with pytest.raises(PayloadTooLargeError, match="413.*at most 1024 bytes"):
             client.push(minilm_bundle, url, TOKEN)
-        raw = httpx.put(f"{url}/v1/bundles/minilm-bbc/versions/1", content=b"x" * 2048, headers={"authorization": f"Bearer {TOKEN}"})
+        raw = httpx.put(
+            f"{url}/v1/bundles/minilm-bbc/versions/1", content=b"x" * 2048, headers={"authorization": f"Bearer {TOKEN}"}
+        )
         assert raw.status_code == 413 and raw.json()["error"] == "PayloadTooLargeError"
 
 
@@ -185,8 +187,13 @@ def test_ranged_reads_follow_http_semantics(registry, minilm_bundle):
 def test_openapi_describes_every_registry_endpoint(registry):
     url, _ = registry
     paths = httpx.get(f"{url}/openapi.json").json()["paths"]
-    assert {"/v1/bundles", "/v1/bundles/{name}", "/v1/bundles/{name}/versions/{version}",
-            "/v1/bundles/{name}/versions/{version}/manifest", "/v1/bundles/{name}/versions/{version}/files/{path}"} <= set(paths)
+    assert {
+        "/v1/bundles",
+        "/v1/bundles/{name}",
+        "/v1/bundles/{name}/versions/{version}",
+        "/v1/bundles/{name}/versions/{version}/manifest",
+        "/v1/bundles/{name}/versions/{version}/files/{path}",
+    } <= set(paths)
 
 
 def _copy_with_version(source: Path, dest: Path, version: str) -> None:

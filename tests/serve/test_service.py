@@ -94,7 +94,9 @@ def test_a_killed_service_keeps_every_example_posted_before(pulled_bundle, bbc_s
         port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "edgeft", "serve", str(pulled_bundle), "--state", str(state), "--port", str(port)],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         url = f"http://127.0.0.1:{port}"
@@ -111,7 +113,12 @@ def test_a_killed_service_keeps_every_example_posted_before(pulled_bundle, bbc_s
     process, url = start()
     try:
         for start_at in range(0, 30, 10):
-            assert httpx.post(f"{url}/v1/examples", json=_examples(texts[start_at:start_at + 10], labels[start_at:start_at + 10])).status_code == 201
+            assert (
+                httpx.post(
+                    f"{url}/v1/examples", json=_examples(texts[start_at : start_at + 10], labels[start_at : start_at + 10])
+                ).status_code
+                == 201
+            )
         process.send_signal(signal.SIGKILL)  # no shutdown, no flush: the hardest restart
         process.wait(timeout=30)
 
@@ -129,11 +136,13 @@ def test_errors_are_typed_json_naming_the_field_at_fault(pulled_bundle, tmp_path
         new = [{"text": "x", "label": f"weather{i}"} for i in range(5)]  # one more than the bundle's 4 spare slots
         unknown = http.post("/v1/examples", json={"examples": [{"text": "hi", "label": "sports"}, *new]})
         assert unknown.status_code == 422
-        assert unknown.json()["fields"] == [{
-            "field": "examples.5.label",
-            "message": "unknown label 'weather4'; this model's labels are business, entertainment, politics, sports, tech "
-                       "and its 4 spare output slot(s) are taken (export the bundle with more: --spare-labels)",
-        }]
+        assert unknown.json()["fields"] == [
+            {
+                "field": "examples.5.label",
+                "message": "unknown label 'weather4'; this model's labels are business, entertainment, politics, sports, tech "
+                "and its 4 spare output slot(s) are taken (export the bundle with more: --spare-labels)",
+            }
+        ]
         assert "unknown label 'weather4'" in unknown.json()["detail"]
         assert http.get("/v1/examples/count").json()["total"] == 0, "a refused request stores nothing"
 
@@ -157,8 +166,12 @@ def test_bodies_over_the_limit_get_413_whether_declared_or_streamed(pulled_bundl
     with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
         declared = http.post("/v1/predict", content=body, headers={"content-type": "application/json"})
         # An iterator body goes out chunked, with no content-length to refuse it by.
-        streamed = http.post("/v1/predict", content=iter([body[:3000], body[3000:]]), headers={"content-type": "application/json"})
-        small = http.post("/v1/predict", content=iter([b'{"texts": ', b'["a short text"]}']), headers={"content-type": "application/json"})
+        streamed = http.post(
+            "/v1/predict", content=iter([body[:3000], body[3000:]]), headers={"content-type": "application/json"}
+        )
+        small = http.post(
+            "/v1/predict", content=iter([b'{"texts": ', b'["a short text"]}']), headers={"content-type": "application/json"}
+        )
     for answer in (declared, streamed):
         assert answer.status_code == 413 and answer.json()["error"] == "PayloadTooLargeError"
     assert small.status_code == 200 and len(small.json()["predictions"]) == 1
@@ -211,8 +224,19 @@ def test_openapi_describes_every_endpoint(pulled_bundle, tmp_path):
     settings = ServiceSettings.for_model(pulled_bundle, state_dir=tmp_path / "state")
     with running(create_app(settings)) as url:
         paths = httpx.get(f"{url}/openapi.json").json()["paths"]
-    assert set(paths) == {"/v1/predict", "/v1/examples", "/v1/examples/count", "/v1/personalize", "/v1/jobs/{job_id}",
-                          "/v1/model", "/v1/rollback", "/v1/drift", "/v1/drift/events", "/v1/drift/webhook", "/healthz"}
+    assert set(paths) == {
+        "/v1/predict",
+        "/v1/examples",
+        "/v1/examples/count",
+        "/v1/personalize",
+        "/v1/jobs/{job_id}",
+        "/v1/model",
+        "/v1/rollback",
+        "/v1/drift",
+        "/v1/drift/events",
+        "/v1/drift/webhook",
+        "/healthz",
+    }
     assert "422" in paths["/v1/examples"]["post"]["responses"] and "409" in paths["/v1/personalize"]["post"]["responses"]
 
 

@@ -18,8 +18,12 @@ def events(alerts: Alerts, after: int = Query(0, ge=0, description="the last eve
     return DriftEvents(events=found, last=found[-1].id if found else after)
 
 
-@router.put("/webhook", response_model=Webhook, summary="POST every future drift event to this loopback URL",
-            responses={422: {"model": ErrorBody}})
+@router.put(
+    "/webhook",
+    response_model=Webhook,
+    summary="POST every future drift event to this loopback URL",
+    responses={422: {"model": ErrorBody}},
+)
 def set_webhook(body: WebhookRequest, alerts: Alerts) -> Webhook:
     alerts.set_webhook(body.url)
     return Webhook(url=alerts.webhook)

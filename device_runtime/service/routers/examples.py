@@ -11,13 +11,18 @@ from device_runtime.service.schemas import ErrorBody, ExampleCount, ExamplesRequ
 router = APIRouter(prefix="/v1/examples", tags=["examples"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ExamplesStored,
-             summary="Store labelled examples; they are on disk when this answers",
-             responses={code: {"model": ErrorBody} for code in (413, 422)})
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ExamplesStored,
+    summary="Store labelled examples; they are on disk when this answers",
+    responses={code: {"model": ErrorBody} for code in (413, 422)},
+)
 def add_examples(body: ExamplesRequest, served: Served, store: Store, settings: Settings) -> ExamplesStored:
     if len(body.examples) > settings.max_examples_per_request:
-        raise FieldError("examples", f"{len(body.examples)} examples in one request; at most "
-                         f"{settings.max_examples_per_request} are accepted")
+        raise FieldError(
+            "examples", f"{len(body.examples)} examples in one request; at most {settings.max_examples_per_request} are accepted"
+        )
     model = served.slot.personalizer
     known = set(model.labels)
     # Labels the head lacks are stored while spare output slots can take them; a job with new_labels="add" claims them.
@@ -25,12 +30,17 @@ def add_examples(body: ExamplesRequest, served: Served, store: Store, settings: 
     for n, example in enumerate(body.examples):
         if example.label not in known and example.label not in new:
             if len(new) >= model.free_label_slots:
-                raise FieldError(f"examples.{n}.label", f"unknown label {example.label!r}; this model's labels are "
-                                 f"{', '.join(sorted(known))} and its {model.free_label_slots} spare output slot(s) are "
-                                 "taken (export the bundle with more: --spare-labels)")
+                raise FieldError(
+                    f"examples.{n}.label",
+                    f"unknown label {example.label!r}; this model's labels are "
+                    f"{', '.join(sorted(known))} and its {model.free_label_slots} spare output slot(s) are "
+                    "taken (export the bundle with more: --spare-labels)",
+                )
             new.add(example.label)
         if len(example.text) > settings.max_text_chars:
-            raise FieldError(f"examples.{n}.text", f"{len(example.text)} characters; at most {settings.max_text_chars} are accepted")
+            raise FieldError(
+                f"examples.{n}.text", f"{len(example.text)} characters; at most {settings.max_text_chars} are accepted"
+            )
     total = store.add([e.text for e in body.examples], [e.label for e in body.examples])
     return ExamplesStored(stored=len(body.examples), total=total)
 

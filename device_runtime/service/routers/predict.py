@@ -16,13 +16,19 @@ from device_runtime.service.schemas import ErrorBody, ImageInput, Prediction, Pr
 router = APIRouter(prefix="/v1", tags=["predict"])
 
 
-@router.post("/predict", response_model=PredictResponse, summary="Predict labels with the current head",
-             responses={code: {"model": ErrorBody} for code in (409, 413, 422)})
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    summary="Predict labels with the current head",
+    responses={code: {"model": ErrorBody} for code in (409, 413, 422)},
+)
 def predict(body: PredictRequest, served: Served, settings: Settings) -> PredictResponse:
     modality = served.bundle.manifest.input.modality
     field = "texts" if body.texts is not None else "images"
     if field != ("texts" if modality == "text" else "images"):
-        raise FieldError(field, f"this bundle's modality is {modality!r}; send {'texts' if modality == 'text' else 'images'} instead")
+        raise FieldError(
+            field, f"this bundle's modality is {modality!r}; send {'texts' if modality == 'text' else 'images'} instead"
+        )
     inputs: list[Any] = body.texts if body.texts is not None else [_decode(i, n) for n, i in enumerate(body.images or [])]
     if len(inputs) > settings.max_batch:
         raise FieldError(field, f"{len(inputs)} inputs in one request; at most {settings.max_batch} are accepted")
@@ -31,8 +37,10 @@ def predict(body: PredictRequest, served: Served, settings: Settings) -> Predict
             raise FieldError(f"texts.{n}", f"{len(text)} characters; at most {settings.max_text_chars} are accepted")
     proba, labels, head_version = served.predict_proba(inputs)
     predictions = [
-        Prediction(label=labels[int(p.argmax())],
-                   probabilities={label: round(float(v), 6) for label, v in zip(labels, p)} if body.probabilities else None)
+        Prediction(
+            label=labels[int(p.argmax())],
+            probabilities={label: round(float(v), 6) for label, v in zip(labels, p)} if body.probabilities else None,
+        )
         for p in proba
     ]
     return PredictResponse(predictions=predictions, head_version=head_version)

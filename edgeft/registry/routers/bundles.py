@@ -14,8 +14,12 @@ from edgeft.registry.errors import InvalidRequestError, NotFoundError, RangeNotS
 from edgeft.registry.paths import check_relative_path
 from edgeft.registry.schemas import BundleList, BundleSummary, ErrorBody, VersionInfo
 
-router = APIRouter(prefix="/v1/bundles", tags=["bundles"], dependencies=[Reader],
-                   responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}})
+router = APIRouter(
+    prefix="/v1/bundles",
+    tags=["bundles"],
+    dependencies=[Reader],
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+)
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -35,8 +39,11 @@ def get_manifest(name: Name, version: Version, storage: Storage) -> Response:
     return Response(storage.manifest(name, version), media_type="application/json")
 
 
-@router.get("/{name}/versions/{version}/files/{path:path}", summary="Download one file; supports a single HTTP Range",
-            responses={206: {"description": "the requested range"}, 416: {"model": ErrorBody}})
+@router.get(
+    "/{name}/versions/{version}/files/{path:path}",
+    summary="Download one file; supports a single HTTP Range",
+    responses={206: {"description": "the requested range"}, 416: {"model": ErrorBody}},
+)
 def get_file(name: Name, version: Version, path: str, request: Request, storage: Storage) -> Response:
     check_relative_path(path)
     if path not in (MANIFEST, SIGNATURE) and path not in json.loads(storage.manifest(name, version)).get("files", {}):
@@ -48,8 +55,9 @@ def get_file(name: Name, version: Version, path: str, request: Request, storage:
         headers["content-length"] = str(size)
         return StreamingResponse(storage.read(name, version, path), media_type="application/octet-stream", headers=headers)
     headers |= {"content-range": f"bytes {start}-{end}/{size}", "content-length": str(end - start + 1)}
-    return StreamingResponse(storage.read(name, version, path, start, end), status_code=206,
-                             media_type="application/octet-stream", headers=headers)
+    return StreamingResponse(
+        storage.read(name, version, path, start, end), status_code=206, media_type="application/octet-stream", headers=headers
+    )
 
 
 def _parse_range(header: str | None, size: int) -> tuple[int | None, int]:

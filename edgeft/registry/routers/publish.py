@@ -23,21 +23,31 @@ router = APIRouter(prefix="/v1/bundles", tags=["publish"], dependencies=[Publish
 
 
 @router.get(
-    "/{name}/versions/{version}/publishable", response_model=Publishable,
+    "/{name}/versions/{version}/publishable",
+    response_model=Publishable,
     summary="Check token, version and size before uploading (a failed upload is otherwise cut off mid-body)",
     responses={code: {"model": ErrorBody} for code in (400, 401, 409, 413)},
 )
-def publishable(name: Name, version: Version, settings: Settings, storage: Storage,
-                size: Annotated[int, Query(ge=1, description="the archive's size in bytes")]) -> Publishable:
+def publishable(
+    name: Name,
+    version: Version,
+    settings: Settings,
+    storage: Storage,
+    size: Annotated[int, Query(ge=1, description="the archive's size in bytes")],
+) -> Publishable:
     _check_before_upload(name, version, size, settings, storage)
     return Publishable(name=name, version=version, max_upload_bytes=settings.max_upload_bytes)
 
 
 @router.put(
-    "/{name}/versions/{version}", status_code=status.HTTP_201_CREATED, response_model=Published,
+    "/{name}/versions/{version}",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Published,
     summary="Publish a new version: the body is a tar archive of the bundle folder",
     responses={code: {"model": ErrorBody} for code in (400, 401, 409, 413)},
-    openapi_extra={"requestBody": {"required": True, "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}
+    },
 )
 async def publish(name: Name, version: Version, request: Request, settings: Settings, storage: Storage) -> Published:
     limit = settings.max_upload_bytes
