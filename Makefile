@@ -31,7 +31,10 @@ demo: $(STAMP)
 # The suite includes tests/test_device_only.py: it builds .venv-device (Python 3.13, the
 # base install alone, plain onnxruntime) and runs tests/device_only there. It needs a
 # Python 3.13 (pyenv's, python3.13 on PATH, or EDGEFT_PYTHON313) and fails without one.
+# ruff checks and format-checks the tree first, so CI keeps it clean.
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 test-device: $(STAMP)
