@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -189,3 +190,20 @@ def test_the_inference_model_of_a_trained_bundle_predicts_as_the_personalizer(cu
     feeds = next(TextBackbone(p.bundle).batch_feeds(texts[20:28]))
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(session.run(["probabilities"], feeds)[0], p.predict_proba(texts[20:28]), atol=1e-4)
+
+
+def test_the_service_personalizes_a_cut_bundle_and_rolls_it_back(cut_bundle, bbc_splits, tmp_path):
+    from device_runtime.service.app import create_app
+    from device_runtime.service.settings import ServiceSettings
+    from tests.serve.conftest import running, wait_for_job
+
+    texts, labels = bbc_splits["user"]
+    settings = ServiceSettings.for_model(cut_bundle, state_dir=tmp_path / "state")
+    with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
+        shipped = http.post("/v1/predict", json={"texts": texts[:5]}).json()["predictions"]
+        http.post("/v1/examples", json={"examples": [{"text": t, "label": y} for t, y in zip(texts, labels)]})
+        job = wait_for_job(http, http.post("/v1/personalize", json={"epochs": 2, "accept": "always"}).json()["id"])
+        assert job["status"] == "succeeded" and job["result"]["head_version"] == 1
+        assert http.post("/v1/predict", json={"texts": texts[:5]}).json()["predictions"] != shipped
+        assert http.post("/v1/rollback", json={}).json()["head_version"] == 0
+        assert http.post("/v1/predict", json={"texts": texts[:5]}).json()["predictions"] == shipped

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 TOKEN = "test-publish-token"
@@ -39,6 +40,17 @@ def running(app: object) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def wait_for_job(http: httpx.Client, job_id: str, timeout: float = 120) -> dict:
+    """Poll a personalization job until it has succeeded or failed; its last view."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = http.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} did not finish in {timeout}s")
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from device_runtime import Personalizer
 from device_runtime.service.app import create_app
 from device_runtime.service.settings import ServiceSettings
 from edgeft.registry import client
-from tests.serve.conftest import TOKEN, free_port, running
+from tests.serve.conftest import TOKEN, free_port, running, wait_for_job
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,16 +33,6 @@ def pulled_bundle(registry, minilm_bundle, tmp_path) -> Path:
 
 def _examples(texts: list[str], labels: list[str]) -> dict:
     return {"examples": [{"text": t, "label": y} for t, y in zip(texts, labels)]}
-
-
-def _wait_for_job(http: httpx.Client, job_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = http.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.1)
-    raise TimeoutError(f"job {job_id} did not finish in {timeout}s")
 
 
 def test_personalize_over_http_while_predictions_keep_coming(pulled_bundle, bbc_splits, tmp_path):
@@ -68,7 +58,7 @@ def test_personalize_over_http_while_predictions_keep_coming(pulled_bundle, bbc_
         assert served_during_job[0] == 0, "while the job trains, the current (shipped) head answers"
         assert set(served_during_job) <= {0, 1}
 
-        done = _wait_for_job(http, job.json()["id"])
+        done = wait_for_job(http, job.json()["id"])
         assert done["status"] == "succeeded", done["error"]
         assert done["result"]["head_version"] == 1 and done["result"]["examples"] == len(texts)
         assert done["stage"] == "train" and done["done"] == done["total"] == 40
@@ -184,7 +174,7 @@ def test_rollback_serves_an_earlier_head_and_drift_reports_on_what_was_served(pu
     with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
         shipped = http.post("/v1/predict", json={"texts": test_texts[:5]}).json()["predictions"]
         http.post("/v1/examples", json=_examples(texts, labels))
-        job = _wait_for_job(http, http.post("/v1/personalize", json={"epochs": 5, "accept": "always"}).json()["id"])
+        job = wait_for_job(http, http.post("/v1/personalize", json={"epochs": 5, "accept": "always"}).json()["id"])
         assert job["result"]["accepted"] and http.get("/healthz").json()["head_version"] == 1
 
         unknown = http.post("/v1/rollback", json={"to_version": 7})
@@ -246,9 +236,9 @@ def test_one_jobs_overrides_do_not_carry_over_to_the_next(pulled_bundle, bbc_spl
     settings = ServiceSettings.for_model(pulled_bundle, state_dir=tmp_path / "state")
     with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
         assert http.post("/v1/examples", json=_examples(texts, shuffled)).status_code == 201
-        first = _wait_for_job(http, http.post("/v1/personalize", json={"accept": "always", "epochs": 1, "lr": 1e-6}).json()["id"])
+        first = wait_for_job(http, http.post("/v1/personalize", json={"accept": "always", "epochs": 1, "lr": 1e-6}).json()["id"])
         assert first["result"]["accepted"] and first["result"]["config"]["accept"] == "always"
-        later = _wait_for_job(http, http.post("/v1/personalize", json={}).json()["id"])
+        later = wait_for_job(http, http.post("/v1/personalize", json={}).json()["id"])
         assert later["status"] == "succeeded", later["error"]
         assert later["result"]["config"]["accept"] == "if_better" and not later["result"]["accepted"]
         assert later["result"]["labels_checked"] and http.get("/healthz").json()["head_version"] == 1
@@ -260,9 +250,9 @@ def test_a_new_label_through_the_service(pulled_bundle, bbc_splits, tmp_path):
     settings = ServiceSettings.for_model(pulled_bundle, state_dir=tmp_path / "state")
     with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
         assert http.post("/v1/examples", json=_examples(texts, mine)).status_code == 201
-        refused = _wait_for_job(http, http.post("/v1/personalize", json={}).json()["id"])
+        refused = wait_for_job(http, http.post("/v1/personalize", json={}).json()["id"])
         assert refused["status"] == "failed" and 'new_labels="add"' in refused["error"]
-        job = _wait_for_job(http, http.post("/v1/personalize", json={"new_labels": "add"}).json()["id"])
+        job = wait_for_job(http, http.post("/v1/personalize", json={"new_labels": "add"}).json()["id"])
         assert job["status"] == "succeeded" and job["result"]["added_labels"] == ["weather"], job
         tech = [t for t, y in zip(*bbc_splits["test"]) if y == "tech"][:6]
         answer = http.post("/v1/predict", json={"texts": tech}).json()
