@@ -15,8 +15,8 @@ from device_runtime.service.app import create_app
 from device_runtime.service.settings import ServiceSettings
 from edgeft.config import DriftConfig
 from tests.device_runtime.test_drift import CHAT
-from tests.serve.conftest import running
-from tests.serve.test_service import _examples, _wait_for_job
+from tests.serve.conftest import running, wait_for_job
+from tests.serve.test_service import _examples
 
 DRIFT = DriftConfig(window=40, min_window=30, check_every=20)
 
@@ -78,7 +78,7 @@ def test_drift_alerts_the_webhook_and_starts_a_job_and_the_window_outlives_swap_
             assert event["report"]["drifted"] and event["report"]["decided_by"] == "mmd_test"
             assert event["webhook"] == "delivered" and received[0]["id"] == event["id"] and received[0]["event"] == "drift"
             assert event["policy"].startswith("started job") and "60 new labelled" in event["policy"]
-            job = _wait_for_job(http, event["job_id"])
+            job = wait_for_job(http, event["job_id"])
             assert job["status"] == "succeeded" and job["trigger"] == "drift" and "accepted" in job["result"], job
 
             assert http.get("/v1/drift").json()["window"]["observed"] == 80, "kept across the job's swap"
