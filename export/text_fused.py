@@ -31,7 +31,8 @@ from torch import nn
 
 from edgeft.config import ExportConfig
 from edgeft.errors import ExportError
-from export.fused import FusedParts, export_tail, joined_head, tail_parity
+from export.adapters.base import check_block_count
+from export.fused import CutTail, FusedParts, export_tail, joined_head, tail_parity
 from export.head import OPSET
 
 INPUTS = ["input_ids", "attention_mask"]  # token types are all 0 for one text; the embeddings default to that
@@ -80,8 +81,7 @@ def check_cuttable(n_layers: int, config: ExportConfig) -> None:
             "FP32 tail leaves no frozen part to quantize and cache. Put LoRA on the last layers only "
             f"(--device-trainable-blocks 1 to {n_layers - 1} with --device-lora)."
         )
-    if not 0 < n < n_layers:
-        raise ExportError(f"device_trainable_blocks must be between 1 and {n_layers - 1} for this encoder, got {n}.")
+    check_block_count(n, n_layers)
 
 
 def additive_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -106,8 +106,8 @@ class _Frozen(nn.Module):
         return with_mask.transpose(1, 2).flatten(1)
 
 
-class TextTail(nn.Module):
-    """The flattened hidden states and mask back to (batch, tokens, hidden), the last layers, mean pooling, L2."""
+class TextTail(CutTail):
+    """The hidden states and mask (CutTail restores them channels first), the last layers, mean pooling, L2."""
 
     def __init__(self, model: nn.Module, n_tail: int, shape: list[int]) -> None:
         super().__init__()
@@ -117,8 +117,8 @@ class TextTail(nn.Module):
         self.blocks = nn.ModuleDict({str(i): layers[i] for i in range(first, len(layers))})
         self.shape = list(shape)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(-1, *self.shape).transpose(1, 2)
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.transpose(1, 2)
         tokens, mask = x[..., :-1], x[..., -1]
         additive = additive_mask(mask)
         for block in self.blocks.values():
