@@ -52,7 +52,7 @@ def measure_run(spec: dict) -> dict:
         p = Personalizer.from_bundle(spec["bundle"], runtime=RuntimeConfig(engine=engine, cache_dir=spec["cache"], **runtime))
         p.fit(texts, labels, epochs=spec["epochs"], accept="always")  # first fit fills the feature cache
         p.fit(texts, labels, epochs=spec["epochs"], accept="always")
-        result[f"train_{engine}_s"] = p.report_["train_seconds"]
+        result[f"train_{engine}_s"] = p.report_.train_seconds
     result["peak_mb"] = peak_rss_mb()
     return result
 

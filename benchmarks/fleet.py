@@ -149,7 +149,7 @@ def _below(
     """What the guard of a device whose (d) ended below (a) had to decide on (its last partial_fit's report)."""
     from device_runtime.acceptance import validation_split
 
-    report = p.report_
+    report = p.report_.to_dict()
     targets = np.array([p.labels.index(label) for label in y])
     _, validation = validation_split(targets, p.config.validation_fraction, p.config.seed)  # as partial_fit drew it
     held = [y[j] for j in validation]

@@ -149,7 +149,7 @@ def runs(data: DataSet, mode: Mode, cache: Path) -> list[dict[str, Any]]:
                             "seed": seed,
                             "variant": variant,
                             "user_labels": mine,
-                            "accepted": p.report_["accepted"],
+                            "accepted": p.report_.accepted,
                             "before_all": before[0],
                             "before_user": before[1],
                             "after_all": after[0],

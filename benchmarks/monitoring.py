@@ -169,8 +169,8 @@ def augmentation(cache: Path, data: dict[str, Any], mode: Mode) -> list[dict[str
                         "per_class": shots,
                         "views": views,
                         "accuracy": p.score(test_x, test_y),
-                        "feature_seconds": p.report_["feature_seconds"],
-                        "train_examples": p.report_["train_examples"],
+                        "feature_seconds": p.report_.feature_seconds,
+                        "train_examples": p.report_.train_examples,
                     }
                 )
                 print(f"augmentation seed {seed} {shots}/class views {views}: {rows[-1]['accuracy']:.3f}", flush=True)

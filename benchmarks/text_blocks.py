@@ -134,7 +134,7 @@ def device_run(spec: dict[str, Any]) -> dict[str, Any]:
         validation_fraction=0.0,
         accept="always",
     )
-    report = p.report_
+    report = p.report_.to_dict()
     accuracy = p.score(spec["test_x"], spec["test_y"])
     return {
         "accuracy": float(accuracy),

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
-import tempfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from device_runtime.acceptance import UNCHECKED, check_replay, decide, validation_split
+from device_runtime import training_run
 from device_runtime.augment import view_key, view_of
 from device_runtime.backbone import backbone_for
 from device_runtime.cache import FeatureCache
@@ -24,15 +21,17 @@ from device_runtime.engines import HeadEngine, open_engine, resolve_engine
 from device_runtime.inference_export import export_inference_model
 from device_runtime.labels import NewLabels, claim_labels, unknown_label_fix
 from device_runtime.monitor import DriftMonitor, ReferenceSample, drift_report
-from device_runtime.replay import StackedRows, load_replay, replay_rows
+from device_runtime.replay import load_guard, load_replay
+from device_runtime.report import FitReport
 from device_runtime.scoring import batched_logits, score_head, softmax
 from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state
-from device_runtime.trainer import Progress, ProgressCallback, train_head
+from device_runtime.trainer import Progress, ProgressCallback
+from device_runtime.training_run import Interrupted
 from device_runtime.validation import check_features, check_head, check_inputs, check_labels
 from device_runtime.versions import VersionHistory
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
-from edgeft.config import DEFAULT_L2SP, DriftConfig, Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
+from edgeft.config import DriftConfig, Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
 from edgeft.errors import BundleError, ConfigError, NotFittedError, StateError
 
 FEATURE_CHUNK = 256  # examples per backbone pass: bounds memory however many examples come
@@ -93,10 +92,11 @@ class Personalizer:
         )
         self.added_labels_: list[str] = []  # labels this device claimed spare output slots for, in slot order
         self.replay = load_replay(bundle)
+        self.guard = load_guard(bundle)
         self._engine = self._open_engine()
         self.versions_ = VersionHistory(self._engine.parameters(), bundle.manifest.created, self.runtime.keep_versions)
         self.history_: list[float] = []
-        self.report_: dict[str, Any] = {}
+        self.report_: FitReport | None = None  # the last fit/partial_fit run's record
         self.seen_ = RunningStats()
         self.monitor_ = DriftMonitor(drift)
         self.on_drift = on_drift
@@ -160,7 +160,10 @@ class Personalizer:
         """Train a head on ``X``, ``y`` from the shipped head; keep it if not worse than the current one.
 
         With a replay set in the bundle, its server features train beside the
-        user's (``replay_ratio``) and the guard checks every label on them.
+        user's (``replay_ratio``); the guard judges both heads on the bundle's
+        held-out guard rows and the user's validation split, per label, and
+        ships the raw new head or its best mix with the current one
+        (:mod:`device_runtime.guard`). A non-finite head never ships.
 
         Args:
             X: the user's texts.
@@ -172,15 +175,16 @@ class Personalizer:
                 (``self.config`` and what ``save`` records are unchanged).
 
         Returns:
-            self, with ``report_`` (accepted or not and why, scores, stop reason,
-            timings) and ``history_`` (training loss per epoch) set.
+            self, with ``report_`` (a :class:`~device_runtime.report.FitReport`: accepted or not and
+            why, scores, verdicts, stop reason, timings) and ``history_`` (training loss per epoch) set.
 
         Raises:
             DataError: empty data, mismatched lengths, unknown labels (without ``new_labels="add"``),
                 more new labels than free slots, non-text examples.
             ConfigError: an unknown or invalid hyperparameter, or ``l2sp`` > 0 on a bundle without L2-SP.
         """
-        return self._train(X, y, progress, overrides, restart=True, new_labels=new_labels)
+        self.report_ = training_run.run(self, X, y, progress, overrides, restart=True, new_labels=new_labels)
+        return self
 
     def partial_fit(
         self,
@@ -192,12 +196,13 @@ class Personalizer:
         **overrides: Any,
     ) -> Personalizer:
         """Like :meth:`fit`, but continue from the current head and its optimizer state (e.g. on new examples)."""
-        return self._train(X, y, progress, overrides, restart=False, new_labels=new_labels)
+        self.report_ = training_run.run(self, X, y, progress, overrides, restart=False, new_labels=new_labels)
+        return self
 
     def cancel(self) -> None:
         """Stop a running ``fit``/``partial_fit`` before its next step (safe from another thread).
 
-        The run ends with ``report_["stopped"] == "cancelled"`` and the current head is kept.
+        The run ends with ``report_.stopped == "cancelled"`` and the current head is kept.
         """
         self._cancel.set()
 
@@ -328,7 +333,7 @@ class Personalizer:
         record = {
             "config": to_dict(self.config),
             "history": self.history_,
-            "report": self.report_,
+            "report": self.report_.to_dict() if self.report_ else {},
             "seen": self.seen_.to_dict(),
             "monitor": self.monitor_.to_dict(),
             "added_labels": self.added_labels_,
@@ -368,7 +373,7 @@ class Personalizer:
             restored._engine = restored._open_engine()
             restored._engine.set_parameters(restored.versions_.get(record["current"]).parameters)
         restored.history_ = record["history"]
-        restored.report_ = record["report"]
+        restored.report_ = FitReport.from_dict(record["report"])
         restored.seen_ = RunningStats.from_dict(record["seen"])
         if "monitor" in record:  # states saved before the windowed monitor start with an empty window
             restored.monitor_ = DriftMonitor.from_dict(record["monitor"], restored.monitor_.config)
@@ -402,193 +407,6 @@ class Personalizer:
         self.versions_.add(self._engine.parameters(), {"source": source})
         return self
 
-    def _train(
-        self,
-        X: list[str],
-        y: list[str],
-        progress: ProgressCallback | None,
-        overrides: dict,
-        restart: bool,
-        new_labels: NewLabels = "refuse",
-    ) -> Personalizer:
-        started = time.monotonic()
-        self._cancel.clear()  # a cancel() made while nothing ran is not meant for this run
-        config = self.config.replace(**overrides)  # this call's settings: self.config stays as the user set it
-        l2sp = self._l2sp(config)
-        claimed_before = list(self.added_labels_)
-        examples = check_inputs(X, self.bundle.manifest.input)
-        if new_labels == "add" and not isinstance(y, (str, bytes)):
-            # Claimed for this run's engine only; kept if its head is accepted.
-            self.added_labels_ = claim_labels(self.labels, [str(v) for v in y], self.free_label_slots, self.added_labels_)
-        elif new_labels not in ("refuse", "add"):
-            raise ConfigError(f'new_labels must be "refuse" or "add", got {new_labels!r}')
-        deadline = started + config.max_seconds if config.max_seconds else None
-        try:
-            targets = check_labels(y, self.labels, len(examples), unknown_label_fix(self.free_label_slots))
-            features, targets, train_idx, val_idx = self._user_rows(examples, targets, config, progress, deadline)
-        except _Interrupted as stop:
-            self.added_labels_ = claimed_before
-            self.report_ = self._interrupted_report(stop, examples, started)
-            return self
-        except Exception:
-            self.added_labels_ = claimed_before
-            raise
-        feature_seconds = time.monotonic() - started
-        on, eval_idx = (
-            ("the validation split", val_idx) if len(val_idx) else ("the training data (no validation split)", train_idx)
-        )
-        eval_x, eval_y = np.asarray(features[eval_idx]), targets[eval_idx]
-        n_classes = len(self.labels)
-        current = score_head(self._engine, eval_x, eval_y, n_classes, config.batch_size)
-        current_replay = self._replay_predictions(self._engine, config)
-        rows, train_x, train_y, n_replay = self._training_rows(features, targets, train_idx, config)
-        with tempfile.TemporaryDirectory() as work:
-            if restart:
-                engine = self._open_engine(weight_decay=config.weight_decay)
-            else:
-                engine = self._engine
-                engine.weight_decay = self._weight_decay(config)
-                snapshot = Path(work) / f"before{engine.state_suffix}"
-                engine.save(snapshot)
-                engine.claim_outputs(self._slots(len(claimed_before)), reset_weights=True)
-            engine.l2sp = l2sp
-            result = train_head(
-                engine,
-                train_x,
-                train_y,
-                config,
-                rows=rows,
-                validation=(eval_x, eval_y, n_classes),
-                deadline=deadline,
-                cancel=self._cancel,
-                progress=progress,
-            )
-            engine.release_outputs(list(range(n_classes, self.bundle.manifest.head.out_features)))
-            new = score_head(engine, eval_x, eval_y, n_classes, config.batch_size)
-            replay = None
-            if current_replay is not None:
-                replay = check_replay(
-                    self.replay.labels,
-                    current_replay,
-                    self._replay_predictions(engine, config),
-                    self.labels,
-                    config.max_label_loss,
-                    config.forgetting_level,
-                )
-            accepted, reason = decide(config, result.stopped, result.steps, new, current, on, replay)
-            if accepted:
-                self._engine = engine
-                self.versions_.add(engine.parameters(), {**_summary(new), "examples": len(examples), "validated_on": on})
-            else:
-                self.added_labels_ = claimed_before
-                if not restart:
-                    self._engine = self._open_engine(snapshot, weight_decay=config.weight_decay)
-        self.history_ = result.history
-        self.report_ = {
-            "accepted": accepted,
-            "reason": reason,
-            "version": self.versions_.current,
-            "metric": config.metric.value,
-            "new": _summary(new),
-            "current": _summary(current),
-            "stopped": result.stopped,
-            "epochs": len(result.history),
-            "steps": result.steps,
-            "best_epoch": result.best_epoch,
-            "examples": len(examples),
-            "train_examples": len(train_idx),
-            "validation_examples": len(val_idx),
-            "engine": self.engine.value,
-            "provider": self.provider,
-            "feature_seconds": feature_seconds,
-            "train_seconds": time.monotonic() - started - feature_seconds,
-            "final_loss": result.history[-1] if result.history else None,
-            "replay_examples": n_replay,
-            "l2sp": l2sp,
-            "labels_checked": replay is not None,
-            "label_verdicts": replay.labels if replay is not None else UNCHECKED,
-            "replay_verdict": replay.overall if replay is not None else None,
-            "added_labels": self.added_labels_[len(claimed_before) :],
-            "config": to_dict(config),
-        }
-        return self
-
-    def _user_rows(
-        self,
-        examples: Any,
-        targets: np.ndarray,
-        config: TrainConfig,
-        progress: ProgressCallback | None,
-        deadline: float | None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The user's features and targets (augmented views appended), and the training and validation rows.
-
-        Raises:
-            _Interrupted: cancelled or out of time while the backbone ran; what it computed stays cached.
-        """
-        stop = functools.partial(_stop_reason, self._cancel, deadline)
-        features = self._features(examples, progress, stop=stop)
-        train_idx, val_idx = validation_split(targets, config.validation_fraction, config.seed)
-        if config.augment_views:  # views of the training rows only: the guard validates on real examples
-            views = self._augmented(examples, train_idx, config, progress, stop)
-            features = np.concatenate([np.asarray(features), views])
-            view_targets = np.tile(targets[train_idx], config.augment_views)
-            train_idx = np.concatenate([train_idx, len(targets) + np.arange(len(views))])
-            targets = np.concatenate([targets, view_targets])
-        return features, targets, train_idx, val_idx
-
-    def _interrupted_report(self, stop: _Interrupted, examples: Any, started: float) -> dict[str, Any]:
-        return {
-            "accepted": False,
-            "reason": f"{stop}; the current head is kept",
-            "version": self.versions_.current,
-            "stopped": stop.reason,
-            "epochs": 0,
-            "steps": 0,
-            "examples": len(examples),
-            "engine": self.engine.value,
-            "provider": self.provider,
-            "feature_seconds": time.monotonic() - started,
-            "train_seconds": 0.0,
-        }
-
-    def _training_rows(
-        self, features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, config: TrainConfig
-    ) -> tuple[np.ndarray, Any, np.ndarray, int]:
-        """The rows a run trains on: the user's training split, then replay rows (:func:`replay_rows`).
-
-        Returns:
-            rows, the features and targets they index, and how many of them are replay rows.
-        """
-        if self.replay is None or config.replay_ratio == 0:
-            return train_idx, features, targets, 0
-        chosen = replay_rows(self.replay, config.replay_ratio, targets[train_idx], config.seed)
-        stacked = StackedRows(features, self.replay.features[chosen])
-        rows = np.concatenate([train_idx, len(features) + np.arange(len(chosen))])
-        return rows, stacked, np.concatenate([targets, self.replay.labels[chosen]]), len(chosen)
-
-    def _replay_predictions(self, engine: HeadEngine, config: TrainConfig) -> np.ndarray | None:
-        """``engine``'s head's label indices for the bundle's replay set; None where it ships none."""
-        if self.replay is None or len(self.replay) == 0:
-            return None
-        return batched_logits(engine, self.replay.features, config.batch_size, len(self.labels)).argmax(axis=1)
-
-    def _l2sp(self, config: TrainConfig) -> float:
-        """L2-SP's strength for a run: the config's, or the default where the bundle's graph has the term.
-
-        Raises:
-            ConfigError: ``l2sp`` > 0 was asked for, but the bundle's training graph has no L2-SP term.
-        """
-        has_term = self.bundle.manifest.head.l2sp
-        if config.l2sp is None:
-            return DEFAULT_L2SP if has_term else 0.0
-        if config.l2sp > 0 and not has_term:
-            raise ConfigError(
-                f"l2sp={config.l2sp} was asked for, but bundle {self.bundle.manifest.name!r} was exported without "
-                "L2-SP in its training graph (before edgeft added it); re-export the bundle, or use l2sp=0."
-            )
-        return float(config.l2sp)
-
     def _features(
         self, examples: list[str] | np.ndarray, progress: ProgressCallback | None, stop: Callable[[], str | None] = lambda: None
     ) -> np.ndarray:
@@ -612,7 +430,7 @@ class Personalizer:
         todo = self.cache.uncached(keys)
         for start in range(0, len(todo), FEATURE_CHUNK):
             if reason := stop():
-                raise _Interrupted(
+                raise Interrupted(
                     reason, f"{reason} after features of {start} of {len(todo)} new examples (cached for the next run)"
                 )
             chunk = todo[start : start + FEATURE_CHUNK]
@@ -673,14 +491,6 @@ class Personalizer:
         return f"Personalizer({self.bundle!r}, head version {self.current_version}, {self.engine.value} engine)"
 
 
-class _Interrupted(Exception):
-    """A run stopped while the backbone computed features; what was computed stays in the cache."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason  # as train_head names it: "cancelled" or "time_budget"
-
-
 def _saved_config(values: dict[str, Any], path: str | os.PathLike) -> TrainConfig:
     try:
         return from_dict(TrainConfig, values)
@@ -697,20 +507,8 @@ def _check_arguments(bundle: object, config: object, runtime: object) -> None:
             )
 
 
-def _stop_reason(cancel: threading.Event, deadline: float | None) -> str | None:
-    if cancel.is_set():
-        return "cancelled"
-    if deadline is not None and time.monotonic() > deadline:
-        return "time_budget"
-    return None
-
-
 def _feature_identity(bundle: Bundle) -> str:
     """What fixes an example's features: the backbone, its tokenizer (if any) and the input spec."""
     tokenizer = bundle.manifest.files.get(layout.TOKENIZER)
     spec = json.dumps(dataclasses.asdict(bundle.manifest.input), sort_keys=True)
     return f"{bundle.backbone_sha256}:{tokenizer.sha256 if tokenizer else '-'}:{spec}"
-
-
-def _summary(report: dict[str, Any]) -> dict[str, float]:
-    return {k: report[k] for k in ("loss", "accuracy", "macro_f1")}

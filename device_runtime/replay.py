@@ -35,22 +35,35 @@ def load_replay(bundle: Bundle) -> ReplaySet | None:
     Raises:
         BundleError: the file does not hold what the manifest says.
     """
-    if layout.REPLAY not in bundle.manifest.files:
+    return _load_rows(bundle, layout.REPLAY)
+
+
+def load_guard(bundle: Bundle) -> ReplaySet | None:
+    """The bundle's guard set (held-out server rows no head trained on), or None where it ships none.
+
+    Raises:
+        BundleError: the file does not hold what the manifest says.
+    """
+    return _load_rows(bundle, layout.GUARD)
+
+
+def _load_rows(bundle: Bundle, name: str) -> ReplaySet | None:
+    if name not in bundle.manifest.files:
         return None
     head = bundle.manifest.head
     try:
-        with np.load(bundle.file(layout.REPLAY)) as data:
+        with np.load(bundle.file(name)) as data:
             features, labels = data["features"].astype(np.float32), data["labels"].astype(np.int64)
     except (OSError, ValueError, KeyError) as e:
-        raise BundleError(f"{layout.REPLAY} is not a replay set ({e}); re-export the bundle.") from e
+        raise BundleError(f"{name} is not a set of server rows ({e}); re-export the bundle.") from e
     n_labels = len(bundle.manifest.labels)
     if features.ndim != 2 or features.shape[1] != head.in_features or len(labels) != len(features):
         raise BundleError(
-            f"{layout.REPLAY} holds features of shape {features.shape} and {len(labels)} labels; the head reads "
+            f"{name} holds features of shape {features.shape} and {len(labels)} labels; the head reads "
             f"(n, {head.in_features}) with one label per row. Re-export the bundle."
         )
     if len(labels) and (labels.min() < 0 or labels.max() >= n_labels):
-        raise BundleError(f"{layout.REPLAY} has label indices outside the bundle's {n_labels} labels; re-export the bundle.")
+        raise BundleError(f"{name} has label indices outside the bundle's {n_labels} labels; re-export the bundle.")
     return ReplaySet(features, labels)
 
 

@@ -38,7 +38,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def score_head(engine: HeadEngine, features: np.ndarray, targets: np.ndarray, n_classes: int, batch_size: int) -> dict[str, Any]:
     """Loss, accuracy, macro P/R/F1 and the confusion matrix of the engine's head."""
-    logits = batched_logits(engine, features, batch_size, n_classes)
+    return score_logits(batched_logits(engine, features, batch_size, n_classes), targets, n_classes)
+
+
+def score_logits(logits: np.ndarray, targets: np.ndarray, n_classes: int) -> dict[str, Any]:
+    """Loss, accuracy, macro P/R/F1 and the confusion matrix of a head's ``logits`` for ``targets``."""
     return {"loss": cross_entropy(logits, targets), **classification_report(targets, logits.argmax(axis=1), n_classes)}
 
 

@@ -26,8 +26,9 @@ Layout (format version 1)::
     head/replay.npz               optional: server examples' head-input features
                                   (``features``, float32) and label indices
                                   (``labels``, int64), class-balanced: the device
-                                  trains on them beside the user's examples and
-                                  guards every label on them
+                                  trains on them beside the user's examples
+    head/guard.npz                optional: the same for held-out server examples
+                                  no head trained on; the guard judges every label on them
     reference.json                optional: export-time statistics for drift checks
     reference_sample.npz          optional: a bounded random sample of export-time drift
                                   features and confidences, for the windowed drift test
@@ -76,7 +77,8 @@ SIGNATURE = "manifest.sig"  # beside the manifest, never listed in it: it signs 
 REFERENCE_SAMPLE = "reference_sample.npz"  # at most REFERENCE_SAMPLE_ROWS export-time drift features, for the windowed test
 REFERENCE_SAMPLE_ROWS = 500  # bounds the file (0.8 MB of MiniLM features, 2.6 MB of EfficientNet's) and the test's cost
 FLEET = "fleet.json"  # a federated head's provenance: rounds, devices, examples, aggregation, privacy
-REPLAY = "head/replay.npz"  # server features and labels the device mixes into training and guards every label on
+REPLAY = "head/replay.npz"  # server features and labels the device mixes into training
+GUARD = "head/guard.npz"  # held-out server features and labels (never trained on) the device's guard judges heads on
 
 # Unknown keys are errors: a typo or a field from a newer format must not be ignored silently.
 _SCHEMA = ConfigDict(extra="forbid")
@@ -153,6 +155,8 @@ class HeadSpec:
     l2sp: bool = False
     # Rows of head/replay.npz (server features the device replays); 0: the bundle ships none.
     replay_examples: Annotated[int, Field(ge=0)] = 0
+    # Rows of head/guard.npz (held-out server features the guard judges on, never trained on); 0: none shipped.
+    guard_examples: Annotated[int, Field(ge=0)] = 0
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)

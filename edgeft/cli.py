@@ -657,22 +657,20 @@ def _run_personalize(args: argparse.Namespace) -> None:
         train(texts, labels, progress=bars, new_labels=args.new_labels, **_train_overrides(args))
     personalizer.save(args.state)
     r = personalizer.report_
-    print(f"{'accepted' if r['accepted'] else 'rejected'}: {r['reason']}")
-    if r.get("labels_checked"):
+    print(f"{'accepted' if r.accepted else 'rejected'}: {r.reason}")
+    if r.verdicts:
         print(
-            "labels of the replay set (recall current -> new): "
+            "recall per label (current -> new): "
             + ", ".join(
-                f"{name} {v['current']:.2f} -> {v['new']:.2f} {'kept' if v['kept'] else 'LOST'}"
-                for name, v in {**r["label_verdicts"], "all": r["replay_verdict"]}.items()
+                f"{v['label']} ({v['source']}) {v['current']:.2f} -> {v['new']:.2f} {'kept' if v['kept'] else 'LOST'}"
+                for v in r.verdicts
             )
         )
-    elif "label_verdicts" in r:
-        print(f"note: {r['label_verdicts']}")
-    if r.get("added_labels"):
-        print(f"added label(s): {', '.join(r['added_labels'])}")
+    if r.added_labels:
+        print(f"added label(s): {', '.join(r.added_labels)}")
     print(
-        f"head version {r['version']}; {r['examples']} examples, {r['epochs']} epochs ({r['stopped']}), "
-        f"{r['feature_seconds']:.2f}s features + {r['train_seconds']:.2f}s training on {r['engine']}/{r['provider']}; "
+        f"head version {r.version}; {r.examples} examples, {r.epochs} epochs ({r.stopped}), "
+        f"{r.feature_seconds:.2f}s features + {r.train_seconds:.2f}s training on {r.engine}/{r.provider}; "
         f"state saved to {args.state}"
     )
 

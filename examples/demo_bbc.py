@@ -80,9 +80,9 @@ def main() -> None:
     )
     print(
         f"personalization time     {personalize_seconds:.2f} s ({len(user_x)} articles, {device.config.epochs} epochs; "
-        f"{device.report_['train_seconds'] * 1000:.0f} ms of it head training)"
+        f"{device.report_.train_seconds * 1000:.0f} ms of it head training)"
     )
-    print(f"acceptance guard         {device.report_['reason']}")
+    print(f"acceptance guard         {device.report_.reason}")
     print(
         f"bundle size              {bundle_mb:.1f} MB ({manifest.backbone.precision} backbone "
         f"{manifest.metrics['backbone_bytes'] / 1e6:.1f} MB, FP32 was {manifest.metrics['backbone_bytes_fp32'] / 1e6:.1f} MB)"

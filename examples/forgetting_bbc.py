@@ -45,8 +45,8 @@ def main() -> None:
     print(f"accuracy over all topics: {before['accuracy']:.3f} (shipped) -> {after['accuracy']:.3f} (after fit)")
     for i, label in enumerate(device.labels):
         print(f"  F1 {label:<14} {before['per_class_f1'][i]:.2f} -> {after['per_class_f1'][i]:.2f}")
-    print(f"guard: {'accepted' if device.report_['accepted'] else 'refused'}: {device.report_['reason']}")
-    print(f"replay rows mixed in: {device.report_['replay_examples']}, l2sp {device.report_['l2sp']}")
+    print(f"guard: {'accepted' if device.report_.accepted else 'refused'}: {device.report_.reason}")
+    print(f"replay rows mixed in: {device.report_.replay_examples}, l2sp {device.report_.l2sp}")
 
 
 if __name__ == "__main__":

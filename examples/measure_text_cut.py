@@ -59,7 +59,7 @@ def main(out: Path) -> None:
         what = "the head" if n == 0 else f"last {n} layer(s) + head" + (f", LoRA r{rank}" if rank else "")
         print(
             f"| {what} | {lr:g} | {exported:.0f} | {size:.1f} | {manifest.backbone.feature_size * 4 / 1e3:.1f} | "
-            f"{shipped:.3f} | {p.score(*test):.3f} | {p.report_['train_seconds'] / EPOCHS:.2f} |",
+            f"{shipped:.3f} | {p.score(*test):.3f} | {p.report_.train_seconds / EPOCHS:.2f} |",
             flush=True,
         )
 

@@ -279,7 +279,7 @@ def _build(
             ),
         )
         if X is not None:
-            manifest = _write_reference(folder, manifest, X, labels, config.replay_per_class, train_config.seed)
+            manifest = _write_reference(folder, manifest, X, labels, validation, config.replay_per_class, train_config.seed)
         _check_bundle(folder, manifest, bench)
     return manifest
 
@@ -336,9 +336,15 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic.write_bytes(path, buffer.getvalue())
 
 
-def _write_reference(folder: Path, manifest: Manifest, X: Any, labels: list[str], replay_per_class: int, seed: int) -> Manifest:
+def _write_reference(
+    folder: Path, manifest: Manifest, X: Any, labels: list[str], held_out: np.ndarray | None, per_class: int, seed: int
+) -> Manifest:
     """Through the backbone that ships: feature and confidence statistics and a bounded sample of them
-    (drift's reference), and the replay set."""
+    (drift's reference), the replay set and the guard set.
+
+    Replay rows come from the rows the shipped head trained on; guard rows from the ``held_out`` validation
+    split it never saw, so the device judges a new head on rows neither head has memorised (docs/device.md).
+    """
     with _unsigned_ok():
         personalizer = Personalizer.from_bundle(folder)
     head_inputs = personalizer.transform(X)
@@ -347,12 +353,16 @@ def _write_reference(folder: Path, manifest: Manifest, X: Any, labels: list[str]
     atomic.write_json(folder / layout.REFERENCE, reference_statistics(features, probabilities))
     _write_npz(folder / layout.REFERENCE_SAMPLE, reference_sample(features, probabilities, layout.REFERENCE_SAMPLE_ROWS, seed=0))
     targets = check_labels(labels, manifest.labels, len(labels))
-    rows = replay_selection(targets, replay_per_class, seed)
-    if len(rows):
-        # A cut bundle's rows are whole activations (a text cut at 128 tokens: 197 KB each in float32): float16 halves them.
-        dtype = np.float32 if manifest.backbone.intermediate_shape is None else np.float16
-        _write_npz(folder / layout.REPLAY, {"features": np.asarray(head_inputs[rows], dtype), "labels": targets[rows]})
-    head = dataclasses.replace(manifest.head, replay_examples=len(rows))
+    held = np.zeros(len(targets), bool)
+    held[held_out if held_out is not None else []] = True
+    replay = np.flatnonzero(~held)[replay_selection(targets[~held], per_class, seed)]
+    guard = np.flatnonzero(held)[replay_selection(targets[held], per_class, seed)]
+    # A cut bundle's rows are whole activations (a text cut at 128 tokens: 197 KB each in float32): float16 halves them.
+    dtype = np.float32 if manifest.backbone.intermediate_shape is None else np.float16
+    for name, rows in ((layout.REPLAY, replay), (layout.GUARD, guard)):
+        if len(rows):
+            _write_npz(folder / name, {"features": np.asarray(head_inputs[rows], dtype), "labels": targets[rows]})
+    head = dataclasses.replace(manifest.head, replay_examples=len(replay), guard_examples=len(guard))
     return write_manifest(folder, dataclasses.replace(manifest, head=head))
 
 

@@ -72,8 +72,8 @@ def client_app(
         head = personalizer.head_parameters()
         metrics = {
             "num-examples": len(data.X),
-            "accepted": int(report["accepted"]),
-            "validation-loss": float(report["new"]["loss"] if report["accepted"] else report["current"]["loss"]),
+            "accepted": int(report.accepted),
+            "validation-loss": float(report.new["loss"] if report.accepted else report.current["loss"]),
             "bytes-received": head_bytes(received),
             "bytes-sent": head_bytes(head),
         }

@@ -112,9 +112,13 @@ class JobRunner:
             candidate = self.served.fresh()
             train = candidate.partial_fit if job.mode == "continue" else candidate.fit
             train(texts, labels, progress=lambda p: self._progress(job, p), new_labels=job.new_labels, **job.overrides)
-            if candidate.report_["accepted"]:
+            if candidate.report_.accepted:
                 self.served.accept(candidate)
-            job.result = {"head_version": self.served.slot.head_version, "history": candidate.history_, **candidate.report_}
+            job.result = {
+                "head_version": self.served.slot.head_version,
+                "history": candidate.history_,
+                **candidate.report_.to_dict(),
+            }
             job.status = "succeeded"
         except Exception as e:  # noqa: BLE001 - a job's failure is its result, reported by GET /v1/jobs/{id}
             job.error = f"{type(e).__name__}: {e}"

@@ -44,7 +44,7 @@ def test_the_int8_text_bundle_gives_the_same_labels_and_near_probabilities(refer
 
 
 def test_numpy_head_training_repeats_the_exporting_environments_run(trained, reference):
-    assert trained.report_["engine"] == "numpy" and trained.current_version == 1
+    assert trained.report_.engine == "numpy" and trained.current_version == 1
     np.testing.assert_allclose(trained.predict_proba(reference["texts"]), reference["numpy_fit_proba"], atol=ATOL)
 
 

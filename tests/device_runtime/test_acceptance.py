@@ -11,10 +11,10 @@ from edgeft.errors import StateError
 def test_a_better_head_is_accepted_as_a_new_version(make_personalizer, user):
     p = make_personalizer().fit(*user)
     r = p.report_
-    assert r["accepted"] and p.current_version == 1
-    assert r["new"]["loss"] < r["current"]["loss"]
-    assert "not worse" in r["reason"] and "validation split" in r["reason"]
-    assert p.versions[1]["metrics"]["loss"] == pytest.approx(r["new"]["loss"])
+    assert r.accepted and p.current_version == 1
+    assert r.new["loss"] < r.current["loss"]
+    assert "not worse" in r.reason and "validation split" in r.reason
+    assert p.versions[1]["metrics"]["loss"] == pytest.approx(r.new["loss"])
 
 
 def test_a_worse_head_is_rejected_and_the_current_one_kept(make_personalizer, user):
@@ -22,7 +22,7 @@ def test_a_worse_head_is_rejected_and_the_current_one_kept(make_personalizer, us
     good = p.head_parameters()
     p.fit(*user, epochs=1, lr=1e-5)  # barely moves from the shipped head, which is worse than version 1
     r = p.report_
-    assert not r["accepted"] and "worse" in r["reason"] and r["new"]["loss"] > r["current"]["loss"]
+    assert not r.accepted and "worse" in r.reason and r.new["loss"] > r.current["loss"]
     assert p.current_version == 1 and len(p.versions) == 2
     for name, value in p.head_parameters().items():
         np.testing.assert_array_equal(value, good[name])
@@ -34,7 +34,7 @@ def test_a_rejected_partial_fit_restores_the_head_and_its_optimizer_state(make_p
     reference = make_personalizer().fit(texts, labels)
     wrong = [labels[(i + 7) % len(labels)] for i in range(len(labels))]
     p.partial_fit(texts, wrong, epochs=3)
-    assert not p.report_["accepted"]
+    assert not p.report_.accepted
     p.partial_fit(texts, labels, epochs=2, accept="always")
     reference.partial_fit(texts, labels, epochs=2, accept="always")
     for name, value in p.head_parameters().items():
@@ -44,13 +44,13 @@ def test_a_rejected_partial_fit_restores_the_head_and_its_optimizer_state(make_p
 def test_accept_always_replaces_the_head_whatever_the_validation_says(make_personalizer, user):
     p = make_personalizer().fit(*user)
     p.fit(*user, epochs=1, lr=1e-5, accept="always")
-    assert p.report_["accepted"] and 'accept="always"' in p.report_["reason"]
+    assert p.report_.accepted and 'accept="always"' in p.report_.reason
     assert p.current_version == 2
 
 
 def test_without_a_validation_split_the_guard_compares_on_the_training_data(make_personalizer, user):
     p = make_personalizer().fit(*user, validation_fraction=0.0)
-    assert p.report_["validation_examples"] == 0 and "training data" in p.report_["reason"]
+    assert p.report_.validation_examples == 0 and "training data" in p.report_.reason
 
 
 def test_rollback_returns_to_an_earlier_version_and_version_0_is_the_shipped_head(make_personalizer, user):

@@ -45,7 +45,7 @@ def test_fit_trains_on_every_view_and_computes_each_views_features_once(effnet_b
     images, labels = fashion["server"][0][::4], fashion["server"][1][::4]  # one image of each class
     p = Personalizer.from_bundle(effnet_bundle, runtime=RuntimeConfig(cache_dir=str(tmp_path / "cache")))
     p.fit(images, labels, epochs=2, validation_fraction=0.0, accept="always", augment_views=2, augment_hflip=True)
-    assert p.report_["train_examples"] == 3 * len(images)
+    assert p.report_.train_examples == 3 * len(images)
     computed = []
     p.fit(
         images,

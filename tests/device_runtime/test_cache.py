@@ -15,7 +15,7 @@ def test_the_backbone_runs_once_per_distinct_example_across_fits(make_personaliz
     p.fit(texts, labels, epochs=3)
     p.partial_fit(texts, labels, epochs=1)
     assert p.cache.misses == len(set(texts)) and len(p.cache) == len(set(texts))
-    assert p.report_["feature_seconds"] < 0.1
+    assert p.report_.feature_seconds < 0.1
 
 
 def test_features_spill_to_disk_beyond_the_memory_budget_and_stay_exact(make_personalizer, user):

@@ -17,9 +17,9 @@ from edgeft.errors import ConfigError
 def test_epochs_and_batch_size_set_the_number_of_steps(make_personalizer, user):
     p = make_personalizer().fit(*user, epochs=4, batch_size=10, accept="always")
     r = p.report_
-    assert r["epochs"] == 4 and len(p.history_) == 4
-    assert r["steps"] == 4 * math.ceil(r["train_examples"] / 10)
-    assert r["train_examples"] + r["validation_examples"] == len(user[0])
+    assert r.epochs == 4 and len(p.history_) == 4
+    assert r.steps == 4 * math.ceil(r.train_examples / 10)
+    assert r.train_examples + r.validation_examples == len(user[0])
 
 
 def test_warmup_then_linear_or_cosine_decay_is_set_per_step():
@@ -59,13 +59,13 @@ def test_validation_split_holds_out_a_share_of_every_class():
 def test_early_stopping_stops_after_patience_epochs_and_keeps_the_best_epoch(make_personalizer, user):
     p = make_personalizer().fit(*user, epochs=200, lr=0.5, schedule="constant", patience=2, accept="always")
     r = p.report_
-    assert r["stopped"] == "early_stopping"
-    assert r["epochs"] == r["best_epoch"] + 2 < 200
+    assert r.stopped == "early_stopping"
+    assert r.epochs == r.best_epoch + 2 < 200
 
 
 def test_early_stopping_metric_is_selectable(make_personalizer, user):
     p = make_personalizer().fit(*user, epochs=50, patience=3, metric="accuracy")
-    assert p.report_["metric"] == "accuracy" and p.report_["stopped"] == "early_stopping"
+    assert p.report_.metric == "accuracy" and p.report_.stopped == "early_stopping"
 
 
 def test_balanced_sampling_draws_rare_classes_as_often_as_common_ones():
@@ -81,23 +81,23 @@ def test_balanced_sampling_runs_end_to_end_on_skewed_local_data(make_personalize
     keep = [i for i, label in enumerate(labels) if label != "tech" or labels[: i + 1].count("tech") <= 3]
     skewed = [texts[i] for i in keep], [labels[i] for i in keep]
     p = make_personalizer().fit(*skewed, balanced_sampling=True, accept="always")
-    assert p.report_["stopped"] == "completed"
+    assert p.report_.stopped == "completed"
 
 
 def test_max_seconds_bounds_a_fit(make_personalizer, user):
     p = make_personalizer()
     p.transform(user[0])  # features cached: the budget goes to training
     p.fit(*user, epochs=100_000, max_seconds=0.5, accept="always")
-    assert p.report_["stopped"] == "time_budget"
-    assert p.report_["train_seconds"] < 2.0 and p.report_["epochs"] < 100_000
+    assert p.report_.stopped == "time_budget"
+    assert p.report_.train_seconds < 2.0 and p.report_.epochs < 100_000
 
 
 def test_a_time_budget_spent_on_features_stops_before_training_and_keeps_the_head(make_personalizer, user):
     p = make_personalizer(cache_dir=None)  # nothing cached: the backbone has work to do
     before = p.head_parameters()
     p.fit(*user, max_seconds=1e-6)  # over before the backbone's first chunk
-    assert p.report_["stopped"] == "time_budget" and not p.report_["accepted"] and p.report_["steps"] == 0
-    assert f"after features of 0 of {len(user[0])} new examples" in p.report_["reason"]
+    assert p.report_.stopped == "time_budget" and not p.report_.accepted and p.report_.steps == 0
+    assert f"after features of 0 of {len(user[0])} new examples" in p.report_.reason
     for name, value in p.head_parameters().items():
         np.testing.assert_array_equal(value, before[name])
 
@@ -106,7 +106,7 @@ def test_a_cancel_made_while_nothing_runs_does_not_stop_the_next_fit(make_person
     p = make_personalizer()
     p.cancel()
     p.fit(*user, epochs=2)
-    assert p.report_["stopped"] == "completed" and p.report_["steps"] > 0
+    assert p.report_.stopped == "completed" and p.report_.steps > 0
 
 
 def test_cancel_from_another_thread_stops_the_fit_and_keeps_the_current_head(make_personalizer, user):
@@ -119,7 +119,7 @@ def test_cancel_from_another_thread_stops_the_fit_and_keeps_the_current_head(mak
     p.cancel()
     worker.join(30)
     assert not worker.is_alive()
-    assert p.report_["stopped"] == "cancelled" and not p.report_["accepted"]
+    assert p.report_.stopped == "cancelled" and not p.report_.accepted
     assert p.current_version == 0
     for name, value in p.head_parameters().items():
         np.testing.assert_array_equal(value, before[name])

@@ -57,7 +57,7 @@ def test_a_tampered_replay_set_is_refused(bundle_copy):
 
 def test_replay_keeps_the_labels_the_user_gave_no_examples_of(runs):
     shipped, replay = runs["shipped"][1], runs["replay"][1]
-    assert runs["replay"][0].report_["accepted"]
+    assert runs["replay"][0].report_.accepted
     assert replay["accuracy"] >= shipped["accuracy"] - 0.01
     for i in (2, 3, 4):  # politics, sports, tech: no user examples
         assert replay["per_class_f1"][i] >= shipped["per_class_f1"][i] - 0.05
@@ -73,11 +73,11 @@ def test_replay_rows_train_but_never_count_as_the_users_examples(runs, two_topic
 def test_the_guard_refuses_a_head_that_forgets_labels_and_names_them(runs):
     p, after = runs["no_replay"]
     r = p.report_
-    assert not r["accepted"] and p.current_version == 0
-    assert "forgets label(s)" in r["reason"] and "sports" in r["reason"] and "business" not in r["reason"].split("forgets")[1]
-    fell = [name for name, v in r["label_verdicts"].items() if v["new"] < v["current"]]
+    assert not r.accepted and p.current_version == 0
+    assert "forgets label(s)" in r.reason and "sports" in r.reason and "business" not in r.reason.split("forgets")[1]
+    fell = [name for name, v in r.label_verdicts.items() if v["new"] < v["current"]]
     assert fell and set(fell) <= {"politics", "sports", "tech"}
-    assert not r["replay_verdict"]["kept"] and r["replay_verdict"]["lost"] > r["replay_verdict"]["gained"]
+    assert not r.replay_verdict["kept"] and r.replay_verdict["lost"] > r.replay_verdict["gained"]
     assert after["accuracy"] < runs["shipped"][1]["accuracy"] + 0.01
 
 
@@ -87,8 +87,8 @@ def test_without_replay_in_the_bundle_the_report_says_other_labels_were_not_chec
     (bundle_copy / layout.REPLAY).unlink()
     (bundle_copy / layout.MANIFEST).write_text(json.dumps(manifest))
     p = Personalizer.from_bundle(bundle_copy).fit(*two_topics, epochs=2)
-    assert p.replay is None and not p.report_["labels_checked"]
-    assert "could not be checked" in p.report_["reason"] and "could not be checked" in p.report_["label_verdicts"]
+    assert p.replay is None and not p.report_.labels_checked
+    assert "could not be checked" in p.report_.reason and "could not be checked" in p.report_.label_verdicts
 
 
 def test_l2sp_on_a_bundle_exported_without_it_is_a_config_error(bundle_copy, two_topics):
@@ -109,6 +109,6 @@ def test_effnet_personalized_on_three_classes_keeps_the_other_seven(effnet_bundl
     shipped = Personalizer.from_bundle(effnet_bundle)
     before = shipped.evaluate(test_images, test_labels)
     after = Personalizer.from_bundle(effnet_bundle).fit(images[keep], [labels[i] for i in keep])
-    assert after.report_["accepted"] and after.report_["replay_examples"] > 0
+    assert after.report_.accepted and after.report_.replay_examples > 0
     assert after.evaluate(test_images, test_labels)["accuracy"] >= before["accuracy"] - 0.02
     assert shipped.labels == after.labels and set(classes) <= set(after.labels)

@@ -27,7 +27,7 @@ def test_a_new_label_works_through_fit_predict_save_load_rollback_and_export(
 ):
     texts, labels = with_new_label
     p = make_personalizer(engine=engine).fit(texts, labels, new_labels="add")
-    assert p.report_["accepted"] and p.report_["added_labels"] == [NEW]
+    assert p.report_.accepted and p.report_.added_labels == [NEW]
     assert p.labels[-1] == NEW and p.free_label_slots == p.bundle.manifest.head.spare_labels - 1
     tech = [t for t, y in zip(*bbc_splits["test"]) if y == "tech"]
     assert np.mean(p.predict(tech) == NEW) > 0.3  # measured 0.47 (tech keeps its own slot, so both compete)
@@ -79,7 +79,7 @@ def test_unclaimed_slots_leave_training_as_shipped(make_personalizer, user, engi
 def test_a_refused_fit_gives_its_claimed_slots_back(make_personalizer, user, with_new_label):
     p = make_personalizer()
     p.fit(*with_new_label, new_labels="add", replay_ratio=0.0)  # without replay, the new label takes tech's articles
-    assert not p.report_["accepted"] and "tech" in p.report_["reason"] and p.report_["added_labels"] == []
+    assert not p.report_.accepted and "tech" in p.report_.reason and p.report_.added_labels == []
     assert NEW not in p.labels and p.free_label_slots == p.bundle.manifest.head.spare_labels
 
 
@@ -87,9 +87,9 @@ def test_per_call_overrides_change_neither_the_config_nor_the_saved_state(make_p
     p = make_personalizer()
     before = to_dict(p.config)
     p.fit(*user, epochs=2, accept="always")
-    assert p.report_["config"]["epochs"] == 2 and p.report_["epochs"] == 2
+    assert p.report_.config["epochs"] == 2 and p.report_.epochs == 2
     assert to_dict(p.config) == before
     p.save(tmp_path / "state")
     assert to_dict(Personalizer.load(tmp_path / "state").config) == before
     p.fit(*user, epochs=1, lr=1e-6)
-    assert p.report_["config"]["accept"] == "if_better"
+    assert p.report_.config["accept"] == "if_better"

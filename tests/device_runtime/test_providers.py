@@ -18,7 +18,7 @@ from edgeft.errors import ConfigError
 def test_cpu_is_the_default_and_reported(make_personalizer, user):
     p = make_personalizer()
     assert p.provider == "CPUExecutionProvider"
-    assert p.fit(*user, epochs=1).report_["provider"] == "CPUExecutionProvider"
+    assert p.fit(*user, epochs=1).report_.provider == "CPUExecutionProvider"
 
 
 def test_a_provider_missing_from_this_build_falls_back_to_cpu_with_a_warning(make_personalizer):

@@ -39,7 +39,7 @@ PERSONALIZE = """
     p.fit(texts, labels, epochs=3)
     print(json.dumps({
         "engine": p.engine.value,
-        "accepted": p.report_["accepted"],
+        "accepted": p.report_.accepted,
         "predicted": list(map(str, p.predict(texts[:3]))),
         "loaded": sorted(m for m in ("torch", "transformers", "optimum") if m in sys.modules),
         "warnings": [str(w.message) for w in caught if "engine" in str(w.message)],

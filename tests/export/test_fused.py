@@ -70,7 +70,7 @@ def test_fit_trains_the_tail_blocks_and_the_round_trip_keeps_them(fused_bundle, 
     before, proba_before = p.head_parameters(), p.predict_proba(images)
     p.fit(images, labels, epochs=3, batch_size=4, lr=1e-3, validation_fraction=0.0, accept="always")
     after = p.head_parameters()
-    assert p.report_["accepted"] and np.isfinite(p.history_).all()
+    assert p.report_.accepted and np.isfinite(p.history_).all()
     for name in (TAIL_WEIGHT, "conv_head.weight", "head.weight"):
         assert np.abs(after[name] - before[name]).max() > 0, name
     proba = p.predict_proba(images)

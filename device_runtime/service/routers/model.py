@@ -56,6 +56,6 @@ def _info(served: Served, store: Store) -> ModelInfo:
         bundle=bundle,
         head_version=slot.head_version,
         versions=slot.personalizer.versions,
-        report=slot.personalizer.report_,
+        report=slot.personalizer.report_.to_dict() if slot.personalizer.report_ else {},
         examples=store.count(),
     )
