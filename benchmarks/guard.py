@@ -21,7 +21,7 @@ into a persistent cache (most of the cost); every fit runs on the numpy engine
 
 Writes ``results.json``, ``results.md`` and ``guard.png`` into ``--out`` (default
 ``docs/guard`` in full mode); bundles and features go to
-``benchmarks/results/guard-MODE-work``.
+``benchmarks/results/guard-work``, shared by every mode.
 """
 
 from __future__ import annotations
@@ -429,7 +429,9 @@ def main() -> None:
     args = parser.parse_args()
     mode = MODES[args.mode]
     out = args.out or Path("docs/guard" if args.mode == "full" else f"benchmarks/results/guard-{args.mode}")
-    out, work = study.folders("guard", args.mode, out)
+    out, _ = study.folders("guard", args.mode, out)
+    work = Path("benchmarks/results/guard-work")  # bundles and features, shared by every mode: the backbone is most of the cost
+    work.mkdir(parents=True, exist_ok=True)
     study.quiet()
     started = time.perf_counter()
     results = study.header(args.mode, mode)
@@ -439,10 +441,11 @@ def main() -> None:
         for server in mode.servers:
             found[server]["cells"] = cells(found[server]["rows"])
         results["data_sets"][data.name] = found
-    results["seconds"] = time.perf_counter() - started
-    results["targets"] = targets(results)
-    plot(results, out / "guard.png")
-    study.save(results, out, markdown(results))
+        # Written after every data set: a long run leaves what it measured so far.
+        results["seconds"] = time.perf_counter() - started
+        results["targets"] = targets(results)
+        plot(results, out / "guard.png")
+        study.save(results, out, markdown(results))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ class FitReport:
     guard_examples: int = 0  # the bundle's held-out server rows the guard judged on (0: labels the user left out unchecked)
     l2sp: float = 0.0
     mix_weight: float | None = None  # share of the new head in the head shipped (1: the raw new head)
+    refit: bool = False  # the head shipped was trained again on every user row, the validation split too
     verdicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # per source and label (guard.Verdict)
     family: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # every head weighed: weight, loss, accuracy, kept
     added_labels: list[str] = dataclasses.field(default_factory=list)  # labels this run claimed and kept

@@ -20,14 +20,14 @@ import numpy as np
 
 from device_runtime.acceptance import validation_split
 from device_runtime.engines import HeadEngine
-from device_runtime.guard import GUARD, USER, Decision, Evidence, Member, judge
+from device_runtime.guard import GUARD, USER, Decision, Evidence, Member, judge, mixed, verdicts
 from device_runtime.labels import NewLabels, claim_labels, unknown_label_fix
 from device_runtime.replay import StackedRows, replay_rows
 from device_runtime.report import FitReport
 from device_runtime.scoring import batched_logits, score_logits
 from device_runtime.trainer import ProgressCallback, TrainResult, train_head
 from device_runtime.validation import check_inputs, check_labels
-from edgeft.config import DEFAULT_L2SP, TrainConfig, to_dict
+from edgeft.config import DEFAULT_L2SP, Accept, TrainConfig, to_dict
 from edgeft.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -109,11 +109,13 @@ def run(
     with tempfile.TemporaryDirectory() as work:
         trained = train(p, rows, evidence, config, l2sp, restart, claimed_before, Path(work), progress, deadline)
         decision = decide(p, trained, current, current_logits, evidence, config, claimed_before)
-        summaries = keep_or_restore(p, trained, decision, evidence, current_logits, config, claimed_before, rows.examples)
+        refitted = refit(p, trained, decision, rows, evidence, current, current_logits, config, l2sp, claimed_before, Path(work))
+        summaries = scores(trained, evidence, current_logits, config, len(p.labels))
+        keep_or_restore(p, refitted or trained, decision, summaries[0], evidence.described, config, claimed_before, rows.examples)
     p.history_ = trained.result.history
     return FitReport(
         accepted=decision.accepted,
-        reason=decision.reason,
+        reason=decision.reason + (f"; it was then trained again on all {rows.examples} user rows" if refitted else ""),
         version=p.versions_.current,
         stopped=trained.result.stopped,
         examples=rows.examples,
@@ -135,6 +137,7 @@ def run(
         guard_examples=int(np.sum(evidence.sources == GUARD)),
         l2sp=l2sp,
         mix_weight=decision.chosen.weight if decision.chosen else None,
+        refit=refitted is not None,
         verdicts=[dataclasses.asdict(v) for v in _judged(decision).verdicts] if decision.members else [],
         family=[_family_row(m) for m in decision.members],
         added_labels=p.added_labels_[len(claimed_before) :],
@@ -274,28 +277,74 @@ def decide(
     return judge(trained.engine, current, evidence, current_logits, p.labels, config, p._slots(len(claimed_before)))
 
 
-def keep_or_restore(
+def refit(
     p: Personalizer,
     trained: Trained,
     decision: Decision,
+    rows: UserRows,
     evidence: Evidence,
+    current: dict[str, np.ndarray],
     current_logits: np.ndarray,
+    config: TrainConfig,
+    l2sp: float,
+    claimed_before: list[str],
+    work: Path,
+) -> Trained | None:
+    """The accepted ``fit`` trained again on every user row, the validation split too, and mixed as the guard chose.
+
+    The guard judged a head trained without the validation rows, a fifth of a small set; the same recipe on all of
+    them is what ships (as scikit-learn's search refits its best candidate). It ships only where it is finite and
+    keeps every label of the guard rows against the current head; else the judged head does. None: no refit.
+    """
+    if not (decision.accepted and decision.chosen and len(rows.validation) and trained.snapshot is None):
+        return None
+    if config.accept is not Accept.IF_BETTER:
+        return None
+    everything = dataclasses.replace(rows, train=np.concatenate([rows.train, rows.validation]), validation=np.arange(0))
+    again = dataclasses.replace(config, epochs=trained.result.best_epoch or len(trained.result.history), patience=None)
+    result = train(p, everything, evidence, again, l2sp, True, claimed_before, work, None, None)
+    if result.result.stopped != "completed":
+        return None
+    own = p._slots(len(claimed_before))
+    result.engine.set_parameters(mixed(current, result.engine.parameters(), decision.chosen.weight, own))
+    guard = evidence.sources == GUARD
+    logits = batched_logits(result.engine, evidence.features, config.batch_size, len(p.labels))
+    if not np.isfinite(logits).all():
+        return None
+    found = verdicts(
+        evidence, current_logits.argmax(axis=1), logits.argmax(axis=1), p.labels, config.max_label_loss, config.forgetting_level
+    )
+    if guard.any() and any(not v.kept for v in found if v.source == GUARD):
+        return None
+    return dataclasses.replace(result, result=trained.result, replay_examples=trained.replay_examples)
+
+
+def scores(
+    trained: Trained, evidence: Evidence, current_logits: np.ndarray, config: TrainConfig, n: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Loss, accuracy and macro F1 of the judged head and of the current one, on the evidence rows."""
+    new = score_logits(batched_logits(trained.engine, evidence.features, config.batch_size, n), evidence.targets, n)
+    return _summary(new), _summary(score_logits(current_logits, evidence.targets, n))
+
+
+def keep_or_restore(
+    p: Personalizer,
+    shipped: Trained,
+    decision: Decision,
+    new: dict[str, float],
+    validated_on: str,
     config: TrainConfig,
     claimed_before: list[str],
     examples: int,
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Make the shipped head current as a new version, or give back what the run took; returns both heads' scores."""
-    n = len(p.labels)
-    new = _summary(score_logits(batched_logits(trained.engine, evidence.features, config.batch_size, n), evidence.targets, n))
-    current = _summary(score_logits(current_logits, evidence.targets, n))
+) -> None:
+    """Make the shipped head current as a new version (with the judged head's scores), or give back what the run took."""
     if decision.accepted:
-        p._engine = trained.engine
-        p.versions_.add(trained.engine.parameters(), {**new, "examples": examples, "validated_on": evidence.described})
+        p._engine = shipped.engine
+        p.versions_.add(shipped.engine.parameters(), {**new, "examples": examples, "validated_on": validated_on})
     else:
         p.added_labels_ = claimed_before
-        if trained.snapshot is not None:
-            p._engine = p._open_engine(trained.snapshot, weight_decay=config.weight_decay)
-    return new, current
+        if shipped.snapshot is not None:
+            p._engine = p._open_engine(shipped.snapshot, weight_decay=config.weight_decay)
 
 
 def interrupted_report(p: Personalizer, stop: Interrupted, examples: int, started: float) -> FitReport:

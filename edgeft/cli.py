@@ -167,12 +167,12 @@ def _add_device_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-label-loss",
         type=float,
-        help=f"recall (0..1) any label of the replay set may lose before the guard refuses the head (default: {d.max_label_loss})",
+        help=f"recall (0..1) a label may lose on the guard or validation rows before the guard counts it lost (default: {d.max_label_loss})",
     )
     p.add_argument(
         "--forgetting-level",
         type=float,
-        help=f"... and only where chance explains the loss with probability below this (McNemar's exact test; 1: every loss over the margin; default: {d.forgetting_level})",
+        help=f"... and only where chance explains the loss with probability below this (McNemar's exact test; below 0.5 one row never counts; default: {d.forgetting_level})",
     )
 
 

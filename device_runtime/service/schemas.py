@@ -98,7 +98,7 @@ class PersonalizeRequest(_Strict):
     )
     l2sp: float | None = Field(None, ge=0, description="pull toward the shipped head's weights (L2-SP); 0 is off")
     max_label_loss: float | None = Field(
-        None, ge=0, le=1, description="recall any replay label may lose before the guard refuses"
+        None, ge=0, le=1, description="recall a label may lose on the guard or validation rows before it counts as lost"
     )
     forgetting_level: float | None = Field(
         None, gt=0, le=1, description="and only where chance explains the loss below this p-value"

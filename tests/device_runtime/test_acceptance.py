@@ -13,7 +13,7 @@ def test_a_better_head_is_accepted_as_a_new_version(make_personalizer, user):
     r = p.report_
     assert r.accepted and p.current_version == 1
     assert r.new["loss"] < r.current["loss"]
-    assert "not worse" in r.reason and "validation split" in r.reason
+    assert "is better" in r.reason and "validation rows" in r.reason
     assert p.versions[1]["metrics"]["loss"] == pytest.approx(r.new["loss"])
 
 
@@ -22,7 +22,7 @@ def test_a_worse_head_is_rejected_and_the_current_one_kept(make_personalizer, us
     good = p.head_parameters()
     p.fit(*user, epochs=1, lr=1e-5)  # barely moves from the shipped head, which is worse than version 1
     r = p.report_
-    assert not r.accepted and "worse" in r.reason and r.new["loss"] > r.current["loss"]
+    assert not r.accepted and "not better" in r.reason and r.new["loss"] > r.current["loss"]
     assert p.current_version == 1 and len(p.versions) == 2
     for name, value in p.head_parameters().items():
         np.testing.assert_array_equal(value, good[name])
@@ -48,9 +48,9 @@ def test_accept_always_replaces_the_head_whatever_the_validation_says(make_perso
     assert p.current_version == 2
 
 
-def test_without_a_validation_split_the_guard_compares_on_the_training_data(make_personalizer, user):
+def test_without_a_validation_split_the_guard_compares_on_the_training_rows(make_personalizer, user):
     p = make_personalizer().fit(*user, validation_fraction=0.0)
-    assert p.report_.validation_examples == 0 and "training data" in p.report_.reason
+    assert p.report_.validation_examples == 0 and "training rows" in p.report_.reason
 
 
 def test_rollback_returns_to_an_earlier_version_and_version_0_is_the_shipped_head(make_personalizer, user):
@@ -89,50 +89,3 @@ def test_versions_and_the_current_one_survive_save_and_load(make_personalizer, u
     p.rollback(2)
     for name, value in p.head_parameters().items():
         np.testing.assert_array_equal(q.head_parameters()[name], value)
-
-
-def _replay_rows(per_label: int, labels: int) -> np.ndarray:
-    return np.repeat(np.arange(labels), per_label)
-
-
-def test_one_replay_row_lost_is_chance_not_forgetting():
-    from device_runtime.acceptance import check_replay
-
-    targets = _replay_rows(16, 3)
-    new = targets.copy()
-    new[0] = 1  # label a: 16/16 -> 15/16, 6 points, over the 2-point margin
-    check = check_replay(targets, targets.copy(), new, ["a", "b", "c"], margin=0.02, level=0.2)
-    assert check.labels["a"]["new"] == pytest.approx(15 / 16) and check.labels["a"]["p"] == pytest.approx(0.5)
-    assert check.forgotten() is None
-
-
-def test_a_label_that_loses_many_rows_is_named_as_forgotten():
-    from device_runtime.acceptance import check_replay
-
-    targets = _replay_rows(16, 3)
-    new = targets.copy()
-    new[16:24] = 0  # label b: half its rows now predicted as a, none gained
-    check = check_replay(targets, targets.copy(), new, ["a", "b", "c"], margin=0.02, level=0.2)
-    assert not check.labels["b"]["kept"] and check.labels["b"]["lost"] == 8
-    assert check.labels["a"]["kept"] and check.labels["c"]["kept"]
-    assert "b 1.00 -> 0.50 (8 rows lost, 0 gained" in check.forgotten()
-
-
-def test_small_losses_spread_over_labels_are_caught_all_together():
-    from device_runtime.acceptance import check_replay
-
-    targets = _replay_rows(4, 4)
-    new = targets.copy()
-    new[[4, 8, 12]] = 0  # one row of each of b, c, d: chance for each label, not for the set
-    check = check_replay(targets, targets.copy(), new, ["a", "b", "c", "d"], margin=0.02, level=0.2)
-    assert all(v["kept"] for v in check.labels.values()) and not check.overall["kept"]
-    assert "down in b, c, d" in check.forgotten()
-
-
-def test_forgetting_level_1_refuses_every_loss_over_the_margin():
-    from device_runtime.acceptance import check_replay
-
-    targets = _replay_rows(16, 2)
-    new = targets.copy()
-    new[0] = 1
-    assert "a 1.00 -> 0.94" in check_replay(targets, targets.copy(), new, ["a", "b"], margin=0.02, level=1.0).forgotten()
