@@ -31,6 +31,7 @@ from edgeft.config import Accept, Metric, TrainConfig
 # Chosen on the guard benchmark (docs/guard): 0.5 and below rarely won, but cost one scoring pass each.
 MIX_WEIGHTS = (1.0, 0.75, 0.5, 0.25)
 GUARD, USER = "guard", "user"  # where an evidence row comes from
+ALL = "all"  # the verdict over every row of a source
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Member:
     accuracy: float
     finite: bool  # every parameter and logit is finite
     verdicts: tuple[Verdict, ...]
+    source_loss: dict[str, float] = dataclasses.field(default_factory=dict)  # mean cross-entropy on each source's rows
 
     @property
     def lost(self) -> list[Verdict]:
@@ -111,7 +113,7 @@ def verdicts(
         targets = evidence.targets[rows]
         for label in np.unique(targets):
             out.append(_verdict(source, names[label], targets == label, targets, current[rows], new[rows], margin, level))
-        out.append(_verdict(source, "all", np.ones(len(targets), bool), targets, current[rows], new[rows], margin, level))
+        out.append(_verdict(source, ALL, np.ones(len(targets), bool), targets, current[rows], new[rows], margin, level))
     return out
 
 
@@ -192,15 +194,26 @@ def _member(
     found = verdicts(evidence, before, predicted, names, config.max_label_loss, config.forgetting_level) if check else []
     loss = cross_entropy(logits, evidence.targets)
     accuracy = float(np.mean(predicted == evidence.targets))
-    return Member(weight, loss, accuracy, math.isfinite(loss), tuple(found))
+    by_source = {
+        source: cross_entropy(logits[evidence.sources == source], evidence.targets[evidence.sources == source])
+        for source in (GUARD, USER)
+        if (evidence.sources == source).any()
+    }
+    return Member(weight, loss, accuracy, math.isfinite(loss), tuple(found), by_source)
 
 
 def _choose(members: list[Member], current: Member, config: TrainConfig) -> Member | None:
-    """The best finite member that keeps every label (the first of equals: the most of the new head), if better."""
+    """The best finite member that keeps every label (the first of equals: the most of the new head), if better.
+
+    Mixes are tried only where the raw new head loses some labels: one that loses all the rows of a source
+    together (e.g. labels the user flipped) is a worse head, and a mix with less of it only hides that.
+    """
     if not members[0].finite:  # a diverged run: its mixes are not what the user trained
         return None
     if config.accept is Accept.ALWAYS:
         return members[0]
+    if any(v.label == ALL for v in members[0].lost):
+        return None
     best = None
     for member in members:
         if (
@@ -230,7 +243,8 @@ def _reason(chosen: Member | None, members: list[Member], current: Member, confi
     if chosen is None:
         why = f"it loses ground: {losses}" if raw.lost else f"it is not better: {versus(raw)}"
         tried = f", nor is any mix of it with the current head (weights {', '.join(f'{m.weight:g}' for m in members[1:])})"
-        return f"the new head is refused: {why}{tried if len(members) > 1 else ''}; the current head is kept"
+        overall = any(v.label == ALL for v in raw.lost)
+        return f"the new head is refused: {why}{tried if len(members) > 1 and not overall else ''}; the current head is kept"
     if chosen is raw:
         return f"the new head is better and keeps every label: {versus(raw)}"
     lost = f"loses ground ({losses})" if raw.lost else f"is not the best ({versus(raw)})"

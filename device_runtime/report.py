@@ -40,7 +40,8 @@ class FitReport:
     mix_weight: float | None = None  # share of the new head in the head shipped (1: the raw new head)
     refit: bool = False  # the head shipped was trained again on every user row, the validation split too
     verdicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # per source and label (guard.Verdict)
-    family: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # every head weighed: weight, loss, accuracy, kept
+    # Every head weighed, the current one (weight 0) first: weight, loss, accuracy, kept, loss by source.
+    family: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     added_labels: list[str] = dataclasses.field(default_factory=list)  # labels this run claimed and kept
     config: dict[str, Any] = dataclasses.field(default_factory=dict)  # the TrainConfig the run used
 

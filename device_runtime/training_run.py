@@ -139,7 +139,7 @@ def run(
         mix_weight=decision.chosen.weight if decision.chosen else None,
         refit=refitted is not None,
         verdicts=[dataclasses.asdict(v) for v in _judged(decision).verdicts] if decision.members else [],
-        family=[_family_row(m) for m in decision.members],
+        family=[_family_row(m) for m in (decision.current, *decision.members)] if decision.members else [],
         added_labels=p.added_labels_[len(claimed_before) :],
         config=to_dict(config),
     )
@@ -373,7 +373,14 @@ def _judged(decision: Decision) -> Member:
 
 
 def _family_row(member: Member) -> dict[str, Any]:
-    return {"weight": member.weight, "loss": member.loss, "accuracy": member.accuracy, "kept": member.finite and not member.lost}
+    kept = member.finite and not member.lost
+    return {
+        "weight": member.weight,
+        "loss": member.loss,
+        "accuracy": member.accuracy,
+        "kept": kept,
+        "by_source": member.source_loss,
+    }
 
 
 def _summary(report: dict[str, Any]) -> dict[str, float]:
