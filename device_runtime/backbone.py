@@ -57,7 +57,7 @@ class TextBackbone(BackboneSession):
             idx = order[start : start + batch_size]
             encodings = self.tokenizer.encode_batch([texts[i] for i in idx])
             truncated += sum(1 for e in encodings if e.overflowing)
-            batch = self.session.run([self.output_name], text_feeds(encodings, self.input_names))[0]
+            batch = self.run(text_feeds(encodings, self.input_names))
             if out is None:
                 out = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
             out[idx] = batch

@@ -26,7 +26,7 @@ from device_runtime.labels import NewLabels, claim_labels, unknown_label_fix
 from device_runtime.monitor import DriftMonitor, ReferenceSample, drift_report
 from device_runtime.replay import StackedRows, load_replay, replay_rows
 from device_runtime.scoring import batched_logits, score_head, softmax
-from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state
+from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state, state_lock
 from device_runtime.trainer import Progress, ProgressCallback, train_head
 from device_runtime.validation import check_features, check_head, check_inputs, check_labels
 from device_runtime.versions import VersionHistory
@@ -350,6 +350,11 @@ class Personalizer:
         """
         if not (Path(path) / STATE_FILE).is_file() and (Path(path) / layout.MANIFEST).is_file():
             return cls.from_bundle(path, **kwargs)
+        with state_lock(path):  # a save waits until this load has read one whole state (versions and optimizer)
+            return cls._restore(path, bundle, **kwargs)
+
+    @classmethod
+    def _restore(cls, path: str | os.PathLike, bundle: str | os.PathLike | Bundle | None, **kwargs: Any) -> Personalizer:
         record, parameters, optimizer = read_state(path)
         if not isinstance(bundle, Bundle):
             runtime = kwargs.get("runtime")

@@ -83,6 +83,10 @@ _SCHEMA = ConfigDict(extra="forbid")
 _Name = Annotated[str, StringConstraints(min_length=1)]
 _Count = Annotated[int, Field(ge=1)]
 _Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+# A file inside the bundle: relative, "/"-separated, no part that starts with "." (so no "..") and no odd characters.
+_FilePath = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._+-]*(/[A-Za-z0-9_][A-Za-z0-9._+-]*){0,15}$", max_length=300)
+]
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)
@@ -92,7 +96,9 @@ class InputSpec:
     modality: Literal["text", "image"]
     input_names: Annotated[list[_Name], Field(min_length=1)]
     tokenizer: _Name | None = None  # file name inside the bundle
-    max_length: _Count | None = None  # tokens; longer text is truncated with a warning
+    # Tokens; longer text is truncated with a warning. At least 3: the tokenizer's two special tokens and one of the text's
+    # (below that it cannot truncate, and a long text overruns the backbone).
+    max_length: Annotated[int, Field(ge=3)] | None = None
     # Image bundles only; every field defaults to None so format-1 text manifests still parse.
     image_size: Annotated[list[_Count], Field(min_length=2, max_length=2)] | None = None  # [height, width] the backbone expects
     pixel_mean: Annotated[list[float], Field(min_length=1)] | None = None  # per channel, subtracted from 0..255 pixels
@@ -175,7 +181,7 @@ class Manifest:
     head: HeadSpec
     training: dict[str, Any]  # default device hyperparameters (a TrainConfig)
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)  # measured at export
-    files: dict[str, FileEntry] = dataclasses.field(default_factory=dict)
+    files: dict[_FilePath, FileEntry] = dataclasses.field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     edgeft_version: str = __version__
     created: str = ""
@@ -209,7 +215,7 @@ class Manifest:
         """
         try:
             data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        except (ValueError, RecursionError) as e:
             raise BundleError(f"{MANIFEST} is not valid JSON ({_short(e)}); the bundle is corrupt.") from e
         if not isinstance(data, dict):
             raise BundleError(f"{MANIFEST} must hold a JSON object, got {type(data).__name__}; the bundle is corrupt.")
@@ -282,15 +288,19 @@ class Bundle:
 
         Args:
             path: the bundle folder.
-            verify: check every listed file's size and sha256 (and the signature, under a trust policy).
+            verify: check every listed file's size and sha256 and the signature. Under a trust policy they are
+                always checked: ``verify=False`` only skips them where no policy is in force.
             trust: the device's trust policy (:class:`~edgeft.signing.TrustPolicy` or the path of a trust file);
-                with one, the manifest must carry a valid signature by a trusted, unrevoked key. None: no policy,
-                an unsigned bundle loads with an :class:`~edgeft.signing.UnsignedBundleWarning`.
+                with one, the manifest must carry a valid signature by a trusted, unrevoked key. None: the trust
+                file ``$EDGEFT_TRUST`` names, if set; else no policy, and an unsigned bundle loads with an
+                :class:`~edgeft.signing.UnsignedBundleWarning` (a signed one with an
+                :class:`~edgeft.signing.UnverifiedSignatureWarning`).
 
         Raises:
             BundleError: the folder, the manifest or a listed file is missing,
                 unreadable, of another format version, malformed, or altered.
             SignatureError: under a trust policy, the bundle is unsigned, wrongly signed or signed by an untrusted key.
+            ConfigError: the trust file is missing or malformed.
         """
         from edgeft import signing  # signing reads this module's layout names
 
@@ -305,8 +315,9 @@ class Bundle:
         manifest = Manifest.from_json(raw)
         _check_required_files(manifest)
         bundle = cls(path, manifest)
-        if verify:
-            signing.check_bundle_signature(path, raw, signing.resolve_trust(trust))
+        policy = signing.policy_for(trust)
+        if verify or policy is not None:
+            signing.check_bundle_signature(path, raw, policy)
             bundle.verify()
             bundle._check_head_labels()
         return bundle
@@ -317,7 +328,7 @@ class Bundle:
             return
         try:
             recorded = json.loads(self.file(LABELS).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise BundleError(f"{LABELS} of the bundle at {self.path} cannot be read ({e}); re-export the bundle.") from e
         if recorded != self.manifest.labels:
             raise BundleError(
@@ -331,7 +342,13 @@ class Bundle:
             file = self.path / name
             if not file.is_file():
                 raise BundleError(f"Bundle file {name} is missing from {self.path}; re-export or re-download the bundle.")
-            if file.stat().st_size != entry.size or file_sha256(file) != entry.sha256:
+            try:
+                matches = file.stat().st_size == entry.size and file_sha256(file) == entry.sha256
+            except OSError as e:
+                raise BundleError(
+                    f"Bundle file {name} in {self.path} cannot be read ({e.strerror}); the bundle is damaged."
+                ) from e
+            if not matches:
                 raise BundleError(
                     f"Bundle file {name} does not match its checksum in {MANIFEST}: it was altered "
                     "or damaged. Re-export or re-download the bundle."

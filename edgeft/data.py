@@ -92,7 +92,7 @@ def _read_jsonl(path: Path) -> list[dict]:
                 continue
             try:
                 row = json.loads(line)
-            except (json.JSONDecodeError, RecursionError) as e:
+            except (ValueError, RecursionError) as e:
                 raise DataError(
                     f"{path}, line {i + 1} is not valid JSON: {'nested too deeply' if isinstance(e, RecursionError) else e}"
                 ) from e
