@@ -301,10 +301,10 @@ class Personalizer:
                 f"Bundle {self.bundle.manifest.name!r} has no {layout.REFERENCE}: drift needs a bundle exported "
                 "with server data (--train-data)."
             )
-        reference = json.loads(self.bundle.file(layout.REFERENCE).read_text())
+        reference = self.bundle.read_json(layout.REFERENCE)
         if self._reference_sample is None and layout.REFERENCE_SAMPLE in self.bundle.manifest.files:
-            with np.load(self.bundle.file(layout.REFERENCE_SAMPLE)) as arrays:
-                self._reference_sample = ReferenceSample(arrays["features"], arrays["confidence"])
+            arrays = self.bundle.read_arrays(layout.REFERENCE_SAMPLE, ("features", "confidence"))
+            self._reference_sample = ReferenceSample(arrays["features"], arrays["confidence"])
         return drift_report(reference, self._reference_sample, self.seen_, self.monitor_, threshold)
 
     def export_inference_model(self, path: str | os.PathLike) -> Path:

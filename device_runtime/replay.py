@@ -38,10 +38,10 @@ def load_replay(bundle: Bundle) -> ReplaySet | None:
     if layout.REPLAY not in bundle.manifest.files:
         return None
     head = bundle.manifest.head
+    data = bundle.read_arrays(layout.REPLAY, ("features", "labels"))
     try:
-        with np.load(bundle.file(layout.REPLAY)) as data:
-            features, labels = data["features"].astype(np.float32), data["labels"].astype(np.int64)
-    except (OSError, ValueError, KeyError) as e:
+        features, labels = data["features"].astype(np.float32), data["labels"].astype(np.int64)
+    except (TypeError, ValueError) as e:
         raise BundleError(f"{layout.REPLAY} is not a replay set ({e}); re-export the bundle.") from e
     n_labels = len(bundle.manifest.labels)
     if features.ndim != 2 or features.shape[1] != head.in_features or len(labels) != len(features):

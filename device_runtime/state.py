@@ -256,7 +256,12 @@ def read_state(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[int, dic
 
 def _read_parameters(folder: Path, entry: dict[str, Any]) -> dict[str, np.ndarray]:
     with np.load(_verified(folder, entry)) as data:
-        return {k: data[k] for k in data.files}
+        parameters = {k: data[k] for k in data.files}
+    if not all(np.issubdtype(v.dtype, np.floating) and np.all(np.isfinite(v)) for v in parameters.values()):
+        raise StateError(
+            f"Head version {entry['version']} in {folder} holds NaN, infinite or non-float values; it cannot be restored."
+        )
+    return parameters
 
 
 def _verified(folder: Path, entry: dict[str, str]) -> Path:

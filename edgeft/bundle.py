@@ -47,10 +47,13 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import math
 import os
+import zipfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pydantic
 from pydantic import ConfigDict, Field, StringConstraints
 
@@ -193,6 +196,16 @@ class Manifest:
             raise ValueError(f"labels must be unique, but {', '.join(map(repr, repeated))} appear more than once")
         return self
 
+    @pydantic.model_validator(mode="after")
+    def _activation_fits_head(self) -> Manifest:
+        shape = self.backbone.intermediate_shape
+        if shape is not None and math.prod(shape) != self.head.in_features:
+            raise ValueError(
+                f"backbone.intermediate_shape {shape} holds {math.prod(shape)} values per example, but head.in_features "
+                f"is {self.head.in_features}: the head reads that activation flattened"
+            )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -326,10 +339,7 @@ class Bundle:
         """The manifest's labels are those written beside the head (a verified file): same names, same order."""
         if LABELS not in self.manifest.files:
             return
-        try:
-            recorded = json.loads(self.file(LABELS).read_text())
-        except (OSError, ValueError, RecursionError) as e:
-            raise BundleError(f"{LABELS} of the bundle at {self.path} cannot be read ({e}); re-export the bundle.") from e
+        recorded = self.read_json(LABELS)
         if recorded != self.manifest.labels:
             raise BundleError(
                 f"{MANIFEST}: labels is {self.manifest.labels}, but the head was exported for {recorded} ({LABELS}); "
@@ -357,6 +367,35 @@ class Bundle:
     def file(self, name: str) -> Path:
         """Absolute path of one of the bundle's files."""
         return self.path / name
+
+    def read_json(self, name: str) -> Any:
+        """The JSON value in the bundle's file ``name``.
+
+        Raises:
+            BundleError: the file cannot be read or is not JSON (a file altered with its checksum, say).
+        """
+        try:
+            return json.loads(self.file(name).read_bytes())
+        except (OSError, ValueError, RecursionError) as e:
+            raise BundleError(
+                f"{name} of the bundle at {self.path} is not readable JSON ({_short(e)}); re-export the bundle."
+            ) from e
+
+    def read_arrays(self, name: str, keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """Every array in the bundle's ``.npz`` file ``name``, read whole (so a damaged member fails here).
+
+        Raises:
+            BundleError: the file is no readable ``.npz`` of plain arrays, or lacks one of ``keys``.
+        """
+        try:
+            with np.load(self.file(name), allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise BundleError(f"{name} of the bundle at {self.path} is not a readable .npz ({e}); re-export the bundle.") from e
+        missing = [key for key in keys if key not in arrays]
+        if missing:
+            raise BundleError(f"{name} of the bundle at {self.path} has no array {missing[0]!r}; re-export the bundle.")
+        return arrays
 
     @property
     def fingerprint(self) -> str:

@@ -68,14 +68,18 @@ def test_a_state_personalized_before_the_policy_is_refused_once_it_is_set(swappe
         Personalizer.load(tmp_path / "state", runtime=RuntimeConfig(trust=str(swapped["trust"])))
 
 
+def _under_policy(argv: list[str], how: str, trust: Path, monkeypatch) -> list[str]:
+    """``argv`` with the trust file given as ``--trust`` (how="flag") or through ``$EDGEFT_TRUST`` (how="env")."""
+    if how == "env":
+        monkeypatch.setenv(TRUST_ENV, str(trust))
+        return argv
+    return [*argv, "--trust", str(trust)]
+
+
 @pytest.mark.parametrize("command", ["predict", "evaluate", "drift"])
 @pytest.mark.parametrize("how", ["env", "flag"])
 def test_device_commands_refuse_a_tampered_bundle_under_the_policy(swapped, command, how, monkeypatch, capsys) -> None:
-    argv = [command, str(swapped["bundle"]), "--data", str(swapped["data"])]
-    if how == "env":
-        monkeypatch.setenv(TRUST_ENV, str(swapped["trust"]))
-    else:
-        argv += ["--trust", str(swapped["trust"])]
+    argv = _under_policy([command, str(swapped["bundle"]), "--data", str(swapped["data"])], how, swapped["trust"], monkeypatch)
     assert main(argv) == 1
     assert "signature of the bundle" in capsys.readouterr().err
 
@@ -83,11 +87,7 @@ def test_device_commands_refuse_a_tampered_bundle_under_the_policy(swapped, comm
 @pytest.mark.parametrize("how", ["env", "flag"])
 def test_rollback_refuses_a_state_of_a_tampered_bundle_under_the_policy(swapped, tmp_path, how, monkeypatch, capsys) -> None:
     Personalizer.load(swapped["bundle"]).save(tmp_path / "state")
-    argv = ["rollback", str(tmp_path / "state"), "--to", "0"]
-    if how == "env":
-        monkeypatch.setenv(TRUST_ENV, str(swapped["trust"]))
-    else:
-        argv += ["--trust", str(swapped["trust"])]
+    argv = _under_policy(["rollback", str(tmp_path / "state"), "--to", "0"], how, swapped["trust"], monkeypatch)
     assert main(argv) == 1
     assert "signature of the bundle" in capsys.readouterr().err
 

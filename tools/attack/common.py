@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import shutil
-import socket
-import threading
-import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edgeft.errors import EdgeftError
+from tests.serve.conftest import running as serving  # the suite's uvicorn-in-a-thread helper, a free port each
+
+__all__ = ["Tally", "copy_bundle", "rehash", "serving"]
 
 
 @dataclasses.dataclass
@@ -34,8 +33,9 @@ class Tally:
         if len(self.failures) < 40:
             self.failures.append(f"{kind}: {what}"[:300])
 
-    def call(self, kind: str, action: Callable[[], Any], *, bad: bool = True) -> None:
-        """Run ``action``: a typed error counts as typed, success as accepted, anything else as untyped."""
+    def call(self, kind: str, action: Callable[[], Any], *, must_refuse: bool = False) -> None:
+        """Run ``action``: a typed error counts as typed, success as accepted (a bypass where it ``must_refuse``),
+        anything else as untyped."""
         self.kinds += 1
         try:
             with warnings.catch_warnings():
@@ -46,7 +46,10 @@ class Tally:
         except Exception as e:  # noqa: BLE001 - the harness counts what escapes
             self.fail(kind, f"{type(e).__name__}: {e}")
         else:
-            self.accepted += 1
+            if must_refuse:
+                self.fail(kind, "accepted although it must be refused", "bypasses")
+            else:
+                self.accepted += 1
 
 
 def copy_bundle(source: Path, into: Path) -> Path:
@@ -64,30 +67,3 @@ def rehash(folder: Path) -> None:
         if file.is_file():
             manifest["files"][name] = {"size": file.stat().st_size, "sha256": file_sha256(file)}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(app: object) -> Iterator[str]:
-    """``app`` under uvicorn in a thread on a free loopback port; yields its URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)

@@ -236,7 +236,11 @@ def http(bundles: Path, tally: Tally) -> None:
 def _http(tally: Tally, client: httpx.Client, kind: str, method: str, path: str, body: Any) -> None:
     tally.kinds += 1
     content = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode("utf-8", "surrogatepass")
-    response = client.request(method, path, content=content, headers={"content-type": "application/json"})
+    try:
+        response = client.request(method, path, content=content, headers={"content-type": "application/json"})
+    except httpx.TransportError as e:  # the server dropped the connection: no answer at all is worse than a 500
+        tally.fail(kind, f"no answer: {type(e).__name__}: {e}")
+        return
     try:
         parsed = response.json() if response.content else {}
     except ValueError:

@@ -116,17 +116,11 @@ def bundles(bundle_dir: Path, without: Tally, under: Tally, quick: bool) -> None
 
                 with _env(None):
                     without.call(f"{kind} {name}", use)
-                under.kinds += 1
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        Personalizer.load(folder, runtime=_runtime(trust))
-                except EdgeftError:
-                    under.typed += 1
-                except Exception as e:  # noqa: BLE001
-                    under.fail(f"{kind} {name}", f"{type(e).__name__}: {e}")
-                else:
-                    under.fail(f"{kind} {name}", "loaded under a trust policy", "bypasses")
+                under.call(
+                    f"{kind} {name}",
+                    lambda folder=folder, trust=trust: Personalizer.load(folder, runtime=_runtime(trust)),
+                    must_refuse=True,
+                )
 
 
 def silent(bundle_dir: Path, tally: Tally) -> None:
@@ -188,7 +182,7 @@ def entry_points(bundle_dir: Path, tally: Tally) -> None:
         }
         for name, action in python.items():
             with _env(trust):
-                _must_refuse(tally, name, action)
+                tally.call(name, action, must_refuse=True)
         commands = {
             "predict": ["predict", str(swapped), "--data", str(data)],
             "evaluate": ["evaluate", str(swapped), "--data", str(data)],
@@ -224,20 +218,6 @@ class _env:
         os.environ.pop("EDGEFT_TRUST", None)
         if self.saved is not None:
             os.environ["EDGEFT_TRUST"] = self.saved
-
-
-def _must_refuse(tally: Tally, name: str, action: Callable[[], object]) -> None:
-    tally.kinds += 1
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            action()
-    except EdgeftError:
-        tally.typed += 1
-    except Exception as e:  # noqa: BLE001
-        tally.fail(name, f"{type(e).__name__}: {e}")
-    else:
-        tally.fail(name, "the tampered bundle was accepted", "bypasses")
 
 
 def _must_refuse_cli(tally: Tally, name: str, argv: list[str], trust: Path) -> None:

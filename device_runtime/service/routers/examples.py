@@ -7,8 +7,6 @@ from fastapi import APIRouter, Query, status
 from device_runtime.service.deps import Served, Settings, Store
 from device_runtime.service.errors import FieldError
 from device_runtime.service.schemas import ErrorBody, ExampleCount, ExamplesDeleted, ExamplesRequest, ExamplesStored
-from device_runtime.validation import check_encodable
-from edgeft.errors import DataError
 
 router = APIRouter(prefix="/v1/examples", tags=["examples"])
 
@@ -30,8 +28,6 @@ def add_examples(body: ExamplesRequest, served: Served, store: Store, settings: 
     # Labels the head lacks are stored, when asked, while spare output slots can take them; a job with new_labels="add" claims them.
     new = {label for label in store.counts_by_label() if label not in known}
     for n, example in enumerate(body.examples):
-        for field in ("text", "label"):
-            _check_unicode(getattr(example, field), f"examples.{n}.{field}")
         if example.label not in known and example.label not in new:
             _check_new_label(
                 example.label, f"examples.{n}.label", body.new_labels, sorted(known), model.free_label_slots, len(new)
@@ -62,13 +58,6 @@ def delete_examples(
 def count_examples(store: Store) -> ExampleCount:
     by_label = store.counts_by_label()
     return ExampleCount(total=sum(by_label.values()), by_label=by_label)
-
-
-def _check_unicode(value: str, field: str) -> None:
-    try:
-        check_encodable(value, "it")
-    except DataError as e:
-        raise FieldError(field, str(e)) from None
 
 
 def _check_new_label(label: str, field: str, new_labels: str, known: list[str], slots: int, taken: int) -> None:
