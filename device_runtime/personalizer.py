@@ -344,9 +344,12 @@ class Personalizer:
             bundle: the bundle a state belongs to; by default the path recorded at save time.
             **kwargs: ``config`` or ``runtime`` for the restored personalizer.
 
+        A state is read under its folder's lock (device_runtime.state.state_lock): a save beside this load waits,
+        so the load sees one whole state. The bundle is checked against ``runtime.trust``, else ``$EDGEFT_TRUST``.
+
         Raises:
-            StateError: the state is corrupt or was saved for another bundle.
-            BundleError: the bundle is missing or altered.
+            StateError: the state is corrupt, was saved for another bundle, or stayed locked by another process.
+            BundleError: the bundle is missing or altered, or (SignatureError) refused by the trust policy.
         """
         if not (Path(path) / STATE_FILE).is_file() and (Path(path) / layout.MANIFEST).is_file():
             return cls.from_bundle(path, **kwargs)

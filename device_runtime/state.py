@@ -34,7 +34,6 @@ import contextlib
 import io
 import json
 import os
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from device_runtime.engines import HeadEngine
 from device_runtime.state_schema import STATE_FORMAT_VERSION, parse_record
 from device_runtime.versions import HeadVersion, VersionHistory
 from edgeft import atomic
-from edgeft.bundle import MANIFEST, Bundle, file_sha256
+from edgeft.bundle import MANIFEST, NPZ_ERRORS, Bundle, file_sha256
 from edgeft.errors import StateError
 
 STATE_FILE = "state.json"
@@ -247,7 +246,9 @@ def read_state(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[int, dic
     record = parse_record(raw, str(path))
     try:
         parameters = {entry["version"]: _read_parameters(folder, entry) for entry in record["versions"] if entry["file"]}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # an .npz that is none (zip, pickle or format errors)
+    except StateError:
+        raise
+    except NPZ_ERRORS as e:
         raise StateError(
             f"A version file of the state in {folder} is not a readable .npz ({type(e).__name__}); the state is corrupt."
         ) from e

@@ -285,6 +285,9 @@ def _short(error: Exception) -> str:
 
 
 _MANIFEST_SCHEMA = pydantic.TypeAdapter(Manifest)
+# What np.load and zipfile raise for a damaged .npz: not a zip, a pickle, cut short, a CRC or header that does not
+# match, a compression method or zip version it does not know (NotImplementedError), "encrypted" (RuntimeError).
+NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError)
 TrustSource = Any  # an edgeft.signing.TrustPolicy, the path of a trust file, or None (see Bundle.load)
 
 
@@ -390,7 +393,7 @@ class Bundle:
         try:
             with np.load(self.file(name), allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        except NPZ_ERRORS as e:
             raise BundleError(f"{name} of the bundle at {self.path} is not a readable .npz ({e}); re-export the bundle.") from e
         missing = [key for key in keys if key not in arrays]
         if missing:

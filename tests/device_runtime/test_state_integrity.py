@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from device_runtime import Personalizer
 from device_runtime.state import STATE_FILE, read_state
+from device_runtime.state_schema import parse_record
 from edgeft.errors import DataError, EdgeftError, StateError
 
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -85,3 +87,24 @@ def test_whatever_a_save_writes_loads_again(personalizer: Personalizer, tmp_path
         assert not (folder / STATE_FILE).exists()
         return
     read_state(folder)
+
+
+@pytest.fixture(scope="module")
+def good_record(personalizer: Personalizer, tmp_path_factory) -> bytes:
+    folder = tmp_path_factory.mktemp("good")
+    personalizer.report_, personalizer.history_ = {}, []
+    personalizer.save(folder)
+    return (folder / STATE_FILE).read_bytes()
+
+
+@FUZZ
+@given(data=st.data())
+def test_any_state_json_is_a_record_or_a_state_error(good_record: bytes, data) -> None:
+    record = json.loads(good_record)
+    key = data.draw(st.sampled_from(sorted(record)))
+    record[key] = data.draw(json_values)
+    raw = json.dumps(record).encode() if data.draw(st.booleans()) else data.draw(st.binary(max_size=64))
+    try:
+        parse_record(raw, STATE_FILE)
+    except StateError:
+        pass
