@@ -157,7 +157,10 @@ def _check_finite(folder: Path, history: VersionHistory, engine: HeadEngine) -> 
 
 def _loadable(index: dict[str, Any], folder: Path) -> bytes:
     """``state.json``'s bytes for ``index``, once they pass the schema that loading checks (never write what cannot load)."""
-    raw = atomic.json_bytes(index)
+    try:
+        raw = atomic.json_bytes(index)
+    except (TypeError, ValueError) as e:  # a value JSON cannot hold (an object, a circular reference)
+        raise StateError(f"the state holds a value JSON cannot hold ({e})") from e
     parse_record(raw, f"the new {STATE_FILE}", "A state that would not load again is not written.")
     return raw
 

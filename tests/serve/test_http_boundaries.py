@@ -65,12 +65,12 @@ def test_a_negative_seed_is_refused_before_a_job_starts(service: httpx.Client) -
     assert response.status_code == 422 and _documented(response) and response.json()["fields"][0]["field"] == "seed"
 
 
-@pytest.mark.parametrize("shape", [[-2, -2], [0, 5], [5, 0], [1, 1, 0], [0, 0, 3]])
-def test_an_image_of_no_pixels_is_a_422_naming_its_shape(effnet_bundle: Path, tmp_path: Path, shape: list[int]) -> None:
+def test_an_image_of_no_pixels_is_a_422_naming_its_shape(effnet_bundle: Path, tmp_path: Path) -> None:
+    shapes = [[-2, -2], [0, 5], [5, 0], [1, 1, 0], [0, 0, 3]]
     with running(_service(effnet_bundle, tmp_path / "state")) as url:
-        response = httpx.post(f"{url}/v1/predict", json={"images": [{"shape": shape, "base64": ""}]}, timeout=60)
-    assert response.status_code == 422 and _documented(response)
-    assert response.json()["fields"][0]["field"].startswith("images.0.shape")
+        answers = [httpx.post(f"{url}/v1/predict", json={"images": [{"shape": s, "base64": ""}]}, timeout=60) for s in shapes]
+    assert [a.status_code for a in answers] == [422] * len(shapes) and all(_documented(a) for a in answers)
+    assert all(a.json()["fields"][0]["field"].startswith("images.0.shape") for a in answers)
 
 
 def test_a_tar_member_thousands_of_folders_deep_is_a_400(tmp_path: Path) -> None:
