@@ -103,7 +103,8 @@ class InputSpec:
     # (below that it cannot truncate, and a long text overruns the backbone).
     max_length: Annotated[int, Field(ge=3)] | None = None
     # Image bundles only; every field defaults to None so format-1 text manifests still parse.
-    image_size: Annotated[list[_Count], Field(min_length=2, max_length=2)] | None = None  # [height, width] the backbone expects
+    # [height, width] the backbone expects; at most 8192 a side (a larger one would allocate gigabytes per image).
+    image_size: Annotated[list[Annotated[int, Field(ge=1, le=8192)]], Field(min_length=2, max_length=2)] | None = None
     pixel_mean: Annotated[list[float], Field(min_length=1)] | None = None  # per channel, subtracted from 0..255 pixels
     pixel_std: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | None = None  # per channel, divides after it
     channel_order: Literal["RGB", "BGR"] | None = None  # the order the backbone was trained on
