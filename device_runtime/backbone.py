@@ -32,7 +32,12 @@ class TextBackbone(BackboneSession):
             raise BundleError(
                 f"manifest.json: input.input_names holds {unknown}; a text backbone is fed {', '.join(TEXT_INPUTS)}."
             )
-        self.tokenizer = Tokenizer.from_file(str(bundle.file(TOKENIZER)))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(bundle.file(TOKENIZER)))
+        except Exception as e:  # tokenizers raises a bare Exception for any file it cannot parse
+            raise BundleError(
+                f"{TOKENIZER} of the bundle at {bundle.path} is not a tokenizer ({e}); re-export the bundle."
+            ) from e
         self.tokenizer.enable_truncation(self.spec.max_length)
         # Pad to the longest text of each batch, not to a fixed length: less work. A cut backbone
         # (intermediate_shape) outputs every token's hidden state, so its length is fixed.
@@ -57,7 +62,7 @@ class TextBackbone(BackboneSession):
             idx = order[start : start + batch_size]
             encodings = self.tokenizer.encode_batch([texts[i] for i in idx])
             truncated += sum(1 for e in encodings if e.overflowing)
-            batch = self.session.run([self.output_name], text_feeds(encodings, self.input_names))[0]
+            batch = self.run(text_feeds(encodings, self.input_names))
             if out is None:
                 out = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
             out[idx] = batch

@@ -87,7 +87,7 @@ class ImageBackbone(BackboneSession):
         """
         out = []
         for feeds in self.batch_feeds(images, batch_size):
-            out.append(self.session.run([self.output_name], feeds)[0])
+            out.append(self.run(feeds))
             if progress:
                 progress(min(sum(len(o) for o in out), len(images)), len(images))
         return np.concatenate(out).astype(np.float32, copy=False)

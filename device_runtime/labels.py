@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
+from device_runtime.validation import check_encodable
 from edgeft.errors import DataError
 
 NewLabels = Literal["refuse", "add"]
@@ -37,12 +38,14 @@ def claim_labels(known: list[str], wanted: Iterable[str], free: int, claimed: li
         claimed: the labels claimed so far.
 
     Raises:
-        DataError: a label is not a non-empty string, or the new ones outnumber the free slots.
+        DataError: a label is not a non-empty string of valid Unicode, or the new ones outnumber the free slots.
     """
     new: list[str] = []
     for label in wanted:
         if not isinstance(label, str) or not label:
             raise DataError(f"A label must be a non-empty string, got {label!r}.")
+        if not label.isascii():
+            check_encodable(label, f"The label {label!r}")
         if label not in known and label not in new:
             new.append(label)
     if len(new) > free:

@@ -24,7 +24,7 @@ from device_runtime.monitor import DriftMonitor, ReferenceSample, drift_report
 from device_runtime.replay import load_guard, load_replay
 from device_runtime.report import FitReport
 from device_runtime.scoring import batched_logits, score_head, softmax
-from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state
+from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state, state_lock
 from device_runtime.trainer import Progress, ProgressCallback
 from device_runtime.training_run import Interrupted
 from device_runtime.validation import check_features, check_head, check_inputs, check_labels
@@ -306,10 +306,10 @@ class Personalizer:
                 f"Bundle {self.bundle.manifest.name!r} has no {layout.REFERENCE}: drift needs a bundle exported "
                 "with server data (--train-data)."
             )
-        reference = json.loads(self.bundle.file(layout.REFERENCE).read_text())
+        reference = self.bundle.read_json(layout.REFERENCE)
         if self._reference_sample is None and layout.REFERENCE_SAMPLE in self.bundle.manifest.files:
-            with np.load(self.bundle.file(layout.REFERENCE_SAMPLE)) as arrays:
-                self._reference_sample = ReferenceSample(arrays["features"], arrays["confidence"])
+            arrays = self.bundle.read_arrays(layout.REFERENCE_SAMPLE, ("features", "confidence"))
+            self._reference_sample = ReferenceSample(arrays["features"], arrays["confidence"])
         return drift_report(reference, self._reference_sample, self.seen_, self.monitor_, threshold)
 
     def export_inference_model(self, path: str | os.PathLike) -> Path:
@@ -349,12 +349,20 @@ class Personalizer:
             bundle: the bundle a state belongs to; by default the path recorded at save time.
             **kwargs: ``config`` or ``runtime`` for the restored personalizer.
 
+        A state is read under its folder's lock (device_runtime.state.state_lock): a save beside this load waits,
+        so the load sees one whole state. The bundle is checked against ``runtime.trust``, else ``$EDGEFT_TRUST``.
+
         Raises:
-            StateError: the state is corrupt or was saved for another bundle.
-            BundleError: the bundle is missing or altered.
+            StateError: the state is corrupt, was saved for another bundle, or stayed locked by another process.
+            BundleError: the bundle is missing or altered, or (SignatureError) refused by the trust policy.
         """
         if not (Path(path) / STATE_FILE).is_file() and (Path(path) / layout.MANIFEST).is_file():
             return cls.from_bundle(path, **kwargs)
+        with state_lock(path):  # a save waits until this load has read one whole state (versions and optimizer)
+            return cls._restore(path, bundle, **kwargs)
+
+    @classmethod
+    def _restore(cls, path: str | os.PathLike, bundle: str | os.PathLike | Bundle | None, **kwargs: Any) -> Personalizer:
         record, parameters, optimizer = read_state(path)
         if not isinstance(bundle, Bundle):
             runtime = kwargs.get("runtime")

@@ -51,10 +51,10 @@ def _load_rows(bundle: Bundle, name: str) -> ReplaySet | None:
     if name not in bundle.manifest.files:
         return None
     head = bundle.manifest.head
+    data = bundle.read_arrays(name, ("features", "labels"))
     try:
-        with np.load(bundle.file(name)) as data:
-            features, labels = data["features"].astype(np.float32), data["labels"].astype(np.int64)
-    except (OSError, ValueError, KeyError) as e:
+        features, labels = data["features"].astype(np.float32), data["labels"].astype(np.int64)
+    except (TypeError, ValueError) as e:
         raise BundleError(f"{name} is not a set of server rows ({e}); re-export the bundle.") from e
     n_labels = len(bundle.manifest.labels)
     if features.ndim != 2 or features.shape[1] != head.in_features or len(labels) != len(features):

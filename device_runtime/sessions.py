@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 
 import onnxruntime as ort
 
@@ -54,11 +56,29 @@ def resolve_providers(requested: list[str] | tuple[str, ...] | None) -> list[str
     return [*[p for p in chosen if p != PROVIDERS["cpu"]], PROVIDERS["cpu"]]
 
 
+@contextlib.contextmanager
+def ort_failures(what: str) -> Iterator[None]:
+    """ONNX Runtime's own errors inside the block (a graph it cannot load, an input its graph cannot take) as a
+    :class:`BundleError` saying what failed: a bundle whose files or manifest do not fit together, never a raw error.
+    """
+    try:
+        yield
+    except Exception as e:  # ORT's error classes derive from Exception alone; only theirs are translated
+        if not type(e).__module__.startswith("onnxruntime"):
+            raise
+        reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise BundleError(
+            f"ONNX Runtime could not {what} ({reason}). The bundle's files and manifest do not fit together "
+            "(altered, damaged, or a manifest bound it does not meet): re-export or re-download the bundle."
+        ) from e
+
+
 def session_options(threads: int = 0, inter_op_threads: int = 0) -> ort.SessionOptions:
     """ORT session options with the runtime's thread counts (0 lets ORT choose), for every session edgeft opens."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = inter_op_threads
+    options.log_severity_level = 4  # fatal only: ORT's errors reach the caller as typed errors (ort_failures), not log lines
     return options
 
 
@@ -85,10 +105,17 @@ class BackboneSession:
     ) -> None:
         path = model_path or bundle.file(BACKBONE)
         options = session_options(threads, inter_op_threads)
-        self.session = ort.InferenceSession(str(path), options, providers=resolve_providers(providers))
+        with ort_failures(f"load the backbone {path}"):
+            self.session = ort.InferenceSession(str(path), options, providers=resolve_providers(providers))
         self.spec = bundle.manifest.input
         self.output_name = bundle.manifest.backbone.output_name
         _check_graph_names(self.session, self.spec.input_names, self.output_name)
+
+    def run(self, feeds: dict[str, object]) -> object:
+        """The backbone's feature output for ``feeds``; ORT's failures as a :class:`BundleError`."""
+        shapes = ", ".join(f"{name} {list(getattr(value, 'shape', ()))}" for name, value in feeds.items())
+        with ort_failures(f"run the backbone on a batch of {shapes}"):
+            return self.session.run([self.output_name], feeds)[0]
 
     @property
     def provider(self) -> str:

@@ -11,6 +11,15 @@ via temp file, fsync and rename) and replaces ``state.json`` last. A crash at
 any moment leaves either the old or the new ``state.json``, and every file it
 names is still there: files no longer named are removed only afterwards.
 
+A save checks what it is about to write before ``state.json`` is replaced: every
+head finite, and the new ``state.json`` read back through its schema. A state
+that could not be loaded again is never written; the one saved before stays.
+
+Concurrent use: saves and loads of one folder take its lock (``.state.lock``, a
+``filelock`` lock: Linux, macOS and Windows), so two processes or threads saving
+the same folder take turns (the last save wins, both are whole), and a reader
+beside a writer sees the whole state before or after a save, never a mix.
+
 A save writes only what changed: a version already in the folder's
 ``state.json`` with the same sha256 keeps its file, so a save costs one new
 version file, the optimizer state and the small index, however many versions
@@ -21,23 +30,55 @@ bounds how many versions there are. ``state.json``'s schema lives in
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
-import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from device_runtime.engines import HeadEngine
 from device_runtime.state_schema import STATE_FORMAT_VERSION, parse_record
 from device_runtime.versions import HeadVersion, VersionHistory
 from edgeft import atomic
-from edgeft.bundle import MANIFEST, Bundle, file_sha256
+from edgeft.bundle import MANIFEST, NPZ_ERRORS, Bundle, file_sha256
 from edgeft.errors import StateError
 
 STATE_FILE = "state.json"
+LOCK_FILE = ".state.lock"
+LOCK_TIMEOUT_S = 300.0  # a save of a large state takes seconds; waiting longer means the holder is stuck
+
+
+@contextlib.contextmanager
+def state_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold the lock of the state folder ``folder``: saves and loads of it take turns, across processes.
+
+    Where there is no such folder, or the lock file cannot be created there (a read-only folder, where no
+    save can happen either), the block runs without it.
+
+    Raises:
+        StateError: another process held the lock for more than ``LOCK_TIMEOUT_S`` seconds.
+    """
+    lock: FileLock | None = FileLock(Path(folder) / LOCK_FILE, timeout=LOCK_TIMEOUT_S) if Path(folder).is_dir() else None
+    try:
+        if lock is not None:
+            lock.acquire()
+    except Timeout as e:
+        raise StateError(
+            f"The state in {folder} stayed locked by another process for {LOCK_TIMEOUT_S:.0f} s; "
+            f"if no process is saving it, delete {LOCK_FILE} there and try again."
+        ) from e
+    except OSError:
+        lock = None
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def save_state(
@@ -57,31 +98,38 @@ def save_state(
         )
     if folder.exists() and not folder.is_dir():
         raise StateError(f"Could not save the state to {folder}: it is a file, not a folder. Choose a folder.")
+    _check_finite(folder, history, engine)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StateError(f"Could not save the state to {folder} ({_reason(e)}).") from e
+    with state_lock(folder):
+        _save_locked(folder, engine, history, bundle, record)
+
+
+def _save_locked(folder: Path, engine: HeadEngine, history: VersionHistory, bundle: Bundle, record: dict[str, Any]) -> None:
     _refuse_another_bundles_state(folder, bundle)
     before = set(_own_files(folder))
     saved = _saved_versions(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         versions = [_write_version(folder, v, saved) for v in history.versions]
         optimizer = _write_content_named(folder, "opt", engine.state_suffix, engine.save)
-        atomic.write_json(
-            folder / STATE_FILE,
-            {
-                "format_version": STATE_FORMAT_VERSION,
-                "bundle": {
-                    "path": str(bundle.path.resolve()),
-                    "name": bundle.manifest.name,
-                    "version": bundle.manifest.version,
-                    "fingerprint": bundle.fingerprint,
-                },
-                "engine": engine.name,
-                "current": history.current,
-                "versions": versions,
-                "optimizer": optimizer,
-                "pinned": sorted(history.pinned),
-                **record,
+        index = {
+            "format_version": STATE_FORMAT_VERSION,
+            "bundle": {
+                "path": str(bundle.path.resolve()),
+                "name": bundle.manifest.name,
+                "version": bundle.manifest.version,
+                "fingerprint": bundle.fingerprint,
             },
-        )
+            "engine": engine.name,
+            "current": history.current,
+            "versions": versions,
+            "optimizer": optimizer,
+            "pinned": sorted(history.pinned),
+            **record,
+        }
+        atomic.write_bytes(folder / STATE_FILE, _loadable(index, folder))
     except (OSError, RuntimeError, StateError) as e:
         for file in set(_own_files(folder)) - before:
             file.unlink(missing_ok=True)  # this save's own files: the old state.json names none of them
@@ -92,6 +140,29 @@ def save_state(
     for old in _own_files(folder):
         if old.name not in keep:
             old.unlink(missing_ok=True)
+
+
+def _check_finite(folder: Path, history: VersionHistory, engine: HeadEngine) -> None:
+    """Every head the save would write is finite: a NaN or infinite head (a diverged run) is no state to come back to."""
+    heads = [(f"head version {v.version}", v.parameters) for v in history.versions]
+    for what, parameters in [*heads, ("the current head", engine.parameters())]:
+        bad = [name for name, value in parameters.items() if not np.all(np.isfinite(value))]
+        if bad:
+            raise StateError(
+                f"Could not save the state to {folder}: {what}'s {bad[0]} holds NaN or infinite values (training "
+                "diverged), and a state holding it would not load. The state saved there before is unchanged; "
+                "roll back to a finite version or personalize again with a lower learning rate."
+            )
+
+
+def _loadable(index: dict[str, Any], folder: Path) -> bytes:
+    """``state.json``'s bytes for ``index``, once they pass the schema that loading checks (never write what cannot load)."""
+    try:
+        raw = atomic.json_bytes(index)
+    except (TypeError, ValueError) as e:  # a value JSON cannot hold (an object, a circular reference)
+        raise StateError(f"the state holds a value JSON cannot hold ({e})") from e
+    parse_record(raw, f"the new {STATE_FILE}", "A state that would not load again is not written.")
+    return raw
 
 
 def _own_files(folder: Path) -> list[Path]:
@@ -178,7 +249,9 @@ def read_state(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[int, dic
     record = parse_record(raw, str(path))
     try:
         parameters = {entry["version"]: _read_parameters(folder, entry) for entry in record["versions"] if entry["file"]}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # an .npz that is none (zip, pickle or format errors)
+    except StateError:
+        raise
+    except NPZ_ERRORS as e:
         raise StateError(
             f"A version file of the state in {folder} is not a readable .npz ({type(e).__name__}); the state is corrupt."
         ) from e
@@ -187,7 +260,12 @@ def read_state(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[int, dic
 
 def _read_parameters(folder: Path, entry: dict[str, Any]) -> dict[str, np.ndarray]:
     with np.load(_verified(folder, entry)) as data:
-        return {k: data[k] for k in data.files}
+        parameters = {k: data[k] for k in data.files}
+    if not all(np.issubdtype(v.dtype, np.floating) and np.all(np.isfinite(v)) for v in parameters.values()):
+        raise StateError(
+            f"Head version {entry['version']} in {folder} holds NaN, infinite or non-float values; it cannot be restored."
+        )
+    return parameters
 
 
 def _verified(folder: Path, entry: dict[str, str]) -> Path:

@@ -129,8 +129,11 @@ class StateRecord:
 _RECORD = pydantic.TypeAdapter(StateRecord)
 
 
-def parse_record(raw: bytes, where: str) -> dict[str, Any]:
-    """The record in ``raw`` (state.json's bytes), checked against the schema.
+_CORRUPT = "The state is corrupt: restore it from a backup, or personalize again."
+
+
+def parse_record(raw: bytes, where: str, fix: str = _CORRUPT) -> dict[str, Any]:
+    """The record in ``raw`` (state.json's bytes), checked against the schema (``fix``: the advice on a mismatch).
 
     Returns:
         The record as a plain dict, as it was written.
@@ -140,7 +143,7 @@ def parse_record(raw: bytes, where: str) -> dict[str, Any]:
     """
     try:
         record = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:
         reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
         raise StateError(f"{where} is not valid JSON ({reason}); the state is corrupt.") from e
     found = record.get("format_version") if isinstance(record, dict) else None
@@ -152,7 +155,5 @@ def parse_record(raw: bytes, where: str) -> dict[str, Any]:
     try:
         _RECORD.validate_json(raw, strict=True)
     except pydantic.ValidationError as e:
-        raise StateError(
-            schema_problems(where, e, "The state is corrupt: restore it from a backup, or personalize again.")
-        ) from e
+        raise StateError(schema_problems(where, e, fix)) from e
     return record

@@ -37,17 +37,22 @@ def check_texts(X: object) -> list[str]:
                 f"X[{i}] is {type(text).__name__}, but this bundle's model reads text: every example must be a str."
             )
         if not text.isascii():
-            _check_encodable(text, i)
+            check_encodable(text, f"X[{i}]")
     return texts
 
 
-def _check_encodable(text: str, i: int) -> None:
-    """A lone surrogate (half of a UTF-16 pair, e.g. from a bad decode) is no character the tokenizer can read."""
+def check_encodable(text: str, where: str) -> None:
+    """A lone surrogate (half of a UTF-16 pair, e.g. from a bad decode) is no character a tokenizer, a label file or
+    ``state.json`` can hold.
+
+    Raises:
+        DataError: ``text`` (named ``where``) holds a lone surrogate.
+    """
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
         raise DataError(
-            f"X[{i}] holds {text[e.start]!r} at position {e.start}, a lone surrogate that is not valid Unicode text; "
+            f"{where} holds {text[e.start]!r} at position {e.start}, a lone surrogate that is not valid Unicode text; "
             "decode the source with errors='replace' or drop the character."
         ) from None
 
@@ -76,10 +81,10 @@ def check_images(X: object) -> np.ndarray:
         )
     if X.ndim == 3:
         X = X[..., None]
-    if X.ndim != 4 or X.shape[-1] not in (1, 3):
+    if X.ndim != 4 or X.shape[-1] not in (1, 3) or 0 in X.shape[1:3]:
         raise DataError(
             f"X has shape {X.shape}, but an image bundle expects (n, height, width) grey images or "
-            "(n, height, width, channels) with 1 or 3 channels."
+            "(n, height, width, channels) with 1 or 3 channels, every side at least one pixel."
         )
     return X
 

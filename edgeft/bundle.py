@@ -48,10 +48,13 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import math
 import os
+import zipfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pydantic
 from pydantic import ConfigDict, Field, StringConstraints
 
@@ -85,6 +88,10 @@ _SCHEMA = ConfigDict(extra="forbid")
 _Name = Annotated[str, StringConstraints(min_length=1)]
 _Count = Annotated[int, Field(ge=1)]
 _Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+# A file inside the bundle: relative, "/"-separated, no part that starts with "." (so no "..") and no odd characters.
+_FilePath = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._+-]*(/[A-Za-z0-9_][A-Za-z0-9._+-]*){0,15}$", max_length=300)
+]
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)
@@ -94,9 +101,12 @@ class InputSpec:
     modality: Literal["text", "image"]
     input_names: Annotated[list[_Name], Field(min_length=1)]
     tokenizer: _Name | None = None  # file name inside the bundle
-    max_length: _Count | None = None  # tokens; longer text is truncated with a warning
+    # Tokens; longer text is truncated with a warning. At least 3: the tokenizer's two special tokens and one of the text's
+    # (below that it cannot truncate, and a long text overruns the backbone).
+    max_length: Annotated[int, Field(ge=3)] | None = None
     # Image bundles only; every field defaults to None so format-1 text manifests still parse.
-    image_size: Annotated[list[_Count], Field(min_length=2, max_length=2)] | None = None  # [height, width] the backbone expects
+    # [height, width] the backbone expects; at most 8192 a side (a larger one would allocate gigabytes per image).
+    image_size: Annotated[list[Annotated[int, Field(ge=1, le=8192)]], Field(min_length=2, max_length=2)] | None = None
     pixel_mean: Annotated[list[float], Field(min_length=1)] | None = None  # per channel, subtracted from 0..255 pixels
     pixel_std: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | None = None  # per channel, divides after it
     channel_order: Literal["RGB", "BGR"] | None = None  # the order the backbone was trained on
@@ -179,7 +189,7 @@ class Manifest:
     head: HeadSpec
     training: dict[str, Any]  # default device hyperparameters (a TrainConfig)
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)  # measured at export
-    files: dict[str, FileEntry] = dataclasses.field(default_factory=dict)
+    files: dict[_FilePath, FileEntry] = dataclasses.field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     edgeft_version: str = __version__
     created: str = ""
@@ -189,6 +199,16 @@ class Manifest:
         repeated = sorted({label for label in self.labels if self.labels.count(label) > 1})
         if repeated:
             raise ValueError(f"labels must be unique, but {', '.join(map(repr, repeated))} appear more than once")
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _activation_fits_head(self) -> Manifest:
+        shape = self.backbone.intermediate_shape
+        if shape is not None and math.prod(shape) != self.head.in_features:
+            raise ValueError(
+                f"backbone.intermediate_shape {shape} holds {math.prod(shape)} values per example, but head.in_features "
+                f"is {self.head.in_features}: the head reads that activation flattened"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,7 +233,7 @@ class Manifest:
         """
         try:
             data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        except (ValueError, RecursionError) as e:
             raise BundleError(f"{MANIFEST} is not valid JSON ({_short(e)}); the bundle is corrupt.") from e
         if not isinstance(data, dict):
             raise BundleError(f"{MANIFEST} must hold a JSON object, got {type(data).__name__}; the bundle is corrupt.")
@@ -270,6 +290,9 @@ def _short(error: Exception) -> str:
 
 
 _MANIFEST_SCHEMA = pydantic.TypeAdapter(Manifest)
+# What np.load and zipfile raise for a damaged .npz: not a zip, a pickle, cut short, a CRC or header that does not
+# match, a compression method or zip version it does not know (NotImplementedError), "encrypted" (RuntimeError).
+NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError)
 TrustSource = Any  # an edgeft.signing.TrustPolicy, the path of a trust file, or None (see Bundle.load)
 
 
@@ -286,15 +309,19 @@ class Bundle:
 
         Args:
             path: the bundle folder.
-            verify: check every listed file's size and sha256 (and the signature, under a trust policy).
+            verify: check every listed file's size and sha256 and the signature. Under a trust policy they are
+                always checked: ``verify=False`` only skips them where no policy is in force.
             trust: the device's trust policy (:class:`~edgeft.signing.TrustPolicy` or the path of a trust file);
-                with one, the manifest must carry a valid signature by a trusted, unrevoked key. None: no policy,
-                an unsigned bundle loads with an :class:`~edgeft.signing.UnsignedBundleWarning`.
+                with one, the manifest must carry a valid signature by a trusted, unrevoked key. None: the trust
+                file ``$EDGEFT_TRUST`` names, if set; else no policy, and an unsigned bundle loads with an
+                :class:`~edgeft.signing.UnsignedBundleWarning` (a signed one with an
+                :class:`~edgeft.signing.UnverifiedSignatureWarning`).
 
         Raises:
             BundleError: the folder, the manifest or a listed file is missing,
                 unreadable, of another format version, malformed, or altered.
             SignatureError: under a trust policy, the bundle is unsigned, wrongly signed or signed by an untrusted key.
+            ConfigError: the trust file is missing or malformed.
         """
         from edgeft import signing  # signing reads this module's layout names
 
@@ -309,8 +336,9 @@ class Bundle:
         manifest = Manifest.from_json(raw)
         _check_required_files(manifest)
         bundle = cls(path, manifest)
-        if verify:
-            signing.check_bundle_signature(path, raw, signing.resolve_trust(trust))
+        policy = signing.policy_for(trust)
+        if verify or policy is not None:
+            signing.check_bundle_signature(path, raw, policy)
             bundle.verify()
             bundle._check_head_labels()
         return bundle
@@ -319,10 +347,7 @@ class Bundle:
         """The manifest's labels are those written beside the head (a verified file): same names, same order."""
         if LABELS not in self.manifest.files:
             return
-        try:
-            recorded = json.loads(self.file(LABELS).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BundleError(f"{LABELS} of the bundle at {self.path} cannot be read ({e}); re-export the bundle.") from e
+        recorded = self.read_json(LABELS)
         if recorded != self.manifest.labels:
             raise BundleError(
                 f"{MANIFEST}: labels is {self.manifest.labels}, but the head was exported for {recorded} ({LABELS}); "
@@ -335,7 +360,13 @@ class Bundle:
             file = self.path / name
             if not file.is_file():
                 raise BundleError(f"Bundle file {name} is missing from {self.path}; re-export or re-download the bundle.")
-            if file.stat().st_size != entry.size or file_sha256(file) != entry.sha256:
+            try:
+                matches = file.stat().st_size == entry.size and file_sha256(file) == entry.sha256
+            except OSError as e:
+                raise BundleError(
+                    f"Bundle file {name} in {self.path} cannot be read ({e.strerror}); the bundle is damaged."
+                ) from e
+            if not matches:
                 raise BundleError(
                     f"Bundle file {name} does not match its checksum in {MANIFEST}: it was altered "
                     "or damaged. Re-export or re-download the bundle."
@@ -344,6 +375,35 @@ class Bundle:
     def file(self, name: str) -> Path:
         """Absolute path of one of the bundle's files."""
         return self.path / name
+
+    def read_json(self, name: str) -> Any:
+        """The JSON value in the bundle's file ``name``.
+
+        Raises:
+            BundleError: the file cannot be read or is not JSON (a file altered with its checksum, say).
+        """
+        try:
+            return json.loads(self.file(name).read_bytes())
+        except (OSError, ValueError, RecursionError) as e:
+            raise BundleError(
+                f"{name} of the bundle at {self.path} is not readable JSON ({_short(e)}); re-export the bundle."
+            ) from e
+
+    def read_arrays(self, name: str, keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """Every array in the bundle's ``.npz`` file ``name``, read whole (so a damaged member fails here).
+
+        Raises:
+            BundleError: the file is no readable ``.npz`` of plain arrays, or lacks one of ``keys``.
+        """
+        try:
+            with np.load(self.file(name), allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except NPZ_ERRORS as e:
+            raise BundleError(f"{name} of the bundle at {self.path} is not a readable .npz ({e}); re-export the bundle.") from e
+        missing = [key for key in keys if key not in arrays]
+        if missing:
+            raise BundleError(f"{name} of the bundle at {self.path} has no array {missing[0]!r}; re-export the bundle.")
+        return arrays
 
     @property
     def fingerprint(self) -> str:

@@ -210,9 +210,21 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
         default=d.cache_memory_mb,
         help="features kept in memory before spilling to disk (default: %(default)s)",
     )
+    _add_trust_arg(p)
+
+
+def _add_trust_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trust", default=None, help="trust file: load signed bundles only, by its keys (default: $EDGEFT_TRUST, else none)"
     )
+
+
+def _port(text: str) -> int:
+    """A TCP port, 1-65535: anything else is a usage error naming the option (never a random port bound silently)."""
+    port = int(text) if text.isdigit() else 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port; give a number from 1 to 65535")
+    return port
 
 
 def _runtime(args: argparse.Namespace) -> RuntimeConfig:
@@ -681,6 +693,7 @@ def _predict_parser(commands: Any) -> None:
     p.add_argument("--data", required=True, help="examples (.csv, .jsonl, or .npz with X); labels are not needed")
     p.add_argument("--proba", action="store_true", help="also print each label's probability")
     _add_data_args(p, labels=False)
+    _add_trust_arg(p)
     p.set_defaults(run=_run_predict)
 
 
@@ -689,7 +702,7 @@ def _run_predict(args: argparse.Namespace) -> None:
     from edgeft.data import read_examples
 
     texts, _ = read_examples(args.data, text_column=args.text_column, label_column=None)
-    personalizer = Personalizer.load(args.model)
+    personalizer = Personalizer.load(args.model, runtime=RuntimeConfig(trust=trust_from_env(args.trust)))
     proba = personalizer.predict_proba(texts)
     labels = personalizer.labels
     for i, (example, p) in enumerate(zip(texts, proba)):
@@ -708,6 +721,7 @@ def _evaluate_parser(commands: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     _add_data_args(p)
+    _add_trust_arg(p)
     p.set_defaults(run=_run_evaluate)
 
 
@@ -716,7 +730,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     from edgeft.data import read_examples
 
     texts, labels = read_examples(args.data, text_column=args.text_column, label_column=args.label_column)
-    report = Personalizer.load(args.model).evaluate(texts, labels)
+    report = Personalizer.load(args.model, runtime=RuntimeConfig(trust=trust_from_env(args.trust))).evaluate(texts, labels)
     if args.json:
         print(json.dumps(report, indent=2))
         return
@@ -736,6 +750,7 @@ def _rollback_parser(commands: Any) -> None:
     p = commands.add_parser("rollback", help="make an earlier head version current in a saved state")
     p.add_argument("state", help="state folder written by personalize")
     p.add_argument("--to", type=int, required=True, help="head version to return to; 0 is the shipped head")
+    _add_trust_arg(p)
     p.set_defaults(run=_run_rollback)
 
 
@@ -749,7 +764,7 @@ def _run_rollback(args: argparse.Namespace) -> None:
             f"{args.state} holds no saved state ({STATE_FILE}); rollback works on a state folder written by "
             "`edgeft personalize --state`, never on a bundle."
         )
-    personalizer = Personalizer.load(args.state).rollback(args.to)
+    personalizer = Personalizer.load(args.state, runtime=RuntimeConfig(trust=trust_from_env(args.trust))).rollback(args.to)
     personalizer.save(args.state)
     print(
         f"head version {personalizer.current_version} is current; versions: "
@@ -777,6 +792,7 @@ def _drift_parser(commands: Any) -> None:
     )
     p.add_argument("--window", type=int, default=DriftConfig.window, help="recent predictions tested (default: %(default)s)")
     _add_data_args(p, labels=False)
+    _add_trust_arg(p)
     p.set_defaults(run=_run_drift)
 
 
@@ -785,7 +801,7 @@ def _run_drift(args: argparse.Namespace) -> int:
     from edgeft.data import read_examples
 
     drift = DriftConfig(window=args.window, level=args.level, min_window=min(DriftConfig.min_window, args.window), check_every=0)
-    personalizer = Personalizer.load(args.model, drift=drift)
+    personalizer = Personalizer.load(args.model, drift=drift, runtime=RuntimeConfig(trust=trust_from_env(args.trust)))
     if args.data:
         texts, _ = read_examples(args.data, text_column=args.text_column, label_column=None)
         personalizer.predict_proba(texts)
@@ -803,7 +819,7 @@ def _registry_parser(commands: Any) -> None:
     )
     p.add_argument("--root", required=True, help="folder holding the published bundles")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    p.add_argument("--port", type=int, default=8700, help="port to listen on (default: %(default)s)")
+    p.add_argument("--port", type=_port, default=8700, help="port to listen on, 1-65535 (default: %(default)s)")
     p.add_argument("--max-upload-mb", type=int, default=None, help="largest upload accepted, in MB (default: 512)")
     p.set_defaults(run=_run_registry)
 
@@ -873,7 +889,7 @@ def _serve_parser(commands: Any) -> None:
         "(default: the state folder given, or MODEL-state beside a bundle)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    p.add_argument("--port", type=int, default=8701, help="port to listen on (default: %(default)s)")
+    p.add_argument("--port", type=_port, default=8701, help="port to listen on, 1-65535 (default: %(default)s)")
     p.add_argument(
         "--retrain-on-drift",
         type=int,
@@ -882,6 +898,7 @@ def _serve_parser(commands: Any) -> None:
         help="start a personalization job when drift is detected and N or more labelled examples were "
         "stored since the last job (default: off)",
     )
+    _add_trust_arg(p)
     p.set_defaults(run=_run_serve)
 
 
@@ -889,6 +906,7 @@ def _run_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from device_runtime.service.app import create_app
+    from device_runtime.service.served import load_served
     from device_runtime.service.settings import ServiceSettings
     from device_runtime.state import STATE_FILE
     from edgeft.bundle import MANIFEST
@@ -899,7 +917,10 @@ def _run_serve(args: argparse.Namespace) -> None:
             f"{args.model} is neither a bundle ({MANIFEST}) nor a saved state ({STATE_FILE}); "
             "pull a bundle with `edgeft pull` or save a state with `edgeft personalize`."
         )
-    settings = ServiceSettings.for_model(args.model, state_dir=args.state, retrain_on_drift=args.retrain_on_drift)
+    settings = ServiceSettings.for_model(
+        args.model, state_dir=args.state, retrain_on_drift=args.retrain_on_drift, trust=trust_from_env(args.trust)
+    )
+    load_served(settings)  # refusals (trust policy, damaged state) as one typed error here, not a failed server startup
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from edgeft.bundle import NPZ_ERRORS
 from edgeft.errors import DataError
 
 
@@ -57,7 +57,7 @@ def read_examples(
 def _read_npz(path: Path, labelled: bool) -> tuple[list[str] | np.ndarray, list[str] | None]:
     try:
         return _npz_arrays(path, labelled)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # not a zip, an array that is a pickle, a truncated file
+    except NPZ_ERRORS as e:
         if isinstance(e, DataError):
             raise
         raise DataError(
@@ -92,7 +92,7 @@ def _read_jsonl(path: Path) -> list[dict]:
                 continue
             try:
                 row = json.loads(line)
-            except (json.JSONDecodeError, RecursionError) as e:
+            except (ValueError, RecursionError) as e:
                 raise DataError(
                     f"{path}, line {i + 1} is not valid JSON: {'nested too deeply' if isinstance(e, RecursionError) else e}"
                 ) from e

@@ -17,9 +17,15 @@ The trust policy (``trust.json``, :class:`TrustPolicy`) lists the public keys a
 device accepts and the ids of revoked ones. With a policy, :meth:`Bundle.load`
 and ``edgeft pull`` refuse a bundle that is unsigned, signed by an unknown or
 revoked key, or whose signature does not verify; without one, an unsigned
-bundle loads with an :class:`UnsignedBundleWarning`. The policy is given as an
-argument, through ``RuntimeConfig(trust=...)``, ``--trust`` on the command
-line, or the ``EDGEFT_TRUST`` environment variable (command line and service).
+bundle loads with an :class:`UnsignedBundleWarning`, and a signed one with an
+:class:`UnverifiedSignatureWarning` (a signature no key checked vouches for
+nothing: whoever altered the manifest could have kept the old ``manifest.sig``).
+
+The policy in force (:func:`policy_for`) is the one given as an argument
+(``Bundle.load(trust=...)``, ``RuntimeConfig(trust=...)``, ``--trust`` on the
+command line), else the trust file named by ``$EDGEFT_TRUST``, else none. Every
+reader goes through :meth:`Bundle.load`, which applies it: the CLI, the Python
+API, the service and registry pulls alike.
 """
 
 from __future__ import annotations
@@ -59,6 +65,10 @@ class SignatureError(BundleError):
 
 class UnsignedBundleWarning(UserWarning):
     """A bundle was loaded without a trust policy and carries no signature: nothing vouches for its publisher."""
+
+
+class UnverifiedSignatureWarning(UnsignedBundleWarning):
+    """A bundle carries a signature, but was loaded without a trust policy: no key checked it, so it vouches for nothing."""
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)
@@ -123,6 +133,15 @@ def resolve_trust(trust: TrustPolicy | str | os.PathLike | None) -> TrustPolicy 
     if isinstance(trust, (str, os.PathLike)):
         return TrustPolicy.load(trust)
     raise ConfigError(f"trust must be a TrustPolicy or the path of a trust file, got {type(trust).__name__}")
+
+
+def policy_for(trust: TrustPolicy | str | os.PathLike | None) -> TrustPolicy | None:
+    """The trust policy in force: ``trust`` (a policy or a trust file's path), else ``$EDGEFT_TRUST``'s file, else none.
+
+    Raises:
+        ConfigError: the trust file is missing or malformed.
+    """
+    return resolve_trust(trust if trust is not None else trust_from_env())
 
 
 def trust_from_env(given: str | os.PathLike | None = None) -> str | None:
@@ -239,6 +258,13 @@ def check_signature(manifest: bytes, signature: bytes | None, policy: TrustPolic
         return None
     parsed = _parse(signature, SignatureFile, f"{where}/{SIGNATURE}", "Re-sign the bundle with `edgeft sign`.", SignatureError)
     if policy is None:
+        warnings.warn(
+            f"The bundle at {where} carries a signature by key {parsed.key_id}, but no trust policy is set, so it was "
+            f"not verified: the manifest may have been altered since. Set a trust policy (--trust, ${TRUST_ENV} or "
+            "RuntimeConfig(trust=...)) that lists the publisher's key to check it.",
+            UnverifiedSignatureWarning,
+            stacklevel=4,
+        )
         return parsed.key_id
     if policy.is_revoked(parsed.key_id):
         raise SignatureError(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,15 @@ from edgeft import bundle as layout
 from edgeft.bundle import Bundle, file_sha256
 from edgeft.cli import main
 from edgeft.errors import ConfigError
-from edgeft.signing import SignatureError, UnsignedBundleWarning, create_key, revoke_key, sign_bundle, trust_key
+from edgeft.signing import (
+    SignatureError,
+    UnsignedBundleWarning,
+    UnverifiedSignatureWarning,
+    create_key,
+    revoke_key,
+    sign_bundle,
+    trust_key,
+)
 
 
 @pytest.fixture
@@ -89,10 +96,11 @@ def test_an_unsigned_bundle_loads_with_a_warning_where_no_policy_is_set(bundle_c
         Bundle.load(bundle_copy)
 
 
-def test_a_signed_bundle_loads_without_a_warning_where_no_policy_is_set(bundle_copy: Path, keys) -> None:
+def test_a_signed_bundle_loads_with_an_unverified_warning_where_no_policy_is_set(bundle_copy: Path, keys) -> None:
     sign_bundle(bundle_copy, keys["publisher"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UnsignedBundleWarning)
+    with pytest.warns(
+        UnverifiedSignatureWarning, match="carries a signature by key .* no trust policy is set, so it was not verified"
+    ):
         Bundle.load(bundle_copy)
 
 

@@ -155,8 +155,7 @@ class NumpyEngine(HeadEngine):
 
 def _shipped_parameters(bundle: Bundle) -> dict[str, np.ndarray]:
     if layout.PARAMETERS in bundle.manifest.files:
-        with np.load(bundle.file(layout.PARAMETERS)) as data:
-            return {k: data[k].astype(np.float32) for k in data.files}
+        return {k: v.astype(np.float32) for k, v in bundle.read_arrays(layout.PARAMETERS).items()}
     from device_runtime.ort_training import training_available
 
     if training_available() is None:

@@ -79,13 +79,7 @@ class DriftAlerts:
             FieldError: the URL is not http(s) on a loopback address.
         """
         if url is not None:
-            parsed = urllib.parse.urlsplit(url)
-            if parsed.scheme not in ("http", "https") or parsed.hostname not in LOOPBACK_HOSTS:
-                raise FieldError(
-                    "url",
-                    f"{url!r} is not an http(s) URL on this device; use a loopback address "
-                    f"({', '.join(LOOPBACK_HOSTS)}), e.g. http://127.0.0.1:9000/drift",
-                )
+            check_webhook(url)
         self.store.set_meta(WEBHOOK_META, url or "")
 
     def close(self) -> None:
@@ -98,10 +92,13 @@ class DriftAlerts:
         while (report := self._queue.get()) is not None:
             event = DriftEvent(self._next_id, now_iso(), report)
             self._next_id += 1
-            served.persist()
-            event.policy, event.job_id = self._apply_policy(jobs)
-            event.webhook = self._post(event)
             self._events.append(event)
+            try:
+                served.persist()
+                event.policy, event.job_id = self._apply_policy(jobs)
+            except Exception as e:  # noqa: BLE001 - one event's failure is recorded in it; the thread serves the next
+                event.policy = f"failed: {type(e).__name__}: {e}"
+            event.webhook = self._post(event)
 
     def _apply_policy(self, jobs: JobRunner) -> tuple[str, str | None]:
         needed = self.settings.retrain_on_drift
@@ -123,7 +120,32 @@ class DriftAlerts:
         body = json.dumps({"event": "drift", **dataclasses.asdict(event)}).encode()
         request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
         try:
+            check_webhook(url)  # a URL stored by an older version may not pass today's check
             with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S):
                 return "delivered"
-        except (urllib.error.URLError, OSError) as e:
+        except (urllib.error.URLError, OSError, ValueError) as e:  # http.client.InvalidURL is a ValueError
             return f"failed: {e}"
+
+
+def check_webhook(url: str) -> None:
+    """A webhook is an http(s) URL on a loopback address, with a valid port, in printable ASCII without spaces.
+
+    Raises:
+        FieldError: it is not.
+    """
+    problem = None
+    parsed = urllib.parse.urlsplit(url)
+    try:
+        parsed.port  # noqa: B018 - reading it checks it: a port out of 0..65535 or not a number raises ValueError
+    except ValueError as e:
+        problem = str(e)
+    if not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
+        problem = "it holds spaces, control or non-ASCII characters (percent-encode them)"
+    elif parsed.scheme not in ("http", "https") or parsed.hostname not in LOOPBACK_HOSTS:
+        problem = problem or "it is not an http(s) URL on this device"
+    if problem:
+        raise FieldError(
+            "url",
+            f"{url!r} is no webhook URL: {problem}. Use an http(s) URL on a loopback address "
+            f"({', '.join(LOOPBACK_HOSTS)}), e.g. http://127.0.0.1:9000/drift",
+        )

@@ -1,4 +1,9 @@
-"""Personalization jobs: one at a time, in a background thread, progress readable any time."""
+"""Personalization jobs: one at a time, in a background thread, progress readable any time.
+
+Each job's record goes to the service's SQLite store when it starts and when it
+ends; a job that was running when the service was killed reads as failed after
+the restart, saying so.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from device_runtime.trainer import Progress
 from edgeft.config import TrainConfig
 from edgeft.errors import ConfigError
 
-KEEP_FINISHED_JOBS = 100  # records of older finished jobs are dropped; memory stays bounded on a device
+KEEP_FINISHED_JOBS = 100  # records of older finished jobs are dropped; memory and the store stay bounded on a device
 JOB_COUNT_META = "examples_at_last_job"  # store meta key: examples stored when the last job started (the drift policy reads it)
 
 
@@ -60,6 +65,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._running: Job | None = None
         self._thread: threading.Thread | None = None
+        self._fail_interrupted()
 
     def start(self, mode: str, overrides: dict[str, Any], new_labels: str = "refuse", trigger: str = "request") -> Job:
         """Start training on every stored example (``trigger`` says who asked; ``new_labels`` as in ``fit``).
@@ -86,6 +92,7 @@ class JobRunner:
             self._jobs[job.id] = job
             for old in list(self._jobs)[: -KEEP_FINISHED_JOBS - 1]:
                 del self._jobs[old]
+            self._save(job)
             self._thread = threading.Thread(target=self._run, args=(job,), name=f"personalize-{job.id}", daemon=True)
             self._thread.start()
             return job
@@ -95,10 +102,17 @@ class JobRunner:
         return self._running is not None
 
     def get(self, job_id: str) -> Job:
-        try:
+        """The job ``job_id``: live while this service runs it, else as the store recorded it.
+
+        Raises:
+            JobNotFoundError: no such job (or one older than the last ``KEEP_FINISHED_JOBS``).
+        """
+        if job_id in self._jobs:
             return self._jobs[job_id]
-        except KeyError:
-            raise JobNotFoundError(f"No personalization job {job_id!r}; POST /v1/personalize starts one.") from None
+        record = self.served.store.job(job_id)
+        if record is None:
+            raise JobNotFoundError(f"No personalization job {job_id!r}; POST /v1/personalize starts one.")
+        return Job(**record)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the running job, if any, ends (used at shutdown)."""
@@ -107,6 +121,7 @@ class JobRunner:
 
     def _run(self, job: Job) -> None:
         job.status = "running"
+        self._save(job)
         try:
             texts, labels = self.served.store.all()
             candidate = self.served.fresh()
@@ -127,6 +142,19 @@ class JobRunner:
             job.finished = now_iso()
             with self._lock:
                 self._running = None
+            self._save(job)
+
+    def _save(self, job: Job) -> None:
+        self.served.store.save_job(job.id, dataclasses.asdict(job), KEEP_FINISHED_JOBS + 1)
+
+    def _fail_interrupted(self) -> None:
+        """Jobs the store says were queued or running belonged to a service that stopped: they did not finish."""
+        for record in self.served.store.jobs():
+            if record["status"] in ("queued", "running"):
+                job = Job(**record)
+                job.status, job.finished = "failed", now_iso()
+                job.error = "the service stopped while this job ran; its head was not accepted. Start a new job."
+                self._save(job)
 
     @staticmethod
     def _progress(job: Job, progress: Progress) -> None:

@@ -8,7 +8,7 @@ says. Only the field matching the bundle's modality is accepted.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -18,8 +18,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MAX_IMAGE_SIDE = 16384  # pixels per side; larger sides cannot fit in a request body anyway
+
+
 class ImageInput(_Strict):
-    shape: list[int] = Field(
+    shape: list[Annotated[int, Field(ge=1, le=MAX_IMAGE_SIDE)]] = Field(
         min_length=2, max_length=3, description="[height, width] for grey, [height, width, channels] with 1 or 3 (RGB) channels"
     )
     data: list[int] | None = Field(None, description="uint8 pixel values 0..255, row-major")
@@ -69,10 +72,20 @@ class Example(_Strict):
 
 class ExamplesRequest(_Strict):
     examples: list[Example] = Field(min_length=1)
+    new_labels: Literal["refuse", "add"] = Field(
+        "refuse",
+        description="'refuse': a label the model lacks is a 422; 'add': stored while the bundle has spare output slots "
+        "for it (a job with new_labels 'add' then teaches it)",
+    )
 
 
 class ExamplesStored(BaseModel):
     stored: int
+    total: int
+
+
+class ExamplesDeleted(BaseModel):
+    deleted: int
     total: int
 
 

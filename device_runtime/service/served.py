@@ -40,6 +40,22 @@ class Slot:
         return self.personalizer.current_version
 
 
+def load_served(settings: ServiceSettings, **kwargs: Any) -> Personalizer:
+    """The Personalizer the service serves: the state saved in ``settings.state_dir`` if any, else ``settings.model``,
+    its bundle under ``settings.trust`` (``$EDGEFT_TRUST`` if unset). ``edgeft serve`` calls it before the server
+    starts, so that a refused bundle or a corrupt state is one typed error, not a failed startup.
+
+    Raises:
+        BundleError: the bundle is missing or altered, or (SignatureError) refused by the trust policy.
+        StateError: the saved state is corrupt or belongs to another bundle.
+    """
+    kwargs.setdefault("runtime", RuntimeConfig(trust=settings.trust))
+    if (settings.state_dir / STATE_FILE).is_file():
+        model = settings.model
+        return Personalizer.load(settings.state_dir, bundle=None if (model / STATE_FILE).is_file() else model, **kwargs)
+    return Personalizer.load(settings.model, **kwargs)
+
+
 class ServedModel:
     """The current head, its durable state folder, and the atomic swap between heads."""
 
@@ -69,11 +85,7 @@ class ServedModel:
 
     def fresh(self) -> Personalizer:
         """A separate Personalizer with the saved versions (a job trains it; serving never waits)."""
-        state_dir = self.settings.state_dir
-        if (state_dir / STATE_FILE).is_file():
-            model = self.settings.model
-            return Personalizer.load(state_dir, bundle=None if (model / STATE_FILE).is_file() else model, **self._drift_kwargs())
-        return Personalizer.load(self.settings.model, **self._drift_kwargs())
+        return load_served(self.settings, **self._drift_kwargs())
 
     def accept(self, candidate: Personalizer) -> None:
         """Save ``candidate`` durably, then make it the served head."""

@@ -1,15 +1,19 @@
-"""Labelled examples kept durably in SQLite beside the state: a restart loses none.
+"""Labelled examples and job records kept durably in SQLite beside the state: a restart loses none.
 
 Each ``add`` is one transaction with ``synchronous=FULL``: when the request
-that posted examples gets its answer, they are on disk.
+that posted examples gets its answer, they are on disk. A personalization job's
+record is written when it starts and when it ends, so ``GET /v1/jobs/{id}``
+answers after a restart too.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS examples (
@@ -19,6 +23,7 @@ CREATE TABLE IF NOT EXISTS examples (
     created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, record TEXT NOT NULL);
 """
 
 
@@ -45,6 +50,34 @@ class ExampleStore:
                 self._db.execute("ROLLBACK")
                 raise
             return self._count()
+
+    def delete(self, label: str | None = None) -> int:
+        """Delete the stored examples of ``label`` (None: every example). Returns how many were deleted."""
+        with self._lock:
+            if label is None:
+                return self._db.execute("DELETE FROM examples").rowcount
+            return self._db.execute("DELETE FROM examples WHERE label = ?", (label,)).rowcount
+
+    def save_job(self, job_id: str, record: dict[str, Any], keep: int) -> None:
+        """Write a job's record (replacing an earlier one of that job); only the ``keep`` newest jobs are kept."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO jobs (id, record) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET record = excluded.record",
+                (job_id, json.dumps(record, default=str)),
+            )
+            self._db.execute("DELETE FROM jobs WHERE seq NOT IN (SELECT seq FROM jobs ORDER BY seq DESC LIMIT ?)", (keep,))
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        """The record saved for job ``job_id``, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every saved job record, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM jobs ORDER BY seq").fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def count(self) -> int:
         with self._lock:

@@ -11,9 +11,7 @@ versions and any personalized heads stay where they are.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import shutil
@@ -22,16 +20,19 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from edgeft import atomic
 from edgeft.bundle import MANIFEST, SIGNATURE, Bundle, Manifest, file_sha256
 from edgeft.errors import BundleError
 from edgeft.registry import errors
 from edgeft.registry.paths import check_name, check_relative_path
-from edgeft.signing import SignatureError, TrustPolicy, check_signature, resolve_trust
+from edgeft.signing import SignatureError, TrustPolicy, check_signature, policy_for
+from edgeft.version_order import is_older
 
 CURRENT = "current.json"
 PARTIAL = ".partial"
@@ -115,7 +116,8 @@ def pull(
         progress: called as each file's bytes arrive.
         trust: the device's trust policy (a :class:`~edgeft.signing.TrustPolicy` or a trust file's path); with one,
             the manifest's signature is checked before any file is downloaded, and a version older than the one
-            installed (a rollback) is refused. None: unsigned bundles install with a warning.
+            installed (a rollback, in PEP 440 order) is refused. None: ``$EDGEFT_TRUST``'s policy, if set; else
+            unsigned bundles install with a warning, and signed ones with a warning that they were not verified.
 
     Returns:
         A :class:`PullResult`.
@@ -127,7 +129,7 @@ def pull(
             revoked key, or older than the installed version; nothing is installed.
         RegistryError: the registry cannot be reached or refused the request.
     """
-    policy = resolve_trust(trust)
+    policy = policy_for(trust)
     name, _, version = ref.partition("@")
     check_name(name)
     version = check_name(version, "version") if version else latest_version(name, registry, token)
@@ -141,7 +143,8 @@ def pull(
     if policy is not None:
         _refuse_rollback(into, name, version)
     _refuse_non_bundle(target)
-    with _exclusive(into / PARTIAL / f"{name}@{version}.lock"):  # a second pull of it waits, then finds it installed
+    (into / PARTIAL).mkdir(parents=True, exist_ok=True)
+    with FileLock(into / PARTIAL / f"{name}@{version}.lock"):  # a second pull of it waits, then finds it installed
         downloaded, resumed = 0, []
         if not _installed(target, manifest):
             partial = into / PARTIAL / f"{name}@{version}"
@@ -163,23 +166,18 @@ def pull(
     return PullResult(name, version, target, downloaded, resumed)
 
 
-@contextlib.contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def installed_path(into: str | os.PathLike, name: str) -> Path:
     """The folder of the version of ``name`` that ``current.json`` points at."""
     pointer = Path(into) / check_name(name) / CURRENT
     if not pointer.is_file():
         raise BundleError(f"No bundle {name!r} installed under {into}; run `edgeft pull {name}` first.")
-    return pointer.parent / check_name(json.loads(pointer.read_text())["version"], "version")
+    try:
+        version = json.loads(pointer.read_text())["version"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+        raise BundleError(f"{pointer} is damaged ({type(e).__name__}); pull {name} again to rewrite it.") from e
+    if not isinstance(version, str):
+        raise BundleError(f"{pointer} names no version ({version!r}); pull {name} again to rewrite it.")
+    return pointer.parent / check_name(version, "version")
 
 
 def _fetch_signature(registry: str, token: str | None, name: str, version: str) -> bytes | None:
@@ -198,16 +196,13 @@ def _refuse_rollback(into: Path, name: str, version: str) -> None:
         installed = json.loads(pointer.read_text())["version"]
     except (OSError, ValueError, KeyError, TypeError):
         return  # nothing installed yet
-    if version_key(version) < version_key(installed):
+    if not isinstance(installed, str):
+        return  # no version recorded: nothing to roll back from
+    if is_older(version, installed):
         raise SignatureError(
-            f"{name}@{version} is older than the installed {name}@{installed}; this device's trust policy refuses "
-            "rollbacks. Nothing was installed: pull the installed or a newer version."
+            f"{name}@{version} is older than the installed {name}@{installed} (PEP 440 order); this device's trust policy "
+            "refuses rollbacks. Nothing was installed: pull the installed or a newer version."
         )
-
-
-def version_key(version: str) -> tuple:
-    """Order of versions: dot-separated parts, numbers as numbers ("1.10" after "1.9"), other parts after them as text."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in version.replace("-", ".").split("."))
 
 
 def _refuse_non_bundle(target: Path) -> None:

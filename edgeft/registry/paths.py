@@ -15,6 +15,7 @@ from edgeft.registry.errors import InvalidRequestError, PayloadTooLargeError
 
 _TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 _PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,199}$")
+MAX_DEPTH = 16  # folders a bundle file may lie under: bundles use two; thousands exhaust Python's recursion when unpacked
 
 
 def check_name(value: str, what: str = "bundle name") -> str:
@@ -37,8 +38,12 @@ def check_relative_path(value: str) -> str:
 
     Raises:
         InvalidRequestError: the path is absolute, holds ``..``, ``.``, empty
-            parts, backslashes or unusual characters.
+            parts, backslashes or unusual characters, or lies more than ``MAX_DEPTH`` folders deep.
     """
+    if value.count("/") > MAX_DEPTH:
+        raise InvalidRequestError(
+            f"Invalid file path {value[:80]!r}...: {value.count('/')} folders deep; a bundle's files lie at most {MAX_DEPTH} deep."
+        )
     path = PurePosixPath(value)
     if (
         not value

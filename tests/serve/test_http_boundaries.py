@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,6 +65,27 @@ def test_a_negative_seed_is_refused_before_a_job_starts(service: httpx.Client) -
     assert response.status_code == 422 and _documented(response) and response.json()["fields"][0]["field"] == "seed"
 
 
+def test_an_image_of_no_pixels_is_a_422_naming_its_shape(effnet_bundle: Path, tmp_path: Path) -> None:
+    shapes = [[-2, -2], [0, 5], [5, 0], [1, 1, 0], [0, 0, 3]]
+    with running(_service(effnet_bundle, tmp_path / "state")) as url:
+        answers = [httpx.post(f"{url}/v1/predict", json={"images": [{"shape": s, "base64": ""}]}, timeout=60) for s in shapes]
+    assert [a.status_code for a in answers] == [422] * len(shapes) and all(_documented(a) for a in answers)
+    assert all(a.json()["fields"][0]["field"].startswith("images.0.shape") for a in answers)
+
+
+def test_a_tar_member_thousands_of_folders_deep_is_a_400(tmp_path: Path) -> None:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        member = tarfile.TarInfo("/".join(["d"] * 2100) + "/f")
+        member.size = 1
+        tar.addfile(member, io.BytesIO(b"x"))
+    with running(create_registry(RegistrySettings(root=tmp_path / "registry", publish_token=TOKEN))) as url:
+        response = httpx.put(
+            f"{url}/v1/bundles/b/versions/1.0.0", content=archive.getvalue(), headers={"authorization": f"Bearer {TOKEN}"}
+        )
+    assert response.status_code == 400 and _documented(response) and "folders deep" in response.json()["detail"]
+
+
 def test_registry_404_and_405_are_in_the_documented_shape(tmp_path: Path) -> None:
     app = create_registry(RegistrySettings(root=tmp_path / "registry", publish_token=TOKEN))
     with running(app) as url:
@@ -88,6 +111,11 @@ def _fuzz(schema) -> list[str]:
 def test_the_service_answers_every_generated_request_without_a_server_error(minilm_bundle: Path, tmp_path: Path) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", _service(minilm_bundle, tmp_path / "fuzz-state"))
     assert "POST /v1/predict" in _fuzz(schema)
+
+
+def test_the_image_service_answers_every_generated_request_without_a_server_error(effnet_bundle: Path, tmp_path: Path) -> None:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", _service(effnet_bundle, tmp_path / "fuzz-state"))
+    assert "DELETE /v1/examples" in _fuzz(schema)
 
 
 def test_the_registry_answers_every_generated_request_without_a_server_error(tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ def test_errors_are_typed_json_naming_the_field_at_fault(pulled_bundle, tmp_path
     settings = ServiceSettings.for_model(pulled_bundle, state_dir=tmp_path / "state", max_body_bytes=4096)
     with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
         new = [{"text": "x", "label": f"weather{i}"} for i in range(5)]  # one more than the bundle's 4 spare slots
-        unknown = http.post("/v1/examples", json={"examples": [{"text": "hi", "label": "sports"}, *new]})
+        unknown = http.post("/v1/examples", json={"examples": [{"text": "hi", "label": "sports"}, *new], "new_labels": "add"})
         assert unknown.status_code == 422
         assert unknown.json()["fields"] == [
             {
@@ -249,7 +249,8 @@ def test_a_new_label_through_the_service(pulled_bundle, bbc_splits, tmp_path):
     mine = ["weather" if label == "tech" else label for label in labels]
     settings = ServiceSettings.for_model(pulled_bundle, state_dir=tmp_path / "state")
     with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
-        assert http.post("/v1/examples", json=_examples(texts, mine)).status_code == 201
+        assert http.post("/v1/examples", json=_examples(texts, mine)).status_code == 422, "a new label only when asked"
+        assert http.post("/v1/examples", json={**_examples(texts, mine), "new_labels": "add"}).status_code == 201
         refused = wait_for_job(http, http.post("/v1/personalize", json={}).json()["id"])
         assert refused["status"] == "failed" and 'new_labels="add"' in refused["error"]
         job = wait_for_job(http, http.post("/v1/personalize", json={"new_labels": "add"}).json()["id"])

@@ -12,7 +12,7 @@ from edgeft import bundle as layout
 from edgeft.bundle import file_sha256
 from edgeft.cli import main
 from edgeft.registry import client
-from edgeft.signing import SignatureError, create_key, sign_bundle, trust_key
+from edgeft.signing import TRUST_ENV, SignatureError, UnverifiedSignatureWarning, create_key, sign_bundle, trust_key
 from tests.serve.conftest import TOKEN
 
 
@@ -99,3 +99,39 @@ def test_pull_on_the_command_line_refuses_an_unsigned_bundle(registry, minilm_bu
     assert code == 1
     assert "is not signed" in capsys.readouterr().err
     assert not (tmp_path / "device" / "minilm-bbc").exists()
+
+
+def test_pull_applies_the_trust_file_named_by_the_environment(registry, minilm_bundle, signed, tmp_path, monkeypatch):
+    url, _ = registry
+    client.push(minilm_bundle, url, TOKEN)
+    monkeypatch.setenv(TRUST_ENV, str(signed["trust"]))
+    with pytest.raises(SignatureError, match="is not signed"):
+        client.pull("minilm-bbc@1.0.0", url, tmp_path / "device")
+    assert _nothing_installed(tmp_path / "device", "1.0.0")
+
+
+def test_pull_without_a_policy_reports_the_signature_as_unverified(registry, signed, tmp_path):
+    url, _ = registry
+    client.push(signed["1.0.0"], url, TOKEN)
+    with pytest.warns(UnverifiedSignatureWarning, match="not verified"):
+        client.pull("minilm-bbc@1.0.0", url, tmp_path / "device")
+
+
+def _resigned(signed: dict[str, Path], version: str, tmp_path: Path) -> Path:
+    folder = Path(shutil.copytree(signed["1.0.0"], tmp_path / f"bundle-{version}"))
+    manifest = json.loads((folder / layout.MANIFEST).read_text())
+    (folder / layout.MANIFEST).write_text(json.dumps({**manifest, "version": version}))
+    sign_bundle(folder, signed["key"])
+    return folder
+
+
+def test_a_fleet_build_of_1_0_9_is_older_than_release_1_0_10(registry, signed, tmp_path):
+    url, _ = registry
+    for version in ("1.0.9+fleet.1", "1.0.10"):
+        client.push(_resigned(signed, version, tmp_path), url, TOKEN)
+    device = tmp_path / "device"
+    client.pull("minilm-bbc@1.0.9+fleet.1", url, device, trust=signed["trust"])
+    client.pull("minilm-bbc@1.0.10", url, device, trust=signed["trust"])
+    assert client.installed_path(device, "minilm-bbc").name == "1.0.10"
+    with pytest.raises(SignatureError, match="older than the installed"):
+        client.pull("minilm-bbc@1.0.9+fleet.1", url, device, trust=signed["trust"])

@@ -1,12 +1,12 @@
-"""POST /v1/examples and GET /v1/examples/count: the device's labelled examples, kept durably."""
+"""POST/DELETE /v1/examples and GET /v1/examples/count: the device's labelled examples, kept durably."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from device_runtime.service.deps import Served, Settings, Store
 from device_runtime.service.errors import FieldError
-from device_runtime.service.schemas import ErrorBody, ExampleCount, ExamplesRequest, ExamplesStored
+from device_runtime.service.schemas import ErrorBody, ExampleCount, ExamplesDeleted, ExamplesRequest, ExamplesStored
 
 router = APIRouter(prefix="/v1/examples", tags=["examples"])
 
@@ -25,17 +25,13 @@ def add_examples(body: ExamplesRequest, served: Served, store: Store, settings: 
         )
     model = served.slot.personalizer
     known = set(model.labels)
-    # Labels the head lacks are stored while spare output slots can take them; a job with new_labels="add" claims them.
+    # Labels the head lacks are stored, when asked, while spare output slots can take them; a job with new_labels="add" claims them.
     new = {label for label in store.counts_by_label() if label not in known}
     for n, example in enumerate(body.examples):
         if example.label not in known and example.label not in new:
-            if len(new) >= model.free_label_slots:
-                raise FieldError(
-                    f"examples.{n}.label",
-                    f"unknown label {example.label!r}; this model's labels are "
-                    f"{', '.join(sorted(known))} and its {model.free_label_slots} spare output slot(s) are "
-                    "taken (export the bundle with more: --spare-labels)",
-                )
+            _check_new_label(
+                example.label, f"examples.{n}.label", body.new_labels, sorted(known), model.free_label_slots, len(new)
+            )
             new.add(example.label)
         if len(example.text) > settings.max_text_chars:
             raise FieldError(
@@ -45,7 +41,34 @@ def add_examples(body: ExamplesRequest, served: Served, store: Store, settings: 
     return ExamplesStored(stored=len(body.examples), total=total)
 
 
+@router.delete(
+    "",
+    response_model=ExamplesDeleted,
+    summary="Delete stored examples: those of one label, or every one",
+    responses={422: {"model": ErrorBody}},
+)
+def delete_examples(
+    store: Store, label: str | None = Query(None, min_length=1, description="delete only this label's examples; none: all")
+) -> ExamplesDeleted:
+    deleted = store.delete(label)
+    return ExamplesDeleted(deleted=deleted, total=store.count())
+
+
 @router.get("/count", response_model=ExampleCount, summary="How many examples are stored, per label")
 def count_examples(store: Store) -> ExampleCount:
     by_label = store.counts_by_label()
     return ExampleCount(total=sum(by_label.values()), by_label=by_label)
+
+
+def _check_new_label(label: str, field: str, new_labels: str, known: list[str], slots: int, taken: int) -> None:
+    """A label the model lacks is stored only when asked (new_labels "add") and one of its ``slots`` spare output
+    slots is not ``taken`` by the new labels stored already."""
+    unknown = f"unknown label {label!r}; this model's labels are {', '.join(known)}"
+    if taken >= slots:
+        raise FieldError(
+            field, f"{unknown} and its {slots} spare output slot(s) are taken (export the bundle with more: --spare-labels)"
+        )
+    if new_labels != "add":
+        raise FieldError(
+            field, f'{unknown}; send "new_labels": "add" to store it for one of its {slots - taken} free spare output slot(s)'
+        )
