@@ -50,6 +50,7 @@ class Tensor(Adapter):
     def __init__(self, source: Any, options: BackboneOptions, packaged: Any = None) -> None:
         super().__init__(source, options, packaged)
         self.preprocessing = options.tensor or TensorPreprocessing()
+        self.from_scratch = source == DEFAULT_NET  # check() replaces the name by the net it builds
         self._spec: InputSpec | None = None  # settled by check(), once the server data is seen
 
     @classmethod
@@ -64,11 +65,11 @@ class Tensor(Adapter):
     def default_name(self) -> str:
         if self.is_onnx:
             return Path(self.source).stem
-        return DEFAULT_NET if self.source == DEFAULT_NET else type(self.source).__name__
+        return DEFAULT_NET if self.from_scratch else type(self.source).__name__
 
     @property
     def origin(self) -> str:
-        if self.source == DEFAULT_NET:
+        if self.from_scratch:
             return "trained by the exporter on the server data"
         return str(self.source) if self.is_onnx else "torch module"
 
@@ -139,7 +140,7 @@ class Tensor(Adapter):
         )
 
     def default_fine_tuning(self) -> FineTuning | None:
-        return FineTuning(SCRATCH_FINE_TUNING) if self.source == DEFAULT_NET else None
+        return FineTuning(SCRATCH_FINE_TUNING) if self.from_scratch else None
 
     def check_examples(self, X: Any) -> np.ndarray:
         return check_tensors(X, self.spec)
@@ -214,13 +215,14 @@ def _spec(shape: tuple[int, ...], p: TensorPreprocessing, mean: Any, std: Any, i
 
 def default_net(shape: tuple[int, ...], width: int = 64, seed: int = 0) -> Any:
     """edgeft's small backbone for ``shape``: three conv stages (32, 64, 64 filters; kernels 7, 5, 3) with batch norm
-    and global average pooling for a window, two dense stages for a row; ``width`` features out."""
+    and global average pooling for a window, two dense stages (ReLU) for a row; ``width`` features out."""
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     if len(shape) == 1:
-        dense = [nn.Sequential(nn.Linear(i, o), nn.BatchNorm1d(o), nn.ReLU()) for i, o in ((shape[0], width), (width, width))]
+        # No batch norm on rows: a batch of one row (the trainer's first probe, a last short batch) has no statistics.
+        dense = [nn.Sequential(nn.Linear(i, o), nn.ReLU()) for i, o in ((shape[0], width), (width, width))]
         return nn.Sequential(*dense, nn.Flatten())
     sizes = ((shape[0], 32, 7), (32, 64, 5), (64, width, 3))
     stages = [nn.Sequential(nn.Conv1d(i, o, k, padding=k // 2), nn.BatchNorm1d(o), nn.ReLU()) for i, o, k in sizes]
