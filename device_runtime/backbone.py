@@ -12,6 +12,7 @@ from tokenizers import Tokenizer
 
 from device_runtime.image import ImageBackbone
 from device_runtime.sessions import BackboneSession
+from device_runtime.tensor import TensorBackbone
 from edgeft.bundle import TOKENIZER, Bundle
 from edgeft.errors import BundleError
 
@@ -97,7 +98,7 @@ def text_feeds(encodings: list, input_names: list[str]) -> dict[str, np.ndarray]
 
 
 # One backbone class per input modality; a new modality registers here.
-BACKBONES: dict[str, type] = {"text": TextBackbone, "image": ImageBackbone}
+BACKBONES: dict[str, type] = {"text": TextBackbone, "image": ImageBackbone, "tensor": TensorBackbone}
 
 
 def backbone_for(
@@ -107,7 +108,7 @@ def backbone_for(
     inter_op_threads: int = 0,
     *,
     model_path: str | os.PathLike | None = None,
-) -> TextBackbone | ImageBackbone:
+) -> TextBackbone | ImageBackbone | TensorBackbone:
     """The backbone that reads the bundle's modality.
 
     Args:

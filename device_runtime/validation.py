@@ -6,12 +6,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from device_runtime.tensor import fit_length
 from edgeft.bundle import InputSpec
 from edgeft.errors import DataError, DataTypeError
 
 
 def check_inputs(X: object, spec: InputSpec) -> list[str] | np.ndarray:
-    """Examples checked for the bundle's modality: texts, or uint8 images.
+    """Examples checked for the bundle's modality: texts, uint8 images, or float tensors.
 
     Raises:
         DataTypeError: ``X`` is of a type the bundle's model cannot read.
@@ -19,6 +20,8 @@ def check_inputs(X: object, spec: InputSpec) -> list[str] | np.ndarray:
     """
     if spec.modality == "image":
         return check_images(X)
+    if spec.modality == "tensor":
+        return check_tensors(X, spec)
     return check_texts(X)
 
 
@@ -76,8 +79,9 @@ def check_images(X: object) -> np.ndarray:
         X = np.stack([np.asarray(x) for x in X])
     if X.dtype != np.uint8:
         raise DataTypeError(
-            f"X has dtype {X.dtype}, but this bundle's model reads uint8 pixels (0..255); "
-            "convert with np.clip(x, 0, 255).astype(np.uint8)."
+            f"X has dtype {X.dtype}, but this bundle's model reads uint8 pixels (0..255). Pixels scaled to 0..1 "
+            "become uint8 as np.round(x * 255).astype(np.uint8); a signal or features that are not pixels need a "
+            "tensor bundle (docs/export.md, float tensors) instead."
         )
     if X.ndim == 3:
         X = X[..., None]
@@ -87,6 +91,59 @@ def check_images(X: object) -> np.ndarray:
             "(n, height, width, channels) with 1 or 3 channels, every side at least one pixel."
         )
     return X
+
+
+def check_tensors(X: object, spec: InputSpec) -> np.ndarray:
+    """Finite numbers of the bundle's shape as one float32 array (n, *tensor_shape), windows fit to its length.
+
+    Accepts an array (n, channels, steps) or (n, features), or a list of examples; under the "crop_or_pad"
+    length policy, windows of any length (a list may mix lengths), cropped or padded as the bundle says.
+
+    Raises:
+        DataTypeError: ``X`` is not numbers (text, objects, booleans, complex).
+        DataError: ``X`` is empty, of another shape, of another length under "exact", or holds NaN or inf.
+    """
+    expected = _expected_shape(spec, "n, ")
+    if isinstance(X, (str, bytes)) or not isinstance(X, (Sequence, np.ndarray)):
+        raise DataTypeError(f"X must be a float array of shape {expected}, got {type(X).__name__}.")
+    if len(X) == 0:
+        raise DataError("X is empty: at least one example is needed.")
+    if isinstance(X, np.ndarray):
+        array = fit_length(_numeric(X, "X", spec, batch=True), spec)
+    else:
+        if any(isinstance(x, (str, bytes)) for x in X):
+            raise DataTypeError(f"X holds text, but this bundle's model reads float tensors of shape {expected}.")
+        array = np.stack([fit_length(_numeric(np.asarray(x), f"X[{i}]", spec, batch=False), spec) for i, x in enumerate(X)])
+    bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataError(
+            f"X holds NaN or inf in {len(rows)} example(s) (first: X[{rows[0]}]); fill or drop the gaps before "
+            "they reach the model, which would otherwise give NaN features without any error."
+        )
+    return array
+
+
+def _expected_shape(spec: InputSpec, batch: str) -> str:
+    """The shape the bundle takes, in words: ``batch`` is "n, " for a batch, "" for one example."""
+    shape = list(spec.tensor_shape)
+    if len(shape) == 1:
+        return f"({batch}{shape[0]})"
+    steps = "any number of steps" if spec.length_policy == "crop_or_pad" else str(shape[1])
+    return f"({batch}{shape[0]}, {steps})"
+
+
+def _numeric(x: np.ndarray, where: str, spec: InputSpec, batch: bool) -> np.ndarray:
+    """``x`` as float32 after checking its dtype and axes (all but the steps, which fit_length settles)."""
+    expected = _expected_shape(spec, "n, " if batch else "")
+    if x.dtype.kind not in "fiu":
+        raise DataTypeError(f"{where} has dtype {x.dtype}, but this bundle's model reads numbers: float tensors {expected}.")
+    shape = tuple(spec.tensor_shape)
+    fixed = shape if spec.length_policy == "exact" else shape[:1]
+    if x.ndim != len(shape) + batch or x.shape[batch : batch + len(fixed)] != fixed:
+        hint = " (a single example: pass X[None], a batch of one)" if batch and x.shape[: len(fixed)] == fixed else ""
+        raise DataError(f"{where} has shape {x.shape}, but this bundle expects {expected}{hint}.")
+    return x.astype(np.float32, copy=False)
 
 
 _REEXPORT = "re-export the bundle with those labels"

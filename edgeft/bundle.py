@@ -10,8 +10,8 @@ Layout (format version 1)::
     manifest.json                 this schema, with a size and sha256 per file
     backbone.onnx                 frozen feature extractor, an inference model
     tokenizer.json                text bundles only (Hugging Face tokenizers)
-                                  (image bundles carry their preprocessing in
-                                  the manifest's ``input`` instead)
+                                  (image and tensor bundles carry their
+                                  preprocessing in the manifest's ``input`` instead)
     head/training_model.onnx      ORT training artifacts of the head, whose
     head/eval_model.onnx          input is the backbone's feature vector; in a
                                   fused bundle (head.backbone_blocks > 0) they
@@ -98,7 +98,7 @@ _FilePath = Annotated[
 class InputSpec:
     """What the backbone eats and how raw input is turned into it."""
 
-    modality: Literal["text", "image"]
+    modality: Literal["text", "image", "tensor"]
     input_names: Annotated[list[_Name], Field(min_length=1)]
     tokenizer: _Name | None = None  # file name inside the bundle
     # Tokens; longer text is truncated with a warning. At least 3: the tokenizer's two special tokens and one of the text's
@@ -111,18 +111,44 @@ class InputSpec:
     pixel_std: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | None = None  # per channel, divides after it
     channel_order: Literal["RGB", "BGR"] | None = None  # the order the backbone was trained on
     layout: Literal["NCHW", "NHWC"] | None = None  # the backbone input's axis order
+    # Tensor bundles only (float windows or rows); added after format 1's first release, so None elsewhere.
+    # One example's shape: [channels, steps] for a window, [features] for a row.
+    tensor_shape: Annotated[list[_Count], Field(min_length=1, max_length=2)] | None = None
+    # Per channel (a row's per feature), the server data's mean and standard deviation: x -> (x - mean) / std.
+    channel_mean: Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=1)] | None = None
+    channel_std: Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=1)] | None = None
+    # A window of another length: "exact" refuses it; "crop_or_pad" keeps its centre, or pads both ends with the mean.
+    length_policy: Literal["exact", "crop_or_pad"] | None = None
 
     @pydantic.model_validator(mode="after")
     def _complete_for_modality(self) -> InputSpec:
-        needed = (
-            ("tokenizer", "max_length")
-            if self.modality == "text"
-            else ("image_size", "pixel_mean", "pixel_std", "channel_order", "layout")
-        )
+        needed = _NEEDED[self.modality]
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise ValueError(f"a {self.modality} input needs {', '.join(missing)}")
+        if self.modality == "tensor":
+            _check_tensor_fields(self)
         return self
+
+
+_NEEDED = {
+    "text": ("tokenizer", "max_length"),
+    "image": ("image_size", "pixel_mean", "pixel_std", "channel_order", "layout"),
+    "tensor": ("tensor_shape", "channel_mean", "channel_std", "length_policy"),
+}
+# Fields that text and image manifests leave out of their fingerprint while None, so adding them kept states valid.
+TENSOR_FIELDS = ("tensor_shape", "channel_mean", "channel_std", "length_policy")
+
+
+def _check_tensor_fields(spec: InputSpec) -> None:
+    channels = spec.tensor_shape[0]
+    if len(spec.channel_mean) != channels or len(spec.channel_std) != channels:
+        raise ValueError(
+            f"channel_mean and channel_std need one value per channel ({channels}, tensor_shape[0]), "
+            f"got {len(spec.channel_mean)} and {len(spec.channel_std)}"
+        )
+    if len(spec.tensor_shape) == 1 and spec.length_policy != "exact":
+        raise ValueError("a row (a one-axis tensor_shape) has no steps to crop or pad: length_policy must be 'exact'")
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)
@@ -415,7 +441,8 @@ class Bundle:
         digest = hashlib.sha256()
         for name in sorted(m.files):
             digest.update(f"{name}:{m.files[name].sha256};".encode())
-        meaning = {"labels": m.labels, "input": dataclasses.asdict(m.input), "head": dataclasses.asdict(m.head)}
+        spec = {k: v for k, v in dataclasses.asdict(m.input).items() if v is not None or k not in TENSOR_FIELDS}
+        meaning = {"labels": m.labels, "input": spec, "head": dataclasses.asdict(m.head)}
         digest.update(json.dumps(meaning, sort_keys=True).encode())
         return digest.hexdigest()[:16]
 

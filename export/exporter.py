@@ -20,7 +20,7 @@ from device_runtime import Personalizer, reference_statistics
 from device_runtime.drift import drift_features
 from device_runtime.monitor import reference_sample
 from device_runtime.trainer import ProgressCallback
-from device_runtime.validation import check_images, check_labels, check_texts
+from device_runtime.validation import check_labels
 from edgeft import atomic
 from edgeft import bundle as layout
 from edgeft.bundle import BackboneSpec, Bundle, InputSpec, Manifest, write_manifest
@@ -85,7 +85,8 @@ def export_bundle(
 
     Args:
         source: a Hugging Face / sentence-transformers model folder, an ``.onnx`` file, a torch module
-            ((n, 3, h, w) images to (n, features)), or a packaged model's name (``efficientnet-lite0``);
+            ((n, 3, h, w) images to (n, features); float tensors with ``backbone.tensor``), a packaged model's
+            name (``efficientnet-lite0``), or ``"cnn1d"`` (a small 1-D CNN for float tensors, trained here);
             ``export.adapters.ADAPTERS`` says which adapter takes it. An adapter from
             ``export.adapters.adapter_for`` is used as it is.
         output: the bundle folder to write; it appears only once complete.
@@ -97,7 +98,8 @@ def export_bundle(
         train_config: hyperparameters for the server-side head training, also
             shipped as the device's defaults (None: ``default_train_config(config, modality)``).
         fine_tuning: fine-tune the backbone in torch on the server data first (same seed and split as
-            the head, so validation stays unseen).
+            the head, so validation stays unseen); ``cnn1d`` is always trained, by default as
+            ``export.adapters.tensor.SCRATCH_FINE_TUNING`` says.
         overwrite: replace an existing bundle at ``output``.
         progress: called as server features are computed and epochs finish.
 
@@ -116,8 +118,9 @@ def export_bundle(
     adapter = adapter_for(source, backbone)
     train_config = train_config or default_train_config(config, adapter.modality)
     X, labels = data.read(adapter.image_size())
+    fine_tuning = fine_tuning or adapter.default_fine_tuning()
     adapter.check(X, config, fine_tuning is not None)
-    classes, X = _checked_data(adapter.modality, X, labels, data.label_set, output, overwrite)
+    classes, X = _checked_data(adapter, X, labels, data.label_set, output, overwrite)
     with tempfile.TemporaryDirectory() as work:
         metrics = {} if fine_tuning is None else _fine_tune(adapter, X, labels, classes, fine_tuning, config, Path(work))
         if config.device_trainable_blocks:
@@ -173,12 +176,12 @@ def _check_parity(diff: float) -> None:
 
 
 def _checked_data(
-    modality: str, X: Any, labels: list[str] | None, label_set: list[str] | None, output: Any, overwrite: bool
+    adapter: Adapter, X: Any, labels: list[str] | None, label_set: list[str] | None, output: Any, overwrite: bool
 ) -> tuple[list[str], Any]:
     """Everything a user can get wrong, checked before any slow work starts."""
     classes = _label_set(labels, label_set)
     if X is not None:
-        X = check_texts(X) if modality == "text" else check_images(X)
+        X = adapter.check_examples(X)
         check_labels(labels, classes, len(X), fix="add them to the label set (--labels), or leave those examples out")
     if Path(output).exists() and not overwrite:
         raise ExportError(f"{output} already exists; choose another output or pass overwrite (--overwrite).")
@@ -384,6 +387,8 @@ def _unsigned_ok() -> Iterator[None]:
 def _sample(spec: InputSpec) -> Any:
     if spec.modality == "text":
         return TEXT_SAMPLE
+    if spec.modality == "tensor":
+        return np.zeros((1, *spec.tensor_shape), np.float32)
     return np.zeros((1, *spec.image_size, 3), np.uint8)
 
 

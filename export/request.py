@@ -17,12 +17,13 @@ class ServerData:
     Without examples the head ships untrained, and ``label_set`` must name the classes.
     """
 
-    # Texts (a list of str) or uint8 images, (n, h, w) or (n, h, w, c) RGB.
+    # Texts (a list of str), uint8 images, (n, h, w) or (n, h, w, c) RGB, or float tensors (windows or rows).
     X: Any = None
     labels: list[str] | None = None
     # The classes, in order; default: the sorted labels seen.
     label_set: list[str] | None = None
-    # Instead of X and labels: a .csv/.jsonl of texts, a folder of one image sub-folder per class, or an .npz.
+    # Instead of X and labels: a .csv/.jsonl of texts, a folder of one image sub-folder per class, an .npz,
+    # or a .csv of number columns (rows).
     path: str | os.PathLike | None = None
     # The columns of a text file at ``path``.
     text_column: str = "text"

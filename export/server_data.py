@@ -25,14 +25,15 @@ def read_server_data(
 
     Args:
         path: a .csv / .jsonl file of texts; a folder with one sub-folder of
-            images per class (the sub-folder's name is the label); or a .npz
-            file with arrays ``X`` (uint8 images, or strings) and ``y``.
+            images per class (the sub-folder's name is the label); a .npz
+            file with arrays ``X`` (uint8 images, float tensors, or strings) and ``y``;
+            or a .csv of number columns and a label column (rows of features).
         text_column, label_column: the columns of a text file.
         image_size: (height, width) to resize folder images to, so that images
             of different sizes make one array (the backbone's input size).
 
     Returns:
-        texts (a list) or images (a uint8 array), and their labels.
+        texts (a list), images (a uint8 array) or tensors (a float array), and their labels.
 
     Raises:
         DataError: the path is missing, of an unknown kind, or lacks a column, an array or images.

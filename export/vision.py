@@ -56,13 +56,14 @@ VISION_MODELS: dict[str, VisionModel] = {
 }
 
 
-def export_torch_backbone(module: object, example_input: object, target: Path) -> float:
+def export_torch_backbone(module: object, example_input: object, target: Path, *, input_name: str = INPUT) -> float:
     """Export ``module`` to ONNX (opset 17, dynamic batch) and check it against torch.
 
     Args:
         module: a ``torch.nn.Module`` mapping a float batch to (batch, features).
         example_input: a tensor the module accepts, with a real input's shape.
         target: the ONNX file to write.
+        input_name: the graph input's name.
 
     Returns:
         The largest absolute difference between ONNX Runtime's and torch's
@@ -97,14 +98,14 @@ def export_torch_backbone(module: object, example_input: object, target: Path) -
                 module,
                 (example_input,),
                 str(target),
-                input_names=[INPUT],
+                input_names=[input_name],
                 output_names=[OUTPUT],
-                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                dynamic_axes={input_name: {0: "batch"}, OUTPUT: {0: "batch"}},
                 opset_version=17,
                 dynamo=False,
             )
     except Exception as e:  # the tracer raises many types; say which model failed and why
         raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {type(e).__name__}: {e}") from e
     session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    got = session.run([OUTPUT], {INPUT: example_input.numpy()})[0]
+    got = session.run([OUTPUT], {input_name: example_input.numpy()})[0]
     return float(np.abs(got - expected.numpy()).max())

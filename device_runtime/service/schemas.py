@@ -1,9 +1,11 @@
 """Request and response bodies of the service's API.
 
-Predict takes ``texts`` for text bundles, or ``images`` for image bundles:
+Predict takes ``texts`` for text bundles, ``images`` for image bundles:
 each image its uint8 pixels and their ``shape``, as a list (``data``) or as
 raw bytes (``base64``); the device resizes and normalizes them as the bundle
-says. Only the field matching the bundle's modality is accepted.
+says; or ``tensors`` for tensor bundles: each window or row its float values
+(``data``, row-major) and ``shape``. Only the field matching the bundle's
+modality is accepted.
 """
 
 from __future__ import annotations
@@ -43,15 +45,36 @@ class ImageInput(_Strict):
         return self
 
 
+# Values in one tensor: a minute of 6-axis motion at 100 Hz is 36,000; the body's byte limit binds first anyway.
+MAX_TENSOR_VALUES = 100_000
+
+
+class TensorInput(_Strict):
+    shape: list[int] = Field(
+        min_length=1, max_length=2, description="[channels, steps] for a window, [features] for a row (as the bundle says)"
+    )
+    data: list[float] = Field(min_length=1, max_length=MAX_TENSOR_VALUES, description="the values, row-major")
+
+    @model_validator(mode="after")
+    def _values_match_shape(self) -> TensorInput:
+        if any(d < 1 for d in self.shape):
+            raise ValueError(f"shape {self.shape} must hold positive sizes")
+        expected = int(np.prod(self.shape))
+        if expected != len(self.data):
+            raise ValueError(f"shape {self.shape} holds {expected} values, but data has {len(self.data)}")
+        return self
+
+
 class PredictRequest(_Strict):
     texts: list[str] | None = Field(None, min_length=1, description="for text bundles")
     images: list[ImageInput] | None = Field(None, min_length=1, description="for image bundles")
+    tensors: list[TensorInput] | None = Field(None, min_length=1, description="for tensor bundles")
     probabilities: bool = Field(True, description="include every label's probability")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PredictRequest:
-        if (self.texts is None) == (self.images is None):
-            raise ValueError("give exactly one of 'texts' or 'images'")
+        if sum(field is not None for field in (self.texts, self.images, self.tensors)) != 1:
+            raise ValueError("give exactly one of 'texts', 'images' or 'tensors'")
         return self
 
 

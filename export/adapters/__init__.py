@@ -7,6 +7,7 @@ generic one.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from edgeft.errors import ExportError
@@ -15,20 +16,24 @@ from export.adapters.efficientnet import EfficientNetLite
 from export.adapters.generic import GenericTorch
 from export.adapters.onnx_file import OnnxFile
 from export.adapters.sequential import SequentialCNN
+from export.adapters.tensor import Tensor
 from export.adapters.text import TransformerText
 from export.vision import VISION_MODELS
 
 # The first adapter whose matches() claims a source exports it.
-ADAPTERS: list[type[Adapter]] = [TransformerText, OnnxFile, EfficientNetLite, SequentialCNN, GenericTorch]
+# Tensor claims only "cnn1d" by itself; a torch module or an ONNX file reads tensors when BackboneOptions.tensor is set.
+ADAPTERS: list[type[Adapter]] = [TransformerText, Tensor, OnnxFile, EfficientNetLite, SequentialCNN, GenericTorch]
 
 
 def adapter_for(source: Any, options: BackboneOptions = BackboneOptions()) -> Adapter:
     """The adapter for ``source``: the one ``options.adapter`` names, else the first in :data:`ADAPTERS` that claims it.
 
     Args:
-        source: a text model folder, an ``.onnx`` path, a torch module, or a packaged model's name
-            (``export.vision.VISION_MODELS``, built here); an adapter already bound to a source is returned as is.
-        options: how to read the source where it does not say (an adapter given as ``source`` has its own).
+        source: a text model folder, an ``.onnx`` path, a torch module, a packaged model's name
+            (``export.vision.VISION_MODELS``, built here), or ``"cnn1d"`` (edgeft's small tensor backbone, trained at
+            export); an adapter already bound to a source is returned as is.
+        options: how to read the source where it does not say (an adapter given as ``source`` has its own);
+            ``options.tensor`` set makes a torch module or an ONNX file a float-tensor backbone.
 
     Raises:
         ExportError: no adapter has the name given, or none claims the source.
@@ -38,6 +43,8 @@ def adapter_for(source: Any, options: BackboneOptions = BackboneOptions()) -> Ad
     packaged = VISION_MODELS.get(source) if isinstance(source, str) else None
     if packaged is not None:
         source = packaged.build()
+    if options.adapter is None and options.tensor is not None:
+        options = dataclasses.replace(options, adapter=Tensor.name)
     if options.adapter is not None:
         by_name = {a.name: a for a in ADAPTERS}
         if options.adapter not in by_name:
@@ -48,7 +55,7 @@ def adapter_for(source: Any, options: BackboneOptions = BackboneOptions()) -> Ad
             return adapter(source, options, packaged)
     raise ExportError(
         f"No adapter exports {source!r}: give a Hugging Face model folder, an .onnx file, a torch module, "
-        f"or a packaged model's name ({', '.join(VISION_MODELS)})."
+        f"a packaged model's name ({', '.join(VISION_MODELS)}), or cnn1d for float tensors."
     )
 
 

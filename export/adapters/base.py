@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgeft.bundle import InputSpec
-from edgeft.config import ExportConfig, ImagePreprocessing, Pooling
+from edgeft.config import ExportConfig, ImagePreprocessing, Pooling, TensorPreprocessing
 from edgeft.errors import ExportError
 from export.onnx_file import input_shape
 
 if TYPE_CHECKING:  # both import torch, which exporting an ONNX file must not
     from export.finetune import FineTunable
     from export.fused import FusedParts
+    from export.request import FineTuning
     from export.vision import VisionModel
 
 # The texts the parity and bundle checks run when there is no server data.
@@ -46,6 +47,8 @@ class BackboneOptions:
     pooling: Pooling | str = Pooling.NONE
     # ONNX file: a Hugging Face tokenizer.json, for a text backbone (without one it reads images).
     tokenizer: str | os.PathLike | None = None
+    # Set: the backbone (a torch module, an ONNX file) reads float tensors, prepared as this says (adapter "tensor").
+    tensor: TensorPreprocessing | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +83,7 @@ class Adapter(abc.ABC):
     @property
     @abc.abstractmethod
     def modality(self) -> str:
-        """Which examples the bundle reads: "text" or "image"."""
+        """Which examples the bundle reads: "text", "image" or "tensor"."""
 
     @property
     @abc.abstractmethod
@@ -106,6 +109,20 @@ class Adapter(abc.ABC):
             raise self.no_blocks()
         if config.device_trainable_blocks:
             self.check_cut(config)
+
+    def check_examples(self, X: Any) -> Any:
+        """The server examples checked as the device will check them (texts or uint8 images; tensors override).
+
+        Raises:
+            DataError: ``X`` is empty, misshaped or of the wrong modality.
+        """
+        from device_runtime.validation import check_images, check_texts
+
+        return check_texts(X) if self.modality == "text" else check_images(X)
+
+    def default_fine_tuning(self) -> FineTuning | None:
+        """The fine-tuning an export runs when none is asked for: None, but a backbone trained from scratch needs one."""
+        return None
 
     @abc.abstractmethod
     def export_onnx(self, work: Path, X: Any, config: ExportConfig) -> ExportedBackbone:

@@ -20,11 +20,12 @@ from torch import nn
 
 from device_runtime import Personalizer
 from edgeft.bundle import Manifest
-from edgeft.config import ExportConfig, FineTuneConfig, ImagePreprocessing
+from edgeft.config import ExportConfig, FineTuneConfig, ImagePreprocessing, TensorPreprocessing
 from edgeft.datasets import minilm_path
 from edgeft.errors import ExportError
 from export import ADAPTERS, BackboneOptions, ServerData, export_bundle
 from export.adapters import GenericTorch, adapter_for
+from export.adapters.tensor import default_net
 from export.finetune import fine_tune
 from export.vision import VISION_MODELS
 
@@ -68,7 +69,7 @@ class Case:
 
 
 @pytest.fixture(scope="module")
-def cases(minilm_onnx, bbc_splits, fashion) -> dict[str, Case]:
+def cases(minilm_onnx, bbc_splits, fashion, basic_motions) -> dict[str, Case]:
     """A source of every registered adapter's kind, by adapter name."""
     texts, images = bbc_splits["server"], fashion["server"]
     model, tokenizer = minilm_onnx
@@ -80,6 +81,9 @@ def cases(minilm_onnx, bbc_splits, fashion) -> dict[str, Case]:
         "efficientnet-lite": Case(VISION_MODELS["efficientnet-lite0"].build(), BackboneOptions(), images, blocks=16, cuts=True),
         "sequential-cnn": Case(sequential_cnn(), BackboneOptions(preprocessing=SMALL), images, blocks=3, cuts=True),
         "torch-module": Case(PooledConv(), BackboneOptions(preprocessing=SMALL), images, blocks=None, cuts=False),
+        "tensor": Case(
+            default_net((6, 100)), BackboneOptions(tensor=TensorPreprocessing(shape=(6, 100))), basic_motions["server"], 3, False
+        ),
     }
 
 
@@ -122,10 +126,11 @@ def test_the_onnx_features_are_the_sources(name, cases, exported):
     case = cases[name]
     session = ort.InferenceSession(str(backbone.fp32), providers=["CPUExecutionProvider"])
     if isinstance(case.source, nn.Module):  # a batch of two the export never saw: the batch axis is free
-        x = torch.randn(2, 3, *adapter.image_size())
+        x = torch.randn(2, *(adapter.spec.tensor_shape if adapter.modality == "tensor" else (3, *adapter.image_size())))
         with torch.no_grad():
             expected = case.source(x).numpy()
-        np.testing.assert_allclose(session.run([backbone.output_name], {"pixel_values": x.numpy()})[0], expected, atol=1e-4)
+        feeds = {session.get_inputs()[0].name: x.numpy()}
+        np.testing.assert_allclose(session.run([backbone.output_name], feeds)[0], expected, atol=1e-4)
     if name == "onnx-file":  # its source is a graph: the prepared one computes the same features
         feeds = {
             "input_ids": np.array([[101, 7592, 102]]),

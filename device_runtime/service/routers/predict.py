@@ -13,6 +13,9 @@ from device_runtime.service.deps import Served, Settings
 from device_runtime.service.errors import FieldError
 from device_runtime.service.schemas import ErrorBody, ImageInput, Prediction, PredictRequest, PredictResponse
 
+# The request field each modality reads.
+FIELDS = {"text": "texts", "image": "images", "tensor": "tensors"}
+
 router = APIRouter(prefix="/v1", tags=["predict"])
 
 
@@ -24,12 +27,10 @@ router = APIRouter(prefix="/v1", tags=["predict"])
 )
 def predict(body: PredictRequest, served: Served, settings: Settings) -> PredictResponse:
     modality = served.bundle.manifest.input.modality
-    field = "texts" if body.texts is not None else "images"
-    if field != ("texts" if modality == "text" else "images"):
-        raise FieldError(
-            field, f"this bundle's modality is {modality!r}; send {'texts' if modality == 'text' else 'images'} instead"
-        )
-    inputs: list[Any] = body.texts if body.texts is not None else [_decode(i, n) for n, i in enumerate(body.images or [])]
+    field = next(f for f in FIELDS.values() if getattr(body, f) is not None)
+    if field != FIELDS[modality]:
+        raise FieldError(field, f"this bundle's modality is {modality!r}; send {FIELDS[modality]} instead")
+    inputs = _inputs(body)
     if len(inputs) > settings.max_batch:
         raise FieldError(field, f"{len(inputs)} inputs in one request; at most {settings.max_batch} are accepted")
     for n, text in enumerate(body.texts or []):
@@ -44,6 +45,15 @@ def predict(body: PredictRequest, served: Served, settings: Settings) -> Predict
         for p in proba
     ]
     return PredictResponse(predictions=predictions, head_version=head_version)
+
+
+def _inputs(body: PredictRequest) -> list[Any]:
+    """The request's examples as the runtime takes them (it checks them as it checks any caller's)."""
+    if body.texts is not None:
+        return body.texts
+    if body.tensors is not None:
+        return [np.asarray(t.data, dtype=np.float32).reshape(t.shape) for t in body.tensors]
+    return [_decode(i, n) for n, i in enumerate(body.images or [])]
 
 
 def _decode(image: ImageInput, n: int) -> np.ndarray:
