@@ -31,7 +31,7 @@ def test_personalize_predict_evaluate_and_rollback(minilm_bundle, reference, tmp
     out = edgeft(
         "personalize", str(minilm_bundle), "--data", str(data), "--state", str(state), "--epochs", "5", "--accept", "always"
     )
-    assert "head version 1" in out and "on numpy/CPUExecutionProvider" in out
+    assert "head version 1" in out and "on step/CPUExecutionProvider" in out
     rows = [json.loads(line) for line in edgeft("predict", str(state), "--data", str(data), "--proba").splitlines()]
     assert len(rows) == len(reference["user_texts"]) and set(rows[0]["proba"]) == set(reference["user_labels"])
     assert json.loads(edgeft("evaluate", str(state), "--data", str(data), "--json"))["n"] == len(reference["user_texts"])

@@ -40,7 +40,9 @@ def test_auto_chooses_numpy_with_one_sentence_saying_why():
 
 
 def test_asking_for_the_ort_engine_names_the_fix():
-    with pytest.raises(ConfigError, match=r'engine="ort" was requested, but the installed onnxruntime .* Use engine="numpy"'):
+    with pytest.raises(
+        ConfigError, match=r'engine="ort" was requested, but the installed onnxruntime .* Use engine="step" or "numpy"'
+    ):
         resolve_engine("ort")
 
 
