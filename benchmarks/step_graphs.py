@@ -130,8 +130,10 @@ def table(rows: list[dict], mode: str, machine: str) -> str:
     lines = [
         f"Step graphs (plain onnxruntime) vs ORT training artifacts, mode {mode}, {machine}.",
         "",
-        "| bundle | ORT ms/step | step ms/step | time ratio | ORT peak MB | step peak MB | memory ratio "
-        "| max loss diff | max param diff |",
+        (
+            "| bundle | ORT ms/step | step ms/step | time ratio | ORT peak MB | step peak MB | memory ratio "
+            "| max loss diff | max param diff |"
+        ),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
