@@ -31,7 +31,7 @@ class Mode:
     batch: int  # examples per step
 
 
-MODES = {"smoke": Mode(16, 3, 4), "quick": Mode(64, 20, 8), "full": Mode(128, 50, 16)}
+MODES = {"smoke": Mode(16, 3, 4), "quick": Mode(32, 10, 8), "full": Mode(128, 30, 16)}
 WARMUP = 2
 CASES = {  # name: export config overrides; text ones cut MiniLM, "effnet" EfficientNet-Lite0
     "head": {},

@@ -21,8 +21,8 @@ def edgeft(*args: str) -> str:
 def test_doctor_says_what_a_bug_report_needs():
     out = edgeft("doctor")
     assert "python           3.13" in out and "onnxruntime      onnxruntime 1." in out
-    assert "training engine  numpy: the installed onnxruntime" in out and "exporting        needs ONNX Runtime training" in out
-    assert json.loads(edgeft("doctor", "--json"))["engine"] == "numpy"
+    assert "training engine  step: the installed onnxruntime" in out and "exporting        needs ONNX Runtime training" in out
+    assert json.loads(edgeft("doctor", "--json"))["engine"] == "step"
 
 
 def test_personalize_predict_evaluate_and_rollback(minilm_bundle, reference, tmp_path):
