@@ -161,10 +161,10 @@ def runs(data: DataSet, mode: Mode, work: Path) -> list[dict[str, Any]]:
             row["shipped, no shift"] = p.score(_take(X_user, test), y_test)
             row["shipped"] = p.score(X_test, y_test)
             p.fit(X_own, y_own)
-            row["edgeft fit"], row["guard"] = p.score(X_test, y_test), p.report_["reason"]
+            row["edgeft fit"], row["guard"] = p.score(X_test, y_test), p.report_.reason
             p.rollback(0)
             p.fit(X_own, y_own, epochs=100)
-            row["edgeft fit, 100 epochs"], row["guard, 100 epochs"] = p.score(X_test, y_test), p.report_["reason"]
+            row["edgeft fit, 100 epochs"], row["guard, 100 epochs"] = p.score(X_test, y_test), p.report_.reason
             p.rollback(0)
             p.fit(X_own, y_own, epochs=100, replay_ratio=0.0, accept="always")
             row["edgeft fit, 100 epochs, user data alone"] = p.score(X_test, y_test)

@@ -30,8 +30,8 @@ class Diagnosis:
         platform: OS, machine and C library, as ``platform.platform()`` says.
         onnxruntime: the distribution(s) providing the ``onnxruntime`` package, with versions.
         providers: ONNX Runtime's available execution providers.
-        engine: the engine ``engine="auto"`` trains with here ("ort" or "numpy").
-        engine_reason: why numpy, where it is numpy; empty otherwise.
+        engine: the engine ``engine="auto"`` trains with here ("ort", or "step" for bundles with step graphs).
+        engine_reason: why not ORT, where it is not; empty otherwise.
         extras: for each optional extra of edgeft, the requirements it lacks (empty: all present).
     """
 
@@ -82,8 +82,8 @@ def diagnose() -> Diagnosis:
         platform=f"{platform.platform()} ({sys.platform}, {platform.machine()})",
         onnxruntime=_onnxruntime.describe(),
         providers=tuple(onnxruntime.get_available_providers()),
-        engine="ort" if problem is None else "numpy",
-        engine_reason=problem or "",
+        engine="ort" if problem is None else "step",
+        engine_reason="" if problem is None else f"{problem}; numpy for bundles exported without step graphs",
         extras=extras_status(),
     )
 

@@ -80,7 +80,7 @@ class Personalizer:
         self.bundle = bundle
         self.config = config or from_dict(TrainConfig, bundle.manifest.training)
         self.runtime = runtime or RuntimeConfig()
-        self.engine = resolve_engine(self.runtime.engine)
+        self.engine = resolve_engine(self.runtime.engine, bundle)
         self.backbone = backbone_for(
             bundle, list(self.runtime.providers), self.runtime.intra_op_threads, self.runtime.inter_op_threads
         )
@@ -479,7 +479,7 @@ class Personalizer:
     def _open_engine(self, state: str | os.PathLike | None = None, weight_decay: float | None = None) -> HeadEngine:
         decay = weight_decay if weight_decay is not None else self.config.weight_decay
         threads = (self.runtime.intra_op_threads, self.runtime.inter_op_threads)
-        engine = open_engine(self.engine, self.bundle, state, decay, threads)
+        engine = open_engine(self.engine, self.bundle, state, decay, threads, self.runtime.providers)
         if self.added_labels_:  # the shipped head has these slots masked; a saved head has trained them
             engine.claim_outputs(self._slots(0), reset_weights=state is None)
         return engine

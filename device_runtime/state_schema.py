@@ -101,7 +101,7 @@ class MonitorState:
 class StateRecord:
     format_version: Literal[2]
     bundle: BundleRef
-    engine: Literal["ort", "numpy"]
+    engine: Literal["ort", "numpy", "step"]
     current: _Version
     versions: Annotated[list[VersionEntry], Field(min_length=1)]
     optimizer: FileRef

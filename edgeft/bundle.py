@@ -19,7 +19,12 @@ Layout (format version 1)::
                                   backbone file holds the blocks below them
     head/optimizer_model.onnx
     head/checkpoint               the shipped head (version 0)
-    head/parameters.npz           optional: the same head as numpy arrays
+    head/parameters.npz           optional: the same head as numpy arrays (its
+                                  trainable parameters)
+    head/step_model.onnx          optional: one training step (forward, backward,
+    head/step_eval_model.onnx     AdamW) and the forward pass as plain ONNX graphs
+                                  with the parameters as inputs, which any
+                                  onnxruntime runs (export.step_graph)
     head/labels.json              the labels in the head's output order, beside
                                   the head and checksummed with it: a label list
                                   edited in the manifest alone no longer loads
@@ -80,6 +85,8 @@ SIGNATURE = "manifest.sig"  # beside the manifest, never listed in it: it signs 
 REFERENCE_SAMPLE = "reference_sample.npz"  # at most REFERENCE_SAMPLE_ROWS export-time drift features, for the windowed test
 REFERENCE_SAMPLE_ROWS = 500  # bounds the file (0.8 MB of MiniLM features, 2.6 MB of EfficientNet's) and the test's cost
 FLEET = "fleet.json"  # a federated head's provenance: rounds, devices, examples, aggregation, privacy
+STEP_MODEL = "head/step_model.onnx"  # one training step in standard ONNX operators, head.step_batch rows
+STEP_EVAL_MODEL = "head/step_eval_model.onnx"  # the forward pass with the trainable parameters as inputs
 REPLAY = "head/replay.npz"  # server features and labels the device mixes into training
 GUARD = "head/guard.npz"  # held-out server features and labels (never trained on) the device's guard judges heads on
 
@@ -193,6 +200,8 @@ class HeadSpec:
     replay_examples: Annotated[int, Field(ge=0)] = 0
     # Rows of head/guard.npz (held-out server features the guard judges on, never trained on); 0: none shipped.
     guard_examples: Annotated[int, Field(ge=0)] = 0
+    # Rows per step of head/step_model.onnx (smaller batches are padded with zero-weight rows); 0: no step graphs.
+    step_batch: Annotated[int, Field(ge=0)] = 0
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)

@@ -184,7 +184,7 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
         "--engine",
         choices=[e.value for e in Engine],
         default=d.engine.value,
-        help="head training engine: ort, numpy, or auto = ort where installed (default: %(default)s)",
+        help="head training engine: ort, step (plain onnxruntime), numpy, or auto = ort where installed, else step (default: %(default)s)",
     )
     p.add_argument(
         "--providers",

@@ -52,7 +52,7 @@ def main() -> None:
     p = Personalizer.from_bundle(out / "bundle")
     shipped = p.score(X_user[rest], list(y_user[rest]))
     p.fit(X_user[own], list(y_user[own]), epochs=100)
-    print(f"fit: {p.report_['reason']}")
+    print(f"fit: {p.report_.reason}")
     personalized = p.score(X_user[rest], list(y_user[rest]))
     p.save(out / "state")
     restored = Personalizer.load(out / "state")

@@ -23,7 +23,7 @@ from device_runtime.trainer import ProgressCallback
 from device_runtime.validation import check_labels
 from edgeft import atomic
 from edgeft import bundle as layout
-from edgeft.bundle import BackboneSpec, Bundle, InputSpec, Manifest, write_manifest
+from edgeft.bundle import BackboneSpec, Bundle, HeadSpec, InputSpec, Manifest, write_manifest
 from edgeft.config import (
     ExportConfig,
     Pooling,
@@ -230,10 +230,9 @@ def _build(
             head, head_spec = build_head(source.feature_size, len(classes), config, seed=train_config.seed)
         else:
             head, head_spec = fused.tail, fused.head_spec
+        head_spec, step_parity = _step_graphs(head, head_spec, folder, train_config.batch_size)
         head_spec = write_training_artifacts(head, head_spec, folder / "head")
-        # The numpy engine cannot train a tail of conv blocks, so a fused bundle ships no numpy head.
-        if fused is None:
-            _write_head_parameters(folder, {t.name: onnx.numpy_helper.to_array(t) for t in head.graph.initializer})
+        _write_head_parameters(folder, head_spec, {t.name: onnx.numpy_helper.to_array(t) for t in head.graph.initializer})
         manifest = write_manifest(
             folder,
             Manifest(
@@ -258,6 +257,8 @@ def _build(
         with _unsigned_ok():
             personalizer = Personalizer(Bundle.load(folder), runtime=RuntimeConfig(engine="ort"))
         metrics = dict(source.metrics)
+        if step_parity is not None:
+            metrics["step_graph_parity"] = step_parity
         if not source.quantized:  # a pre-quantized file has no FP32 size to report
             metrics["backbone_bytes_fp32"] = source.fp32.stat().st_size
         bench = _sample(source.input) if X is None else take(X, np.arange(min(len(X), _LATENCY_BATCH)))
@@ -265,8 +266,7 @@ def _build(
         if X is not None:
             validation = _train_shipped_head(personalizer, X, labels, config, train_config, metrics, progress)
             personalizer.save_head_checkpoint(folder / layout.CHECKPOINT)
-            if fused is None:
-                _write_head_parameters(folder, personalizer.head_parameters())
+            _write_head_parameters(folder, head_spec, personalizer.head_parameters())
         precision, shipped = ship_backbone(
             folder / layout.BACKBONE, work, personalizer, X, labels, validation, bench, config, source.quantized
         )
@@ -328,9 +328,24 @@ def _train_shipped_head(
     return val
 
 
-def _write_head_parameters(folder: Path, parameters: dict[str, np.ndarray]) -> None:
-    """The shipped head as numpy arrays, so that the numpy engine needs no onnxruntime-training."""
-    _write_npz(folder / layout.PARAMETERS, parameters)
+def _step_graphs(head: onnx.ModelProto, spec: HeadSpec, folder: Path, batch: int) -> tuple[HeadSpec, float | None]:
+    """The step graphs (:mod:`export.step_graph`), which torch traces; without torch the bundle ships none."""
+    try:
+        import torch  # noqa: F401 (an ONNX file's export runs without torch)
+    except ImportError:
+        from export.step_graph_warning import StepGraphWarning
+
+        warnings.warn("torch is not installed, so the bundle ships without step graphs.", StepGraphWarning, stacklevel=2)
+        return spec, None
+    from export.step_graph import write_step_graphs
+
+    return write_step_graphs(head, spec, folder, batch)
+
+
+def _write_head_parameters(folder: Path, spec: HeadSpec, parameters: dict[str, np.ndarray]) -> None:
+    """The shipped head's trainable parameters as numpy arrays, so that the numpy and step engines need no
+    onnxruntime-training (a fused bundle's frozen weights are inside its graphs)."""
+    _write_npz(folder / layout.PARAMETERS, {name: parameters[name] for name in spec.trainable})
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -25,7 +25,8 @@ from edgeft.bundle import HeadSpec
 from edgeft.config import ExportConfig, HeadKind
 
 OPSET = 17
-IR_VERSION = 8  # ORT 1.19.2 reads IR 10 at most; onnx 1.16 would otherwise write 9/10 freely
+IR_VERSION = 8  # ORT 1.19.2 reads IR 10 at most; onnx would otherwise write its own (1.16: 9/10, 1.23: 14)
+MAX_IR_VERSION = 10  # the newest IR onnxruntime-training 1.19.2 (the oldest supported onnxruntime) reads
 
 
 def build_head(in_features: int, n_classes: int, config: ExportConfig, seed: int = 0) -> tuple[onnx.ModelProto, HeadSpec]:
@@ -128,7 +129,22 @@ def write_training_artifacts(model: onnx.ModelProto, spec: HeadSpec, folder: Pat
             artifact_directory=folder,
             additional_output_names=["logits"],
         )
+    for name in ("training_model.onnx", "eval_model.onnx", "optimizer_model.onnx"):
+        readable_ir(folder / name)
     return dataclasses.replace(spec, l2sp=True)
+
+
+def readable_ir(path: Path) -> None:
+    """Lower the IR version of the model at ``path`` to one every supported onnxruntime reads.
+
+    onnx >= 1.17 stamps its own IR version (onnx 1.23: IR 14) on graphs it builds, such as the optimizer
+    model ``generate_artifacts`` writes, and ORT 1.19.2 refuses anything above IR 10. The operators are
+    the same: the opset imports, not the IR version, say which ones a graph uses.
+    """
+    model = onnx.load(str(path), load_external_data=False)
+    if model.ir_version > MAX_IR_VERSION:
+        model.ir_version = MAX_IR_VERSION
+        onnx.save(model, str(path))
 
 
 def _with_l2sp_parameters(model: onnx.ModelProto, penalized: list[str]) -> tuple[onnx.ModelProto, list[str]]:

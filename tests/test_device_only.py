@@ -1,7 +1,7 @@
 """The device side installed alone, as a device under Python 3.13 has it, against bundles exported here.
 
 Python 3.13 has no onnxruntime-training wheel, so its base install brings plain
-onnxruntime and the numpy engine trains. tests/device_only runs inside that
+onnxruntime, and the bundles' step graphs train (the numpy engine where a bundle has none). tests/device_only runs inside that
 environment and compares with what this (ORT training) environment computed.
 """
 
@@ -36,6 +36,17 @@ def export_fp32_minilm(path: Path, bbc_splits: dict) -> Path:
     return path
 
 
+def export_fp32_cut(path: Path, bbc_splits: dict, lora_rank: int = 0) -> Path:
+    """MiniLM cut before its last layer (FP32 both sides, 32 tokens), with LoRA on that layer where ``lora_rank``."""
+    from export import ServerData, export_bundle
+
+    config = ExportConfig(
+        name=path.name, quantization="none", max_length=32, device_trainable_blocks=1, device_lora_rank=lora_rank
+    )
+    export_bundle(minilm_path(), path, data=ServerData(*bbc_splits["server"]), config=config)
+    return path
+
+
 def write_reference(folder: Path, bundles: dict[str, Path], bbc_splits: dict, fashion: dict) -> Path:
     """What this environment predicts and trains, for the device suite to compare with."""
     folder.mkdir()
@@ -55,6 +66,14 @@ def write_reference(folder: Path, bundles: dict[str, Path], bbc_splits: dict, fa
             for name, path in bundles.items()
         },
         "numpy_fit_proba": trained.predict_proba(texts).tolist(),
+        # The cut bundles trained by the step graphs here (ORT 1.19.2), which the device repeats on plain onnxruntime.
+        "step_fit_proba": {
+            name: Personalizer.from_bundle(bundles[name], runtime=RuntimeConfig(engine="step"))
+            .fit(user_texts, user_labels, **FIT)
+            .predict_proba(texts)
+            .tolist()
+            for name in ("cut", "lora")
+        },
     }
     (folder / "reference.json").write_text(json.dumps(reference))
     return folder
@@ -67,7 +86,13 @@ def test_the_device_only_install_under_python_313_passes_the_device_suite(
     bin_dir = device_env.ensure_venv(
         VENV, device_env.find_python("3.13"), device_env.build_wheel(tmp_path / "wheel"), extras=("serve",), tools=("pytest>=8",)
     )
-    bundles = {"int8": minilm_bundle, "fp32": export_fp32_minilm(tmp_path / "minilm-fp32", bbc_splits), "image": effnet_bundle}
+    bundles = {
+        "int8": minilm_bundle,
+        "fp32": export_fp32_minilm(tmp_path / "minilm-fp32", bbc_splits),
+        "image": effnet_bundle,
+        "cut": export_fp32_cut(tmp_path / "minilm-cut", bbc_splits),
+        "lora": export_fp32_cut(tmp_path / "minilm-lora", bbc_splits, lora_rank=4),
+    }
     reference = write_reference(tmp_path / "reference", bundles, bbc_splits, fashion)
     result = run_suite(bin_dir, reference, cwd=tmp_path)
     print(result.stdout[-3000:])

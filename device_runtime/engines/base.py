@@ -84,22 +84,34 @@ class HeadEngine(abc.ABC):
         """Write the head as a plain ONNX inference model: ``features`` in, ``logits`` out."""
 
 
-def resolve_engine(requested: Engine | str) -> Engine:
-    """The engine that will run: ``auto`` becomes ORT where its training API loads, else numpy.
+def resolve_engine(requested: Engine | str, bundle: Bundle | None = None) -> Engine:
+    """The engine that will run.
+
+    ``auto`` becomes ORT where its training API loads; else the step graphs where the bundle ships them
+    (plain onnxruntime trains the head, the last blocks and LoRA); else numpy, with a warning.
 
     Raises:
-        ConfigError: ``engine="ort"`` was asked for but ORT training cannot load here.
+        ConfigError: ``engine="ort"`` was asked for but ORT training cannot load here, or ``engine="step"``
+            for a bundle without step graphs.
     """
+    from device_runtime.engines.step_engine import step_graphs_problem
     from device_runtime.ort_training import training_available
 
     requested = Engine(requested)
     if requested is Engine.NUMPY:
         return Engine.NUMPY
+    steps = "no bundle was given" if bundle is None else step_graphs_problem(bundle)
+    if requested is Engine.STEP:
+        if steps:
+            raise ConfigError(f'engine="step" was requested, but {steps}. Re-export the bundle, or use engine="auto".')
+        return Engine.STEP
     problem = training_available()
     if problem is None:
         return Engine.ORT
     if requested is Engine.ORT:
-        raise ConfigError(f'engine="ort" was requested, but {problem}. Use engine="numpy" (or "auto").')
+        raise ConfigError(f'engine="ort" was requested, but {problem}. Use engine="step" or "numpy" (or "auto").')
+    if not steps:
+        return Engine.STEP
     warnings.warn(f"{problem[0].upper()}{problem[1:]}, so the numpy engine trains the head.", EngineFallbackWarning, stacklevel=3)
     return Engine.NUMPY
 
@@ -110,21 +122,27 @@ def open_engine(
     state: str | os.PathLike | None = None,
     weight_decay: float | None = None,
     threads: tuple[int, int] = (0, 0),
+    providers: tuple[str, ...] | None = None,
 ) -> HeadEngine:
     """An engine holding the bundle's shipped head, or the head and moments saved at ``state``.
 
     Args:
-        engine: ``Engine.ORT`` or ``Engine.NUMPY`` (resolve ``auto`` first).
+        engine: ``Engine.ORT``, ``Engine.STEP`` or ``Engine.NUMPY`` (resolve ``auto`` first).
         bundle: the bundle whose head trains.
         state: a file written by that engine's :meth:`HeadEngine.save`; None: the shipped head.
         weight_decay: AdamW's decoupled weight decay; None keeps the bundle's.
         threads: intra-op and inter-op threads of ORT's sessions (0 lets ORT choose; numpy ignores them).
+        providers: execution providers of the step engine's sessions (None: the CPU); the others run on the CPU.
     """
     decay = bundle.manifest.head.weight_decay if weight_decay is None else weight_decay
     if engine is Engine.ORT:
         from device_runtime.engines.ort_engine import OrtEngine
 
         return OrtEngine(bundle, Path(state) if state else bundle.file(layout.CHECKPOINT), decay, threads)
+    if engine is Engine.STEP:
+        from device_runtime.engines.step_engine import StepEngine
+
+        return StepEngine(bundle, Path(state) if state else None, decay, threads, providers)
     from device_runtime.engines.numpy_engine import NumpyEngine
 
     return NumpyEngine(bundle, Path(state) if state else None, decay)

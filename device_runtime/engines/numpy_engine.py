@@ -9,10 +9,11 @@ import numpy as np
 
 from device_runtime.engines import l2sp as l2sp_term
 from device_runtime.engines.base import HeadEngine
+from device_runtime.engines.npz_state import AdamState
 from device_runtime.labels import output_layer
 from edgeft import bundle as layout
 from edgeft.bundle import Bundle
-from edgeft.errors import BundleError, ConfigError, StateError
+from edgeft.errors import BundleError, ConfigError
 
 # ORT's AdamW block (onnxblock.optim.AdamW) defaults, which the bundle's optimizer artifact bakes in.
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-6
@@ -55,14 +56,10 @@ class NumpyEngine(HeadEngine):
         )
         self.weight_decay = weight_decay
         self.l2sp = 0.0
-        shipped = _shipped_parameters(bundle)
+        shipped = shipped_parameters(bundle)
         self._anchor = {name: shipped[name] for name in l2sp_term.penalized(list(shipped))}  # L2-SP pulls toward them
-        self._params = {k: v.copy() for k, v in shipped.items()} if state is None else {}
-        self._m = {k: np.zeros_like(v) for k, v in self._params.items()}
-        self._v = {k: np.zeros_like(v) for k, v in self._params.items()}
-        self._step = 0
-        if state is not None:
-            self._load(state)
+        adam = AdamState.fresh(shipped) if state is None else AdamState.load(state)
+        self._params, self._m, self._v, self._step = adam.params, adam.m, adam.v, adam.step
 
     def train_step(self, features: np.ndarray, targets: np.ndarray, lr: float) -> float:
         activations = self._forward(features)
@@ -101,10 +98,7 @@ class NumpyEngine(HeadEngine):
                 self._params[name][slots] = 0.0
 
     def save(self, path: str | os.PathLike) -> None:
-        arrays = {f"param/{k}": v for k, v in self._params.items()}
-        arrays |= {f"m/{k}": v for k, v in self._m.items()} | {f"v/{k}": v for k, v in self._v.items()}
-        with open(path, "wb") as f:
-            np.savez(f, step=np.int64(self._step), **arrays)
+        AdamState(self._params, self._m, self._v, self._step).save(path)
 
     def export_head(self, path: str | os.PathLike) -> None:
         from device_runtime.head_graph import head_inference_model
@@ -141,19 +135,9 @@ class NumpyEngine(HeadEngine):
                 p = p - np.float32(lr * self.weight_decay) * p
             self._params[name] = p.astype(np.float32)
 
-    def _load(self, path: Path) -> None:
-        try:
-            with np.load(path) as data:
-                self._step = int(data["step"])
-                for key in data.files:
-                    kind, _, name = key.partition("/")
-                    if kind in ("param", "m", "v"):
-                        {"param": self._params, "m": self._m, "v": self._v}[kind][name] = data[key].astype(np.float32)
-        except (OSError, ValueError, KeyError) as e:
-            raise StateError(f"{path} is not a numpy engine state ({e}).") from e
 
-
-def _shipped_parameters(bundle: Bundle) -> dict[str, np.ndarray]:
+def shipped_parameters(bundle: Bundle) -> dict[str, np.ndarray]:
+    """The shipped head's parameters: ``head/parameters.npz``, or the ORT checkpoint where ORT training loads."""
     if layout.PARAMETERS in bundle.manifest.files:
         return {k: v.astype(np.float32) for k, v in bundle.read_arrays(layout.PARAMETERS).items()}
     from device_runtime.ort_training import training_available

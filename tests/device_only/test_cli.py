@@ -21,8 +21,8 @@ def edgeft(*args: str) -> str:
 def test_doctor_says_what_a_bug_report_needs():
     out = edgeft("doctor")
     assert "python           3.13" in out and "onnxruntime      onnxruntime 1." in out
-    assert "training engine  numpy: the installed onnxruntime" in out and "exporting        needs ONNX Runtime training" in out
-    assert json.loads(edgeft("doctor", "--json"))["engine"] == "numpy"
+    assert "training engine  step: the installed onnxruntime" in out and "exporting        needs ONNX Runtime training" in out
+    assert json.loads(edgeft("doctor", "--json"))["engine"] == "step"
 
 
 def test_personalize_predict_evaluate_and_rollback(minilm_bundle, reference, tmp_path):
@@ -31,7 +31,7 @@ def test_personalize_predict_evaluate_and_rollback(minilm_bundle, reference, tmp
     out = edgeft(
         "personalize", str(minilm_bundle), "--data", str(data), "--state", str(state), "--epochs", "5", "--accept", "always"
     )
-    assert "head version 1" in out and "on numpy/CPUExecutionProvider" in out
+    assert "head version 1" in out and "on step/CPUExecutionProvider" in out
     rows = [json.loads(line) for line in edgeft("predict", str(state), "--data", str(data), "--proba").splitlines()]
     assert len(rows) == len(reference["user_texts"]) and set(rows[0]["proba"]) == set(reference["user_labels"])
     assert json.loads(edgeft("evaluate", str(state), "--data", str(data), "--json"))["n"] == len(reference["user_texts"])

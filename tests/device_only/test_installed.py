@@ -1,4 +1,4 @@
-"""What the base install under Python 3.13 is: plain onnxruntime, no torch, no ORT training, the numpy engine."""
+"""What the base install under Python 3.13 is: plain onnxruntime, no torch, no ORT training; step graphs (or numpy) train."""
 
 from __future__ import annotations
 
@@ -40,12 +40,14 @@ def test_auto_chooses_numpy_with_one_sentence_saying_why():
 
 
 def test_asking_for_the_ort_engine_names_the_fix():
-    with pytest.raises(ConfigError, match=r'engine="ort" was requested, but the installed onnxruntime .* Use engine="numpy"'):
+    with pytest.raises(
+        ConfigError, match=r'engine="ort" was requested, but the installed onnxruntime .* Use engine="step" or "numpy"'
+    ):
         resolve_engine("ort")
 
 
-def test_doctor_reports_plain_onnxruntime_and_the_numpy_engine():
+def test_doctor_reports_plain_onnxruntime_and_the_step_engine():
     diagnosis = diagnose()
     assert diagnosis.onnxruntime == f"onnxruntime {importlib.metadata.version('onnxruntime')}"
-    assert diagnosis.engine == "numpy" and "CPUExecutionProvider" in diagnosis.providers
+    assert diagnosis.engine == "step" and "CPUExecutionProvider" in diagnosis.providers
     assert diagnosis.extras["serve"] == () and "torch" in diagnosis.extras["export"]

@@ -1,4 +1,4 @@
-"""The same bundles give the same answers here (plain onnxruntime, numpy engine) as in the exporting environment."""
+"""The same bundles give the same answers here (plain onnxruntime, step graphs) as in the exporting environment."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ INT8_TEXT_ATOL = 0.02
 
 @pytest.fixture(scope="module")
 def trained(reference: dict, tmp_path_factory: pytest.TempPathFactory) -> Personalizer:
-    """The FP32 bundle's head trained here by engine="auto" exactly as the reference run was."""
+    """The FP32 bundle's head trained here by engine="auto" (the step graphs) as the reference run was (numpy)."""
     personalizer = Personalizer.from_bundle(reference["bundles"]["fp32"], runtime=RuntimeConfig(engine="auto"))
     return personalizer.fit(reference["user_texts"], reference["user_labels"], **reference["fit"])
 
@@ -43,13 +43,21 @@ def test_the_int8_text_bundle_gives_the_same_labels_and_near_probabilities(refer
     np.testing.assert_allclose(proba, expected, atol=INT8_TEXT_ATOL)
 
 
-def test_numpy_head_training_repeats_the_exporting_environments_run(trained, reference):
-    assert trained.report_.engine == "numpy" and trained.current_version == 1
+def test_step_graph_head_training_repeats_the_exporting_environments_numpy_run(trained, reference):
+    assert trained.report_.engine == "step" and trained.current_version == 1
     np.testing.assert_allclose(trained.predict_proba(reference["texts"]), reference["numpy_fit_proba"], atol=ATOL)
 
 
 def test_a_saved_state_loads_with_the_same_predictions(trained, reference, tmp_path: Path):
     trained.save(tmp_path / "state")
     loaded = Personalizer.load(tmp_path / "state")
-    assert loaded.current_version == 1 and loaded.engine.value == "numpy"
+    assert loaded.current_version == 1 and loaded.engine.value == "step"
     np.testing.assert_allclose(loaded.predict_proba(reference["texts"]), trained.predict_proba(reference["texts"]), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["cut", "lora"])
+def test_a_last_block_and_a_lora_bundle_train_on_plain_onnxruntime_as_where_they_were_exported(reference, name):
+    personalizer = Personalizer.from_bundle(reference["bundles"][name])
+    personalizer.fit(reference["user_texts"], reference["user_labels"], **reference["fit"])
+    assert personalizer.report_.engine == "step" and personalizer.current_version == 1
+    np.testing.assert_allclose(personalizer.predict_proba(reference["texts"]), reference["step_fit_proba"][name], atol=ATOL)

@@ -9,7 +9,7 @@ import pytest
 from device_runtime.backbone import text_feeds
 
 
-@pytest.mark.parametrize("engine", ["ort", "numpy"])
+@pytest.mark.parametrize("engine", ["ort", "step", "numpy"])
 def test_the_merged_model_predicts_what_the_personalizer_predicts(make_personalizer, user, test_split, tmp_path, engine):
     p = make_personalizer(engine=engine, cache_dir=None).fit(*user)
     path = p.export_inference_model(tmp_path / "model.onnx")

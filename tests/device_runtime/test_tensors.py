@@ -105,7 +105,7 @@ def test_personalizing_to_a_user_with_swapped_axes_recovers_accuracy(sensor_bund
     p = Personalizer.from_bundle(sensor_bundle)
     shipped = p.score(X_test, y_test)
     p.fit(X_own, y_own)
-    assert p.report_["accepted"]
+    assert p.report_.accepted
     assert p.score(X_test, y_test) >= shipped + 0.2, "the user's own 20 windows should lift accuracy a lot"
 
     p.save(tmp_path / "state")

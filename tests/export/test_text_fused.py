@@ -207,3 +207,14 @@ def test_the_service_personalizes_a_cut_bundle_and_rolls_it_back(cut_bundle, bbc
         assert http.post("/v1/predict", json={"texts": texts[:5]}).json()["predictions"] != shipped
         assert http.post("/v1/rollback", json={}).json()["head_version"] == 0
         assert http.post("/v1/predict", json={"texts": texts[:5]}).json()["predictions"] == shipped
+
+
+@pytest.mark.parametrize("kind", ["cut", "lora"])
+def test_the_step_graph_takes_the_steps_the_ort_artifacts_take(kind, cut_bundle, lora_bundle, bbc_splits, step_and_ort_agree):
+    bundle = {"cut": cut_bundle, "lora": lora_bundle}[kind]
+    texts, labels = bbc_splits["user"]
+    p = Personalizer.from_bundle(bundle)
+    features, targets = p.transform(texts[:24]), np.array([p.labels.index(label) for label in labels[:24]])
+    m = Bundle.load(bundle).manifest
+    assert m.head.step_batch > 0 and m.metrics["step_graph_parity"] < 1e-4
+    step_and_ort_agree(bundle, features, targets, atol=1e-4)

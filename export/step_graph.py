@@ -1,0 +1,253 @@
+"""Training-step graphs: forward, backward and AdamW as one plain ONNX graph any onnxruntime runs.
+
+ORT's training artifacts need onnxruntime-training, whose last release (1.19.2) has wheels for CPython
+3.10-3.12 on x86-64 only and runs on the CPU only. A step graph needs an ``InferenceSession``: the step
+is written once in torch over the very model the artifacts are generated from (:mod:`export.onnx_torch`
+runs its ONNX graph), traced with ``make_fx`` under the core ATen decompositions, and exported by the
+TorchScript exporter in standard ``ai.onnx`` operators (opset 17, IR 8).
+
+That exporter bakes the traced batch size into reshapes, so the step graph takes exactly
+``head.step_batch`` rows: the engine pads a smaller batch and gives padding rows weight 0 (the loss is
+the weighted mean, so padding changes nothing). The evaluation graph is the forward model itself with
+the trainable weights as inputs, valid for any batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper
+
+from device_runtime.engines import l2sp
+from device_runtime.engines import step_io as io_names
+from device_runtime.engines.numpy_engine import BETA1, BETA2, EPS
+from edgeft.bundle import STEP_EVAL_MODEL, STEP_MODEL, HeadSpec
+from edgeft.errors import ExportError
+from export.head import IR_VERSION, OPSET
+from export.onnx_torch import run_graph
+from export.step_graph_warning import StepGraphWarning
+
+
+@dataclasses.dataclass(frozen=True)
+class StepInputs:
+    """The step function's inputs, in the graph's order."""
+
+    trainable: list[str]
+    penalized: list[str]
+
+    @property
+    def names(self) -> list[str]:
+        return [
+            *self.trainable,
+            *map(io_names.first_moment, self.trainable),
+            *map(io_names.second_moment, self.trainable),
+            *map(io_names.anchor, self.penalized),
+            io_names.FEATURES,
+            io_names.TARGETS,
+            io_names.ROW_WEIGHTS,
+            io_names.STEP,
+            io_names.LEARNING_RATE,
+            io_names.WEIGHT_DECAY,
+            io_names.L2SP_STRENGTH,
+        ]
+
+    @property
+    def outputs(self) -> list[str]:
+        moments = [*map(io_names.first_moment, self.trainable), *map(io_names.second_moment, self.trainable)]
+        return [io_names.LOSS, *map(io_names.updated, self.trainable), *map(io_names.updated, moments)]
+
+
+def step_function(
+    model: onnx.ModelProto, inputs: StepInputs, device: str | torch.device = "cpu"
+) -> Callable[..., tuple[torch.Tensor, ...]]:
+    """One training step over ``model`` in torch: weighted cross-entropy + L2-SP, gradients, ORT's AdamW.
+
+    AdamW as ORT's block and the numpy engine apply it (HF mode: bias correction folded into the step
+    size, eps outside the square root, decoupled decay of the updated weights).
+    """
+    n = len(inputs.trainable)
+
+    def step(*args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        params, m, v = args[:n], args[n : 2 * n], args[2 * n : 3 * n]
+        anchors = args[3 * n : 3 * n + len(inputs.penalized)]
+        features, targets, weights, t, lr, decay, strength = args[3 * n + len(inputs.penalized) :]
+        named = dict(zip(inputs.trainable, params))
+        logits = run_graph(model, {**named, io_names.FEATURES: features}, [io_names.LOGITS], device)[0]
+        per_row = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+        loss = (per_row * weights).sum() / weights.sum()
+        for name, anchor in zip(inputs.penalized, anchors):
+            drift = named[name] - anchor
+            loss = loss + 0.5 * strength * (drift * drift).sum()
+        grads = torch.autograd.grad(loss, params)
+        step_size = lr * torch.sqrt(1 - BETA2**t) / (1 - BETA1**t)
+        new_p, new_m, new_v = [], [], []
+        for p, g, m1, m2 in zip(params, grads, m, v):
+            m1 = BETA1 * m1 + (1 - BETA1) * g
+            m2 = BETA2 * m2 + (1 - BETA2) * g * g
+            p = p - step_size * m1 / (torch.sqrt(m2) + EPS)
+            new_p.append(p - lr * decay * p)
+            new_m.append(m1)
+            new_v.append(m2)
+        return (loss.detach(), *[x.detach() for x in (*new_p, *new_m, *new_v)])
+
+    return step
+
+
+def example_args(model: onnx.ModelProto, inputs: StepInputs, batch: int, seed: int = 0) -> list[torch.Tensor]:
+    """Real-valued inputs of the step: the model's weights, random moments and a random batch of ``batch`` rows."""
+    rng = np.random.default_rng(seed)
+    weights = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in model.graph.initializer}
+    in_features = model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    n_classes = model.graph.output[0].type.tensor_type.shape.dim[1].dim_value
+    params = [weights[name] for name in inputs.trainable]
+    m = [rng.normal(0, 1e-3, p.shape).astype(np.float32) for p in params]
+    v = [rng.uniform(0, 1e-5, p.shape).astype(np.float32) for p in params]
+    anchors = [weights[name] + rng.normal(0, 1e-2, weights[name].shape).astype(np.float32) for name in inputs.penalized]
+    batch_in = [
+        rng.uniform(0, 1, (batch, in_features)).astype(np.float32),  # in [0, 1]: a text cut's mask channel must be
+        rng.integers(0, n_classes, batch).astype(np.int64),
+        (np.arange(batch) < max(1, batch - 1)).astype(np.float32),  # a padding row, as the device sends them
+        np.float32(3.0),
+        np.float32(1e-3),
+        np.float32(1e-2),
+        np.float32(0.1),
+    ]
+    tensors = [torch.from_numpy(np.asarray(a)) for a in (*params, *m, *v, *anchors, *batch_in)]
+    for p in tensors[: len(params)]:
+        p.requires_grad_()  # autograd.grad differentiates the step with respect to them
+    return tensors
+
+
+def _symbolics() -> None:
+    """ONNX symbolic functions for the core ATen ops the TorchScript exporter lacks (seen with torch 2.13)."""
+    from torch.onnx import register_custom_op_symbolic, symbolic_helper
+
+    @symbolic_helper.parse_args("v", "i", "none")
+    def softmax(g, x, dim, half_to_float):
+        return g.op("Softmax", x, axis_i=dim)
+
+    def to_copy(g, x, *args):
+        dtype = args[0] if args else None
+        if dtype is None or dtype.node().mustBeNone():
+            return g.op("Identity", x)
+        scalar = torch.onnx.symbolic_helper._get_const(dtype, "i", "dtype")
+        return g.op("Cast", x, to_i=torch.onnx.JitScalarType(scalar).onnx_type())
+
+    def alias(g, x):
+        return g.op("Identity", x)
+
+    register_custom_op_symbolic("aten::_softmax", softmax, OPSET)
+    register_custom_op_symbolic("aten::_to_copy", to_copy, OPSET)
+    for name in ("aten::alias", "aten::lift_fresh_copy", "aten::lift_fresh"):  # tensors made while tracing: constants
+        register_custom_op_symbolic(name, alias, OPSET)
+
+
+def trace_step(model: onnx.ModelProto, inputs: StepInputs, batch: int) -> onnx.ModelProto:
+    """The step over ``model`` for ``batch`` rows, as an ONNX model of standard operators.
+
+    Raises:
+        ExportError: the graph has an operator :mod:`export.onnx_torch` cannot run, or the trace fails.
+    """
+    from torch._decomp import core_aten_decompositions
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    args = example_args(model, inputs, batch)
+    _symbolics()
+    buffer = io.BytesIO()
+    try:
+        traced = make_fx(step_function(model, inputs), decomposition_table=core_aten_decompositions())(*args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                traced,
+                tuple(args),
+                buffer,
+                input_names=inputs.names,
+                output_names=inputs.outputs,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+    except ExportError:
+        raise
+    except Exception as e:  # make_fx and the exporter raise many types; say which step failed
+        raise ExportError(f"The training step could not be exported as ONNX: {type(e).__name__}: {e}") from e
+    return _fixed(onnx.load_from_string(buffer.getvalue()))
+
+
+def _fixed(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Reduction axes as int64 (some come out as float constants), and the IR version every supported ORT reads."""
+    axes = {node.input[1] for node in model.graph.node if node.op_type.startswith("Reduce") and len(node.input) > 1}
+    for tensor in model.graph.initializer:
+        if tensor.name in axes and tensor.data_type != onnx.TensorProto.INT64:
+            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.int64), tensor.name))
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output[0] in axes:
+            value = next(a for a in node.attribute if a.name == "value")
+            if value.t.data_type != onnx.TensorProto.INT64:
+                value.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(value.t).astype(np.int64)))
+    model.ir_version = IR_VERSION
+    return model
+
+
+def eval_graph(model: onnx.ModelProto, trainable: list[str]) -> onnx.ModelProto:
+    """``model`` with its trainable weights as graph inputs (same names): logits for any batch."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    weights = {t.name: t for t in model.graph.initializer}
+    kept = [t for t in model.graph.initializer if t.name not in trainable]
+    inputs = [helper.make_tensor_value_info(name, weights[name].data_type, list(weights[name].dims)) for name in trainable]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    model.graph.input.extend(inputs)
+    del model.graph.output[1:]
+    model.ir_version = IR_VERSION
+    return model
+
+
+def step_parity(step: onnx.ModelProto, model: onnx.ModelProto, inputs: StepInputs, batch: int) -> float:
+    """The largest difference between the ONNX step (onnxruntime) and the torch step, over the loss and every output."""
+    import onnxruntime as ort
+
+    args = example_args(model, inputs, batch, seed=1)
+    expected = step_function(model, inputs)(*args)
+    session = ort.InferenceSession(step.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(inputs.outputs, {name: a.detach().numpy() for name, a in zip(inputs.names, args)})
+    return max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
+
+
+def write_step_graphs(model: onnx.ModelProto, spec: HeadSpec, folder: Path, batch: int) -> tuple[HeadSpec, float | None]:
+    """Write ``head/step_model.onnx`` and ``head/step_eval_model.onnx`` for ``model`` (the graph the artifacts train).
+
+    Args:
+        model: the head graph, or a tail joined to it: ``features`` in, ``logits`` out.
+        spec: its head spec (the trainable weights).
+        folder: the bundle folder.
+        batch: rows per training step (the graph's fixed batch; a device pads smaller ones).
+
+    Returns:
+        The spec with ``step_batch`` set, and the step's largest ONNX-vs-torch difference; the spec
+        unchanged and None where the graph cannot be differentiated (a :class:`StepGraphWarning` says why).
+
+    Raises:
+        ExportError: the step graph was written but computes something else than torch does.
+    """
+    inputs = StepInputs(list(spec.trainable), l2sp.penalized(list(spec.trainable)))
+    try:
+        step = trace_step(model, inputs, batch)
+    except ExportError as e:
+        warnings.warn(f"{e} The bundle ships without step graphs.", StepGraphWarning, stacklevel=2)
+        return spec, None
+    parity = step_parity(step, model, inputs, batch)
+    if not math.isfinite(parity) or parity > 1e-3:
+        raise ExportError(f"The ONNX training step differs from torch's by up to {parity:.2e}; the export is wrong.")
+    (folder / STEP_MODEL).parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(step, str(folder / STEP_MODEL))
+    onnx.save(eval_graph(model, inputs.trainable), str(folder / STEP_EVAL_MODEL))
+    return dataclasses.replace(spec, step_batch=batch), parity
