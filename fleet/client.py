@@ -5,7 +5,8 @@ examples with ``partial_fit`` (so the acceptance guard decides, as on any device
 split changes with the round, so no example is held out of every round), and answers
 with its head's arrays, its example count (Flower weights by ``num-examples``) and its metrics.
 A head that the guard refused is not sent as trained: the device answers with the head it kept.
-Only the head's arrays leave the device, never examples or features.
+Only the head's arrays leave the device, never examples or features; before the first round, when the
+server asks (``query`` messages, the closed-form start), the sums of its features (:mod:`fleet.statistics`).
 
 This module imports only device_runtime, edgeft, numpy and flwr.
 """
@@ -17,6 +18,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
@@ -25,8 +27,10 @@ from device_runtime import Personalizer
 from edgeft.bundle import Bundle
 from edgeft.config import RuntimeConfig
 from edgeft.data import read_examples
-from edgeft.errors import ConfigError
+from edgeft.errors import ConfigError, DataError
 from fleet.heads import from_record, head_bytes, to_record
+from fleet.start import STATISTICS, to_statistics_record
+from fleet.statistics import Statistics, StatisticsNoise, device_statistics
 
 CLIPPING_KEY = "clipping_norm"  # the key Flower's DP wrapper puts in the train config (flwr.common.constant)
 
@@ -79,6 +83,12 @@ def client_app(
         }
         return Message(RecordDict({"arrays": to_record(head), "metrics": MetricRecord(metrics)}), reply_to=msg)
 
+    @app.query()
+    def statistics(msg: Message, context: Context) -> Message:
+        personalizer, data = _device(context, bundle, devices, runtime or RuntimeConfig())
+        stats = local_statistics(personalizer, data, msg.content[STATISTICS])
+        return Message(RecordDict({STATISTICS: to_statistics_record(stats)}), reply_to=msg)
+
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
         personalizer, data = _device(context, bundle, devices, runtime or RuntimeConfig())
@@ -93,6 +103,26 @@ def client_app(
         return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
 
     return app
+
+
+def local_statistics(personalizer: Personalizer, data: DeviceData, query: ConfigRecord) -> Statistics:
+    """This device's statistics for the closed-form start: its training examples' features and labels, summed.
+
+    With a noise multiplier in the query (privacy on), the rows are clipped and noise is added here, on the device.
+
+    Raises:
+        DataError: a label the bundle does not have (a device-added label has no row in the fleet's head).
+    """
+    labels = personalizer.bundle.manifest.labels
+    unknown = sorted(set(data.y) - set(labels))
+    if unknown:
+        raise DataError(f"Labels {unknown[:5]} are not among the bundle's {labels}; the fleet's statistics cover only those.")
+    noise = None
+    if "noise-multiplier" in query:
+        noise = StatisticsNoise(float(query["noise-multiplier"]), float(query["feature-norm"]))
+    features = personalizer.transform(list(data.X))
+    targets = np.array([labels.index(label) for label in data.y])
+    return device_statistics(features, targets, len(labels), noise)
 
 
 def training_overrides(config: ConfigRecord) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import enum
 
 from edgeft.config import Schedule
 from edgeft.errors import ConfigError
+from fleet.statistics import Start, StatisticsNoise
 
 
 class Aggregation(str, enum.Enum):
@@ -18,11 +19,15 @@ class Aggregation(str, enum.Enum):
 
 @dataclasses.dataclass(frozen=True)
 class PrivacyConfig:
-    """Central differential privacy with client-side fixed clipping (Flower's wrapper and mod).
+    """Differential privacy for what the devices send.
 
-    Each device clips its head update (new head minus the head it received) to ``clipping_norm``
-    in L2; the server adds Gaussian noise of standard deviation
-    ``noise_multiplier * clipping_norm / clients`` to the mean.
+    Rounds: central DP with client-side fixed clipping (Flower's wrapper and mod). Each device clips its
+    head update (new head minus the head it received) to ``clipping_norm`` in L2; the server adds Gaussian
+    noise of standard deviation ``noise_multiplier * clipping_norm / clients`` to the mean.
+
+    Statistics round (closed-form start): each device clips every feature vector to ``feature_norm`` and adds
+    Gaussian noise of ``noise_multiplier`` times the sensitivity to its statistics itself, before they leave it;
+    the provenance records the resulting (epsilon, ``delta``) per example (``fleet.statistics.epsilon``).
     """
 
     # L2 bound of one device's update: about what a MiniLM head's round update measures at the default local
@@ -30,12 +35,20 @@ class PrivacyConfig:
     # rather than cutting every update to a fraction
     clipping_norm: float = 8.0
     noise_multiplier: float = 0.1  # >= 1 is Flower's advice for strong privacy; costs accuracy on small fleets
+    feature_norm: float = 1.0  # sentence embeddings (MiniLM) are unit-norm already; image features need their own bound
+    delta: float = 1e-5  # the delta of the statistics' (epsilon, delta) guarantee: below 1 / examples on a device
 
     def __post_init__(self) -> None:
-        if self.clipping_norm <= 0:
-            raise ConfigError(f"clipping_norm must be > 0, got {self.clipping_norm}")
+        if self.clipping_norm <= 0 or self.feature_norm <= 0:
+            raise ConfigError(f"clipping_norm and feature_norm must be > 0, got {self.clipping_norm} and {self.feature_norm}")
         if self.noise_multiplier < 0:
             raise ConfigError(f"noise_multiplier must be >= 0, got {self.noise_multiplier}")
+        if not 0 < self.delta < 1:
+            raise ConfigError(f"delta must be in (0, 1), got {self.delta}")
+
+    def statistics_noise(self) -> StatisticsNoise:
+        """The local noise each device adds to its statistics."""
+        return StatisticsNoise(self.noise_multiplier, self.feature_norm)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +60,10 @@ class FleetConfig:
     """
 
     rounds: int = 5  # a linear head on shared features settles within a few rounds
+    # Where round 1 starts: a closed-form head from the devices' summed statistics (one query round), or the
+    # bundle's head. From the shipped head, 8 rounds ended 3 to 11 points below a central fit under label skew.
+    start: Start = Start.GAUSSIAN
+    shrinkage: float = 0.3  # the closed form's regularization: LDA's covariance shrinkage in (0, 1], ridge's penalty > 0
     fraction_train: float = 1.0  # share of connected devices asked to train each round
     min_train_clients: int = 2  # a round waits for at least this many devices
     min_available_clients: int = 2  # the run starts once this many devices are connected
@@ -70,6 +87,12 @@ class FleetConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "aggregation", Aggregation(self.aggregation))
+        try:
+            object.__setattr__(self, "start", Start(self.start))
+        except ValueError:
+            raise ConfigError(f"start must be one of {[s.value for s in Start]}, got {self.start!r}") from None
+        if not self.shrinkage > 0 or (self.start is Start.GAUSSIAN and self.shrinkage > 1):
+            raise ConfigError(f"shrinkage must be > 0 (and at most 1 for the gaussian start), got {self.shrinkage}")
         try:
             object.__setattr__(self, "local_schedule", Schedule(self.local_schedule))
         except ValueError:
@@ -100,4 +123,5 @@ class FleetConfig:
         values = dataclasses.asdict(self)
         values["aggregation"] = self.aggregation.value
         values["local_schedule"] = self.local_schedule.value
+        values["start"] = self.start.value
         return values
