@@ -1032,7 +1032,7 @@ def _fleet_parser(commands: Any) -> None:
         "--dp-feature-norm",
         type=float,
         default=dp.feature_norm,
-        help="with --dp and a closed-form start: L2 bound of each feature vector in the devices' statistics (default: %(default)s)",
+        help="with --dp: L2 bound of each feature vector in the devices' statistics (closed-form start) (default: %(default)s)",
     )
     runs.add_argument(
         "--dp-delta",

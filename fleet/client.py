@@ -19,17 +19,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from flwr.app import ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
 
 from device_runtime import Personalizer
+from device_runtime.validation import check_head
 from edgeft.bundle import Bundle
 from edgeft.config import RuntimeConfig
 from edgeft.data import read_examples
 from edgeft.errors import ConfigError, DataError
 from fleet.heads import from_record, head_bytes, to_record
-from fleet.start import STATISTICS, to_statistics_record
+from fleet.start import CALIBRATION, STATISTICS, TEMPERATURE_GRID, to_statistics_record
 from fleet.statistics import Statistics, StatisticsNoise, device_statistics
 
 CLIPPING_KEY = "clipping_norm"  # the key Flower's DP wrapper puts in the train config (flwr.common.constant)
@@ -86,6 +87,11 @@ def client_app(
     @app.query()
     def statistics(msg: Message, context: Context) -> Message:
         personalizer, data = _device(context, bundle, devices, runtime or RuntimeConfig())
+        if CALIBRATION in msg.content.array_records:
+            losses = calibration_losses(
+                personalizer, data, from_record(msg.content[CALIBRATION]), msg.content[TEMPERATURE_GRID]["temperatures"]
+            )
+            return Message(RecordDict({CALIBRATION: ArrayRecord({"losses": Array(losses)})}), reply_to=msg)
         stats = local_statistics(personalizer, data, msg.content[STATISTICS])
         return Message(RecordDict({STATISTICS: to_statistics_record(stats)}), reply_to=msg)
 
@@ -123,6 +129,22 @@ def local_statistics(personalizer: Personalizer, data: DeviceData, query: Config
     features = personalizer.transform(list(data.X))
     targets = np.array([labels.index(label) for label in data.y])
     return device_statistics(features, targets, len(labels), noise)
+
+
+def calibration_losses(
+    personalizer: Personalizer, data: DeviceData, head: dict[str, np.ndarray], temperatures: Sequence[float]
+) -> np.ndarray:
+    """The summed cross-entropy of this device's training rows under a linear ``head``, at each logit temperature."""
+    labels = personalizer.bundle.manifest.labels
+    check_head(head, personalizer.head_parameters(), "the head to calibrate")
+    logits = personalizer.transform(list(data.X)) @ head["head.weight"][: len(labels)].T + head["head.bias"][: len(labels)]
+    targets = np.array([labels.index(label) for label in data.y])
+    losses = []
+    for t in temperatures:
+        z = logits / t
+        z = z - z.max(axis=1, keepdims=True)
+        losses.append(float(np.sum(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), targets])))
+    return np.array(losses)
 
 
 def training_overrides(config: ConfigRecord) -> dict[str, Any]:

@@ -321,7 +321,7 @@ def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         pass
     deadline = time.monotonic() + grace
-    while (alive := [pid for pid in tree if _alive(pid)]) and time.monotonic() < deadline:
+    while (alive := [pid for pid in tree if running(pid)]) and time.monotonic() < deadline:
         time.sleep(0.1)
     for pid in alive:
         _signal(pid, signal.SIGKILL)
@@ -352,7 +352,7 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
-def _alive(pid: int) -> bool:
+def running(pid: int) -> bool:
     """Running (not ended, nor a zombie waiting for its parent)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"

@@ -27,6 +27,7 @@ from edgeft.errors import ConfigError
 from fleet.statistics import linear_head_size
 
 Head = dict[str, np.ndarray]
+TIE = 1e-6  # held-out scores this close are equal: the earlier candidate (the global head first) is kept
 
 
 class Kept(str, enum.Enum):
@@ -109,7 +110,7 @@ def choose_head(
             totals[name] += len(held) * np.array([report["loss"], report["accuracy"]])
     scores = {name: {"loss": float(t[0] / len(X)), "accuracy": float(t[1] / len(X))} for name, t in totals.items()}
     metric = personalizer.config.metric.value
-    best = min(names, key=lambda n: (-scores[n]["accuracy"], scores[n]["loss"]) if metric == "accuracy" else scores[n]["loss"])
+    best = _best(names, scores, metric)
     head = _candidates(global_head, _personal(personalizer, global_head, X, y, config), mixes, previous)[best]
     personalizer.set_head(head, source=f"fleet choice: {best}")
     kept, weight = _kind(best)
@@ -117,6 +118,13 @@ def choose_head(
         "" if best == "global" else f" ({scores[best][metric]:.3f} against the global head's {scores['global'][metric]:.3f})"
     )
     return Choice(kept, weight, scores, metric, reason, head)
+
+
+def _best(names: list[str], scores: dict[str, dict[str, float]], metric: str) -> str:
+    """The first candidate, in ``names``' order (global first), whose held-out score is the best up to rounding."""
+    sign = -1.0 if metric == "accuracy" else 1.0  # accuracy: higher is better; loss: lower
+    best = min(sign * scores[n][metric] for n in names)
+    return next(n for n in names if sign * scores[n][metric] <= best + TIE)
 
 
 def _personal(personalizer: Personalizer, global_head: Head, X: list, y: list[str], config: ChoiceConfig) -> Head:

@@ -54,6 +54,9 @@ class Statistics:
     def __add__(self, other: Statistics) -> Statistics:
         return Statistics(self.gram + other.gram, self.sums + other.sums)
 
+    def __sub__(self, other: Statistics) -> Statistics:
+        return Statistics(self.gram - other.gram, self.sums - other.sums)
+
     @property
     def counts(self) -> np.ndarray:
         """Rows per label (noisy, and possibly fractional, where privacy added noise)."""
@@ -142,6 +145,10 @@ class ClosedForm:
     weight: np.ndarray  # (labels, d)
     bias: np.ndarray  # (labels,)
     fitted: np.ndarray  # bool per label: False where no row carried it (its shipped row is kept)
+
+    def scaled(self, factor: float) -> ClosedForm:
+        """The same head with its logits times ``factor`` (1 / a temperature): the same argmax, other confidences."""
+        return ClosedForm(self.weight * factor, self.bias * factor, self.fitted)
 
 
 def closed_form(stats: Statistics, kind: Start, shrinkage: float) -> ClosedForm:
