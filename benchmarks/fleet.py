@@ -176,6 +176,7 @@ def compare(bundle: Path, runtime: RuntimeConfig, devices: list, head: dict, hel
     out: dict[str, Any] = {k: float(np.mean(v)) for k, v in rows.items()}
     out["devices_d_below_a"] = int((np.array(rows["d"]) < a - 1e-9).sum())
     out["devices_c_below_a"] = int((np.array(rows["c"]) < a - 1e-9).sum())
+    out["devices_e_below_a"] = int((np.array(rows["e"]) < a - 1e-9).sum())  # even the central head: the noise floor
     out["kept"] = kept
     for name, params in (("shipped", shipped), ("federated", head), ("central", central)):
         p.set_head(params, source=name)
@@ -249,7 +250,7 @@ def main() -> None:
         "--shrinkage", type=float, default=defaults.shrinkage, help="the closed form's regularization (default: %(default)s)"
     )
     parser.add_argument(
-        "--local-epochs", type=int, default=defaults.local_epochs, help="epochs per round on each device (default: %(default)s)"
+        "--local-epochs", type=int, help="epochs per round on each device (default: the fleet's, 5 or 20 by --start)"
     )
     parser.add_argument(
         "--local-schedule",
@@ -280,7 +281,10 @@ def main() -> None:
         "dataset": args.dataset,
         "mode": args.mode,
         "feature_seconds": time.monotonic() - t,
-        "fleet": {k: vars(args)[k] for k in ("start", "shrinkage", "local_epochs", "local_schedule", "local_lr", "aggregation")},
+        "fleet": {
+            **{k: vars(args)[k] for k in ("start", "shrinkage", "local_schedule", "local_lr", "aggregation")},
+            "local_epochs": FleetConfig(start=args.start, local_epochs=args.local_epochs).local_epochs,
+        },
         "rounds": args.rounds if args.rounds is not None else mode["rounds"],
         "runs": [],
     }
@@ -317,7 +321,7 @@ def report(results: dict) -> str:
         "",
         (
             "| configuration | seeds | (b) local-only | (c) federated, devices | (d) fed + choice | global: start / federated / "
-            "central | federated − central | (d) − (b) | devices below shipped | kept: global / mix / personal / previous |"
+            "central | federated − central | (d) − (b) | devices below shipped: (d) / (c) / (e) | kept: global / mix / personal / previous |"
         ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -333,12 +337,12 @@ def report(results: dict) -> str:
         gain = [100 * (r["d"] - r["b"]) for r in runs]
         start = np.mean([r["per_round_global_accuracy"][0] for r in runs])
         kept = {k: sum(r["kept"].get(k, 0) for r in runs) for k in ("global", "mix", "personal", "previous")}
-        below = sum(r["devices_d_below_a"] for r in runs)
+        below = " / ".join(str(sum(r[f"devices_{k}_below_a"] for r in runs)) for k in "dce")
         devices = sum(r["setting"]["devices"] for r in runs)
         lines.append(
             f"| {name} | {len(runs)} | {mean('b'):.3f} | {mean('c'):.3f} | {mean('d'):.3f} | {start:.3f} / "
             f"{mean('global_federated'):.3f} / {mean('global_central'):.3f} | {_spread(gap)} | {_spread(gain)} | "
-            f"{below}/{devices} | {' / '.join(str(v) for v in kept.values())} |"
+            f"{below} of {devices} | {' / '.join(str(v) for v in kept.values())} |"
         )
     lines += ["", "Global held-out accuracy per round (round 0: the start), first seed:", ""]
     for name, runs in by_setting.items():
