@@ -1008,6 +1008,20 @@ def _fleet_parser(commands: Any) -> None:
     runs.add_argument("--token", help="the registry's publish token (default: $EDGEFT_REGISTRY_TOKEN)")
     runs.add_argument("--rounds", type=int, default=d.rounds, help="federated rounds (default: %(default)s)")
     runs.add_argument(
+        "--start",
+        choices=[v.value for v in type(d.start)],
+        default=d.start.value,
+        help="where the rounds start: a closed-form head from the devices' summed feature statistics (gaussian, ridge; "
+        "one query round), or the bundle's head (shipped) (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--shrinkage",
+        type=float,
+        default=d.shrinkage,
+        help="the closed form's regularization: covariance shrinkage in (0, 1] (gaussian), penalty > 0 (ridge) "
+        "(default: %(default)s)",
+    )
+    runs.add_argument(
         "--fraction-train",
         type=float,
         default=d.fraction_train,
@@ -1047,8 +1061,7 @@ def _fleet_parser(commands: Any) -> None:
     runs.add_argument(
         "--local-epochs",
         type=int,
-        default=d.local_epochs,
-        help="partial_fit epochs per round on each device (default: %(default)s)",
+        help="partial_fit epochs per round on each device (default: 5 after a closed-form start, 20 from the shipped head)",
     )
     runs.add_argument("--local-lr", type=float, help="learning rate on the devices (default: the bundle's)")
     runs.add_argument(
@@ -1082,6 +1095,18 @@ def _fleet_parser(commands: Any) -> None:
         type=float,
         default=dp.noise_multiplier,
         help="with --dp: noise standard deviation, in units of clip / devices (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--dp-feature-norm",
+        type=float,
+        default=dp.feature_norm,
+        help="with --dp: L2 bound of each feature vector in the devices' statistics (closed-form start) (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--dp-delta",
+        type=float,
+        default=dp.delta,
+        help="with --dp: the delta of the statistics' (epsilon, delta) guarantee (default: %(default)s)",
     )
     runs.add_argument("--seed", type=int, default=d.seed, help="local training's shuffling seed (default: %(default)s)")
     s = sub.add_parser(
@@ -1139,6 +1164,7 @@ def _fleet_parser(commands: Any) -> None:
     v.add_argument("--port", type=int, default=9092, help="the SuperLink's port (default: %(default)s)")
     v.add_argument("--timeout", type=float, default=3600.0, help="seconds the whole run may take (default: %(default)s)")
     v.add_argument("--log", help="file for the SuperLink's log (default: this terminal)")
+    _tls_args(v, server=True)
     v.set_defaults(run=_run_fleet_serve)
     j = sub.add_parser(
         "join",
@@ -1162,7 +1188,31 @@ def _fleet_parser(commands: Any) -> None:
     j.add_argument(
         "--max-seconds", type=float, help="stop the SuperNode after this many seconds (default: run until interrupted)"
     )
+    _tls_args(j, server=False)
     j.set_defaults(run=_run_fleet_join)
+
+
+def _tls_args(p: argparse.ArgumentParser, *, server: bool) -> None:
+    p.add_argument("--tls-ca", help="PEM file of the CA that signed the SuperLink's certificate (default: none; TLS needs it)")
+    if server:
+        p.add_argument("--tls-cert", help="PEM file of the SuperLink's certificate (default: none; TLS needs it)")
+        p.add_argument("--tls-key", help="PEM file of the certificate's private key (default: none; TLS needs it)")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="no TLS: plain HTTP, for tests and trusted networks only; without it, the TLS files are required (default: off)",
+    )
+
+
+def _tls(args: argparse.Namespace) -> Any:
+    """The TLS files given, or None where --insecure was asked for; neither is an error."""
+    from fleet.deployment import Tls
+
+    if args.insecure:
+        return None
+    if not args.tls_ca:
+        raise ConfigError("Give the TLS files (--tls-ca, and for serve --tls-cert and --tls-key), or pass --insecure.")
+    return Tls(args.tls_ca, getattr(args, "tls_cert", None), getattr(args, "tls_key", None))
 
 
 def _fleet_config(args: argparse.Namespace) -> Any:
@@ -1182,8 +1232,10 @@ def _fleet_config(args: argparse.Namespace) -> Any:
         local_schedule=args.local_schedule,
         round_timeout=args.round_timeout,
         save_every=args.save_every,
-        privacy=PrivacyConfig(args.dp_clip, args.dp_noise) if args.dp else None,
+        privacy=PrivacyConfig(args.dp_clip, args.dp_noise, args.dp_feature_norm, args.dp_delta) if args.dp else None,
         seed=args.seed,
+        start=args.start,
+        shrinkage=args.shrinkage,
     )
 
 
@@ -1237,40 +1289,47 @@ def _run_fleet_simulate(args: argparse.Namespace) -> None:
     print(f"wrote {', '.join(map(str, result.bundles))}{refused}")
 
 
-def _run_fleet_serve(args: argparse.Namespace) -> None:
+def _run_fleet_serve(args: argparse.Namespace) -> int | None:
     from fleet.deployment import Endpoint, serve
 
-    out = serve(
-        args.bundle,
-        _fleet_config(args),
-        _publish(args),
-        endpoint=Endpoint(args.host, args.port),
-        timeout=args.timeout,
-        log=Path(args.log) if args.log else None,
-    )
+    try:
+        out = serve(
+            args.bundle,
+            _fleet_config(args),
+            _publish(args),
+            endpoint=Endpoint(args.host, args.port),
+            timeout=args.timeout,
+            log=Path(args.log) if args.log else None,
+            tls=_tls(args),
+        )
+    except KeyboardInterrupt:
+        print("stopped: the SuperLink and the processes it started have ended", file=sys.stderr)
+        return 130
     provenance = json.loads((out / "fleet.json").read_text())
     print(f"wrote {out}: {provenance['rounds']} rounds, up to {provenance['clients']} devices, {provenance['examples']} examples")
 
 
-def _run_fleet_join(args: argparse.Namespace) -> None:
-    from fleet.deployment import Endpoint, join
+def _run_fleet_join(args: argparse.Namespace) -> int | None:
+    from fleet.deployment import Endpoint, join, run_node
 
     host, _, port = args.superlink.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--superlink must be host:port, got {args.superlink!r}")
-    import subprocess
-
-    from fleet.deployment import stop
-
     node = join(
-        args.bundle, args.data, args.test_data, superlink=Endpoint(host, int(port)), port=args.port, max_wait=args.max_wait
+        args.bundle,
+        args.data,
+        args.test_data,
+        superlink=Endpoint(host, int(port)),
+        port=args.port,
+        max_wait=args.max_wait,
+        tls=_tls(args),
     )
     try:
-        node.wait(args.max_seconds)
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        stop(node)
+        run_node(node, args.max_seconds)
+    except KeyboardInterrupt:
+        print("stopped: the SuperNode and its ClientApp processes have ended", file=sys.stderr)
+        return 130
+    return None
 
 
 @final

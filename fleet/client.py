@@ -5,7 +5,8 @@ examples with ``partial_fit`` (so the acceptance guard decides, as on any device
 split changes with the round, so no example is held out of every round), and answers
 with its head's arrays, its example count (Flower weights by ``num-examples``) and its metrics.
 A head that the guard refused is not sent as trained: the device answers with the head it kept.
-Only the head's arrays leave the device, never examples or features.
+Only the head's arrays leave the device, never examples or features; before the first round, when the
+server asks (``query`` messages, the closed-form start), the sums of its features (:mod:`fleet.statistics`).
 
 This module imports only device_runtime, edgeft, numpy and flwr.
 """
@@ -17,16 +18,20 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from flwr.app import ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
 
 from device_runtime import Personalizer
+from device_runtime.validation import check_head
 from edgeft.bundle import Bundle
 from edgeft.config import RuntimeConfig
 from edgeft.data import read_examples
-from edgeft.errors import ConfigError
+from edgeft.errors import ConfigError, DataError
 from fleet.heads import from_record, head_bytes, to_record
+from fleet.start import CALIBRATION, STATISTICS, TEMPERATURE_GRID, to_statistics_record
+from fleet.statistics import Statistics, StatisticsNoise, device_statistics
 
 CLIPPING_KEY = "clipping_norm"  # the key Flower's DP wrapper puts in the train config (flwr.common.constant)
 
@@ -79,6 +84,17 @@ def client_app(
         }
         return Message(RecordDict({"arrays": to_record(head), "metrics": MetricRecord(metrics)}), reply_to=msg)
 
+    @app.query()
+    def statistics(msg: Message, context: Context) -> Message:
+        personalizer, data = _device(context, bundle, devices, runtime or RuntimeConfig())
+        if CALIBRATION in msg.content.array_records:
+            losses = calibration_losses(
+                personalizer, data, from_record(msg.content[CALIBRATION]), msg.content[TEMPERATURE_GRID]["temperatures"]
+            )
+            return Message(RecordDict({CALIBRATION: ArrayRecord({"losses": Array(losses)})}), reply_to=msg)
+        stats = local_statistics(personalizer, data, msg.content[STATISTICS])
+        return Message(RecordDict({STATISTICS: to_statistics_record(stats)}), reply_to=msg)
+
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
         personalizer, data = _device(context, bundle, devices, runtime or RuntimeConfig())
@@ -93,6 +109,42 @@ def client_app(
         return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
 
     return app
+
+
+def local_statistics(personalizer: Personalizer, data: DeviceData, query: ConfigRecord) -> Statistics:
+    """This device's statistics for the closed-form start: its training examples' features and labels, summed.
+
+    With a noise multiplier in the query (privacy on), the rows are clipped and noise is added here, on the device.
+
+    Raises:
+        DataError: a label the bundle does not have (a device-added label has no row in the fleet's head).
+    """
+    labels = personalizer.bundle.manifest.labels
+    unknown = sorted(set(data.y) - set(labels))
+    if unknown:
+        raise DataError(f"Labels {unknown[:5]} are not among the bundle's {labels}; the fleet's statistics cover only those.")
+    noise = None
+    if "noise-multiplier" in query:
+        noise = StatisticsNoise(float(query["noise-multiplier"]), float(query["feature-norm"]))
+    features = personalizer.transform(list(data.X))
+    targets = np.array([labels.index(label) for label in data.y])
+    return device_statistics(features, targets, len(labels), noise)
+
+
+def calibration_losses(
+    personalizer: Personalizer, data: DeviceData, head: dict[str, np.ndarray], temperatures: Sequence[float]
+) -> np.ndarray:
+    """The summed cross-entropy of this device's training rows under a linear ``head``, at each logit temperature."""
+    labels = personalizer.bundle.manifest.labels
+    check_head(head, personalizer.head_parameters(), "the head to calibrate")
+    logits = personalizer.transform(list(data.X)) @ head["head.weight"][: len(labels)].T + head["head.bias"][: len(labels)]
+    targets = np.array([labels.index(label) for label in data.y])
+    losses = []
+    for t in temperatures:
+        z = logits / t
+        z = z - z.max(axis=1, keepdims=True)
+        losses.append(float(np.sum(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), targets])))
+    return np.array(losses)
 
 
 def training_overrides(config: ConfigRecord) -> dict[str, Any]:

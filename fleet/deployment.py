@@ -6,6 +6,13 @@
 connects to it with the device's bundle and data in its node config. A SuperNode is Flower's
 long-running daemon: it outlives the SuperLink (flwr 1.42 keeps retrying past ``--max-wait-time``),
 so whoever starts one stops it (:func:`stop`; ``edgeft fleet join --max-seconds``).
+
+:func:`stop` ends a process and every process below it, found before any is signalled: Flower's
+SuperLink starts its SuperExec (and that its ServerApp) in sessions of their own, which a signal to the
+SuperLink's process group misses. :func:`serve` and :func:`run_node` turn a SIGTERM into the same
+clean-up as Ctrl-C (:func:`terminate_as_interrupt`).
+
+Connections use TLS unless ``insecure`` is asked for (:class:`Tls`: certificate files by path).
 """
 
 from __future__ import annotations
@@ -15,11 +22,15 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
@@ -46,6 +57,37 @@ def _main(grid: Grid, context: Context) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
+class Tls:
+    """Certificates for TLS between SuperLink, SuperNodes and ``flwr run`` (PEM files, by path).
+
+    The SuperLink needs ``certificate`` and ``key`` (and ``ca``, which signed the certificate); a SuperNode
+    and ``flwr run`` need only ``ca``, to verify the SuperLink.
+    """
+
+    ca: str  # the CA certificate that signed the SuperLink's certificate
+    certificate: str | None = None  # the SuperLink's certificate
+    key: str | None = None  # its private key
+
+    def check(self, *, server: bool) -> None:
+        """Raises ConfigError where a file a side needs is missing."""
+        needed = {"ca": self.ca, **({"certificate": self.certificate, "key": self.key} if server else {})}
+        for name, path in needed.items():
+            if not path or not Path(path).is_file():
+                raise ConfigError(f"TLS: the {name} file {path!r} does not exist; give it by path, or pass --insecure.")
+
+    def superlink_flags(self) -> list[str]:
+        return ["--ssl-ca-certfile", str(self.ca), "--ssl-certfile", str(self.certificate), "--ssl-keyfile", str(self.key)]
+
+
+def _security(tls: Tls | None, *, server: bool) -> list[str]:
+    """Flower's security flags: TLS with ``tls``'s files, or ``--insecure`` where ``tls`` is None (asked for)."""
+    if tls is None:
+        return ["--insecure"]
+    tls.check(server=server)
+    return tls.superlink_flags() if server else ["--root-certificates", str(Path(tls.ca).resolve())]
+
+
+@dataclasses.dataclass(frozen=True)
 class Endpoint:
     """Where the SuperLink listens (one HTTP port for its Fleet, Control and ServerApp APIs)."""
 
@@ -61,6 +103,7 @@ def serve(
     endpoint: Endpoint = Endpoint(),
     timeout: float = 3600.0,
     log: Path | None = None,
+    tls: Tls | None = None,
 ) -> Path:
     """Start a SuperLink, run the fleet on the SuperNodes that join it, write the bundle, stop (``edgeft fleet serve``).
 
@@ -71,21 +114,24 @@ def serve(
         endpoint: the SuperLink's address.
         timeout: seconds the whole run may take before it is stopped.
         log: a file for the SuperLink's log (default: none kept).
+        tls: the SuperLink's certificates; None: no TLS (``--insecure``, only for tests and trusted networks).
 
     Returns:
         The written bundle's folder.
 
     Raises:
-        ConfigError: the run did not finish, or finished without writing the bundle.
+        ConfigError: the run did not finish, or finished without writing the bundle; a TLS file is missing.
+        KeyboardInterrupt: Ctrl-C or SIGTERM; the SuperLink and everything it started are stopped first.
     """
-    with tempfile.TemporaryDirectory(prefix="edgeft-fleet-") as home:
+    security = _security(tls, server=True)
+    with tempfile.TemporaryDirectory(prefix="edgeft-fleet-") as home, terminate_as_interrupt():
         env = {**_env(), "FLWR_HOME": home}
         app = _write_app(Path(home) / "app", bundle, config, publish)
-        _write_connection(Path(home), endpoint)
+        _write_connection(Path(home), endpoint, tls)
         link = _spawn(
             [
                 _tool("flower-superlink"),
-                "--insecure",
+                *security,
                 "--host",
                 endpoint.host,
                 "--port",
@@ -126,6 +172,7 @@ def join(
     max_wait: float = 30.0,
     flower_home: str | os.PathLike | None = None,
     log: str | os.PathLike | None = None,
+    tls: Tls | None = None,
 ) -> subprocess.Popen:
     """Start a SuperNode that takes part in the fleet's runs with this device's data (``edgeft fleet join``).
 
@@ -138,20 +185,25 @@ def join(
         max_wait: Flower's ``--max-wait-time``: seconds of connection errors before a request gives up.
         flower_home: the folder where Flower installs the run's app (default: Flower's, ``~/.flwr``).
         log: a file for the SuperNode's log (default: this process's output).
+        tls: the CA that signed the SuperLink's certificate; None: no TLS (``--insecure``).
 
     Returns:
         The SuperNode's process; end it with :func:`stop` (it and its ClientApp processes).
+
+    Raises:
+        ConfigError: a file is missing.
     """
     paths = {"bundle": bundle, "data": data, "test-data": test_data}
     for key, value in paths.items():
         if not Path(value).exists():
             raise ConfigError(f"--{key} {value} does not exist.")
+    security = _security(tls, server=False)
     node_config = " ".join(f'{key}="{Path(value).resolve()}"' for key, value in paths.items())
     env = _env() | ({"FLWR_HOME": str(flower_home)} if flower_home else {})
     return _spawn(
         [
             _tool("flower-supernode"),
-            "--insecure",
+            *security,
             "--superlink",
             f"{superlink.host}:{superlink.port}",
             "--host",
@@ -192,9 +244,10 @@ def _write_app(folder: Path, bundle: str | os.PathLike, config: FleetConfig, pub
     return folder
 
 
-def _write_connection(home: Path, endpoint: Endpoint) -> None:
+def _write_connection(home: Path, endpoint: Endpoint, tls: Tls | None) -> None:
+    security = "insecure = true" if tls is None else f"root-certificates = {json.dumps(str(Path(tls.ca).resolve()))}"
     (home / "config.toml").write_text(
-        f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = "{endpoint.host}:{endpoint.port}"\ninsecure = true\n'
+        f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = "{endpoint.host}:{endpoint.port}"\n{security}\n'
     )
 
 
@@ -227,16 +280,81 @@ def _wait_for_port(endpoint: Endpoint, process: subprocess.Popen, seconds: float
     raise ConfigError(f"The SuperLink did not listen on {endpoint.host}:{endpoint.port} within {seconds:.0f} s.")
 
 
-def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
-    """Stop a process and the children it started (its session), SIGTERM first, SIGKILL after ``grace``."""
-    import signal
+def run_node(node: subprocess.Popen, max_seconds: float | None = None) -> None:
+    """Wait for a SuperNode from :func:`join` until it ends, ``max_seconds`` pass, Ctrl-C or SIGTERM; then stop it."""
+    try:
+        with terminate_as_interrupt():
+            node.wait(max_seconds)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        stop(node)
 
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        except ProcessLookupError:
-            pass
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within this block SIGTERM raises KeyboardInterrupt, so that ``finally`` clean-ups run as on Ctrl-C.
+
+    Outside the main thread (where Python cannot set handlers) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """Stop a process and every process below it, SIGTERM first, SIGKILL to what is left after ``grace`` seconds."""
+    tree = [process.pid, *descendants(process.pid)]  # found first: once a parent is gone, its children are orphans
+    for pid in tree:
+        _signal(pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + grace
+    while (alive := [pid for pid in tree if running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in alive:
+        _signal(pid, signal.SIGKILL)
+    process.wait()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), whatever session each started, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # it ended while we looked
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])  # the name may hold spaces and parentheses
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def running(pid: int) -> bool:
+    """Running (not ended, nor a zombie waiting for its parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -21,6 +21,8 @@ from edgeft.errors import ConfigError
 from fleet.config import FleetConfig
 from fleet.heads import from_record, head_bytes, to_record
 from fleet.publish import write_fleet_bundle
+from fleet.start import closed_form_start
+from fleet.statistics import Start
 from fleet.strategy import build_strategy, inner
 
 
@@ -33,6 +35,7 @@ class FleetResult:
     refused: list[dict[str, Any]]  # heads refused before aggregation: round, node, reason
     bundles: list[Path]  # bundle versions written (every save_every rounds, and the last)
     provenance: dict[str, Any]  # what the last bundle records in fleet.json
+    start: dict[str, Any] = dataclasses.field(default_factory=dict)  # the closed-form start's summary; {} from shipped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +64,8 @@ def run_fleet(
     Args:
         grid: Flower's grid (simulated or a SuperLink's).
         bundle: the bundle the devices start from (its shipped head is the first global head).
-        config: rounds, sampling, aggregation, privacy.
+        config: the start (a closed-form head from the devices' statistics, or the shipped one), rounds,
+            sampling, aggregation, privacy.
         publish: write (and push) the global head as a bundle version; None writes nothing.
         eval_data: a server-side held-out set (texts or images, labels) scored after every round.
         progress: called with ``Progress("rounds", done, total, metric=central accuracy)`` after each round.
@@ -72,13 +76,17 @@ def run_fleet(
         A :class:`FleetResult`.
 
     Raises:
-        ConfigError: no round produced a head to aggregate.
+        ConfigError: no round produced a head to aggregate; with a closed-form start, too few devices,
+            no usable statistics, or an MLP head.
     """
     runtime = runtime or RuntimeConfig()
     if publish:
         runtime = dataclasses.replace(runtime, engine="ort")
     server = Personalizer(Bundle.load(bundle), runtime=runtime)
     shipped = server.head_parameters()
+    initial, start = shipped, {}
+    if config.start is not Start.SHIPPED:
+        initial, start = closed_form_start(grid, config, shipped, len(server.bundle.manifest.labels))
     strategy = build_strategy(config, shipped, len(list(grid.get_node_ids())))
     rounds: list[dict[str, Any]] = []
     bundles: list[Path] = []
@@ -93,7 +101,7 @@ def run_fleet(
         else:
             rounds.append({"round": server_round, "seconds": now - started[0], "central": central})
             if publish and config.save_every and server_round % config.save_every == 0 and server_round < config.rounds:
-                bundles.append(_publish(server, head, publish, config, rounds, strategy, server_round, intermediate=True))
+                bundles.append(_publish(server, head, publish, config, rounds, strategy, server_round, start, intermediate=True))
             if progress:
                 progress(Progress("rounds", server_round, config.rounds, metric=central.get("accuracy")))
         started[0] = time.monotonic()  # the next round's time leaves this evaluation (and any bundle written) out
@@ -109,7 +117,7 @@ def run_fleet(
     )
     result = strategy.start(
         grid=grid,
-        initial_arrays=to_record(shipped),
+        initial_arrays=to_record(initial),
         num_rounds=config.rounds,
         timeout=config.round_timeout,
         train_config=train_config,
@@ -123,10 +131,10 @@ def run_fleet(
     if not result.arrays:  # Flower's Result keeps an empty record when no round aggregated a head
         raise ConfigError("No round aggregated a head: every device failed, dropped out or was refused; see Flower's log.")
     head = from_record(result.arrays)
-    provenance = _provenance(config, rounds, strategy, head, config.rounds)
+    provenance = _provenance(config, rounds, strategy, head, config.rounds, start)
     if publish:
-        bundles.append(_publish(server, head, publish, config, rounds, strategy, config.rounds, intermediate=False))
-    return FleetResult(head, rounds, list(inner(strategy).refused), bundles, provenance)
+        bundles.append(_publish(server, head, publish, config, rounds, strategy, config.rounds, start, intermediate=False))
+    return FleetResult(head, rounds, list(inner(strategy).refused), bundles, provenance, start)
 
 
 def server_app(
@@ -157,7 +165,9 @@ def _score(server: Personalizer, head: dict[str, np.ndarray], data: tuple[Sequen
     return {"accuracy": report["accuracy"], "loss": report["loss"], "macro-f1": report["macro_f1"]}
 
 
-def _provenance(config: FleetConfig, rounds: list[dict], strategy: Any, head: dict[str, np.ndarray], done: int) -> dict[str, Any]:
+def _provenance(
+    config: FleetConfig, rounds: list[dict], strategy: Any, head: dict[str, np.ndarray], done: int, start: dict[str, Any]
+) -> dict[str, Any]:
     trained = [r for r in rounds[1:] if r["round"] <= done]
     counts = [c for r, c in inner(strategy).counts.items() if r <= done]
     return {
@@ -166,6 +176,7 @@ def _provenance(config: FleetConfig, rounds: list[dict], strategy: Any, head: di
         "examples": sum(c["examples"] for c in counts),  # examples behind every averaged head, all rounds
         "aggregation": config.aggregation.value,
         "privacy": dataclasses.asdict(config.privacy) if config.privacy else None,
+        "start": start or {"kind": Start.SHIPPED.value},
         "config": config.provenance(),
         "head_bytes": head_bytes(head),
         "refused": list(inner(strategy).refused),
@@ -182,6 +193,7 @@ def _publish(
     rounds: list[dict],
     strategy: Any,
     done: int,
+    start: dict[str, Any],
     *,
     intermediate: bool,
 ) -> Path:
@@ -191,7 +203,7 @@ def _publish(
     else:
         output = Path(publish.output)
     written = write_fleet_bundle(
-        server, head, output, version, _provenance(config, rounds, strategy, head, done), overwrite=publish.overwrite
+        server, head, output, version, _provenance(config, rounds, strategy, head, done, start), overwrite=publish.overwrite
     )
     if publish.registry:
         from edgeft.registry.client import push

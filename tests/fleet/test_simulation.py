@@ -24,9 +24,13 @@ def _spy_and_spoil(log: str):
         from flwr.app import Array, ArrayRecord, MessageType
 
         reply = call_next(msg, context)
+        device = int(context.node_config["partition-id"])
+        if msg.metadata.message_type == MessageType.QUERY:
+            record = {k: {n: list(a.shape) for n, a in r.items()} for k, r in reply.content.array_records.items()}
+            with open(log, "a") as f:
+                f.write(json.dumps({"device": device, "query": record, "other": list(reply.content.config_records)}) + "\n")
         if msg.metadata.message_type != MessageType.TRAIN:
             return reply
-        device = int(context.node_config["partition-id"])
         if device == BAD_DEVICE:
             head = {k: v.numpy().copy() for k, v in reply.content["arrays"].items()}
             name = min(head)
@@ -66,14 +70,22 @@ def run(minilm_bundle: Path, bbc_devices, bbc_splits, fleet_runtime, tmp_path_fa
         mods=[_spy_and_spoil(log)],
         runtime=fleet_runtime,
     )
-    return {"result": result, "replies": [json.loads(line) for line in open(log)], "folder": folder}
+    replies = [json.loads(line) for line in Path(log).read_text().splitlines()]
+    return {
+        "result": result,
+        "replies": [r for r in replies if "query" not in r],
+        "queries": [r for r in replies if "query" in r],
+        "folder": folder,
+    }
 
 
-def test_the_global_head_beats_the_shipped_one_on_held_out_articles(run) -> None:
+def test_the_global_head_beats_the_shipped_one_on_held_out_articles(run, minilm_bundle: Path, bbc_splits) -> None:
     rounds = run["result"].rounds
-    shipped, final = rounds[0]["central"], rounds[-1]["central"]
-    assert final["loss"] < shipped["loss"]
-    assert final["accuracy"] > shipped["accuracy"]
+    texts, labels = bbc_splits["test"]
+    shipped = Personalizer.from_bundle(minilm_bundle).evaluate(texts[::3], labels[::3])
+    start, final = rounds[0]["central"], rounds[-1]["central"]  # round 0: the closed-form start
+    assert start["loss"] < shipped["loss"] and final["loss"] < shipped["loss"]
+    assert start["accuracy"] > shipped["accuracy"] and final["accuracy"] > shipped["accuracy"]
     assert rounds[-1]["devices"]["accuracy"] > 0  # the devices scored it on their own held-out splits too
 
 
@@ -91,6 +103,20 @@ def test_only_the_heads_arrays_and_counts_leave_a_device(run, minilm_bundle: Pat
         assert reply["metrics"]["num-examples"] == 10
 
 
+def test_before_the_rounds_a_device_sends_only_its_summed_statistics_and_losses(run) -> None:
+    statistics = {"statistics": {"gram": [385, 385], "sums": [5, 385]}}
+    calibration = {"calibration": {"losses": [41]}}  # its summed loss at each temperature
+    assert sorted(q["device"] for q in run["queries"]) == [0, 0, 1, 1, 2, 2, 3, 3]
+    for device in range(4):
+        replies = [q["query"] for q in run["queries"] if q["device"] == device]
+        assert replies == [statistics, calibration]
+    assert all(q["other"] == [] for q in run["queries"])
+    start = run["result"].start
+    assert (start["kind"], start["devices"], start["rows"], start["labels_fitted"]) == ("gaussian", 4, 40.0, 5)
+    assert start["temperature"] > 1  # fitted on 40 rows of 384 features, the head was overconfident
+    assert run["result"].rounds[0]["central"]["accuracy"] > 0.8  # the closed-form start on 40 articles, before any round
+
+
 def test_nan_and_misshaped_heads_are_refused_not_averaged(run) -> None:
     result = run["result"]
     assert [(r["round"], "NaN" in r["reason"] or "shape" in r["reason"]) for r in result.refused] == [(1, True), (2, True)]
@@ -105,6 +131,7 @@ def test_the_written_bundle_loads_verifies_and_personalizes(run, bbc_devices) ->
     provenance = json.loads((path / FLEET).read_text())
     assert (provenance["rounds"], provenance["clients"], provenance["examples"]) == (2, 3, 60)
     assert provenance["aggregation"] == "fedadam" and provenance["privacy"] is None
+    assert provenance["start"]["kind"] == "gaussian" and provenance["start"]["privacy"] == {"noise": None, "epsilon": None}
     device = Personalizer(bundle)
     for name, value in run["result"].head.items():
         np.testing.assert_allclose(device.head_parameters()[name], value, atol=1e-6)
