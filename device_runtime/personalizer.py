@@ -18,6 +18,7 @@ from device_runtime.backbone import backbone_for
 from device_runtime.cache import FeatureCache
 from device_runtime.drift import DEFAULT_THRESHOLD, RunningStats, drift_features
 from device_runtime.engines import HeadEngine, open_engine, resolve_engine
+from device_runtime.estimator import EstimatorProtocol, check_arguments, shipped_config
 from device_runtime.inference_export import export_inference_model
 from device_runtime.labels import NewLabels, claim_labels, unknown_label_fix
 from device_runtime.monitor import DriftMonitor, ReferenceSample, drift_report
@@ -37,7 +38,7 @@ from edgeft.errors import BundleError, ConfigError, NotFittedError, StateError
 FEATURE_CHUNK = 256  # examples per backbone pass: bounds memory however many examples come
 
 
-class Personalizer:
+class Personalizer(EstimatorProtocol):
     """Fine-tunes a bundle's head on a user's own examples, then predicts.
 
     Only the head trains; the backbone is frozen, runs once per distinct
@@ -76,10 +77,11 @@ class Personalizer:
         drift: DriftConfig | None = None,
         on_drift: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        _check_arguments(bundle, config, runtime)
+        check_arguments(bundle, config, runtime)
         self.bundle = bundle
-        self.config = config or from_dict(TrainConfig, bundle.manifest.training)
+        self.config = config or shipped_config(bundle)
         self.runtime = runtime or RuntimeConfig()
+        self.drift = drift or DriftConfig()
         self.engine = resolve_engine(self.runtime.engine, bundle)
         self.backbone = backbone_for(
             bundle, list(self.runtime.providers), self.runtime.intra_op_threads, self.runtime.inter_op_threads
@@ -98,7 +100,7 @@ class Personalizer:
         self.history_: list[float] = []
         self.report_: FitReport | None = None  # the last fit/partial_fit run's record
         self.seen_ = RunningStats()
-        self.monitor_ = DriftMonitor(drift)
+        self.monitor_ = DriftMonitor(self.drift)
         self.on_drift = on_drift
         self._reference_sample: ReferenceSample | None = None
         self._cancel = threading.Event()
@@ -504,15 +506,6 @@ def _saved_config(values: dict[str, Any], path: str | os.PathLike) -> TrainConfi
         return from_dict(TrainConfig, values)
     except ConfigError as e:
         raise StateError(f"The training config saved in {Path(path) / STATE_FILE} is invalid ({e}); the state is corrupt.") from e
-
-
-def _check_arguments(bundle: object, config: object, runtime: object) -> None:
-    """Wrong types here would fail later, far from the cause, as AttributeErrors."""
-    for name, value, kind in (("bundle", bundle, Bundle), ("config", config, TrainConfig), ("runtime", runtime, RuntimeConfig)):
-        if not (isinstance(value, kind) or (value is None and name != "bundle")):
-            raise ConfigError(
-                f"{name} must be a {kind.__name__}{'' if name == 'bundle' else ' or None'}, got {type(value).__name__}."
-            )
 
 
 def _feature_identity(bundle: Bundle) -> str:

@@ -45,7 +45,8 @@ class OnnxFile(Adapter):
 
     @property
     def origin(self) -> str:
-        return str(self.source)
+        # The name alone: a workstation's folders mean nothing on a device, and can say more than they should.
+        return Path(self.source).name
 
     @property
     def preprocessing(self) -> ImagePreprocessing:

@@ -47,7 +47,8 @@ class TransformerText(Adapter):
 
     @property
     def origin(self) -> str:
-        return str(self.source)
+        # The name alone: a workstation's folders mean nothing on a device, and can say more than they should.
+        return Path(self.source).name
 
     def export_onnx(self, work: Path, X: Any, config: ExportConfig) -> ExportedBackbone:
         fp32, tokenizer = export_text_backbone(self.source, work / "onnx")

@@ -74,3 +74,4 @@ def test_the_older_entry_points_export_through_export_bundle(tmp_path: Path) -> 
     )
     assert torch_made.input == onnx_made.input and torch_made.backbone.feature_size == onnx_made.backbone.feature_size == 4
     assert (torch_made.base_model["source"], onnx_made.base_model["name"]) == ("torch module", "backbone")
+    assert onnx_made.base_model["source"] == "backbone.onnx", "the manifest names the file, never a workstation's path"
