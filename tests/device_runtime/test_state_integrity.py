@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from device_runtime import Personalizer
+from device_runtime.report import FitReport
 from device_runtime.state import STATE_FILE, read_state
 from device_runtime.state_schema import parse_record
 from edgeft.errors import DataError, EdgeftError, StateError
@@ -76,11 +77,34 @@ json_values = st.recursive(
 )
 
 
+def fit_report(reason: str, scores: dict[str, float], verdicts: list[dict]) -> FitReport:
+    return FitReport(
+        accepted=True,
+        reason=reason,
+        version=0,
+        stopped="completed",
+        examples=1,
+        engine="ort",
+        provider="CPUExecutionProvider",
+        feature_seconds=0.0,
+        train_seconds=0.0,
+        new=scores,
+        verdicts=verdicts,
+    )
+
+
 @FUZZ
-@given(report=st.dictionaries(st.text(max_size=5), json_values, max_size=4), history=st.lists(st.floats(), max_size=3))
-def test_whatever_a_save_writes_loads_again(personalizer: Personalizer, tmp_path_factory, report, history) -> None:
+@given(
+    reason=st.text(max_size=6) | st.sampled_from(["\ud800", "a\udc00"]),
+    scores=st.dictionaries(st.sampled_from(["loss", "accuracy", "macro_f1"]), st.floats()),
+    verdicts=st.lists(st.dictionaries(st.text(max_size=5), json_values, max_size=3), max_size=2),
+    history=st.lists(st.floats(), max_size=3),
+)
+def test_whatever_a_save_writes_loads_again(
+    personalizer: Personalizer, tmp_path_factory, reason, scores, verdicts, history
+) -> None:
     folder = tmp_path_factory.mktemp("state")
-    personalizer.report_, personalizer.history_ = report, history
+    personalizer.report_, personalizer.history_ = fit_report(reason, scores, verdicts), history
     try:
         personalizer.save(folder)
     except StateError:
@@ -92,7 +116,7 @@ def test_whatever_a_save_writes_loads_again(personalizer: Personalizer, tmp_path
 @pytest.fixture(scope="module")
 def good_record(personalizer: Personalizer, tmp_path_factory) -> bytes:
     folder = tmp_path_factory.mktemp("good")
-    personalizer.report_, personalizer.history_ = {}, []
+    personalizer.report_, personalizer.history_ = None, []
     personalizer.save(folder)
     return (folder / STATE_FILE).read_bytes()
 
