@@ -235,6 +235,14 @@ def main() -> None:
         help="indices into the data set's configurations, comma-separated (default: all; smoke mode: the first)",
     )
     parser.add_argument("--seeds", type=int, default=1, help="seeds per configuration (default: %(default)s)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first of those seeds (default: %(default)s)")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="results.json files of earlier runs (other seeds) whose runs join this one's table (default: none)",
+    )
     parser.add_argument(
         "--work", type=Path, default=Path("benchmarks/results/fleet-work"), help="bundle and feature cache (default: %(default)s)"
     )
@@ -288,8 +296,10 @@ def main() -> None:
         "rounds": args.rounds if args.rounds is not None else mode["rounds"],
         "runs": [],
     }
+    for earlier in args.merge:
+        results["runs"] += json.loads(earlier.read_text())["runs"]
     for setting in settings:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             results["runs"].append(run_setting(args, setting, seed, data, runtime))
             print(json.dumps(results["runs"][-1]), flush=True)
             out.mkdir(parents=True, exist_ok=True)
