@@ -10,7 +10,7 @@ devices' own held-out splits of (a) the shipped head, (b) each device alone, (c)
 (e) one head trained centrally on all devices' rows; the global held-out accuracy per round (round 0:
 the start); how many devices end below their shipped head. Backbone features are computed once into a
 persistent feature cache under ``--work``. Writes ``results.md``, ``results.json`` and ``fleet.png`` into
-``--out`` (default docs/fleet/DATASET).
+``--out`` (default docs/fleet/start/DATASET).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ import numpy as np
 
 from device_runtime import Personalizer
 from edgeft import atomic
+from edgeft.cli import fleet_training_arguments
 from edgeft.config import ExportConfig, RuntimeConfig
 from edgeft.datasets import minilm_path, split_per_class
 from fleet import FleetConfig, dirichlet_devices, simulate
 from fleet.personal import ChoiceConfig, choose_head
-from fleet.statistics import Start
 
 # Rounds and the global held-out set per data set; smoke mode runs a small first configuration for tests.
 MODES = {
@@ -249,39 +249,12 @@ def main() -> None:
     parser.add_argument(
         "--work", type=Path, default=Path("benchmarks/results/fleet-work"), help="bundle and feature cache (default: %(default)s)"
     )
-    defaults = FleetConfig()
     parser.add_argument("--rounds", type=int, help="federated rounds (default: the mode's)")
-    parser.add_argument(
-        "--start",
-        choices=[s.value for s in Start],
-        default=defaults.start.value,
-        help="where the rounds start: a closed-form head from the devices' statistics, or the shipped one (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--shrinkage", type=float, default=defaults.shrinkage, help="the closed form's regularization (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--local-epochs", type=int, help="epochs per round on each device (default: the fleet's, 5 or 20 by --start)"
-    )
-    parser.add_argument(
-        "--local-schedule",
-        default=defaults.local_schedule.value,
-        help="learning-rate schedule within a round (default: %(default)s)",
-    )
-    parser.add_argument("--local-lr", type=float, help="learning rate on the devices (default: the bundle's)")
-    parser.add_argument(
-        "--aggregation",
-        choices=["fedavg", "fedadam"],
-        default=defaults.aggregation.value,
-        help="Flower strategy over the heads (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--server-lr", type=float, default=defaults.server_lr, help="FedAdam's server step size (default: %(default)s)"
-    )
-    parser.add_argument("--out", type=Path, help="results folder (default: docs/fleet/DATASET)")
+    fleet_training_arguments(parser)
+    parser.add_argument("--out", type=Path, help="results folder (default: docs/fleet/start/DATASET)")
     args = parser.parse_args()
     mode = MODES[args.dataset][args.mode]
-    out = args.out or Path("docs/fleet") / args.dataset
+    out = args.out or Path("docs/fleet/start") / args.dataset
     args.work.mkdir(parents=True, exist_ok=True)
     data = PREPARE[args.dataset](args.work, mode["held_out"])
     runtime = RuntimeConfig(engine="numpy", cache_dir=str(args.work / "features"))
