@@ -43,9 +43,10 @@ MODES = {
         "quick": {"rounds": 8, "held_out": 300},
         "smoke": {"devices": 10, "rounds": 2, "sizes": (6, 12), "held_out": 40},
     },
-    # A 10-label head from 40 images starts further from the central one: twice the rounds.
+    # From the closed-form start the rounds drifted the Fashion-MNIST head down (alpha 0.3: 0.867 at the start,
+    # 0.823 after 4 rounds, 0.800 after 16; central 0.823), so 4; from the shipped head use --rounds 16.
     "fashion": {
-        "quick": {"rounds": 16, "held_out": 300},
+        "quick": {"rounds": 4, "held_out": 300},
         "smoke": {"devices": 10, "rounds": 2, "sizes": (6, 12), "held_out": 40},
     },
 }
