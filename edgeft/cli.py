@@ -1007,20 +1007,7 @@ def _fleet_parser(commands: Any) -> None:
     runs.add_argument("--registry", help="push the written bundle to this registry URL (default: no push)")
     runs.add_argument("--token", help="the registry's publish token (default: $EDGEFT_REGISTRY_TOKEN)")
     runs.add_argument("--rounds", type=int, default=d.rounds, help="federated rounds (default: %(default)s)")
-    runs.add_argument(
-        "--start",
-        choices=[v.value for v in type(d.start)],
-        default=d.start.value,
-        help="where the rounds start: a closed-form head from the devices' summed feature statistics (gaussian, ridge; "
-        "one query round), or the bundle's head (shipped) (default: %(default)s)",
-    )
-    runs.add_argument(
-        "--shrinkage",
-        type=float,
-        default=d.shrinkage,
-        help="the closed form's regularization: covariance shrinkage in (0, 1] (gaussian), penalty > 0 (ridge) "
-        "(default: %(default)s)",
-    )
+    fleet_training_arguments(runs)
     runs.add_argument(
         "--fraction-train",
         type=float,
@@ -1050,25 +1037,6 @@ def _fleet_parser(commands: Any) -> None:
         type=int,
         default=d.min_evaluate_clients,
         help="devices a round asks to evaluate at least (default: %(default)s)",
-    )
-    runs.add_argument(
-        "--aggregation",
-        choices=["fedavg", "fedadam"],
-        default=d.aggregation.value,
-        help="Flower strategy over the heads (default: %(default)s)",
-    )
-    runs.add_argument("--server-lr", type=float, default=d.server_lr, help="FedAdam's server step size (default: %(default)s)")
-    runs.add_argument(
-        "--local-epochs",
-        type=int,
-        help="partial_fit epochs per round on each device (default: 5 after a closed-form start, 20 from the shipped head)",
-    )
-    runs.add_argument("--local-lr", type=float, help="learning rate on the devices (default: the bundle's)")
-    runs.add_argument(
-        "--local-schedule",
-        choices=[v.value for v in Schedule],
-        default=d.local_schedule.value,
-        help="learning-rate schedule within each round on the devices (default: %(default)s)",
     )
     runs.add_argument(
         "--round-timeout", type=float, default=d.round_timeout, help="seconds a round waits for replies (default: %(default)s)"
@@ -1213,6 +1181,46 @@ def _tls(args: argparse.Namespace) -> Any:
     if not args.tls_ca:
         raise ConfigError("Give the TLS files (--tls-ca, and for serve --tls-cert and --tls-key), or pass --insecure.")
     return Tls(args.tls_ca, getattr(args, "tls_cert", None), getattr(args, "tls_key", None))
+
+
+def fleet_training_arguments(p: argparse.ArgumentParser) -> None:
+    """How a fleet trains: its start, aggregation and local training (the fleet commands' and benchmarks/fleet.py's)."""
+    from fleet.config import FleetConfig
+
+    d = FleetConfig()
+    p.add_argument(
+        "--start",
+        choices=[v.value for v in type(d.start)],
+        default=d.start.value,
+        help="where the rounds start: a closed-form head from the devices' summed feature statistics (gaussian, ridge; "
+        "one query round), or the bundle's head (shipped) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--shrinkage",
+        type=float,
+        default=d.shrinkage,
+        help="the closed form's regularization: covariance shrinkage in (0, 1] (gaussian), penalty > 0 (ridge) "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--aggregation",
+        choices=["fedavg", "fedadam"],
+        default=d.aggregation.value,
+        help="Flower strategy over the heads (default: %(default)s)",
+    )
+    p.add_argument("--server-lr", type=float, default=d.server_lr, help="FedAdam's server step size (default: %(default)s)")
+    p.add_argument(
+        "--local-epochs",
+        type=int,
+        help="partial_fit epochs per round on each device (default: 5 after a closed-form start, 20 from the shipped head)",
+    )
+    p.add_argument("--local-lr", type=float, help="learning rate on the devices (default: the bundle's)")
+    p.add_argument(
+        "--local-schedule",
+        choices=[v.value for v in Schedule],
+        default=d.local_schedule.value,
+        help="learning-rate schedule within each round on the devices (default: %(default)s)",
+    )
 
 
 def _fleet_config(args: argparse.Namespace) -> Any:

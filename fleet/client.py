@@ -85,7 +85,8 @@ def client_app(
         return Message(RecordDict({"arrays": to_record(head), "metrics": MetricRecord(metrics)}), reply_to=msg)
 
     @app.query()
-    def statistics(msg: Message, context: Context) -> Message:
+    def answer_query(msg: Message, context: Context) -> Message:
+        """Before the rounds: this device's statistics, or its losses under a head to calibrate (fleet.start)."""
         personalizer, data = _device(context, bundle, devices, runtime or RuntimeConfig())
         if CALIBRATION in msg.content.array_records:
             losses = calibration_losses(
