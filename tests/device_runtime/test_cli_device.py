@@ -43,9 +43,7 @@ def test_personalize_rollback_and_drift_from_the_command_line(minilm_bundle, use
         == 0
     )
     out = capsys.readouterr().out
-    assert (
-        out.startswith("accepted: the new head is better") and "head version 1" in out and "numpy/CPUExecutionProvider" in out
-    )
+    assert out.startswith("accepted: the new head is better") and "head version 1" in out and "numpy/CPUExecutionProvider" in out
     assert main(["personalize", str(state), *common, "--continue", "--epochs", "2", "--accept", "always"]) == 0
     assert Personalizer.load(state).current_version == 2
     assert main(["rollback", str(state), "--to", "1"]) == 0
