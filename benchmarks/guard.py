@@ -101,12 +101,13 @@ def _tail(text: str) -> str:
     return " ".join(text.split()[-80:])
 
 
-def text_data(key: str, mode: Mode) -> DataSet:
+def text_data(key: str, mode: Mode, rotten_test_scale: int = 1) -> DataSet:
     from edgeft.datasets import bbc_news, minilm_path, rotten_tomatoes
 
     texts, ys = bbc_news() if key == "bbc" else rotten_tomatoes()
     labels = sorted(set(ys))
-    server, pool, test = _by_label(texts, ys, labels, [SERVER_PER_CLASS["ample"], POOL_PER_CLASS, mode.test_per_class], 0)
+    test_size = mode.test_per_class * (rotten_test_scale if key == "rotten" else 1)
+    server, pool, test = _by_label(texts, ys, labels, [SERVER_PER_CLASS["ample"], POOL_PER_CLASS, test_size], 0)
     shifted = key == "bbc"
     return DataSet(
         key=key,
@@ -427,6 +428,12 @@ def main() -> None:
     parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="how much work (default: %(default)s)")
     parser.add_argument("--data", default=None, help="data sets, comma-separated (default: the mode's)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: docs/guard in full mode)")
+    parser.add_argument(
+        "--rotten-test-scale",
+        type=int,
+        default=1,
+        help="Rotten Tomatoes' held-out set, times the mode's: 2 labels, so 120 rows make one point 1.2 rows (default: 1)",
+    )
     args = parser.parse_args()
     mode = MODES[args.mode]
     out = args.out or Path("docs/guard" if args.mode == "full" else f"benchmarks/results/guard-{args.mode}")
@@ -437,7 +444,7 @@ def main() -> None:
     started = time.perf_counter()
     results = study.header(args.mode, mode)
     for key in args.data.split(",") if args.data else mode.data:
-        data = fashion_data(mode) if key == "fashion" else text_data(key, mode)
+        data = fashion_data(mode) if key == "fashion" else text_data(key, mode, args.rotten_test_scale)
         found = runs(data, mode, work)
         for server in mode.servers:
             found[server]["cells"] = cells(found[server]["rows"])
