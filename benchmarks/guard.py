@@ -58,6 +58,7 @@ MODES = {
 }
 SERVER_PER_CLASS = {"tiny": 5, "ample": 32}
 POOL_PER_CLASS = 32
+EPS = 1e-9  # accuracies are ratios of counts: 2 points must count as 2 points after float rounding
 
 
 @dataclasses.dataclass
@@ -271,16 +272,17 @@ def runs(data: DataSet, mode: Mode, work: Path) -> dict[str, Any]:
 
 def verdict_error(r: dict[str, Any]) -> str | None:
     """Where the guard disagrees with the held-out truth: a refused head 2+ points better, or a head shipped 1+ worse."""
-    if not r["accepted"] and r["raw"] - r["shipped"] >= 0.02:
+    if not r["accepted"] and r["raw"] - r["shipped"] >= 0.02 - EPS:
         return "refused a better head"
-    if r["accepted"] and r["chosen"] - r["shipped"] <= -0.01:
+    if r["accepted"] and r["chosen"] - r["shipped"] <= -0.01 + EPS:
         return "shipped a worse head"
     return None
 
 
 def clear(r: dict[str, Any]) -> bool:
     """The truth is clear: the raw new head is 2+ points better or 1+ point worse than the shipped one."""
-    return r["raw"] - r["shipped"] >= 0.02 or r["raw"] - r["shipped"] <= -0.01 or r["chosen"] - r["shipped"] <= -0.01
+    gain, shipped = r["raw"] - r["shipped"], r["chosen"] - r["shipped"]
+    return gain >= 0.02 - EPS or gain <= -0.01 + EPS or shipped <= -0.01 + EPS
 
 
 def cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
