@@ -58,6 +58,7 @@ MODES = {
 }
 SERVER_PER_CLASS = {"tiny": 5, "ample": 32}
 POOL_PER_CLASS = 32
+EPS = 1e-9  # accuracies are ratios of counts: 2 points must count as 2 points after float rounding
 
 
 @dataclasses.dataclass
@@ -101,12 +102,13 @@ def _tail(text: str) -> str:
     return " ".join(text.split()[-80:])
 
 
-def text_data(key: str, mode: Mode) -> DataSet:
+def text_data(key: str, mode: Mode, rotten_test_scale: int = 1) -> DataSet:
     from edgeft.datasets import bbc_news, minilm_path, rotten_tomatoes
 
     texts, ys = bbc_news() if key == "bbc" else rotten_tomatoes()
     labels = sorted(set(ys))
-    server, pool, test = _by_label(texts, ys, labels, [SERVER_PER_CLASS["ample"], POOL_PER_CLASS, mode.test_per_class], 0)
+    test_size = mode.test_per_class * (rotten_test_scale if key == "rotten" else 1)
+    server, pool, test = _by_label(texts, ys, labels, [SERVER_PER_CLASS["ample"], POOL_PER_CLASS, test_size], 0)
     shifted = key == "bbc"
     return DataSet(
         key=key,
@@ -270,16 +272,17 @@ def runs(data: DataSet, mode: Mode, work: Path) -> dict[str, Any]:
 
 def verdict_error(r: dict[str, Any]) -> str | None:
     """Where the guard disagrees with the held-out truth: a refused head 2+ points better, or a head shipped 1+ worse."""
-    if not r["accepted"] and r["raw"] - r["shipped"] >= 0.02:
+    if not r["accepted"] and r["raw"] - r["shipped"] >= 0.02 - EPS:
         return "refused a better head"
-    if r["accepted"] and r["chosen"] - r["shipped"] <= -0.01:
+    if r["accepted"] and r["chosen"] - r["shipped"] <= -0.01 + EPS:
         return "shipped a worse head"
     return None
 
 
 def clear(r: dict[str, Any]) -> bool:
     """The truth is clear: the raw new head is 2+ points better or 1+ point worse than the shipped one."""
-    return r["raw"] - r["shipped"] >= 0.02 or r["raw"] - r["shipped"] <= -0.01 or r["chosen"] - r["shipped"] <= -0.01
+    gain, shipped = r["raw"] - r["shipped"], r["chosen"] - r["shipped"]
+    return gain >= 0.02 - EPS or gain <= -0.01 + EPS or shipped <= -0.01 + EPS
 
 
 def cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -427,6 +430,12 @@ def main() -> None:
     parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="how much work (default: %(default)s)")
     parser.add_argument("--data", default=None, help="data sets, comma-separated (default: the mode's)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: docs/guard in full mode)")
+    parser.add_argument(
+        "--rotten-test-scale",
+        type=int,
+        default=1,
+        help="Rotten Tomatoes' held-out set, times the mode's: 2 labels, so 120 rows make one point 1.2 rows (default: 1)",
+    )
     args = parser.parse_args()
     mode = MODES[args.mode]
     out = args.out or Path("docs/guard" if args.mode == "full" else f"benchmarks/results/guard-{args.mode}")
@@ -437,7 +446,7 @@ def main() -> None:
     started = time.perf_counter()
     results = study.header(args.mode, mode)
     for key in args.data.split(",") if args.data else mode.data:
-        data = fashion_data(mode) if key == "fashion" else text_data(key, mode)
+        data = fashion_data(mode) if key == "fashion" else text_data(key, mode, args.rotten_test_scale)
         found = runs(data, mode, work)
         for server in mode.servers:
             found[server]["cells"] = cells(found[server]["rows"])

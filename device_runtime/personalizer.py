@@ -43,8 +43,9 @@ class Personalizer(EstimatorProtocol):
 
     Only the head trains; the backbone is frozen, runs once per distinct
     example and its features are cached. Every accepted head becomes a new
-    version (version 0 is the shipped head); a new head replaces the current
-    one only if it is not worse on a held-out part of the local data.
+    version (version 0 is the shipped head); a new head (or its mix with the
+    current one) replaces the current head only if the guard finds it better
+    on rows no head trained on (:mod:`device_runtime.guard`).
 
     Args:
         bundle: a loaded :class:`~edgeft.bundle.Bundle`.
