@@ -152,7 +152,7 @@ class Engine(str, enum.Enum):
     AUTO = "auto"  # ORT where its training API loads, else the step graphs, else numpy (with a warning saying why)
     ORT = "ort"  # the bundle's ONNX Runtime training artifacts
     NUMPY = "numpy"  # the same loss, AdamW and schedule in numpy: needs no onnxruntime-training wheel
-    STEP = "step"  # the bundle's step graphs (plain ONNX) on any onnxruntime: head, last blocks and LoRA
+    STEP = "step"  # the bundle's step graphs (plain ONNX) on any onnxruntime: heads, text blocks and LoRA
 
 
 @dataclasses.dataclass(frozen=True)

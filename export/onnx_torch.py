@@ -298,3 +298,13 @@ def _conv(attrs: dict[str, Any], x: torch.Tensor, w: torch.Tensor, b: Value = No
         dilation=attrs.get("dilations", [1] * n),
         groups=attrs.get("group", 1),
     )
+
+
+@op("Pad")
+def _pad(attrs: dict[str, Any], x: torch.Tensor, pads: np.ndarray, value: Value = None, axes: Value = None) -> torch.Tensor:
+    if attrs.get("mode", b"constant") not in (b"constant", "constant") or axes is not None:
+        raise ExportError("Only constant Pad over every axis is supported by the step graph.")
+    n = len(pads) // 2
+    widths = [int(p) for i in reversed(range(n)) for p in (pads[i], pads[i + n])]
+    fill = 0.0 if value is None else float(np.asarray(value) if _static(value) else value.item())
+    return torch.nn.functional.pad(x, widths, value=fill)

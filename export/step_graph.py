@@ -159,6 +159,12 @@ def trace_step(model: onnx.ModelProto, inputs: StepInputs, batch: int) -> onnx.M
     from torch._decomp import core_aten_decompositions
     from torch.fx.experimental.proxy_tensor import make_fx
 
+    trained_convs = [n.name for n in model.graph.node if n.op_type == "Conv" and set(n.input[1:]) & set(inputs.trainable)]
+    if trained_convs:
+        raise ExportError(
+            f"The training step of trainable convolutions ({trained_convs[0]}, ...) cannot be exported: their gradient, "
+            "aten::convolution_backward, has no ONNX export in torch's TorchScript exporter."
+        )
     args = example_args(model, inputs, batch)
     _symbolics()
     buffer = io.BytesIO()
@@ -217,7 +223,10 @@ def step_parity(step: onnx.ModelProto, model: onnx.ModelProto, inputs: StepInput
 
     args = example_args(model, inputs, batch, seed=1)
     expected = step_function(model, inputs)(*args)
-    session = ort.InferenceSession(step.SerializeToString(), providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(step.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT's graph errors share no base class; say that the exported graph is invalid
+        raise ExportError(f"onnxruntime refuses the exported training step: {type(e).__name__}: {e}") from e
     got = session.run(inputs.outputs, {name: a.detach().numpy() for name, a in zip(inputs.names, args)})
     return max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
 
@@ -241,10 +250,10 @@ def write_step_graphs(model: onnx.ModelProto, spec: HeadSpec, folder: Path, batc
     inputs = StepInputs(list(spec.trainable), l2sp.penalized(list(spec.trainable)))
     try:
         step = trace_step(model, inputs, batch)
+        parity = step_parity(step, model, inputs, batch)
     except ExportError as e:
         warnings.warn(f"{e} The bundle ships without step graphs.", StepGraphWarning, stacklevel=2)
         return spec, None
-    parity = step_parity(step, model, inputs, batch)
     if not math.isfinite(parity) or parity > 1e-3:
         raise ExportError(f"The ONNX training step differs from torch's by up to {parity:.2e}; the export is wrong.")
     (folder / STEP_MODEL).parent.mkdir(parents=True, exist_ok=True)

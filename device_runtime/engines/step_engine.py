@@ -93,10 +93,11 @@ class StepEngine(HeadEngine):
                 f"The bundle's step graph trains on at most {self._batch} examples per step (head.step_batch), got a "
                 f"batch of {n}. Use batch_size <= {self._batch}, or engine='ort' or 'numpy'."
             )
-        padded = np.zeros((self._batch, *np.shape(features)[1:]), np.float32)
-        padded[:n] = features
-        labels = np.zeros(self._batch, np.int64)
-        labels[:n] = targets
+        # Padding rows repeat real ones: weighted 0, they add nothing, and an all-zero row would not be a valid
+        # input (a text cut's mask channel of zeros makes its L2 norm's gradient 0/0, and 0 * NaN is NaN).
+        rows = np.arange(self._batch) % n
+        padded = np.ascontiguousarray(np.asarray(features, np.float32)[rows])
+        labels = np.asarray(targets, np.int64)[rows]
         binding = self._train.io_binding()
         for name in (n.name for n in self._train.get_inputs()):
             if name in self._values:

@@ -9,8 +9,8 @@ graph (``head/step_eval_model.onnx``) takes the parameters and any batch, and re
 from __future__ import annotations
 
 FEATURES = "features"
-TARGETS = "targets"  # int64 class indices; padding rows hold 0
-ROW_WEIGHTS = "row_weights"  # float32 per row: 1 for an example, 0 for padding; the loss is their weighted mean
+TARGETS = "targets"  # int64 class indices
+ROW_WEIGHTS = "row_weights"  # float32 per row: 1 for an example, 0 for padding (copies of examples); a weighted mean
 STEP = "step"  # float32 scalar: AdamW's step count t after this step (1 on the first), for bias correction
 LEARNING_RATE = "learning_rate"
 WEIGHT_DECAY = "weight_decay"  # AdamW's decoupled decay, an input so a device changes it without a new graph

@@ -75,13 +75,8 @@ def test_load_fit_predict_with_torch_transformers_and_optimum_unimportable(minil
     assert len(result["predicted"]) == 3 and result["loaded"] == [] and result["ort_error"] is None
 
 
-def test_without_onnxruntime_training_auto_falls_back_to_numpy_with_a_clear_message(minilm_bundle, user, tmp_path):
+def test_without_onnxruntime_training_auto_trains_on_the_step_graphs_and_ort_says_why_not(minilm_bundle, user, tmp_path):
     result = _run(minilm_bundle, _data(user, tmp_path), "torch,transformers,optimum,onnxruntime.training.api")
-    assert result["engine"] == "numpy" and result["accepted"] and len(result["predicted"]) == 3
-    # onnxruntime-training-cpu is installed but its API cannot load: the message says so, with ORT's own error.
-    assert any(
-        w.startswith("The training API of the installed onnxruntime-training-cpu 1.19.2 failed to load (ImportError")
-        and w.endswith("so the numpy engine trains the head.")
-        for w in result["warnings"]
-    )
+    assert result["engine"] == "step" and result["accepted"] and len(result["predicted"]) == 3
+    # onnxruntime-training-cpu is installed but its API cannot load: asking for it says so, with ORT's own error.
     assert 'engine="ort" was requested, but the training API of the installed onnxruntime-training-cpu' in result["ort_error"]

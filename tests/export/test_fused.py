@@ -50,7 +50,8 @@ def test_the_manifest_says_fused_the_backbone_is_int8_and_the_tail_fp32(fused_bu
     tail_ops = {n.op_type for n in onnx.load(str(fused_bundle / "head" / "training_model.onnx")).graph.node}
     assert "Conv" in tail_ops and not tail_ops & {"ConvInteger", "DynamicQuantizeLinear", "QuantizeLinear"}
     assert {v.dtype for v in Personalizer.from_bundle(fused_bundle).head_parameters().values()} == {np.dtype(np.float32)}
-    assert "head/parameters.npz" in m.files and m.head.step_batch  # for the step engine (numpy cannot train a tail)
+    # Convolutions' gradients have no ONNX export yet: no step graphs, the ORT artifacts train it (numpy cannot).
+    assert "head/parameters.npz" in m.files and m.head.step_batch == 0
     assert m.metrics["parity_max_abs_diff"] < 1e-3
 
 
@@ -148,11 +149,3 @@ def test_too_many_trainable_blocks_are_refused_before_fine_tuning(fashion, tmp_p
             fine_tuning=FineTuning(FineTuneConfig(dry_run=True), log_dir=tmp_path / "log"),
         )
     assert not (tmp_path / "log").exists() and not (tmp_path / "b").exists()
-
-
-def test_the_step_graph_takes_the_steps_the_ort_artifacts_take(fused_bundle, fashion, step_and_ort_agree):
-    images, labels = _few(fashion["test"], 3)
-    p = Personalizer.from_bundle(fused_bundle)
-    features, targets = p.transform(images), np.array([p.labels.index(label) for label in labels])
-    assert Bundle.load(fused_bundle).manifest.metrics["step_graph_parity"] < 1e-4
-    step_and_ort_agree(fused_bundle, features, targets, atol=1e-4)
