@@ -9,7 +9,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -351,6 +351,8 @@ class Personalizer:
             StateError: the state is corrupt, was saved for another bundle, or stayed locked by another process.
             BundleError: the bundle is missing or altered, or (SignatureError) refused by the trust policy.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise StateError(f"path must be a state or bundle folder (a str or os.PathLike), got {type(path).__name__}.")
         if not (Path(path) / STATE_FILE).is_file() and (Path(path) / layout.MANIFEST).is_file():
             return cls.from_bundle(path, **kwargs)
         with state_lock(path):  # a save waits until this load has read one whole state (versions and optimizer)
@@ -425,7 +427,7 @@ class Personalizer:
         l2sp = self._l2sp(config)
         claimed_before = list(self.added_labels_)
         examples = check_inputs(X, self.bundle.manifest.input)
-        if new_labels == "add" and not isinstance(y, (str, bytes)):
+        if new_labels == "add" and isinstance(y, (Sequence, np.ndarray)) and not isinstance(y, (str, bytes)):
             # Claimed for this run's engine only; kept if its head is accepted.
             self.added_labels_ = claim_labels(self.labels, [str(v) for v in y], self.free_label_slots, self.added_labels_)
         elif new_labels not in ("refuse", "add"):
