@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 from device_runtime.validation import check_encodable
-from edgeft.errors import DataError
+from edgeft.errors import DataError, DataTypeError
 
 NewLabels = Literal["refuse", "add"]
 
@@ -40,6 +40,8 @@ def claim_labels(known: list[str], wanted: Iterable[str], free: int, claimed: li
     Raises:
         DataError: a label is not a non-empty string of valid Unicode, or the new ones outnumber the free slots.
     """
+    if isinstance(wanted, (str, bytes)) or not isinstance(wanted, Iterable):
+        raise DataTypeError(f"Labels must be a list of strings, got {type(wanted).__name__}.")
     new: list[str] = []
     for label in wanted:
         if not isinstance(label, str) or not label:

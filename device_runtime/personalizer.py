@@ -359,6 +359,8 @@ class Personalizer(EstimatorProtocol):
             StateError: the state is corrupt, was saved for another bundle, or stayed locked by another process.
             BundleError: the bundle is missing or altered, or (SignatureError) refused by the trust policy.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise StateError(f"path must be a state or bundle folder (a str or os.PathLike), got {type(path).__name__}.")
         if not (Path(path) / STATE_FILE).is_file() and (Path(path) / layout.MANIFEST).is_file():
             return cls.from_bundle(path, **kwargs)
         with state_lock(path):  # a save waits until this load has read one whole state (versions and optimizer)

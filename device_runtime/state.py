@@ -101,8 +101,8 @@ def save_state(
     _check_finite(folder, history, engine)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StateError(f"Could not save the state to {folder} ({_reason(e)}).") from e
+    except (OSError, ValueError) as e:  # ValueError: a path no file system takes (a NUL character)
+        raise StateError(f"Could not save the state to {folder!r} ({_reason(e)}).") from e
     with state_lock(folder):
         _save_locked(folder, engine, history, bundle, record)
 

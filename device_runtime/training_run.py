@@ -13,6 +13,7 @@ import functools
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,7 +165,7 @@ def l2sp_strength(p: Personalizer, config: TrainConfig) -> float:
 
 def claim_new_labels(p: Personalizer, y: Any, new_labels: NewLabels) -> None:
     """With ``new_labels="add"``, claim spare slots for labels of ``y`` not yet known (kept if the head ships)."""
-    if new_labels == "add" and not isinstance(y, (str, bytes)):
+    if new_labels == "add" and isinstance(y, (Sequence, np.ndarray)) and not isinstance(y, (str, bytes)):
         p.added_labels_ = claim_labels(p.labels, [str(v) for v in y], p.free_label_slots, p.added_labels_)
     elif new_labels not in ("refuse", "add"):
         raise ConfigError(f'new_labels must be "refuse" or "add", got {new_labels!r}')

@@ -135,6 +135,9 @@ class InputSpec:
             raise ValueError(f"a {self.modality} input needs {', '.join(missing)}")
         if self.modality == "tensor":
             _check_tensor_fields(self)
+        channels = {len(v) for v in (self.pixel_mean, self.pixel_std) if v is not None}
+        if channels and (len(channels) > 1 or not channels <= {1, 3}):
+            raise ValueError("pixel_mean and pixel_std need one value per channel, both 1 (grey) or both 3 (RGB)")
         return self
 
 

@@ -32,7 +32,7 @@ def _swap_first_two(labels: list[str]) -> None:
         (lambda m: m.update(labels="business,tech"), r"labels: Input should be a valid array, got 'business,tech' \(str\)"),
         (lambda m: m["labels"].pop(), r"labels has 4 entries and head.spare_labels is 4, but head.out_features is 9"),
         (lambda m: m["labels"].append("weather"), r"labels has 6 entries and head.spare_labels is 4, but head.out_features is 9"),
-        (lambda m: m["input"].update(max_length=-1), r"input.max_length: Input should be greater than or equal to 1, got -1"),
+        (lambda m: m["input"].update(max_length=-1), r"input.max_length: Input should be greater than or equal to 3, got -1"),
         (lambda m: m["head"].update(out_features="5"), r"head.out_features: Input should be a valid integer, got '5' \(str\)"),
         (lambda m: m["backbone"].update(precision="fp8"), r"backbone.precision: Input should be 'fp32' or 'int8'"),
         (lambda m: m.update(colour="red"), r"colour: Unexpected keyword argument|colour: Extra inputs are not permitted"),

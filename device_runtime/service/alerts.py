@@ -134,11 +134,11 @@ def check_webhook(url: str) -> None:
         FieldError: it is not.
     """
     problem = None
-    parsed = urllib.parse.urlsplit(url)
     try:
+        parsed = urllib.parse.urlsplit(url)
         parsed.port  # noqa: B018 - reading it checks it: a port out of 0..65535 or not a number raises ValueError
-    except ValueError as e:
-        problem = str(e)
+    except ValueError as e:  # also an unclosed "[" of an IPv6 address
+        problem, parsed = str(e), urllib.parse.urlsplit("")
     if not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
         problem = "it holds spaces, control or non-ASCII characters (percent-encode them)"
     elif parsed.scheme not in ("http", "https") or parsed.hostname not in LOOPBACK_HOSTS:

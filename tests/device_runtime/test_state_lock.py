@@ -54,7 +54,7 @@ def state(minilm_bundle: Path, tmp_path: Path) -> Path:
 
 
 def test_two_processes_saving_one_folder_both_succeed_and_leave_a_state_that_loads(minilm_bundle: Path, state: Path) -> None:
-    writers = [_spawn(WRITER, minilm_bundle, state, 4) for _ in range(2)]
+    writers = [_spawn(WRITER, minilm_bundle, state, 8) for _ in range(2)]
     for writer in writers:
         _finish(writer)
     assert Personalizer.load(state).current_version >= 1

@@ -27,6 +27,7 @@ class Tally:
     untyped: int = 0  # a raw exception, a traceback or a 5xx
     bypasses: int = 0  # a tampered bundle that loaded although a trust policy was set
     failures: list[str] = dataclasses.field(default_factory=list)
+    accepted_kinds: list[str] = dataclasses.field(default_factory=list)  # the first few that ended without an error
 
     def fail(self, kind: str, what: str, counter: str = "untyped") -> None:
         setattr(self, counter, getattr(self, counter) + 1)
@@ -50,6 +51,8 @@ class Tally:
                 self.fail(kind, "accepted although it must be refused", "bypasses")
             else:
                 self.accepted += 1
+                if len(self.accepted_kinds) < 20:
+                    self.accepted_kinds.append(kind)
 
 
 def copy_bundle(source: Path, into: Path) -> Path:
