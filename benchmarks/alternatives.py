@@ -81,7 +81,8 @@ class _PerStepBackbone(_Text):
     def load(self) -> None:
         from tokenizers import Tokenizer
 
-        from edgeft.bundle import TOKENIZER, Bundle
+        from edgeft.bundle import Bundle
+        from edgeft.layout import TOKENIZER
 
         bundle = Bundle.load(self.cache / FP32_BUNDLE)
         self.classes = bundle.manifest.labels

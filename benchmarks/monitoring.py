@@ -111,7 +111,7 @@ def image_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
 
 
 def drift_results(name: str, data: dict[str, Any], mode: Mode, seed: int) -> dict[str, Any]:
-    from edgeft import bundle as layout
+    from edgeft import layout
 
     with np.load(data["bundle"] / layout.REFERENCE_SAMPLE) as arrays:
         reference = arrays["features"]

@@ -18,8 +18,7 @@ import onnx
 
 from benchmarks.config import BUNDLE_EXPORTS, DATA, FP32_BUNDLE, INT8_BUNDLE, TEXTBOOK, BenchConfig
 from device_runtime import TruncationWarning
-from edgeft import atomic
-from edgeft import bundle as layout
+from edgeft import atomic, layout
 from edgeft.config import ExportConfig, Quantization
 from edgeft.datasets import bbc_news, minilm_path, split_per_class
 from export import ServerData, export_bundle

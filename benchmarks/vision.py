@@ -24,7 +24,7 @@ def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: 
     """Fashion-MNIST splits, EfficientNet-Lite0's bundle (FP32 backbone, zero head) and its textbook ORT artifacts."""
 
     from benchmarks.prepare import timed_export, write_textbook_artifacts
-    from edgeft import bundle as layout
+    from edgeft import layout
     from edgeft.config import ExportConfig, Quantization
     from edgeft.datasets import FASHION_MNIST_CLASSES, fashion_mnist
     from export import ServerData, export_bundle

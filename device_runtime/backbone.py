@@ -13,8 +13,9 @@ from tokenizers import Tokenizer
 from device_runtime.image import ImageBackbone
 from device_runtime.sessions import BackboneSession
 from device_runtime.tensor import TensorBackbone
-from edgeft.bundle import TOKENIZER, Bundle
+from edgeft.bundle import Bundle
 from edgeft.errors import BundleError
+from edgeft.layout import TOKENIZER
 
 
 class TruncationWarning(UserWarning):

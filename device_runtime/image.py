@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from device_runtime.sessions import BackboneSession
-from edgeft.bundle import InputSpec
+from edgeft.manifest import InputSpec
 
 
 def preprocess(images: np.ndarray, spec: InputSpec) -> np.ndarray:

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from device_runtime.engines import HeadEngine
-from edgeft import atomic
-from edgeft import bundle as layout
+from edgeft import atomic, layout
 from edgeft.bundle import Bundle
 from edgeft.errors import ExportError
 

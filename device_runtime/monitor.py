@@ -24,8 +24,8 @@ import numpy as np
 
 from device_runtime.drift import RunningStats, compare, feature_shift
 from device_runtime.two_sample import mmd_permutation_test
-from edgeft.bundle import REFERENCE_SAMPLE
 from edgeft.config import DriftConfig
+from edgeft.layout import REFERENCE_SAMPLE
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,7 @@ from device_runtime.trainer import Progress, ProgressCallback
 from device_runtime.training_run import Interrupted
 from device_runtime.validation import check_features, check_head, check_inputs, check_labels
 from device_runtime.versions import VersionHistory
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.config import DriftConfig, Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
 from edgeft.errors import BundleError, ConfigError, NotFittedError, StateError

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.errors import BundleError
 

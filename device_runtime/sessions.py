@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import onnxruntime as ort
 
-from edgeft.bundle import BACKBONE, Bundle
+from edgeft.bundle import Bundle
 from edgeft.errors import BundleError, ConfigError
+from edgeft.layout import BACKBONE
 
 
 class ProviderFallbackWarning(UserWarning):

@@ -45,8 +45,9 @@ from device_runtime.engines import HeadEngine
 from device_runtime.state_schema import STATE_FORMAT_VERSION, parse_record
 from device_runtime.versions import HeadVersion, VersionHistory
 from edgeft import atomic
-from edgeft.bundle import MANIFEST, NPZ_ERRORS, Bundle, file_sha256
+from edgeft.bundle import NPZ_ERRORS, Bundle, file_sha256
 from edgeft.errors import StateError
+from edgeft.layout import MANIFEST
 
 STATE_FILE = "state.json"
 LOCK_FILE = ".state.lock"

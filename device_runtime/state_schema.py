@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import ConfigDict, Field, StringConstraints
 
-from edgeft.bundle import schema_problems
 from edgeft.errors import StateError
+from edgeft.manifest import schema_problems
 
 STATE_FORMAT_VERSION = 2
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from device_runtime.image import ImageBackbone
-from edgeft.bundle import InputSpec
 from edgeft.errors import DataError
+from edgeft.manifest import InputSpec
 
 
 def fit_length(x: np.ndarray, spec: InputSpec, where: str = "X") -> np.ndarray:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from device_runtime.tensor import fit_length
-from edgeft.bundle import InputSpec
 from edgeft.errors import DataError, DataTypeError
+from edgeft.manifest import InputSpec
 
 
 def check_inputs(X: object, spec: InputSpec) -> list[str] | np.ndarray:

@@ -615,7 +615,8 @@ def _inspect_parser(commands: Any) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> None:
-    from edgeft.bundle import SIGNATURE, Bundle
+    from edgeft.bundle import Bundle
+    from edgeft.layout import SIGNATURE
 
     trust = trust_from_env(args.trust)
     with warnings.catch_warnings():
@@ -959,8 +960,8 @@ def _run_serve(args: argparse.Namespace) -> None:
     from device_runtime.service.served import load_served
     from device_runtime.service.settings import ServiceSettings
     from device_runtime.state import STATE_FILE
-    from edgeft.bundle import MANIFEST
     from edgeft.errors import BundleError
+    from edgeft.layout import MANIFEST
 
     if not any((Path(args.model) / name).is_file() for name in (STATE_FILE, MANIFEST)):
         raise BundleError(

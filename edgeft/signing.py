@@ -47,8 +47,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import ConfigDict, Field, StringConstraints
 
 from edgeft import atomic
-from edgeft.bundle import MANIFEST, SIGNATURE, schema_problems
 from edgeft.errors import BundleError, ConfigError
+from edgeft.layout import MANIFEST, SIGNATURE
+from edgeft.manifest import schema_problems
 
 TRUST_ENV = "EDGEFT_TRUST"  # path of the device's trust file, read by the command line and the service
 SIGNATURE_FORMAT = 1

@@ -21,9 +21,8 @@ from device_runtime.drift import drift_features
 from device_runtime.monitor import reference_sample
 from device_runtime.trainer import ProgressCallback
 from device_runtime.validation import check_labels
-from edgeft import atomic
-from edgeft import bundle as layout
-from edgeft.bundle import BackboneSpec, Bundle, HeadSpec, InputSpec, Manifest, write_manifest
+from edgeft import atomic, layout
+from edgeft.bundle import Bundle, write_manifest
 from edgeft.config import (
     ExportConfig,
     Pooling,
@@ -33,6 +32,7 @@ from edgeft.config import (
     to_dict,
 )
 from edgeft.errors import ExportError
+from edgeft.manifest import BackboneSpec, HeadSpec, InputSpec, Manifest
 from edgeft.signing import UnsignedBundleWarning
 from export.adapters import Adapter, BackboneOptions, ExportedBackbone, adapter_for
 from export.adapters.base import TEXT_SAMPLE

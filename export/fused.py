@@ -30,9 +30,9 @@ import onnx
 import torch
 from torch import nn
 
-from edgeft.bundle import HeadSpec
 from edgeft.config import ExportConfig
 from edgeft.errors import ExportError
+from edgeft.manifest import HeadSpec
 from export.head import OPSET, build_head
 from export.vision import export_torch_backbone
 

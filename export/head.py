@@ -21,8 +21,8 @@ from onnx import TensorProto, helper, numpy_helper
 from device_runtime.engines import l2sp
 from device_runtime.labels import SPARE_BIAS
 from device_runtime.ort_training import _training_api
-from edgeft.bundle import HeadSpec
 from edgeft.config import ExportConfig, HeadKind
+from edgeft.manifest import HeadSpec
 
 OPSET = 17
 IR_VERSION = 8  # ORT 1.19.2 reads IR 10 at most; onnx would otherwise write its own (1.16: 9/10, 1.23: 14)

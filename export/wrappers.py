@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeft.bundle import Manifest
 from edgeft.config import ImagePreprocessing, Pooling
+from edgeft.manifest import Manifest
 from export.adapters import BackboneOptions
 from export.exporter import export_bundle
 from export.request import ServerData

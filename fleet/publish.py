@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from device_runtime import Personalizer
-from edgeft import atomic
-from edgeft import bundle as layout
+from edgeft import atomic, layout
 from edgeft.bundle import Bundle, write_manifest
 from edgeft.registry.paths import check_name
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from edgeft import bundle as layout
-from edgeft.bundle import FORMAT_VERSION, Bundle, Manifest
+from edgeft import layout
+from edgeft.bundle import Bundle
 from edgeft.datasets import minilm_path
 from edgeft.errors import BundleError
+from edgeft.layout import FORMAT_VERSION
+from edgeft.manifest import Manifest
 
 
 def test_manifest_round_trips_through_json(minilm_bundle: Path) -> None:

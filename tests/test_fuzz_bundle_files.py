@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.errors import BundleError
 

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgeft.bundle import Bundle, Manifest
+from edgeft.bundle import Bundle
 from edgeft.data import read_examples
 from edgeft.errors import BundleError, ConfigError, DataError
+from edgeft.manifest import Manifest
 from edgeft.signing import TrustPolicy
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True)

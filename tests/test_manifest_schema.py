@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from device_runtime import Personalizer
-from edgeft import bundle as layout
-from edgeft.bundle import Bundle, Manifest
+from edgeft import layout
+from edgeft.bundle import Bundle
 from edgeft.cli import main
 from edgeft.errors import BundleError
+from edgeft.manifest import Manifest
 
 
 def _edit(bundle: Path, change) -> None:

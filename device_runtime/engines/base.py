@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from device_runtime.labels import SPARE_BIAS, output_layer
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.config import Engine
 from edgeft.errors import ConfigError

@@ -11,7 +11,7 @@ from device_runtime.engines import l2sp as l2sp_term
 from device_runtime.engines.base import HeadEngine
 from device_runtime.engines.npz_state import AdamState
 from device_runtime.labels import output_layer
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.errors import BundleError, ConfigError
 

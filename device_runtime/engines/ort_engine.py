@@ -12,7 +12,7 @@ from device_runtime.engines.base import HeadEngine
 from device_runtime.labels import output_layer
 from device_runtime.ort_training import HeadTrainingSession
 from device_runtime.sessions import session_options
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.errors import ConfigError
 

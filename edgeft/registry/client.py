@@ -27,8 +27,10 @@ from typing import Any
 from filelock import FileLock
 
 from edgeft import atomic
-from edgeft.bundle import MANIFEST, SIGNATURE, Bundle, Manifest, file_sha256
+from edgeft.bundle import Bundle, file_sha256
 from edgeft.errors import BundleError
+from edgeft.layout import MANIFEST, SIGNATURE
+from edgeft.manifest import Manifest
 from edgeft.registry import errors
 from edgeft.registry.paths import check_name, check_relative_path
 from edgeft.signing import SignatureError, TrustPolicy, check_signature, policy_for

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgeft import atomic
-from edgeft.bundle import MANIFEST
+from edgeft.layout import MANIFEST
 from edgeft.registry.errors import NotFoundError, VersionExistsError
 from edgeft.registry.paths import check_name, check_relative_path
 

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from edgeft.bundle import InputSpec
 from edgeft.config import ExportConfig, ImagePreprocessing, Pooling, TensorPreprocessing
 from edgeft.errors import ExportError
+from edgeft.manifest import InputSpec
 from export.onnx_file import input_shape
 
 if TYPE_CHECKING:  # both import torch, which exporting an ONNX file must not

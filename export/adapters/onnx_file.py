@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgeft import bundle as layout
-from edgeft.bundle import InputSpec
+from edgeft import layout
 from edgeft.config import ExportConfig, ImagePreprocessing, Pooling, Quantization
 from edgeft.errors import ConfigError, ExportError
+from edgeft.manifest import InputSpec
 from export.adapters.base import Adapter, BackboneOptions, ExportedBackbone, image_input_spec
 from export.onnx_file import graph_inputs, prepare_onnx_backbone, quantization_evidence
 

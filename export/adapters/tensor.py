@@ -23,9 +23,9 @@ import numpy as np
 
 from device_runtime.tensor import preprocess
 from device_runtime.validation import check_tensors
-from edgeft.bundle import InputSpec
 from edgeft.config import ExportConfig, FineTuneConfig, Pooling, Schedule, TensorPreprocessing
 from edgeft.errors import ConfigError, ExportError
+from edgeft.manifest import InputSpec
 from export.adapters.base import Adapter, BackboneOptions, ExportedBackbone, is_torch_module
 from export.onnx_file import graph_inputs, input_shape, prepare_onnx_backbone
 from export.request import FineTuning

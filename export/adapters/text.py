@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeft import bundle as layout
-from edgeft.bundle import InputSpec
+from edgeft import layout
 from edgeft.config import ExportConfig
+from edgeft.manifest import InputSpec
 from export.adapters.base import TEXT_SAMPLE, Adapter, ExportedBackbone
 from export.onnx_file import graph_inputs
 from export.text import SENTENCE_OUTPUT, export_text_backbone, text_parity

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeft.bundle import InputSpec
 from edgeft.config import ExportConfig, ImagePreprocessing
 from edgeft.errors import ExportError
+from edgeft.manifest import InputSpec
 from export.adapters.base import (
     Adapter,
     ExportedBackbone,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from device_runtime.drift import RunningStats
-from edgeft.bundle import REFERENCE
+from edgeft.layout import REFERENCE
 
 CHAT = [
     f"{who} said {what} {when}"

@@ -9,7 +9,7 @@ import pytest
 from device_runtime import Personalizer
 from device_runtime.engines import open_engine, resolve_engine
 from device_runtime.trainer import train_head
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.config import Engine, RuntimeConfig, TrainConfig
 from edgeft.errors import ConfigError

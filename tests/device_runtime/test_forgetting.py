@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from device_runtime import Personalizer
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.config import RuntimeConfig
 from edgeft.datasets import fashion_mnist

@@ -12,7 +12,7 @@ from device_runtime.guard import GUARD, USER, Evidence, judge, verdicts
 from device_runtime.labels import output_layer
 from device_runtime.report import FitReport
 from device_runtime.scoring import batched_logits
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.config import TrainConfig
 from edgeft.datasets import bbc_news, split_per_class

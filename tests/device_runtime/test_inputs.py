@@ -66,7 +66,8 @@ def test_an_untrained_head_says_to_call_fit_first(bundle_copy, user, tmp_path):
     import json
 
     from device_runtime import Personalizer
-    from edgeft.bundle import MANIFEST, Bundle
+    from edgeft.bundle import Bundle
+    from edgeft.layout import MANIFEST
 
     manifest = json.loads((bundle_copy / MANIFEST).read_text())
     manifest["head"]["trained"] = False
@@ -89,9 +90,10 @@ def test_a_state_of_a_newer_format_is_refused_naming_both_formats(p, tmp_path):
 
 def test_no_onnxruntime_error_reaches_the_user(bundle_copy):
     from device_runtime import Personalizer
-    from edgeft.bundle import CHECKPOINT, Bundle, write_manifest
+    from edgeft.bundle import Bundle, write_manifest
     from edgeft.config import RuntimeConfig
     from edgeft.errors import StateError
+    from edgeft.layout import CHECKPOINT
 
     # A head checkpoint with a valid checksum that ORT cannot parse: every check before ORT passes, ORT itself fails.
     manifest = Bundle.load(bundle_copy).manifest

@@ -10,10 +10,11 @@ import pytest
 from device_runtime import Personalizer
 from device_runtime.monitor import DriftMonitor
 from device_runtime.two_sample import mmd_permutation_test
-from edgeft.bundle import REFERENCE_SAMPLE, Bundle, write_manifest
+from edgeft.bundle import Bundle, write_manifest
 from edgeft.cli import DRIFT_EXIT_CODE, main
 from edgeft.config import DriftConfig, RuntimeConfig
 from edgeft.errors import ConfigError
+from edgeft.layout import REFERENCE_SAMPLE
 from tests.device_runtime.test_drift import CHAT
 
 SMALL_WINDOW = DriftConfig(window=40, min_window=30, check_every=10)

@@ -8,7 +8,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from device_runtime import Personalizer
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.config import to_dict
 from edgeft.errors import DataError
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from device_runtime import Personalizer
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.errors import DataError, DataTypeError
 
 

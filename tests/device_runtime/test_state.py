@@ -50,7 +50,7 @@ def test_numpy_engine_state_saves_and_loads_too(make_personalizer, user, tmp_pat
 
 
 def test_a_state_from_another_bundle_is_refused(make_personalizer, user, bundle_copy, tmp_path):
-    from edgeft.bundle import MANIFEST
+    from edgeft.layout import MANIFEST
 
     make_personalizer().fit(*user).save(tmp_path / "state")
     manifest = json.loads((bundle_copy / MANIFEST).read_text())

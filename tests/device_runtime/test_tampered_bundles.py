@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from device_runtime import Personalizer
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.bundle import Bundle, file_sha256
 from edgeft.cli import main
 from edgeft.config import RuntimeConfig

@@ -17,8 +17,9 @@ import pytest
 from device_runtime import Personalizer
 from device_runtime.tensor import fit_length
 from device_runtime.validation import check_tensors
-from edgeft.bundle import Bundle, Manifest
+from edgeft.bundle import Bundle
 from edgeft.errors import BundleError, DataError, DataTypeError
+from edgeft.manifest import Manifest
 
 SWAP_XY = [1, 0, 2, 4, 3, 5]  # accelerometer x<->y, gyroscope x<->y: the watch turned a quarter on the wrist
 

@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 from device_runtime import Personalizer
-from edgeft.bundle import Manifest
 from edgeft.config import ExportConfig, FineTuneConfig, ImagePreprocessing, TensorPreprocessing
 from edgeft.datasets import minilm_path
 from edgeft.errors import ExportError
+from edgeft.manifest import Manifest
 from export import ADAPTERS, BackboneOptions, ServerData, export_bundle
 from export.adapters import GenericTorch, adapter_for
 from export.adapters.tensor import default_net

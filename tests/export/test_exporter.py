@@ -7,7 +7,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.config import ExportConfig, ImagePreprocessing
 from edgeft.datasets import minilm_path
 from edgeft.errors import DataError, ExportError

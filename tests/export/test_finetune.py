@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from device_runtime.image import preprocess
-from edgeft.bundle import InputSpec
 from edgeft.config import FineTuneConfig
 from edgeft.errors import ConfigError
+from edgeft.manifest import InputSpec
 from export.adapters import adapter_for
 from export.finetune import block_learning_rates, fine_tune, image_tunable, unfrozen_depth
 from export.vision import VISION_MODELS

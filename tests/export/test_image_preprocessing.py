@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from device_runtime.image import preprocess
-from edgeft.bundle import InputSpec
+from edgeft.manifest import InputSpec
 
 
 def _spec(**changes) -> InputSpec:

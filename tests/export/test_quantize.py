@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from device_runtime import Personalizer
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.bundle import Bundle, write_manifest
 from edgeft.cli import main
 from edgeft.config import ExportConfig, TrainConfig

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from device_runtime import Personalizer
-from edgeft.bundle import BACKBONE
 from edgeft.cli import main
 from edgeft.config import TensorPreprocessing
 from edgeft.errors import ConfigError, ExportError
+from edgeft.layout import BACKBONE
 from export import BackboneOptions, FineTuning, ServerData, export_bundle
 
 SHORT = ["--finetune", "--ft-epochs", "10", "--ft-lr", "0.003", "--quantize", "none"]  # the fine-tuning controls apply

@@ -13,7 +13,7 @@ import torch
 from device_runtime import Personalizer
 from device_runtime.backbone import TextBackbone
 from device_runtime.ort_training import HeadTrainingSession
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.cli import main
 from edgeft.config import FUSED_LR, TEXT_FUSED_LR, ExportConfig, RuntimeConfig

@@ -15,8 +15,9 @@ import pytest
 
 pytest.importorskip("flwr")
 
-from edgeft.bundle import FLEET, Bundle
+from edgeft.bundle import Bundle
 from edgeft.data import write_examples
+from edgeft.layout import FLEET
 from fleet import Endpoint, FleetConfig, Publish, join, serve, stop
 from fleet.deployment import descendants, running
 

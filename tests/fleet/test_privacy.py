@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("flwr")
 
 from device_runtime import Personalizer
-from edgeft.bundle import FLEET
+from edgeft.layout import FLEET
 from fleet import FleetConfig, PrivacyConfig, Publish, simulate
 
 

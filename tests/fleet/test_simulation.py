@@ -11,7 +11,8 @@ import pytest
 pytest.importorskip("flwr")
 
 from device_runtime import Personalizer
-from edgeft.bundle import FLEET, Bundle
+from edgeft.bundle import Bundle
+from edgeft.layout import FLEET
 from fleet import FleetConfig, Publish, simulate
 
 BAD_DEVICE = 3  # sends a NaN head in round 1 and a misshaped one in round 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeft import bundle as layout
+from edgeft import layout
 from edgeft.bundle import file_sha256
 from edgeft.cli import main
 from edgeft.registry import client

@@ -8,7 +8,7 @@ import re
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from edgeft.bundle import MANIFEST, SIGNATURE
+from edgeft.layout import MANIFEST, SIGNATURE
 from edgeft.registry.deps import Name, Reader, Storage, Version
 from edgeft.registry.errors import InvalidRequestError, NotFoundError, RangeNotSatisfiableError
 from edgeft.registry.paths import check_relative_path

@@ -10,8 +10,9 @@ import anyio
 from fastapi import APIRouter, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from edgeft.bundle import MANIFEST, SIGNATURE, Bundle
+from edgeft.bundle import Bundle
 from edgeft.errors import BundleError
+from edgeft.layout import MANIFEST, SIGNATURE
 from edgeft.registry.deps import Name, Publisher, Settings, Storage, Version
 from edgeft.registry.errors import InvalidRequestError, PayloadTooLargeError, VersionExistsError
 from edgeft.registry.paths import safe_extract
