@@ -37,7 +37,7 @@ def test_manifest_records_what_a_device_needs(minilm_bundle: Path) -> None:
     assert m.base_model == {
         "name": "sentence-transformers/all-MiniLM-L6-v2",
         "license": "apache-2.0",
-        "source": str(minilm_path()),  # the folder it was exported from
+        "source": minilm_path().name,  # the folder it was exported from, by name: never a workstation path
     }
 
 
