@@ -1,0 +1,376 @@
+"""``edgeft fleet simulate|serve|join``: federated learning of the head; fleet and Flower are imported only
+when a fleet command runs (``fleet.config`` for the defaults when the parser is built).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgeft.cli.common import (
+    _add_data_args,
+    _ProgressBars,
+)
+from edgeft.config import (
+    Engine,
+    RuntimeConfig,
+    Schedule,
+)
+from edgeft.errors import ConfigError
+
+
+def _fleet_parser(commands: Any) -> None:
+    from fleet.config import FleetConfig, PrivacyConfig
+
+    d, dp = FleetConfig(), PrivacyConfig()
+    p = commands.add_parser(
+        "fleet",
+        help="federated learning of the head across many devices (Flower; the fleet extra)",
+        description="Devices personalize the global head on their own data (the acceptance guard "
+        "included) and send back only its arrays; the server averages them and writes a new bundle version.",
+    )
+    sub = p.add_subparsers(dest="fleet_command", metavar="FLEET_COMMAND", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--bundle", required=True, help="the bundle every device starts from (required)")
+    runs = argparse.ArgumentParser(add_help=False)
+    runs.add_argument("--output", required=True, help="folder of the new bundle version with the global head (required)")
+    runs.add_argument("--bundle-version", help="the new version's name (default: the source's version + '+fleet.ROUNDS')")
+    runs.add_argument("--overwrite", action="store_true", help="replace an existing --output (default: off)")
+    runs.add_argument("--registry", help="push the written bundle to this registry URL (default: no push)")
+    runs.add_argument("--token", help="the registry's publish token (default: $EDGEFT_REGISTRY_TOKEN)")
+    runs.add_argument("--rounds", type=int, default=d.rounds, help="federated rounds (default: %(default)s)")
+    fleet_training_arguments(runs)
+    runs.add_argument(
+        "--fraction-train",
+        type=float,
+        default=d.fraction_train,
+        help="share of devices that train each round (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--fraction-evaluate",
+        type=float,
+        default=d.fraction_evaluate,
+        help="share of devices that score the global head on their held-out split each round (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--min-clients",
+        type=int,
+        default=d.min_available_clients,
+        help="devices that must be connected before a run starts (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--min-train-clients",
+        type=int,
+        default=d.min_train_clients,
+        help="devices a round asks to train at least; a round goes on without those that drop out (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--min-evaluate-clients",
+        type=int,
+        default=d.min_evaluate_clients,
+        help="devices a round asks to evaluate at least (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--round-timeout", type=float, default=d.round_timeout, help="seconds a round waits for replies (default: %(default)s)"
+    )
+    runs.add_argument(
+        "--save-every",
+        type=int,
+        default=d.save_every,
+        help="also write a bundle version every K rounds, to OUTPUT-roundK (default: %(default)s, only the last)",
+    )
+    runs.add_argument(
+        "--dp",
+        action="store_true",
+        help="central differential privacy: clip each device's update, add Gaussian noise to the mean (default: off)",
+    )
+    runs.add_argument(
+        "--dp-clip",
+        type=float,
+        default=dp.clipping_norm,
+        help="with --dp: L2 bound of one device's head update (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--dp-noise",
+        type=float,
+        default=dp.noise_multiplier,
+        help="with --dp: noise standard deviation, in units of clip / devices (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--dp-feature-norm",
+        type=float,
+        default=dp.feature_norm,
+        help="with --dp: L2 bound of each feature vector in the devices' statistics (closed-form start) (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--dp-delta",
+        type=float,
+        default=dp.delta,
+        help="with --dp: the delta of the statistics' (epsilon, delta) guarantee (default: %(default)s)",
+    )
+    runs.add_argument("--seed", type=int, default=d.seed, help="local training's shuffling seed (default: %(default)s)")
+    s = sub.add_parser(
+        "simulate",
+        parents=[common, runs],
+        help="simulate a fleet on this machine with Flower's simulation engine",
+        description="Split --data into --devices simulated devices (labels drawn from Dirichlet(--alpha)), run "
+        "the rounds with Flower's simulation engine, write the global head as a bundle version.",
+    )
+    s.add_argument(
+        "--data", required=True, help="labelled examples to split across the devices: .csv/.jsonl texts or .npz (required)"
+    )
+    s.add_argument("--devices", type=int, default=10, help="simulated devices (default: %(default)s)")
+    s.add_argument(
+        "--alpha",
+        type=float,
+        default=1.0,
+        help="Dirichlet concentration of each device's label mix; small is non-IID (default: %(default)s)",
+    )
+    s.add_argument("--min-examples", type=int, default=8, help="fewest examples on a device (default: %(default)s)")
+    s.add_argument("--max-examples", type=int, default=40, help="most examples on a device (default: %(default)s)")
+    s.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.3,
+        help="share of each device's examples it holds out to score the global head (default: %(default)s)",
+    )
+    s.add_argument("--eval-data", help="a server-side held-out set scored after every round (default: none)")
+    s.add_argument(
+        "--engine",
+        choices=[e.value for e in Engine],
+        default="auto",
+        help="the devices' head-training engine (default: %(default)s)",
+    )
+    s.add_argument(
+        "--cache-dir",
+        help="folder that keeps backbone features between runs and devices (default: a temporary folder per process)",
+    )
+    s.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="worker processes running the devices; each loads the backbone once (default: %(default)s)",
+    )
+    _add_data_args(s)
+    s.set_defaults(run=_run_fleet_simulate)
+    v = sub.add_parser(
+        "serve",
+        parents=[common, runs],
+        help="run a SuperLink and the fleet's rounds over the devices that join it",
+        description="Start a Flower SuperLink, wait for --min-clients SuperNodes (edgeft fleet join), run the "
+        "rounds, write the bundle version, stop.",
+    )
+    v.add_argument("--host", default="127.0.0.1", help="address the SuperLink listens on (default: %(default)s)")
+    v.add_argument("--port", type=int, default=9092, help="the SuperLink's port (default: %(default)s)")
+    v.add_argument("--timeout", type=float, default=3600.0, help="seconds the whole run may take (default: %(default)s)")
+    v.add_argument("--log", help="file for the SuperLink's log (default: this terminal)")
+    _tls_args(v, server=True)
+    v.set_defaults(run=_run_fleet_serve)
+    j = sub.add_parser(
+        "join",
+        parents=[common],
+        help="take part in a fleet as one device (a Flower SuperNode)",
+        description="Start a Flower SuperNode with this device's bundle and data; only the head's arrays leave it. "
+        "It runs until interrupted, or for --max-seconds.",
+    )
+    j.add_argument("--data", required=True, help="this device's labelled examples (.csv, .jsonl or .npz) (required)")
+    j.add_argument("--test-data", required=True, help="its held-out examples, to score each global head (required)")
+    j.add_argument("--superlink", default="127.0.0.1:9092", help="the SuperLink's host:port (default: %(default)s)")
+    j.add_argument(
+        "--port", type=int, default=9094, help="this SuperNode's own port; one per SuperNode on a machine (default: %(default)s)"
+    )
+    j.add_argument(
+        "--max-wait",
+        type=float,
+        default=30.0,
+        help="seconds of connection errors before a request to the SuperLink gives up (default: %(default)s)",
+    )
+    j.add_argument(
+        "--max-seconds", type=float, help="stop the SuperNode after this many seconds (default: run until interrupted)"
+    )
+    _tls_args(j, server=False)
+    j.set_defaults(run=_run_fleet_join)
+
+
+def _tls_args(p: argparse.ArgumentParser, *, server: bool) -> None:
+    p.add_argument("--tls-ca", help="PEM file of the CA that signed the SuperLink's certificate (default: none; TLS needs it)")
+    if server:
+        p.add_argument("--tls-cert", help="PEM file of the SuperLink's certificate (default: none; TLS needs it)")
+        p.add_argument("--tls-key", help="PEM file of the certificate's private key (default: none; TLS needs it)")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="no TLS: plain HTTP, for tests and trusted networks only; without it, the TLS files are required (default: off)",
+    )
+
+
+def _tls(args: argparse.Namespace) -> Any:
+    """The TLS files given, or None where --insecure was asked for; neither is an error."""
+    from fleet.deployment import Tls
+
+    if args.insecure:
+        return None
+    if not args.tls_ca:
+        raise ConfigError("Give the TLS files (--tls-ca, and for serve --tls-cert and --tls-key), or pass --insecure.")
+    return Tls(args.tls_ca, getattr(args, "tls_cert", None), getattr(args, "tls_key", None))
+
+
+def fleet_training_arguments(p: argparse.ArgumentParser) -> None:
+    """How a fleet trains: its start, aggregation and local training (the fleet commands' and benchmarks/fleet.py's)."""
+    from fleet.config import FleetConfig
+
+    d = FleetConfig()
+    p.add_argument(
+        "--start",
+        choices=[v.value for v in type(d.start)],
+        default=d.start.value,
+        help="where the rounds start: a closed-form head from the devices' summed feature statistics (gaussian, ridge; "
+        "one query round), or the bundle's head (shipped) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--shrinkage",
+        type=float,
+        default=d.shrinkage,
+        help="the closed form's regularization: covariance shrinkage in (0, 1] (gaussian), penalty > 0 (ridge) "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--aggregation",
+        choices=["fedavg", "fedadam"],
+        default=d.aggregation.value,
+        help="Flower strategy over the heads (default: %(default)s)",
+    )
+    p.add_argument("--server-lr", type=float, default=d.server_lr, help="FedAdam's server step size (default: %(default)s)")
+    p.add_argument(
+        "--local-epochs",
+        type=int,
+        help="partial_fit epochs per round on each device (default: 5 after a closed-form start, 20 from the shipped head)",
+    )
+    p.add_argument("--local-lr", type=float, help="learning rate on the devices (default: the bundle's)")
+    p.add_argument(
+        "--local-schedule",
+        choices=[v.value for v in Schedule],
+        default=d.local_schedule.value,
+        help="learning-rate schedule within each round on the devices (default: %(default)s)",
+    )
+
+
+def _fleet_config(args: argparse.Namespace) -> Any:
+    from fleet.config import FleetConfig, PrivacyConfig
+
+    return FleetConfig(
+        rounds=args.rounds,
+        fraction_train=args.fraction_train,
+        fraction_evaluate=args.fraction_evaluate,
+        min_available_clients=args.min_clients,
+        min_train_clients=args.min_train_clients,
+        min_evaluate_clients=args.min_evaluate_clients,
+        aggregation=args.aggregation,
+        server_lr=args.server_lr,
+        local_epochs=args.local_epochs,
+        local_lr=args.local_lr,
+        local_schedule=args.local_schedule,
+        round_timeout=args.round_timeout,
+        save_every=args.save_every,
+        privacy=PrivacyConfig(args.dp_clip, args.dp_noise, args.dp_feature_norm, args.dp_delta) if args.dp else None,
+        seed=args.seed,
+        start=args.start,
+        shrinkage=args.shrinkage,
+    )
+
+
+def _publish(args: argparse.Namespace) -> Any:
+    from fleet.server import Publish
+
+    return Publish(
+        args.output, args.bundle_version, args.registry, args.token or os.environ.get("EDGEFT_REGISTRY_TOKEN"), args.overwrite
+    )
+
+
+def _run_fleet_simulate(args: argparse.Namespace) -> None:
+    from edgeft.data import read_examples
+    from fleet.partition import dirichlet_devices
+    from fleet.simulation import simulate
+
+    config = _fleet_config(args)
+    X, y = read_examples(args.data, text_column=args.text_column, label_column=args.label_column)
+    devices = dirichlet_devices(
+        X,
+        y,
+        args.devices,
+        args.alpha,
+        sizes=(args.min_examples, args.max_examples),
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+    )
+    eval_data = (
+        read_examples(args.eval_data, text_column=args.text_column, label_column=args.label_column) if args.eval_data else None
+    )
+    with _ProgressBars() as bars:
+        result = simulate(
+            args.bundle,
+            devices,
+            config,
+            publish=_publish(args),
+            eval_data=eval_data,
+            runtime=RuntimeConfig(engine=args.engine, cache_dir=args.cache_dir),
+            processes=args.processes,
+            progress=bars,
+        )
+    for r in result.rounds[1:]:
+        central = f", central accuracy {r['central']['accuracy']:.4f}" if r["central"] else ""
+        held = r["devices"].get("accuracy")
+        print(
+            f"round {r['round']}: {r['clients']} devices, {r['examples']} examples, {r['seconds']:.1f}s"
+            + (f", devices' held-out accuracy {held:.4f}" if held is not None else "")
+            + central
+        )
+    refused = f"; refused {len(result.refused)} head(s)" if result.refused else ""
+    print(f"wrote {', '.join(map(str, result.bundles))}{refused}")
+
+
+def _run_fleet_serve(args: argparse.Namespace) -> int | None:
+    from fleet.deployment import Endpoint, serve
+
+    try:
+        out = serve(
+            args.bundle,
+            _fleet_config(args),
+            _publish(args),
+            endpoint=Endpoint(args.host, args.port),
+            timeout=args.timeout,
+            log=Path(args.log) if args.log else None,
+            tls=_tls(args),
+        )
+    except KeyboardInterrupt:
+        print("stopped: the SuperLink and the processes it started have ended", file=sys.stderr)
+        return 130
+    provenance = json.loads((out / "fleet.json").read_text())
+    print(f"wrote {out}: {provenance['rounds']} rounds, up to {provenance['clients']} devices, {provenance['examples']} examples")
+
+
+def _run_fleet_join(args: argparse.Namespace) -> int | None:
+    from fleet.deployment import Endpoint, join, run_node
+
+    host, _, port = args.superlink.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--superlink must be host:port, got {args.superlink!r}")
+    node = join(
+        args.bundle,
+        args.data,
+        args.test_data,
+        superlink=Endpoint(host, int(port)),
+        port=args.port,
+        max_wait=args.max_wait,
+        tls=_tls(args),
+    )
+    try:
+        run_node(node, args.max_seconds)
+    except KeyboardInterrupt:
+        print("stopped: the SuperNode and its ClientApp processes have ended", file=sys.stderr)
+        return 130
+    return None
