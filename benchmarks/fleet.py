@@ -27,7 +27,7 @@ import numpy as np
 
 from device_runtime import Personalizer
 from edgeft import atomic
-from edgeft.cli import fleet_training_arguments
+from edgeft.cli.fleet import fleet_training_arguments
 from edgeft.config import ExportConfig, RuntimeConfig
 from edgeft.datasets import minilm_path, split_per_class
 from fleet import FleetConfig, dirichlet_devices, simulate
