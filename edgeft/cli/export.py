@@ -239,7 +239,9 @@ def _add_tensor_args(p: argparse.ArgumentParser) -> None:
     t = TensorPreprocessing()
     tensor = p.add_argument_group("float tensors: sensor windows, audio features, tabular rows (cnn1d, or --tensor)")
     tensor.add_argument(
-        "--tensor", action="store_true", help="the .onnx --model reads float tensors (implied by cnn1d and --tensor-shape)"
+        "--tensor",
+        action="store_true",
+        help="the .onnx --model reads float tensors; cnn1d and --tensor-shape imply it (default: off)",
     )
     tensor.add_argument(
         "--tensor-shape", help="one example's shape: CHANNELS,STEPS for a window, FEATURES for a row (default: the data's)"

@@ -67,7 +67,7 @@ def test_rollback_to_a_version_that_is_no_integer_is_a_state_error(make_personal
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda r: r.update(engine="bogus"), r"engine: Input should be 'ort' or 'numpy', got 'bogus'"),
+        (lambda r: r.update(engine="bogus"), r"engine: Input should be 'ort', 'numpy' or 'step', got 'bogus'"),
         (lambda r: r.update(history="x"), r"history: Input should be a valid array, got 'x'"),
         (lambda r: r["versions"][1].update(metrics=None), r"versions.1.metrics: Input should be an object, got None"),
         (lambda r: r.update(seen=None), r"seen: Input should be an object, got None"),
