@@ -134,10 +134,12 @@ class StepEngine(HeadEngine):
             binding.bind_ortvalue_input(name, self._values[name])
         binding.bind_output(step_io.LOGITS, "cpu")
         self._eval.run_with_iobinding(binding)
-        return binding.get_outputs()[0].numpy()
+        return binding.get_outputs()[0].numpy().copy()  # a view would outlive the binding that owns its memory
 
     def parameters(self) -> dict[str, np.ndarray]:
-        return {name: self._values[name].numpy() for name in self._trainable}
+        # OrtValue.numpy() is a view of memory the OrtValue owns: once a step or set_parameters replaces the value,
+        # that memory is freed and reused, and a view kept (a head version, the guard's snapshot) would change under it.
+        return {name: self._values[name].numpy().copy() for name in self._trainable}
 
     def set_parameters(self, values: dict[str, np.ndarray]) -> None:
         unknown = sorted(set(values) - set(self._trainable) - self._frozen)
@@ -147,15 +149,17 @@ class StepEngine(HeadEngine):
 
     def claim_outputs(self, slots: list[int], reset_weights: bool) -> None:
         layer = output_layer(self._trainable)
-        changed = {step_io.anchor(name): self._values[step_io.anchor(name)].numpy() for name in layer if name in self._penalized}
+        changed = {
+            step_io.anchor(name): self._values[step_io.anchor(name)].numpy().copy() for name in layer if name in self._penalized
+        }
         if reset_weights:
-            changed |= {name: self._values[name].numpy() for name in layer}
+            changed |= {name: self._values[name].numpy().copy() for name in layer}
         for value in changed.values():
             value[slots] = 0.0
         self._put(changed)
 
     def save(self, path: str | os.PathLike) -> None:
-        values = {name: value.numpy() for name, value in self._values.items()}
+        values = {name: value.numpy().copy() for name, value in self._values.items()}
         AdamState(
             {name: values[name] for name in self._trainable},
             {name: values[step_io.first_moment(name)] for name in self._trainable},

@@ -57,6 +57,21 @@ def test_the_numpy_and_step_engines_reach_the_ort_engines_head_weights(data, con
     np.testing.assert_allclose(other_losses, ort_losses, atol=1e-5)
 
 
+@pytest.mark.parametrize("engine", [Engine.ORT, Engine.NUMPY, Engine.STEP])
+def test_parameters_are_a_snapshot_that_later_steps_and_other_sessions_do_not_change(data, engine):
+    bundle, features, targets = data
+    head = open_engine(engine, bundle, weight_decay=0.01)
+    head.train_step(features[:8], targets[:8], 1e-2)
+    head.set_parameters(head.parameters())  # values the caller gave, as a guard's mix or a fleet's head are
+    snapshot = head.parameters()
+    kept = {name: value.copy() for name, value in snapshot.items()}
+    head.train_step(features[8:16], targets[8:16], 1e-2)
+    head.set_parameters(head.parameters())  # the values the snapshot was taken from are replaced, their memory freed
+    Personalizer.from_bundle(bundle.path).transform(["The bank's shares fell.", "A late goal won the cup."] * 50)
+    for name, value in kept.items():
+        np.testing.assert_array_equal(snapshot[name], value, err_msg=f"{engine.value} engine: {name} changed under the caller")
+
+
 def test_l2sp_holds_the_head_near_the_shipped_one_in_both_engines(data):
     bundle, _, _ = data
     shipped = open_engine(Engine.NUMPY, bundle).parameters()["head.weight"]
