@@ -230,7 +230,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(results["data_sets"])
-    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.6), squeeze=False)
     for ax, name in zip(axes[0], names):
         d = results["data_sets"][name]
         shots = list(d["summary"])
@@ -243,8 +243,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("held-out accuracy")
         ax.set_title(f"{name}: {d['shift']}", fontsize=9)
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
+    handles, names_ = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names_, loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

@@ -466,8 +466,9 @@ class Personalizer(EstimatorProtocol):
 
         Row ``v * len(rows) + j`` of the result is view ``v`` of ``examples[rows[j]]``.
         """
-        if self.bundle.manifest.input.modality != "image":
-            raise ConfigError("augment_views augments images; this bundle reads text (see docs/device.md on text).")
+        modality = self.bundle.manifest.input.modality
+        if modality != "image":
+            raise ConfigError(f"augment_views augments images; this bundle reads {modality} (see docs/device.md).")
         flip, seed = config.augment_hflip, config.seed
         base = [(FeatureCache.key_of(examples[i]), examples[i]) for i in rows]
         views = [(view_key(k, v, seed, hflip=flip), k, image, v) for v in range(config.augment_views) for k, image in base]

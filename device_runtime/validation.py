@@ -104,7 +104,7 @@ def check_tensors(X: object, spec: InputSpec) -> np.ndarray:
         DataError: ``X`` is empty, of another shape, of another length under "exact", or holds NaN or inf.
     """
     expected = _expected_shape(spec, "n, ")
-    if isinstance(X, (str, bytes)) or not isinstance(X, (Sequence, np.ndarray)):
+    if isinstance(X, (str, bytes)) or not isinstance(X, (Sequence, np.ndarray)) or getattr(X, "ndim", 1) == 0:
         raise DataTypeError(f"X must be a float array of shape {expected}, got {type(X).__name__}.")
     if len(X) == 0:
         raise DataError("X is empty: at least one example is needed.")
@@ -140,7 +140,7 @@ def _numeric(x: np.ndarray, where: str, spec: InputSpec, batch: bool) -> np.ndar
         raise DataTypeError(f"{where} has dtype {x.dtype}, but this bundle's model reads numbers: float tensors {expected}.")
     shape = tuple(spec.tensor_shape)
     fixed = shape if spec.length_policy == "exact" else shape[:1]
-    if x.ndim != len(shape) + batch or x.shape[batch : batch + len(fixed)] != fixed:
+    if x.ndim != len(shape) + batch or x.shape[batch : batch + len(fixed)] != fixed or 0 in x.shape[batch:]:
         hint = " (a single example: pass X[None], a batch of one)" if batch and x.shape[: len(fixed)] == fixed else ""
         raise DataError(f"{where} has shape {x.shape}, but this bundle expects {expected}{hint}.")
     return x.astype(np.float32, copy=False)

@@ -13,12 +13,14 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from device_runtime import Personalizer
 from device_runtime.tensor import fit_length
 from device_runtime.validation import check_tensors
 from edgeft.bundle import Bundle
-from edgeft.errors import BundleError, DataError, DataTypeError
+from edgeft.errors import BundleError, DataError, DataTypeError, EdgeftError
 from edgeft.manifest import Manifest
 
 SWAP_XY = [1, 0, 2, 4, 3, 5]  # accelerometer x<->y, gyroscope x<->y: the watch turned a quarter on the wrist
@@ -135,3 +137,31 @@ def test_the_inference_model_takes_the_standardised_window(sensor_bundle, basic_
     x = ((X - np.array(spec.channel_mean)[:, None]) / np.array(spec.channel_std)[:, None]).astype(np.float32)
     probabilities = session.run(["probabilities"], {spec.input_names[0]: x})[0]
     np.testing.assert_allclose(probabilities, p.predict_proba(X), atol=1e-5)
+
+
+shapes = st.lists(st.integers(0, 8), min_size=0, max_size=4).map(tuple)
+dtypes = st.sampled_from([np.float32, np.float64, np.int16, np.uint8, np.bool_, np.complex64, np.object_])
+values = st.sampled_from([0.0, 1.5, -3.0, np.nan, np.inf, 1e30])
+
+
+def _array(shape: tuple[int, ...], dtype: type, value: float) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN or 1e30 cast to an integer: whatever comes is the input
+        return np.full(shape, value).astype(dtype)
+
+
+arrays = st.builds(_array, shapes, dtypes, values)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(X=arrays | st.lists(arrays, max_size=3) | st.text(max_size=5) | st.none())
+def test_any_input_gets_probabilities_or_a_typed_error(sensor_personalizer, X):
+    try:
+        proba = sensor_personalizer.predict_proba(X)
+    except EdgeftError:
+        return
+    assert proba.shape == (len(X), 4) and np.isfinite(proba).all()
+
+
+@pytest.fixture(scope="module")
+def sensor_personalizer(sensor_bundle):
+    return Personalizer.from_bundle(sensor_bundle)
