@@ -466,8 +466,7 @@ class Personalizer(EstimatorProtocol):
 
         Row ``v * len(rows) + j`` of the result is view ``v`` of ``examples[rows[j]]``.
         """
-        modality = self.bundle.manifest.input.modality
-        if modality != "image":
+        if (modality := self.bundle.manifest.input.modality) != "image":
             raise ConfigError(f"augment_views augments images; this bundle reads {modality} (see docs/device.md).")
         flip, seed = config.augment_hflip, config.seed
         base = [(FeatureCache.key_of(examples[i]), examples[i]) for i in rows]
