@@ -17,8 +17,10 @@ that could not be loaded again is never written; the one saved before stays.
 
 Concurrent use: saves and loads of one folder take its lock (``.state.lock``, a
 ``filelock`` lock: Linux, macOS and Windows), so two processes or threads saving
-the same folder take turns (the last save wins, both are whole), and a reader
-beside a writer sees the whole state before or after a save, never a mix.
+the same folder take turns, and a reader beside a writer sees the whole state
+before or after a save, never a mix. A save names the ``state.json`` it started
+from (``expected``): when another process saved the folder in between, the save
+is refused rather than silently dropping that process's versions.
 
 A save writes only what changed: a version already in the folder's
 ``state.json`` with the same sha256 keeps its file, so a save costs one new
@@ -31,6 +33,7 @@ bounds how many versions there are. ``state.json``'s schema lives in
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -46,7 +49,7 @@ from device_runtime.state_schema import STATE_FORMAT_VERSION, parse_record
 from device_runtime.versions import HeadVersion, VersionHistory
 from edgeft import atomic
 from edgeft.bundle import NPZ_ERRORS, Bundle, file_sha256
-from edgeft.errors import StateError
+from edgeft.errors import StateConflictError, StateError
 from edgeft.layout import MANIFEST
 
 STATE_FILE = "state.json"
@@ -83,13 +86,25 @@ def state_lock(folder: str | os.PathLike) -> Iterator[None]:
 
 
 def save_state(
-    folder: str | os.PathLike, engine: HeadEngine, history: VersionHistory, bundle: Bundle, record: dict[str, Any]
-) -> None:
+    folder: str | os.PathLike,
+    engine: HeadEngine,
+    history: VersionHistory,
+    bundle: Bundle,
+    record: dict[str, Any],
+    expected: str | None = None,
+) -> str:
     """Write the versions, the engine's current head and optimizer state, and ``record`` into ``folder``.
 
+    Args:
+        expected: the sha256 of the ``state.json`` these versions were loaded from, when they came from
+            ``folder``: the save is refused if another process has saved there since.
+
+    Returns:
+        The sha256 of the ``state.json`` written: the ``expected`` of the next save.
+
     Raises:
-        StateError: the state could not be written (e.g. disk full); whatever
-            was saved in ``folder`` before is unchanged and loads as before.
+        StateError: the state could not be written (e.g. disk full), or (StateConflictError) another process
+            saved ``folder`` since it was loaded; whatever was saved in ``folder`` before is unchanged.
     """
     folder = Path(folder)
     if (folder / MANIFEST).is_file():
@@ -105,11 +120,29 @@ def save_state(
     except (OSError, ValueError) as e:  # ValueError: a path no file system takes (a NUL character)
         raise StateError(f"Could not save the state to {folder!r} ({_reason(e)}).") from e
     with state_lock(folder):
-        _save_locked(folder, engine, history, bundle, record)
+        _refuse_another_bundles_state(folder, bundle)
+        _refuse_a_newer_save(folder, expected)
+        return _save_locked(folder, engine, history, bundle, record)
 
 
-def _save_locked(folder: Path, engine: HeadEngine, history: VersionHistory, bundle: Bundle, record: dict[str, Any]) -> None:
-    _refuse_another_bundles_state(folder, bundle)
+def state_sha256(folder: str | os.PathLike) -> str | None:
+    """The sha256 of ``folder``'s ``state.json``, or None where there is none: which save a load read."""
+    path = Path(folder) / STATE_FILE
+    return file_sha256(path) if path.is_file() else None
+
+
+def _refuse_a_newer_save(folder: Path, expected: str | None) -> None:
+    """Two processes that loaded one state and both save it: the second would drop the first's versions unseen."""
+    if expected is None or state_sha256(folder) == expected:
+        return
+    raise StateConflictError(
+        f"The state in {folder} was saved by another process after this one loaded it; saving now would drop "
+        "that process's versions. Nothing was written. Load the state again and personalize again, "
+        "or save this one to another folder."
+    )
+
+
+def _save_locked(folder: Path, engine: HeadEngine, history: VersionHistory, bundle: Bundle, record: dict[str, Any]) -> str:
     before = set(_own_files(folder))
     saved = _saved_versions(folder)
     try:
@@ -130,7 +163,8 @@ def _save_locked(folder: Path, engine: HeadEngine, history: VersionHistory, bund
             "pinned": sorted(history.pinned),
             **record,
         }
-        atomic.write_bytes(folder / STATE_FILE, _loadable(index, folder))
+        raw = _loadable(index, folder)
+        atomic.write_bytes(folder / STATE_FILE, raw)
     except (OSError, RuntimeError, StateError) as e:
         for file in set(_own_files(folder)) - before:
             file.unlink(missing_ok=True)  # this save's own files: the old state.json names none of them
@@ -141,6 +175,7 @@ def _save_locked(folder: Path, engine: HeadEngine, history: VersionHistory, bund
     for old in _own_files(folder):
         if old.name not in keep:
             old.unlink(missing_ok=True)
+    return hashlib.sha256(raw).hexdigest()
 
 
 def _check_finite(folder: Path, history: VersionHistory, engine: HeadEngine) -> None:

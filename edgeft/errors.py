@@ -31,6 +31,10 @@ class StateError(EdgeftError, ValueError):
     """A saved personalization state is missing, corrupt or from another bundle."""
 
 
+class StateConflictError(StateError):
+    """Another process saved the state after this one loaded it; saving now would drop its versions."""
+
+
 class NotFittedError(EdgeftError, AttributeError):
     """The model has no trained head yet; ``fit`` must be called first."""
 

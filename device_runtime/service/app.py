@@ -20,7 +20,7 @@ from device_runtime.service.served import ServedModel
 from device_runtime.service.settings import ServiceSettings
 from device_runtime.service.store import ExampleStore
 from edgeft import __version__
-from edgeft.errors import DataError, EdgeftError, NotFittedError
+from edgeft.errors import DataError, EdgeftError, NotFittedError, StateConflictError
 from edgeft.http_errors import http_error, internal_error
 
 _JOB_SHUTDOWN_WAIT_S = 5.0  # a job still running after this is abandoned; its head was not accepted
@@ -109,8 +109,8 @@ class BodySizeLimit:
 def _status(exc: Exception) -> int:
     if isinstance(exc, ServiceError):
         return exc.status
-    if isinstance(exc, NotFittedError):
-        return 409  # the head must be trained first: a state conflict, not a bad request
+    if isinstance(exc, (NotFittedError, StateConflictError)):
+        return 409  # train the head first, or load the state again: a conflict with the state, not a bad request
     if isinstance(exc, DataError):
         return 422
     return 400 if isinstance(exc, ValueError) else 500
