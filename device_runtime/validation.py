@@ -68,6 +68,8 @@ def check_images(X: object) -> np.ndarray:
     """
     if isinstance(X, (str, bytes)) or not isinstance(X, (Sequence, np.ndarray)):
         raise DataTypeError(f"X must be an array of uint8 images, got {type(X).__name__}.")
+    if isinstance(X, np.ndarray) and X.ndim == 0:
+        raise DataError("X is a single number (a 0-d array), not images: give an array (n, height, width[, channels]).")
     if len(X) == 0:
         raise DataError("X is empty: at least one example is needed.")
     if not isinstance(X, np.ndarray):

@@ -47,6 +47,8 @@ def test_device_rejects_images_it_cannot_read(effnet_bundle, fashion):
         personalizer.predict(["a text"])
     with pytest.raises(DataError, match="different shapes"):
         personalizer.predict([images[0], np.zeros((32, 32), np.uint8)])
+    with pytest.raises(DataError, match="a single number"):
+        personalizer.predict(np.array(7, np.uint8))
 
 
 def test_a_module_without_pooled_features_is_refused_and_nothing_is_written(tmp_path):
