@@ -142,7 +142,7 @@ def _fleet_parser(commands: Any) -> None:
     s.add_argument(
         "--engine",
         choices=[e.value for e in Engine],
-        default="auto",
+        default=RuntimeConfig.engine.value,
         help="the devices' head-training engine (default: %(default)s)",
     )
     s.add_argument(
@@ -240,7 +240,7 @@ def fleet_training_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--aggregation",
-        choices=["fedavg", "fedadam"],
+        choices=[v.value for v in type(d.aggregation)],
         default=d.aggregation.value,
         help="Flower strategy over the heads (default: %(default)s)",
     )
