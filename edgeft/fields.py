@@ -22,6 +22,7 @@ from edgeft.errors import ConfigError
 
 # The front ends that offer a setting (Setting.expose): the commands by name, and the device's HTTP service.
 EXPORT, PERSONALIZE, DRIFT, SERVICE = "export", "personalize", "drift", "service"
+FLEET, FLEET_TRAINING = "fleet", "fleet-training"  # the fleet commands; how a fleet trains (those and benchmarks/fleet.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Declared:
     """A config dataclass field's declaration, resolved: its name, type, whether None is allowed, default, setting."""
 
     name: str
-    kind: Any  # int, float, bool, str, os.PathLike, an Enum subclass, or a tuple[...] type
+    kind: Any  # int, float, bool, str, os.PathLike, an Enum subclass, a tuple[...] type or a config dataclass
     optional: bool
     default: Any
     setting: Setting
@@ -146,8 +147,8 @@ def _tuple(kind: Any, s: Setting, value: Any) -> Any:
 def _scalar(kind: Any, s: Setting, value: Any) -> bool:
     if kind is bool or kind is str:
         return isinstance(value, kind)
-    if kind is os.PathLike:
-        return isinstance(value, os.PathLike)
+    if kind is os.PathLike or dataclasses.is_dataclass(kind):  # a path; a nested config, checked when it was made
+        return isinstance(value, kind)
     number = isinstance(value, int) if kind is int else isinstance(value, (int, float)) and math.isfinite(value)
     return number and not isinstance(value, bool) and _in_range(value, s)
 

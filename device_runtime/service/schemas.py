@@ -129,7 +129,9 @@ def _settings(cls: type, front_end: str) -> dict[str, Any]:
         s = d.setting
         le = min((b for b in (s.le, s.limit) if b is not None), default=None)
         finite = {"allow_inf_nan": False} if d.kind is float else {}
-        fields[d.name] = (d.kind | None, Field(None, ge=s.ge, gt=s.gt, le=le, lt=s.lt, description=s.help, **finite))
+        default = s.none if d.default is None else getattr(d.default, "value", d.default)
+        described = f"{s.help} (unset: the bundle's; {cls.__name__}'s is {default})"
+        fields[d.name] = (d.kind | None, Field(None, ge=s.ge, gt=s.gt, le=le, lt=s.lt, description=described, **finite))
     return fields
 
 

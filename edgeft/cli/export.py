@@ -63,6 +63,20 @@ def _export_parser(commands: Any) -> None:
         help="accuracy points INT8 may lose against FP32: on the validation split for an INT8 mode, a 95%% upper bound over "
         "every server example for auto (default: %(default)s)",
     )
+    _add_backbone_args(p)
+    _add_tensor_args(p)
+    _add_fine_tuning_args(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --output (default: off)")
+    p.add_argument(
+        "--sign-key",
+        default=None,
+        help="sign the bundle with this private key (`edgeft keys create`) (default: $EDGEFT_SIGNING_KEY, else unsigned)",
+    )
+    add_flags(p, TrainConfig, EXPORT, leave_unset=True, notes={"lr": _LR_NOTE})  # unset: default_train_config's
+    p.set_defaults(run=_run_export)
+
+
+def _add_backbone_args(p: argparse.ArgumentParser) -> None:
     onnx_file = p.add_argument_group("ONNX backbone file (--model x.onnx)")
     onnx_file.add_argument(
         "--feature-output", help="the graph output holding the features (default: none; required for a .onnx --model)"
@@ -76,7 +90,9 @@ def _export_parser(commands: Any) -> None:
     onnx_file.add_argument("--tokenizer", help="tokenizer.json of a text backbone (default: none, the backbone reads images)")
     image = p.add_argument_group("image preprocessing (ONNX image backbones; packaged vision models bring their own)")
     add_flags(image, ImagePreprocessing, EXPORT)
-    _add_tensor_args(p)
+
+
+def _add_fine_tuning_args(p: argparse.ArgumentParser) -> None:
     tune = p.add_argument_group("server-side fine-tuning of the backbone, before export (text folders and efficientnet-lite0)")
     tune.add_argument(
         "--finetune", action="store_true", help="fine-tune the backbone in torch on --train-data first (default: off)"
@@ -92,14 +108,6 @@ def _export_parser(commands: Any) -> None:
     tune.add_argument(
         "--finetune-log", help="folder for finetune.json and finetune.png (default: OUTPUT-finetune beside the bundle)"
     )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --output (default: off)")
-    p.add_argument(
-        "--sign-key",
-        default=None,
-        help="sign the bundle with this private key (`edgeft keys create`) (default: $EDGEFT_SIGNING_KEY, else unsigned)",
-    )
-    add_flags(p, TrainConfig, EXPORT, leave_unset=True, notes={"lr": _LR_NOTE})  # unset: default_train_config's
-    p.set_defaults(run=_run_export)
 
 
 def _add_tensor_args(p: argparse.ArgumentParser) -> None:
