@@ -21,8 +21,19 @@ from edgeft.config import (
 )
 from edgeft.errors import ConfigError
 from edgeft.fields import EXPORT, PERSONALIZE, SERVICE, Validated, declarations, setting
+from fleet.config import FleetConfig, PrivacyConfig
 
-CONFIGS = (TrainConfig, RuntimeConfig, DriftConfig, ExportConfig, FineTuneConfig, ImagePreprocessing, TensorPreprocessing)
+CONFIGS = (
+    TrainConfig,
+    RuntimeConfig,
+    DriftConfig,
+    ExportConfig,
+    FineTuneConfig,
+    ImagePreprocessing,
+    TensorPreprocessing,
+    FleetConfig,
+    PrivacyConfig,
+)
 
 
 @pytest.mark.parametrize(
@@ -51,6 +62,16 @@ def test_every_field_of_every_config_is_declared_with_help_and_its_default_is_va
     assert issubclass(cls, Validated)
     assert all(d.setting.help for d in declarations(cls))
     assert cls() == cls(**{d.name: d.default for d in declarations(cls)})
+
+
+@pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
+def test_a_value_of_the_wrong_kind_in_any_field_is_a_config_error_never_a_raw_one(cls) -> None:
+    for d in declarations(cls):
+        for value in ("x", True, 1.5, -1, float("nan"), [], object()):
+            try:
+                cls(**{d.name: value})
+            except ConfigError:
+                pass
 
 
 def test_every_setting_the_personalize_command_offers_is_a_flag_with_its_declared_choices() -> None:
