@@ -2,6 +2,11 @@
 
 Plain frozen dataclasses: the resolved values travel in the bundle's manifest
 and in saved state, so a run can always be reproduced from what it wrote.
+Each field is declared once with :func:`edgeft.fields.setting` (type, range,
+default, help, and which commands and the service offer it); the command line's
+flags and the service's request fields are made from these declarations, and
+one validator (:func:`edgeft.fields.check`) checks every config on creation.
+A new setting is one field here.
 """
 
 from __future__ import annotations
