@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-# The default threshold on the feature shift score; see :func:`compare`.
-DEFAULT_THRESHOLD = 0.5
+from edgeft.config import DRIFT_THRESHOLD as DEFAULT_THRESHOLD  # the default threshold on the shift score (compare)
 
 
 @dataclasses.dataclass

@@ -12,12 +12,9 @@ Claiming a slot resets its weights, bias and L2-SP anchor to zero.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
 
 from device_runtime.validation import check_encodable
 from edgeft.errors import DataError, DataTypeError
-
-NewLabels = Literal["refuse", "add"]
 
 # An unclaimed slot's bias: exp(-1e4) is 0 in float32, so the slot takes no part in the loss.
 SPARE_BIAS = -1e4

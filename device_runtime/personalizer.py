@@ -20,7 +20,7 @@ from device_runtime.drift import DEFAULT_THRESHOLD, RunningStats, drift_features
 from device_runtime.engines import HeadEngine, open_engine, resolve_engine
 from device_runtime.estimator import EstimatorProtocol, check_arguments, shipped_config
 from device_runtime.inference_export import export_inference_model
-from device_runtime.labels import NewLabels, claim_labels, unknown_label_fix
+from device_runtime.labels import claim_labels, unknown_label_fix
 from device_runtime.monitor import DriftMonitor, ReferenceSample, drift_report
 from device_runtime.replay import load_guard, load_replay
 from device_runtime.report import FitReport
@@ -32,7 +32,7 @@ from device_runtime.validation import check_features, check_head, check_inputs, 
 from device_runtime.versions import VersionHistory
 from edgeft import layout
 from edgeft.bundle import Bundle
-from edgeft.config import DriftConfig, Engine, RuntimeConfig, TrainConfig, from_dict, to_dict
+from edgeft.config import DriftConfig, Engine, NewLabels, RuntimeConfig, TrainConfig, from_dict, to_dict
 from edgeft.errors import BundleError, ConfigError, NotFittedError, StateError
 
 FEATURE_CHUNK = 256  # examples per backbone pass: bounds memory however many examples come
@@ -50,17 +50,10 @@ class Personalizer(EstimatorProtocol):
     Args:
         bundle: a loaded :class:`~edgeft.bundle.Bundle`.
         config: head-training hyperparameters (:class:`~edgeft.config.TrainConfig`);
-            default: those the bundle ships, else TrainConfig's defaults
-            (epochs=30, lr=1e-2, batch_size=32, schedule="linear",
-            warmup_steps=0, seed=0, weight_decay=None (the bundle's),
-            validation_fraction=0.2, patience=None, metric="loss",
-            balanced_sampling=False, max_seconds=None, accept="if_better").
-        runtime: how to run (:class:`~edgeft.config.RuntimeConfig`); default
-            engine="auto", providers=("cpu",), intra_op_threads=0,
-            inter_op_threads=0, cache_memory_mb=64, cache_dir=None.
-        drift: how predictions are watched for drift (:class:`~edgeft.config.DriftConfig`);
-            default window=200, window_seconds=None, level=0.01, permutations=500,
-            min_window=30, check_every=50, seed=0.
+            default: those the bundle ships, else TrainConfig's.
+        runtime: how to run (:class:`~edgeft.config.RuntimeConfig`); default: RuntimeConfig's.
+        drift: how predictions are watched for drift (:class:`~edgeft.config.DriftConfig`); default: DriftConfig's.
+            Each setting's type, range, default and meaning are declared once, in edgeft/config.py.
         on_drift: called with the :meth:`drift_report` when an automatic check
             (every ``check_every`` predictions) finds drift after one that did not;
             it runs inside ``predict``, so it should return quickly.
@@ -158,7 +151,7 @@ class Personalizer(EstimatorProtocol):
         y: list[str],
         *,
         progress: ProgressCallback | None = None,
-        new_labels: NewLabels = "refuse",
+        new_labels: NewLabels = NewLabels.REFUSE,
         **overrides: Any,
     ) -> Personalizer:
         """Train a head on ``X``, ``y`` from the shipped head; keep it if not worse than the current one.
@@ -173,8 +166,7 @@ class Personalizer(EstimatorProtocol):
             X: the user's texts.
             y: their labels, each one of :attr:`labels`.
             progress: called with a :class:`Progress` as features are computed and after every epoch.
-            new_labels: "refuse" (default): a label not in :attr:`labels` is an error;
-                "add": claim spare output slots for such labels (kept if the new head is accepted).
+            new_labels: what a label not in :attr:`labels` does (:class:`~edgeft.config.NewLabels`).
             **overrides: any :class:`~edgeft.config.TrainConfig` field, for this call only
                 (``self.config`` and what ``save`` records are unchanged).
 
@@ -196,7 +188,7 @@ class Personalizer(EstimatorProtocol):
         y: list[str],
         *,
         progress: ProgressCallback | None = None,
-        new_labels: NewLabels = "refuse",
+        new_labels: NewLabels = NewLabels.REFUSE,
         **overrides: Any,
     ) -> Personalizer:
         """Like :meth:`fit`, but continue from the current head and its optimizer state (e.g. on new examples)."""

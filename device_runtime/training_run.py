@@ -22,13 +22,13 @@ import numpy as np
 from device_runtime.acceptance import validation_split
 from device_runtime.engines import HeadEngine
 from device_runtime.guard import GUARD, USER, Decision, Evidence, Member, judge, mixed, verdicts
-from device_runtime.labels import NewLabels, claim_labels, unknown_label_fix
+from device_runtime.labels import claim_labels, unknown_label_fix
 from device_runtime.replay import StackedRows, replay_rows
 from device_runtime.report import FitReport
 from device_runtime.scoring import batched_logits, score_logits
 from device_runtime.trainer import ProgressCallback, TrainResult, train_head
 from device_runtime.validation import check_inputs, check_labels
-from edgeft.config import DEFAULT_L2SP, Accept, TrainConfig, to_dict
+from edgeft.config import DEFAULT_L2SP, Accept, NewLabels, TrainConfig, to_dict
 from edgeft.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -165,10 +165,10 @@ def l2sp_strength(p: Personalizer, config: TrainConfig) -> float:
 
 def claim_new_labels(p: Personalizer, y: Any, new_labels: NewLabels) -> None:
     """With ``new_labels="add"``, claim spare slots for labels of ``y`` not yet known (kept if the head ships)."""
-    if new_labels == "add" and isinstance(y, (Sequence, np.ndarray)) and not isinstance(y, (str, bytes)):
+    if new_labels == NewLabels.ADD and isinstance(y, (Sequence, np.ndarray)) and not isinstance(y, (str, bytes)):
         p.added_labels_ = claim_labels(p.labels, [str(v) for v in y], p.free_label_slots, p.added_labels_)
-    elif new_labels not in ("refuse", "add"):
-        raise ConfigError(f'new_labels must be "refuse" or "add", got {new_labels!r}')
+    elif new_labels not in tuple(v.value for v in NewLabels):
+        raise ConfigError(f"new_labels must be one of {', '.join(v.value for v in NewLabels)}; got {new_labels!r}")
 
 
 def user_rows(

@@ -1,15 +1,63 @@
-"""The ``{error, detail}`` body for errors the web framework raises itself (unknown path, wrong method, a body it cannot parse).
+"""The ``{error, detail, fields}`` body of every HTTP error, and the handlers that answer with it.
 
-Both HTTP services (the registry and the on-device service) answer every error
-in this one shape; their own errors are mapped by their own handlers, these
-are the ones Starlette and FastAPI raise before a route runs.
+Both HTTP services (the registry and the on-device service) answer every error in this one shape
+(:class:`ErrorBody`), through the handlers :func:`install` adds: edgeft's errors with the status each app
+gives them, a request that fails validation as 422 naming its fields, and the errors Starlette and FastAPI
+raise before a route runs (unknown path, wrong method, a body it cannot parse).
 """
 
 from __future__ import annotations
 
-from fastapi import Request
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+
+from edgeft.errors import EdgeftError
+
+
+class ErrorBody(BaseModel):
+    """Every error: the error's class, a sentence saying why, and for 422 the fields at fault."""
+
+    error: str
+    detail: str
+    fields: list[dict[str, str]] | None = None
+
+
+def install(app: FastAPI, status: Callable[[Exception], int]) -> None:
+    """Answer every error of ``app`` as an :class:`ErrorBody`; ``status`` gives an edgeft error's HTTP status."""
+    app.add_exception_handler(EdgeftError, lambda request, exc: error_response(exc, status(exc)))
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)  # 404, 405, unparsable bodies
+    app.add_exception_handler(Exception, internal_error)
+
+
+def error_response(exc: Exception, status: int) -> JSONResponse:
+    """``exc`` as an :class:`ErrorBody` with ``status``; an error that names its field (``field``, ``message``) lists it."""
+    body: dict[str, object] = {"error": type(exc).__name__, "detail": str(exc)}
+    if isinstance(getattr(exc, "field", None), str):
+        body["fields"] = [{"field": exc.field, "message": exc.message}]  # type: ignore[attr-defined]
+    headers = {"www-authenticate": "Bearer"} if status == 401 else None  # how to authenticate (RFC 9110)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """A request the schemas refuse: 422, each field at fault with pydantic's message."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    fields = [{"field": _field(e), "message": e["msg"]} for e in errors]
+    detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return JSONResponse({"error": "ValidationError", "detail": detail, "fields": fields}, status_code=422)
+
+
+def _field(error: dict) -> str:
+    """Where a validation error lies, as a dotted path in the body or query ("examples.0.label"); "body" for the whole body."""
+    if error.get("type") == "json_invalid":  # its location is a character offset, not a field
+        return "body"
+    return ".".join(str(p) for p in error["loc"][1:] if p != "body") or "body"
+
 
 _NAMES = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge", 415: "UnsupportedMediaType"}
 _DETAILS = {

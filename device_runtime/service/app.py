@@ -5,23 +5,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from device_runtime.service.alerts import DriftAlerts
-from device_runtime.service.errors import FieldError, PayloadTooLargeError, ServiceError
+from device_runtime.service.errors import PayloadTooLargeError, ServiceError
 from device_runtime.service.jobs import JobRunner
 from device_runtime.service.routers import drift_events, examples, health, jobs, model, predict
 from device_runtime.service.served import ServedModel
 from device_runtime.service.settings import ServiceSettings
 from device_runtime.service.store import ExampleStore
 from edgeft import __version__
-from edgeft.errors import DataError, EdgeftError, NotFittedError, StateConflictError
-from edgeft.http_errors import http_error, internal_error
+from edgeft.errors import DataError, NotFittedError, StateConflictError
+from edgeft.http_errors import error_response, install
 
 _JOB_SHUTDOWN_WAIT_S = 5.0  # a job still running after this is abandoned; its head was not accepted
 
@@ -55,10 +52,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     )
     for router in (predict.router, examples.router, jobs.router, model.router, drift_events.router, health.router):
         app.include_router(router)
-    app.add_exception_handler(EdgeftError, _edgeft_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, http_error)  # 404, 405, unparsable bodies: the same {error, detail}
-    app.add_exception_handler(Exception, internal_error)
+    install(app, _status)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 
@@ -82,7 +76,7 @@ class BodySizeLimit:
             error = PayloadTooLargeError(
                 f"The request body is {int(declared)} bytes; this service accepts at most {self.max_bytes}."
             )
-            return await _edgeft_error(None, error)(scope, receive, send)
+            return await error_response(error, error.status)(scope, receive, send)
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
@@ -92,7 +86,7 @@ class BodySizeLimit:
             size += len(chunks[-1])
             if size > self.max_bytes:
                 error = PayloadTooLargeError(f"The request body exceeds this service's limit of {self.max_bytes} bytes.")
-                return await _edgeft_error(None, error)(scope, receive, send)
+                return await error_response(error, error.status)(scope, receive, send)
             more = message.get("more_body", False)
         replayed = False
 
@@ -107,6 +101,7 @@ class BodySizeLimit:
 
 
 def _status(exc: Exception) -> int:
+    """The one mapping from edgeft's error hierarchy to the service's HTTP statuses."""
     if isinstance(exc, ServiceError):
         return exc.status
     if isinstance(exc, (NotFittedError, StateConflictError)):
@@ -114,25 +109,3 @@ def _status(exc: Exception) -> int:
     if isinstance(exc, DataError):
         return 422
     return 400 if isinstance(exc, ValueError) else 500
-
-
-def _edgeft_error(request: Request | None, exc: Exception) -> JSONResponse:
-    """The one mapping from edgeft's error hierarchy to HTTP: a JSON body saying why."""
-    body: dict[str, object] = {"error": type(exc).__name__, "detail": str(exc)}
-    if isinstance(exc, FieldError):
-        body["fields"] = [{"field": exc.field, "message": exc.message}]
-    return JSONResponse(body, status_code=_status(exc))
-
-
-def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    fields = [{"field": _field(e), "message": e["msg"]} for e in errors]
-    detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-    return JSONResponse({"error": "ValidationError", "detail": detail, "fields": fields}, status_code=422)
-
-
-def _field(error: dict) -> str:
-    """Where a validation error lies, as a dotted path in the body ("examples.0.label"); "body" for the whole body."""
-    if error.get("type") == "json_invalid":  # its location is a character offset, not a field
-        return "body"
-    return ".".join(str(p) for p in error["loc"][1:] if p != "body") or "body"

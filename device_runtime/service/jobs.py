@@ -16,7 +16,7 @@ from typing import Any
 from device_runtime.service.errors import FieldError, JobConflictError, JobNotFoundError
 from device_runtime.service.served import ServedModel
 from device_runtime.trainer import Progress
-from edgeft.config import TrainConfig
+from edgeft.config import NewLabels, TrainConfig
 from edgeft.errors import ConfigError
 
 KEEP_FINISHED_JOBS = 100  # records of older finished jobs are dropped; memory and the store stay bounded on a device
@@ -44,7 +44,7 @@ class Job:
     created: str = dataclasses.field(default_factory=now_iso)
     finished: str | None = None
     trigger: str = "request"  # "request" (POST /v1/personalize) or "drift" (the retraining policy)
-    new_labels: str = "refuse"  # "add": stored labels the head lacks claim spare output slots
+    new_labels: NewLabels = NewLabels.REFUSE  # ADD: stored labels the head lacks claim spare output slots
 
 
 def _check_overrides(config: TrainConfig, overrides: dict[str, Any]) -> None:
@@ -67,7 +67,9 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._fail_interrupted()
 
-    def start(self, mode: str, overrides: dict[str, Any], new_labels: str = "refuse", trigger: str = "request") -> Job:
+    def start(
+        self, mode: str, overrides: dict[str, Any], new_labels: NewLabels = NewLabels.REFUSE, trigger: str = "request"
+    ) -> Job:
         """Start training on every stored example (``trigger`` says who asked; ``new_labels`` as in ``fit``).
 
         Raises:

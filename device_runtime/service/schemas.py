@@ -13,7 +13,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from edgeft import http_errors
+from edgeft.config import NewLabels, TrainConfig
+from edgeft.fields import SERVICE, exposed
 
 
 class _Strict(BaseModel):
@@ -95,8 +99,8 @@ class Example(_Strict):
 
 class ExamplesRequest(_Strict):
     examples: list[Example] = Field(min_length=1)
-    new_labels: Literal["refuse", "add"] = Field(
-        "refuse",
+    new_labels: NewLabels = Field(
+        NewLabels.REFUSE,
         description="'refuse': a label the model lacks is a 422; 'add': stored while the bundle has spare output slots "
         "for it (a job with new_labels 'add' then teaches it)",
     )
@@ -117,33 +121,29 @@ class ExampleCount(BaseModel):
     by_label: dict[str, int]
 
 
-class PersonalizeRequest(_Strict):
+def _settings(cls: type, front_end: str) -> dict[str, Any]:
+    """Optional request fields (None: the bundle's value) made from the settings' declarations (edgeft.fields):
+    their types, ranges and help, each capped at its declared limit for an untrusted caller."""
+    fields = {}
+    for d in exposed(cls, front_end):
+        s = d.setting
+        le = min((b for b in (s.le, s.limit) if b is not None), default=None)
+        finite = {"allow_inf_nan": False} if d.kind is float else {}
+        default = s.none if d.default is None else getattr(d.default, "value", d.default)
+        described = f"{s.help} (unset: the bundle's; {cls.__name__}'s is {default})"
+        fields[d.name] = (d.kind | None, Field(None, ge=s.ge, gt=s.gt, le=le, lt=s.lt, description=described, **finite))
+    return fields
+
+
+class PersonalizeRequest(create_model("TrainSettings", __base__=_Strict, **_settings(TrainConfig, SERVICE))):
+    """A job's TrainConfig overrides (those the service offers), for this job only, and how it starts."""
+
     mode: Literal["fit", "continue"] = Field("fit", description="'fit': from the shipped head; 'continue': from the current head")
-    epochs: int | None = Field(None, ge=1, le=1000)
-    lr: float | None = Field(None, gt=0, le=1)
-    batch_size: int | None = Field(None, ge=1, le=4096)
-    seed: int | None = Field(None, ge=0, le=2**32 - 1)
-    validation_fraction: float | None = Field(None, ge=0, lt=1)
-    patience: int | None = Field(None, ge=1)
-    max_seconds: float | None = Field(None, gt=0)
-    accept: Literal["if_better", "always"] | None = Field(
-        None, description="'if_better' (default): the new head serves only if not worse on the validation split"
-    )
-    replay_ratio: float | None = Field(
-        None, ge=0, le=100, description="replay of the bundle's server features; 0 is off (default 1)"
-    )
-    l2sp: float | None = Field(None, ge=0, description="pull toward the shipped head's weights (L2-SP); 0 is off")
-    max_label_loss: float | None = Field(
-        None, ge=0, le=1, description="recall a label may lose on the guard or validation rows before it counts as lost"
-    )
-    forgetting_level: float | None = Field(
-        None, gt=0, le=1, description="and only where chance explains the loss below this p-value"
-    )
-    new_labels: Literal["refuse", "add"] = Field("refuse", description="'add': labels the bundle lacks claim spare output slots")
+    new_labels: NewLabels = Field(NewLabels.REFUSE, description=NewLabels.__doc__)
 
     def overrides(self) -> dict[str, Any]:
         """This job's TrainConfig overrides, for this job only."""
-        return self.model_dump(exclude={"mode", "new_labels"}, exclude_none=True)
+        return self.model_dump(exclude={"mode", "new_labels"}, exclude_none=True, mode="json")
 
 
 class JobView(BaseModel):
@@ -188,12 +188,7 @@ class Health(BaseModel):
     job_running: bool
 
 
-class ErrorBody(BaseModel):
-    """Every error: the error's class, a sentence saying why, and for 422 the fields at fault."""
-
-    error: str
-    detail: str
-    fields: list[dict[str, str]] | None = None
+ErrorBody = http_errors.ErrorBody  # one error shape for both apps
 
 
 class DriftEventView(BaseModel):

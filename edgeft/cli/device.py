@@ -12,18 +12,14 @@ from typing import Any
 from edgeft.cli.common import (
     _LABELLED_FILES,
     _add_data_args,
-    _add_device_train_args,
     _add_runtime_args,
-    _add_train_args,
     _add_trust_arg,
     _ProgressBars,
     _runtime,
-    _train_overrides,
 )
-from edgeft.config import (
-    DriftConfig,
-    RuntimeConfig,
-)
+from edgeft.cli.flags import add_flags, config_from_args, given
+from edgeft.config import DRIFT_THRESHOLD, DriftConfig, NewLabels, RuntimeConfig, TrainConfig
+from edgeft.fields import DRIFT, PERSONALIZE
 from edgeft.signing import trust_from_env
 
 DRIFT_EXIT_CODE = 3  # `edgeft drift` found drift: scripts tell it apart from errors (1) and usage errors (2)
@@ -42,13 +38,12 @@ def _personalize_parser(commands: Any) -> None:
     )
     p.add_argument(
         "--new-labels",
-        choices=["refuse", "add"],
-        default="refuse",
-        help="labels the bundle lacks: refuse, or add them in spare output slots (default: %(default)s)",
+        choices=[v.value for v in NewLabels],
+        default=NewLabels.REFUSE.value,
+        help=f"{NewLabels.__doc__} (default: %(default)s)",
     )
     _add_data_args(p)
-    _add_train_args(p, None)
-    _add_device_train_args(p)
+    add_flags(p, TrainConfig, PERSONALIZE, unset="the bundle's")
     _add_runtime_args(p)
     p.set_defaults(run=_run_personalize)
 
@@ -61,7 +56,7 @@ def _run_personalize(args: argparse.Namespace) -> None:
     personalizer = Personalizer.load(args.model, runtime=_runtime(args))
     train = personalizer.partial_fit if args.resume else personalizer.fit
     with _ProgressBars() as bars:
-        train(texts, labels, progress=bars, new_labels=args.new_labels, **_train_overrides(args))
+        train(texts, labels, progress=bars, new_labels=args.new_labels, **given(args, TrainConfig, PERSONALIZE))
     personalizer.save(args.state)
     r = personalizer.report_
     print(f"{'accepted' if r.accepted else 'rejected'}: {r.reason}")
@@ -177,13 +172,10 @@ def _drift_parser(commands: Any) -> None:
     p.add_argument(
         "--threshold",
         type=float,
-        default=0.5,
+        default=DRIFT_THRESHOLD,
         help="cumulative feature shift counted as drift where the windowed test cannot run (default: %(default)s)",
     )
-    p.add_argument(
-        "--level", type=float, default=DriftConfig.level, help="the windowed test's false-alarm rate (default: %(default)s)"
-    )
-    p.add_argument("--window", type=int, default=DriftConfig.window, help="recent predictions tested (default: %(default)s)")
+    add_flags(p, DriftConfig, DRIFT)
     _add_data_args(p, labels=False)
     _add_trust_arg(p)
     p.set_defaults(run=_run_drift)
@@ -193,7 +185,7 @@ def _run_drift(args: argparse.Namespace) -> int:
     from device_runtime import Personalizer
     from edgeft.data import read_examples
 
-    drift = DriftConfig(window=args.window, level=args.level, min_window=min(DriftConfig.min_window, args.window), check_every=0)
+    drift = config_from_args(args, DriftConfig, DRIFT, min_window=min(DriftConfig.min_window, args.window), check_every=0)
     personalizer = Personalizer.load(args.model, drift=drift, runtime=RuntimeConfig(trust=trust_from_env(args.trust)))
     if args.data:
         texts, _ = read_examples(args.data, text_column=args.text_column, label_column=None)

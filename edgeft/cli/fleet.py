@@ -11,22 +11,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgeft.cli.common import (
-    _add_data_args,
-    _ProgressBars,
-)
+from edgeft.cli.common import _add_data_args, _ProgressBars
+from edgeft.cli.flags import add_flags, config_from_args, given
 from edgeft.config import (
     Engine,
     RuntimeConfig,
-    Schedule,
 )
 from edgeft.errors import ConfigError
+from edgeft.fields import FLEET, FLEET_TRAINING
 
 
 def _fleet_parser(commands: Any) -> None:
-    from fleet.config import FleetConfig, PrivacyConfig
-
-    d, dp = FleetConfig(), PrivacyConfig()
     p = commands.add_parser(
         "fleet",
         help="federated learning of the head across many devices (Flower; the fleet extra)",
@@ -36,83 +31,34 @@ def _fleet_parser(commands: Any) -> None:
     sub = p.add_subparsers(dest="fleet_command", metavar="FLEET_COMMAND", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--bundle", required=True, help="the bundle every device starts from (required)")
+    runs = _runs_parser()
+    _fleet_simulate_parser(sub, common, runs)
+    _fleet_serve_parser(sub, common, runs)
+    _fleet_join_parser(sub, common)
+
+
+def _runs_parser() -> argparse.ArgumentParser:
+    """The options of a federated run (simulate, serve): its output, its rounds, its privacy."""
+    from fleet.config import FleetConfig, PrivacyConfig
+
     runs = argparse.ArgumentParser(add_help=False)
     runs.add_argument("--output", required=True, help="folder of the new bundle version with the global head (required)")
     runs.add_argument("--bundle-version", help="the new version's name (default: the source's version + '+fleet.ROUNDS')")
     runs.add_argument("--overwrite", action="store_true", help="replace an existing --output (default: off)")
     runs.add_argument("--registry", help="push the written bundle to this registry URL (default: no push)")
     runs.add_argument("--token", help="the registry's publish token (default: $EDGEFT_REGISTRY_TOKEN)")
-    runs.add_argument("--rounds", type=int, default=d.rounds, help="federated rounds (default: %(default)s)")
+    add_flags(runs, FleetConfig, FLEET)
     fleet_training_arguments(runs)
-    runs.add_argument(
-        "--fraction-train",
-        type=float,
-        default=d.fraction_train,
-        help="share of devices that train each round (default: %(default)s)",
-    )
-    runs.add_argument(
-        "--fraction-evaluate",
-        type=float,
-        default=d.fraction_evaluate,
-        help="share of devices that score the global head on their held-out split each round (default: %(default)s)",
-    )
-    runs.add_argument(
-        "--min-clients",
-        type=int,
-        default=d.min_available_clients,
-        help="devices that must be connected before a run starts (default: %(default)s)",
-    )
-    runs.add_argument(
-        "--min-train-clients",
-        type=int,
-        default=d.min_train_clients,
-        help="devices a round asks to train at least; a round goes on without those that drop out (default: %(default)s)",
-    )
-    runs.add_argument(
-        "--min-evaluate-clients",
-        type=int,
-        default=d.min_evaluate_clients,
-        help="devices a round asks to evaluate at least (default: %(default)s)",
-    )
-    runs.add_argument(
-        "--round-timeout", type=float, default=d.round_timeout, help="seconds a round waits for replies (default: %(default)s)"
-    )
-    runs.add_argument(
-        "--save-every",
-        type=int,
-        default=d.save_every,
-        help="also write a bundle version every K rounds, to OUTPUT-roundK (default: %(default)s, only the last)",
-    )
     runs.add_argument(
         "--dp",
         action="store_true",
         help="central differential privacy: clip each device's update, add Gaussian noise to the mean (default: off)",
     )
-    runs.add_argument(
-        "--dp-clip",
-        type=float,
-        default=dp.clipping_norm,
-        help="with --dp: L2 bound of one device's head update (default: %(default)s)",
-    )
-    runs.add_argument(
-        "--dp-noise",
-        type=float,
-        default=dp.noise_multiplier,
-        help="with --dp: noise standard deviation, in units of clip / devices (default: %(default)s)",
-    )
-    runs.add_argument(
-        "--dp-feature-norm",
-        type=float,
-        default=dp.feature_norm,
-        help="with --dp: L2 bound of each feature vector in the devices' statistics (closed-form start) (default: %(default)s)",
-    )
-    runs.add_argument(
-        "--dp-delta",
-        type=float,
-        default=dp.delta,
-        help="with --dp: the delta of the statistics' (epsilon, delta) guarantee (default: %(default)s)",
-    )
-    runs.add_argument("--seed", type=int, default=d.seed, help="local training's shuffling seed (default: %(default)s)")
+    add_flags(runs, PrivacyConfig, FLEET, prefix="dp-")
+    return runs
+
+
+def _fleet_simulate_parser(sub: Any, common: argparse.ArgumentParser, runs: argparse.ArgumentParser) -> None:
     s = sub.add_parser(
         "simulate",
         parents=[common, runs],
@@ -142,7 +88,7 @@ def _fleet_parser(commands: Any) -> None:
     s.add_argument(
         "--engine",
         choices=[e.value for e in Engine],
-        default="auto",
+        default=RuntimeConfig.engine.value,
         help="the devices' head-training engine (default: %(default)s)",
     )
     s.add_argument(
@@ -157,6 +103,9 @@ def _fleet_parser(commands: Any) -> None:
     )
     _add_data_args(s)
     s.set_defaults(run=_run_fleet_simulate)
+
+
+def _fleet_serve_parser(sub: Any, common: argparse.ArgumentParser, runs: argparse.ArgumentParser) -> None:
     v = sub.add_parser(
         "serve",
         parents=[common, runs],
@@ -170,6 +119,9 @@ def _fleet_parser(commands: Any) -> None:
     v.add_argument("--log", help="file for the SuperLink's log (default: this terminal)")
     _tls_args(v, server=True)
     v.set_defaults(run=_run_fleet_serve)
+
+
+def _fleet_join_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     j = sub.add_parser(
         "join",
         parents=[common],
@@ -223,64 +175,14 @@ def fleet_training_arguments(p: argparse.ArgumentParser) -> None:
     """How a fleet trains: its start, aggregation and local training (the fleet commands' and benchmarks/fleet.py's)."""
     from fleet.config import FleetConfig
 
-    d = FleetConfig()
-    p.add_argument(
-        "--start",
-        choices=[v.value for v in type(d.start)],
-        default=d.start.value,
-        help="where the rounds start: a closed-form head from the devices' summed feature statistics (gaussian, ridge; "
-        "one query round), or the bundle's head (shipped) (default: %(default)s)",
-    )
-    p.add_argument(
-        "--shrinkage",
-        type=float,
-        default=d.shrinkage,
-        help="the closed form's regularization: covariance shrinkage in (0, 1] (gaussian), penalty > 0 (ridge) "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--aggregation",
-        choices=["fedavg", "fedadam"],
-        default=d.aggregation.value,
-        help="Flower strategy over the heads (default: %(default)s)",
-    )
-    p.add_argument("--server-lr", type=float, default=d.server_lr, help="FedAdam's server step size (default: %(default)s)")
-    p.add_argument(
-        "--local-epochs",
-        type=int,
-        help="partial_fit epochs per round on each device (default: 5 after a closed-form start, 20 from the shipped head)",
-    )
-    p.add_argument("--local-lr", type=float, help="learning rate on the devices (default: the bundle's)")
-    p.add_argument(
-        "--local-schedule",
-        choices=[v.value for v in Schedule],
-        default=d.local_schedule.value,
-        help="learning-rate schedule within each round on the devices (default: %(default)s)",
-    )
+    add_flags(p, FleetConfig, FLEET_TRAINING)
 
 
 def _fleet_config(args: argparse.Namespace) -> Any:
     from fleet.config import FleetConfig, PrivacyConfig
 
-    return FleetConfig(
-        rounds=args.rounds,
-        fraction_train=args.fraction_train,
-        fraction_evaluate=args.fraction_evaluate,
-        min_available_clients=args.min_clients,
-        min_train_clients=args.min_train_clients,
-        min_evaluate_clients=args.min_evaluate_clients,
-        aggregation=args.aggregation,
-        server_lr=args.server_lr,
-        local_epochs=args.local_epochs,
-        local_lr=args.local_lr,
-        local_schedule=args.local_schedule,
-        round_timeout=args.round_timeout,
-        save_every=args.save_every,
-        privacy=PrivacyConfig(args.dp_clip, args.dp_noise, args.dp_feature_norm, args.dp_delta) if args.dp else None,
-        seed=args.seed,
-        start=args.start,
-        shrinkage=args.shrinkage,
-    )
+    privacy = config_from_args(args, PrivacyConfig, FLEET, prefix="dp-") if args.dp else None
+    return config_from_args(args, FleetConfig, FLEET, **given(args, FleetConfig, FLEET_TRAINING), privacy=privacy)
 
 
 def _publish(args: argparse.Namespace) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from edgeft import http_errors
+
 
 class VersionInfo(BaseModel):
     version: str
@@ -33,8 +35,4 @@ class Publishable(BaseModel):
     max_upload_bytes: int
 
 
-class ErrorBody(BaseModel):
-    """What every error answers: the error's class and a sentence saying why."""
-
-    error: str
-    detail: str
+ErrorBody = http_errors.ErrorBody  # one error shape for both apps

@@ -29,7 +29,10 @@ def test_help_documents_every_option_with_its_default(capsys):
         (["--quantize", "int4"], "invalid choice: 'int4'"),
         (["--image-size", "224,x"], "--image-size must be comma-separated int values"),
         (["--validation-fraction", "1.5"], "validation_fraction must be in [0, 1)"),
-        (["--finetune", "--ft-lr", "-1"], "fine-tuning (--ft-* options): lr must be > 0, got -1.0"),
+        (
+            ["--finetune", "--ft-lr", "-1"],
+            "fine-tuning (--ft-* options): FineTuneConfig.lr must be a finite number > 0, got -1.0",
+        ),
         (["--max-quality-loss", "-1"], "--max-quality-loss must be between 0 and 100 accuracy points, got -1"),
         (["--max-quality-loss", "150"], "--max-quality-loss must be between 0 and 100 accuracy points, got 150"),
     ],

@@ -132,7 +132,7 @@ def test_metrics_log_and_plot_are_written(pretrained, data, tmp_path):
 def test_invalid_controls_are_config_errors():
     with pytest.raises(ConfigError, match="layer_lr_decay must be in"):
         FineTuneConfig(layer_lr_decay=0)
-    with pytest.raises(ConfigError, match="patience must be >= 1"):
+    with pytest.raises(ConfigError, match="patience must be a positive integer"):
         FineTuneConfig(patience=0)
     with pytest.raises(ConfigError, match="dropout must be in"):
         FineTuneConfig(dropout=1.0)
