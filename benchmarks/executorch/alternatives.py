@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.alternatives import _PerStepBackbone
-from benchmarks.executorch_export import (
+from benchmarks.executorch.export import (
     FOLDER,
     IGNORE,
     STATIC_TOKENS,
@@ -32,8 +31,9 @@ from benchmarks.executorch_export import (
     VISION_HEAD,
     VISION_TRAIN,
 )
-from benchmarks.per_step import train_per_step
-from benchmarks.vision import _Vision
+from benchmarks.speed.alternatives import _PerStepBackbone
+from benchmarks.speed.per_step import train_per_step
+from benchmarks.speed.vision import _Vision
 
 WEIGHT_DECAY = 0.01  # the PyTorch rows' AdamW decay; SGD's coupled decay gives the same lr * decay * weight pull
 

@@ -1,6 +1,6 @@
 """Three checks behind the ExecuTorch rows' figures, in ONE process of ExecuTorch's environment.
 
-``$(.venv/bin/python -m benchmarks.executorch_env) -m benchmarks.executorch_check [CACHE]`` (CACHE: a results folder's
+``$(.venv/bin/python -m benchmarks.executorch.env) -m benchmarks.executorch.check [CACHE]`` (CACHE: a results folder's
 ``cache``, default quick mode's, after ``make bench`` has filled it).
 
 1. Backbone speed without the load of a shared machine between rows: the
@@ -29,10 +29,10 @@ REPEATS = 3
 def main(cache: Path) -> None:
     import torch
 
-    from benchmarks.config import INT8_BUNDLE, MODES
-    from benchmarks.executorch_alternatives import WEIGHT_DECAY, InferenceProgram, TextCachedFp32
-    from benchmarks.executorch_export import FOLDER, TEXT_INT8, MiniLMEncoder
-    from benchmarks.per_step import train_per_step
+    from benchmarks.executorch.alternatives import WEIGHT_DECAY, InferenceProgram, TextCachedFp32
+    from benchmarks.executorch.export import FOLDER, TEXT_INT8, MiniLMEncoder
+    from benchmarks.speed.config import INT8_BUNDLE, MODES
+    from benchmarks.speed.per_step import train_per_step
     from device_runtime import Personalizer, TruncationWarning
     from edgeft.bundle import Bundle
 

@@ -1,7 +1,7 @@
-"""ExecuTorch's own environment, built on demand: ``python -m benchmarks.executorch_env``.
+"""ExecuTorch's own environment, built on demand: ``python -m benchmarks.executorch.env``.
 
 The product's environments and CI never carry ExecuTorch: the benchmarks build
-a separate venv from ``executorch-requirements.txt`` (with the repository's
+a separate venv from ``requirements.txt`` beside this file (with the repository's
 constraints) the first time they need it. It lives outside the checkout, keyed
 by a hash of both files, so fresh clones on one machine share it and a changed
 pin builds a new one. ``EDGEFT_EXECUTORCH_VENV`` names another folder. The
@@ -17,8 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS = ROOT / "benchmarks" / "executorch-requirements.txt"
+from benchmarks.harness import ROOT
+
+REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
 CONSTRAINTS = ROOT / "constraints.txt"
 STAMP = ".installed"
 

@@ -1,4 +1,4 @@
-"""The ExecuTorch programs, exported as a new user would: ``python -m benchmarks.executorch_export CACHE BATCH NAMES``.
+"""The ExecuTorch programs, exported as a new user would: ``python -m benchmarks.executorch.export CACHE BATCH NAMES``.
 
 Runs in the ExecuTorch environment (see executorch_env.py), never in the
 product's. Writes into ``CACHE/executorch/`` one ``.pte`` per program and
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.config import DATA
+from benchmarks.speed.config import DATA
 from edgeft import atomic
 
 FOLDER = "executorch"

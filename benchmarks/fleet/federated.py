@@ -1,4 +1,4 @@
-"""``python -m benchmarks.fleet``: federated heads over simulated devices, against the alternatives.
+"""``python -m benchmarks.fleet.federated``: federated heads over simulated devices, against the alternatives.
 
 Three data sets (``--dataset``): BBC News and Rotten Tomatoes on MiniLM bundles, Fashion-MNIST on an
 EfficientNet-Lite0 bundle, each shipped with a head trained on 4 examples per label. Each runs the
@@ -9,7 +9,7 @@ devices' own held-out splits of (a) the shipped head, (b) each device alone, (c)
 (d) each device's choice between the federated, personal, mixed and shipped heads (``fleet.choose_head``),
 (e) one head trained centrally on all devices' rows; the global held-out accuracy per round (round 0:
 the start); how many devices end below their shipped head. Backbone features are computed once into a
-persistent feature cache under ``--work``. Writes ``results.md``, ``results.json`` and ``fleet.png`` into
+persistent feature cache under ``benchmarks/results/fleet-work``. Writes ``results.md``, ``results.json`` and ``fleet.png`` into
 ``--out`` (default docs/fleet/start/DATASET).
 """
 
@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import harness
 from device_runtime import Personalizer
-from edgeft import atomic
 from edgeft.cli.fleet import fleet_training_arguments
 from edgeft.config import ExportConfig, RuntimeConfig
 from edgeft.datasets import minilm_path, split_per_class
@@ -51,6 +51,8 @@ MODES = {
     },
 }
 UNIT = {"bbc": "articles", "rotten": "snippets", "fashion": "images"}
+# Results of every mode go where docs/fleet.md links them; bundles and features are shared by every run.
+STUDY = harness.Study("fleet", out="docs/fleet/start/{dataset}", work="benchmarks/results/fleet-work")
 SHIPPED_PER_CLASS = 4  # the shipped head's server examples per class: a weak start that devices can improve on
 Data = tuple[Sequence[Any], list[str]]
 
@@ -76,20 +78,15 @@ def prepare_rotten(work: Path, held_out: int, pool_per_class: int = 1200) -> tup
 
 
 def _prepare_text(bundle: Path, name: str, texts: list[str], labels: list[str], held_out: int) -> tuple[Path, Data, Data]:
-    from export import ServerData, export_bundle
+    from export import ServerData
 
     server = split_per_class(texts, labels, [SHIPPED_PER_CLASS], seed=0)[0]
     shipped_on = set(server[0])
     X = [t for t in texts if t not in shipped_on]
     y = [lbl for t, lbl in zip(texts, labels) if t not in shipped_on]
-    if not (bundle / "manifest.json").is_file():
-        export_bundle(
-            minilm_path(),
-            bundle,
-            data=ServerData(*server),
-            # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto.
-            config=ExportConfig(name=name, license="apache-2.0", quantization="int8-dynamic"),
-        )
+    # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto.
+    config = ExportConfig(name=name, license="apache-2.0", quantization="int8-dynamic")
+    harness.cached_bundle(bundle, minilm_path(), ServerData(*server), config)
     held = np.random.default_rng(0).permutation(len(X))[:held_out]
     held_set = set(held.tolist())
     pool = [i for i in range(len(X)) if i not in held_set]
@@ -101,12 +98,11 @@ def prepare_fashion(work: Path, held_out: int, pool_per_class: int = 120) -> tup
 
     The devices draw from ``pool_per_class`` other training images per class (enough for 50 devices of up to
     26 images, however skewed their Dirichlet mixes); the global held-out set comes from the test images.
-    FP32 as in benchmarks/vision.py: on x86 CPUs the INT8 conv graph runs slower.
+    FP32 as in benchmarks/speed/vision.py: on x86 CPUs the INT8 conv graph runs slower.
     """
-
     from edgeft.config import Quantization
     from edgeft.datasets import fashion_mnist
-    from export import ServerData, export_bundle
+    from export import ServerData
     from export.vision import VISION_MODELS
 
     images, labels = fashion_mnist("train")
@@ -117,11 +113,10 @@ def prepare_fashion(work: Path, held_out: int, pool_per_class: int = 120) -> tup
     }
     server = np.sort(np.concatenate([ids[:SHIPPED_PER_CLASS] for ids in chosen.values()]))
     pool = np.sort(np.concatenate([ids[SHIPPED_PER_CLASS:] for ids in chosen.values()]))
-    bundle = work / "effnet-fashion"
-    if not (bundle / "manifest.json").is_file():
-        model = VISION_MODELS["efficientnet-lite0"]
-        config = ExportConfig(name="effnet-fashion", quantization=Quantization.NONE, license=model.license)
-        export_bundle(model.build(), bundle, data=ServerData(images[server], [labels[i] for i in server]), config=config)
+    model = VISION_MODELS["efficientnet-lite0"]
+    config = ExportConfig(name="effnet-fashion", quantization=Quantization.NONE, license=model.license)
+    server_data = ServerData(images[server], [labels[i] for i in server])
+    bundle = harness.cached_bundle(work / "effnet-fashion", model.build(), server_data, config)
     test_x, test_y = fashion_mnist("test", per_class=held_out // 10, seed=0)
     return bundle, (list(images[pool]), [labels[i] for i in pool]), (list(test_x), test_y)
 
@@ -224,8 +219,8 @@ def run_setting(args: argparse.Namespace, setting: Setting, seed: int, data: tup
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = STUDY.parser(__doc__, MODES["bbc"])
     parser.add_argument(
         "--dataset",
         choices=sorted(MODES),
@@ -233,7 +228,6 @@ def main() -> None:
         help="bbc: BBC News, rotten: Rotten Tomatoes (both on MiniLM); fashion: Fashion-MNIST on EfficientNet-Lite0 "
         "(default: %(default)s)",
     )
-    parser.add_argument("--mode", choices=sorted(MODES["bbc"]), default="quick", help="how much work (default: %(default)s)")
     parser.add_argument(
         "--settings",
         help="indices into the data set's configurations, comma-separated (default: all; smoke mode: the first)",
@@ -247,43 +241,33 @@ def main() -> None:
         default=[],
         help="results.json files of earlier runs (other seeds) whose runs join this one's table (default: none)",
     )
-    parser.add_argument(
-        "--work", type=Path, default=Path("benchmarks/results/fleet-work"), help="bundle and feature cache (default: %(default)s)"
-    )
     parser.add_argument("--rounds", type=int, help="federated rounds (default: the mode's)")
     fleet_training_arguments(parser)
-    parser.add_argument("--out", type=Path, help="results folder (default: docs/fleet/start/DATASET)")
-    args = parser.parse_args()
-    mode = MODES[args.dataset][args.mode]
-    out = args.out or Path("docs/fleet/start") / args.dataset
-    args.work.mkdir(parents=True, exist_ok=True)
-    data = PREPARE[args.dataset](args.work, mode["held_out"])
-    runtime = RuntimeConfig(engine="numpy", cache_dir=str(args.work / "features"))
+    args = parser.parse_args(argv)
+    run = STUDY.start(args, MODES[args.dataset], dataset=args.dataset)
+    data = PREPARE[args.dataset](run.work, run.mode["held_out"])
+    runtime = RuntimeConfig(engine="numpy", cache_dir=str(run.work / "features"))
     t = time.monotonic()
     Personalizer.from_bundle(data[0], runtime=runtime).transform(list(data[1][0]) + list(data[2][0]))  # every feature once
-    settings = _settings(args)
-    results: dict[str, Any] = {
-        "dataset": args.dataset,
-        "mode": args.mode,
-        "feature_seconds": time.monotonic() - t,
-        "fleet": {
+    results = run.results
+    results.update(
+        feature_seconds=time.monotonic() - t,
+        fleet={
             **{k: vars(args)[k] for k in ("start", "shrinkage", "local_schedule", "local_lr", "aggregation")},
             "local_epochs": FleetConfig(start=args.start, local_epochs=args.local_epochs).local_epochs,
         },
-        "rounds": args.rounds if args.rounds is not None else mode["rounds"],
-        "runs": [],
-    }
+        rounds=args.rounds if args.rounds is not None else run.mode["rounds"],
+        runs=[],
+    )
     for earlier in args.merge:
         results["runs"] += json.loads(earlier.read_text())["runs"]
-    for setting in settings:
+    for setting in _settings(args):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             results["runs"].append(run_setting(args, setting, seed, data, runtime))
             print(json.dumps(results["runs"][-1]), flush=True)
-            out.mkdir(parents=True, exist_ok=True)
-            atomic.write_json(out / "results.json", results)  # after every run: a long benchmark keeps what it finished
-    atomic.write_bytes(out / "results.md", report(results).encode())
-    plot(results, out / "fleet.png")
-    print(report(results))
+            run.save()  # after every run: a long benchmark keeps what it finished
+    plot(results, run.out / "fleet.png")
+    run.save(report)
 
 
 def _settings(args: argparse.Namespace) -> list[Setting]:
@@ -345,12 +329,7 @@ def _spread(values: list[float]) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = harness.figure(1, 2, figsize=(11, 4), dpi=110)
     names = []
     for r in results["runs"]:
         if r["seed"] != 0:
@@ -369,8 +348,7 @@ def plot(results: dict, path: Path) -> None:
     left.legend(fontsize=7)
     right.legend(fontsize=7)
     fig.tight_layout()
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    harness.write_png(fig, path)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.forgetting --mode quick``: personalizing on a few labels, do the others survive?
+"""``python -m benchmarks.quality.forgetting --mode quick``: personalizing on a few labels, do the others survive?
 
 A user labels examples of only some of a bundle's labels (1, 2, 3 or all of
 them) at 4, 16 or 64 examples per label, over several seeds, and ``fit`` runs
@@ -26,14 +26,16 @@ kept in ``benchmarks/results/forgetting-MODE-work``). Quick: about 5 minutes on
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks import harness
+
+STUDY = harness.Study("forgetting", docs={"quick": "docs/forgetting"})
 
 VARIANTS: dict[str, Callable[[float], dict[str, Any]]] = {
     "defaults": lambda l2sp: {},
@@ -75,28 +77,21 @@ class DataSet:
 def bbc(work: Path, mode: Mode) -> DataSet:
     from edgeft.config import ExportConfig
     from edgeft.datasets import bbc_news, minilm_path, split_per_class
-    from export import ServerData, export_bundle
+    from export import ServerData
 
     texts, labels = bbc_news()
     pool_size = max(mode.shots)
     server, pool, test = split_per_class(texts, labels, [mode.server_per_class, pool_size, mode.test_per_class], seed=0)
-    bundle = work / f"minilm-bbc-{mode.server_per_class}"
-    if not (bundle / "manifest.json").is_file():
-        export_bundle(
-            minilm_path(),
-            bundle,
-            data=ServerData(*server),
-            config=ExportConfig(name="minilm-bbc-forgetting", license="apache-2.0", quantization="int8-dynamic"),
-        )
+    config = ExportConfig(name="minilm-bbc-forgetting", license="apache-2.0", quantization="int8-dynamic")
+    bundle = harness.cached_bundle(work / f"minilm-bbc-{mode.server_per_class}", minilm_path(), ServerData(*server), config)
     by_label = {label: [x for x, y in zip(*pool) if y == label] for label in sorted(set(labels))}
     return DataSet("MiniLM + BBC News", bundle, sorted(by_label), by_label, test[0], test[1])
 
 
 def fashion(work: Path, mode: Mode) -> DataSet:
-
     from edgeft.config import ExportConfig, Quantization
     from edgeft.datasets import fashion_mnist
-    from export import ServerData, export_bundle
+    from export import ServerData
     from export.vision import VISION_MODELS
 
     train_x, train_y = fashion_mnist("train")
@@ -107,11 +102,10 @@ def fashion(work: Path, mode: Mode) -> DataSet:
         for label in sorted(set(train_y))
     }
     server = np.sort(np.concatenate([rows[: mode.server_per_class] for rows in chosen.values()]))
-    bundle = work / f"effnet-fashion-{mode.server_per_class}"
-    if not (bundle / "manifest.json").is_file():
-        model = VISION_MODELS["efficientnet-lite0"]
-        config = ExportConfig(name="effnet-fashion-forgetting", quantization=Quantization.NONE, license=model.license)
-        export_bundle(model.build(), bundle, data=ServerData(train_x[server], [train_y[i] for i in server]), config=config)
+    model = VISION_MODELS["efficientnet-lite0"]
+    config = ExportConfig(name="effnet-fashion-forgetting", quantization=Quantization.NONE, license=model.license)
+    server_data = ServerData(train_x[server], [train_y[i] for i in server])
+    bundle = harness.cached_bundle(work / f"effnet-fashion-{mode.server_per_class}", model.build(), server_data, config)
     pool = {label: train_x[rows[mode.server_per_class :]] for label, rows in chosen.items()}
     return DataSet("EfficientNet-Lite0 + Fashion-MNIST", bundle, sorted(pool), pool, test_x, list(test_y))
 
@@ -228,7 +222,7 @@ def gain_share(rows: list[dict[str, Any]], variant: str) -> float:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = [f"Mode `{results['mode']}` on {results['machine']}, {results['date']} ({results['seconds']:.0f} s in all).", ""]
+    lines = [harness.heading(results), ""]
     for name, data in results["data_sets"].items():
         t = data["targets"]
         summary = (
@@ -261,13 +255,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(name: str, data: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     subsets = sorted({c["labels"] for c in data["cells"]})
-    fig, axes = plt.subplots(2, len(subsets), figsize=(3.2 * len(subsets), 6), sharey="row", squeeze=False)
+    fig, axes = harness.figure(2, len(subsets), figsize=(3.2 * len(subsets), 6), sharey="row", squeeze=False, dpi=120)
     for j, k in enumerate(subsets):
         for variant in VARIANTS:
             cs = [c for c in data["cells"] if c["labels"] == k and c["variant"] == variant]
@@ -285,33 +274,21 @@ def plot(name: str, data: dict[str, Any], path: Path) -> None:
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"{name}: accuracy after fit, mean over seeds")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    harness.write_png(fig, path)
 
 
-def main() -> None:
-    from benchmarks import study
+def main(argv: list[str] | None = None) -> None:
     from edgeft.bundle import Bundle
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="how much work (default: %(default)s)")
+    parser = STUDY.parser(__doc__, MODES)
     parser.add_argument("--data", default="bbc,fashion", help="data sets, comma-separated (default: %(default)s)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="results folder (default: docs/forgetting in quick mode, else benchmarks/results/forgetting-MODE)",
-    )
-    args = parser.parse_args()
-    mode = MODES[args.mode]
-    out, work = study.folders("forgetting", args.mode, args.out)
-    study.quiet()
-    started = time.perf_counter()
-    results = study.header(args.mode, mode)
+    args = parser.parse_args(argv)
+    run = STUDY.start(args, MODES, data_sets={})
+    mode, work = run.mode, run.work
     for key in args.data.split(","):
         data = {"bbc": bbc, "fashion": fashion}[key](work, mode)
         rows = runs(data, mode, work / "features")
-        results["data_sets"][data.name] = {
+        run.results["data_sets"][data.name] = {
             "labels": data.labels,
             "server_per_class": mode.server_per_class,
             "replay_examples": Bundle.load(data.bundle).manifest.head.replay_examples,
@@ -319,9 +296,8 @@ def main() -> None:
             "cells": cells(rows),
             "targets": targets(rows),
         }
-        plot(data.name, results["data_sets"][data.name], out / f"forgetting-{key}.png")
-    results["seconds"] = time.perf_counter() - started
-    study.save(results, out, markdown(results))
+        plot(data.name, run.results["data_sets"][data.name], run.out / f"forgetting-{key}.png")
+    run.save(markdown)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.guard --mode quick|full``: does the guard tell a better head from a worse one?
+"""``python -m benchmarks.quality.guard --mode quick|full``: does the guard tell a better head from a worse one?
 
 For each data set (MiniLM + BBC News, EfficientNet-Lite0 + Fashion-MNIST,
 MiniLM + Rotten Tomatoes), bundles whose head the server trained on tiny (4 to
@@ -26,14 +26,16 @@ Writes ``results.json``, ``results.md`` and ``guard.png`` into ``--out`` (defaul
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks import harness
+
+# Bundles and features are shared by every mode: the backbone is most of the cost.
+STUDY = harness.Study("guard", docs={"full": "docs/guard"}, work="benchmarks/results/guard-work")
 SHOTS_FULL = (2, 4, 8, 16, 32)
 
 
@@ -150,14 +152,12 @@ def fashion_data(mode: Mode) -> DataSet:
 def bundle(data: DataSet, work: Path, server: str, leave_out: str | None = None) -> Path:
     """The data set's bundle trained on ``server``'s count per label (all labels but ``leave_out``)."""
     from edgeft.config import ExportConfig
-    from export import ServerData, export_bundle
+    from export import ServerData
 
     path = work / f"{data.key}-{server}{'-without-' + leave_out if leave_out else ''}"
-    if not (path / "manifest.json").is_file():
-        n = SERVER_PER_CLASS[server]
-        X, y = _flat({k: v[:n] for k, v in data.server.items() if k != leave_out})
-        export_bundle(data.source, path, data=ServerData(X, y), config=ExportConfig(name=f"guard-{path.name}", **data.export))
-    return path
+    n = SERVER_PER_CLASS[server]
+    X, y = _flat({k: v[:n] for k, v in data.server.items() if k != leave_out})
+    return harness.cached_bundle(path, data.source, ServerData(X, y), ExportConfig(name=f"guard-{path.name}", **data.export))
 
 
 def user(data: DataSet, labels: list[str], shots: int, seed: int, shifted: bool = False) -> tuple[Any, list[str]]:
@@ -352,7 +352,7 @@ def _mean(v: tuple[float, float] | None) -> str:
 def markdown(results: dict[str, Any]) -> str:
     t = results["targets"]
     lines = [
-        f"Mode `{results['mode']}` on {results['machine']}, {results['date']} ({results['seconds']:.0f} s in all).",
+        harness.heading(results),
         "",
         "Targets:",
         (
@@ -396,13 +396,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     sets = list(results["data_sets"])
-    fig, axes = plt.subplots(2, len(sets), figsize=(4 * len(sets), 6.5), squeeze=False)
+    fig, axes = harness.figure(2, len(sets), figsize=(4 * len(sets), 6.5), squeeze=False, dpi=110)
     for j, name in enumerate(sets):
         for i, server in enumerate(("tiny", "ample")):
             ax = axes[i][j]
@@ -419,32 +414,21 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axes[0][0].set_ylabel("held-out accuracy")
     axes[1][0].set_ylabel("held-out accuracy")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    harness.write_png(fig, path)
 
 
-def main() -> None:
-    from benchmarks import study
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="how much work (default: %(default)s)")
+def main(argv: list[str] | None = None) -> None:
+    parser = STUDY.parser(__doc__, MODES)
     parser.add_argument("--data", default=None, help="data sets, comma-separated (default: the mode's)")
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default: docs/guard in full mode)")
     parser.add_argument(
         "--rotten-test-scale",
         type=int,
         default=1,
         help="Rotten Tomatoes' held-out set, times the mode's: 2 labels, so 120 rows make one point 1.2 rows (default: 1)",
     )
-    args = parser.parse_args()
-    mode = MODES[args.mode]
-    out = args.out or Path("docs/guard" if args.mode == "full" else f"benchmarks/results/guard-{args.mode}")
-    out, _ = study.folders("guard", args.mode, out)
-    work = Path("benchmarks/results/guard-work")  # bundles and features, shared by every mode: the backbone is most of the cost
-    work.mkdir(parents=True, exist_ok=True)
-    study.quiet()
-    started = time.perf_counter()
-    results = study.header(args.mode, mode)
+    args = parser.parse_args(argv)
+    run = STUDY.start(args, MODES, data_sets={})
+    mode, work, results = run.mode, run.work, run.results
     for key in args.data.split(",") if args.data else mode.data:
         data = fashion_data(mode) if key == "fashion" else text_data(key, mode, args.rotten_test_scale)
         found = runs(data, mode, work)
@@ -452,10 +436,9 @@ def main() -> None:
             found[server]["cells"] = cells(found[server]["rows"])
         results["data_sets"][data.name] = found
         # Written after every data set: a long run leaves what it measured so far.
-        results["seconds"] = time.perf_counter() - started
         results["targets"] = targets(results)
-        plot(results, out / "guard.png")
-        study.save(results, out, markdown(results))
+        plot(results, run.out / "guard.png")
+        run.save(markdown)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.monitoring --mode quick``: the windowed drift test's false alarms and detection, and augmentation.
+"""``python -m benchmarks.quality.monitoring --mode quick``: the windowed drift test's false alarms and detection, and augmentation.
 
 Drift (MiniLM on BBC News, EfficientNet-Lite0 on Fashion-MNIST): bundles are
 exported on a random sample of each data set, so that held-out data comes
@@ -15,7 +15,6 @@ into ``--out`` (default ``benchmarks/results/monitoring-MODE``). Quick: about
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -24,7 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import drift_rates
+from benchmarks import harness
+from benchmarks.quality import drift_rates
+
+STUDY = harness.Study("monitoring", work="{out}/cache")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,20 +53,18 @@ def text_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
     from device_runtime import Personalizer
     from edgeft.config import ExportConfig, Quantization, RuntimeConfig
     from edgeft.datasets import bbc_news, minilm_path, rotten_tomatoes
-    from export import ServerData, export_bundle
+    from export import ServerData
 
     texts, labels = bbc_news()
     order = np.random.default_rng(seed).permutation(len(texts))
     server, held_out = order[: mode.server], order[mode.server : mode.server + mode.text_pool]
-    bundle = cache / "minilm-bbc"
-    if not bundle.is_dir():
-        export_bundle(
-            minilm_path(),
-            bundle,
-            data=ServerData([texts[i] for i in server], [labels[i] for i in server]),
-            # int8-dynamic by name, as its figures were measured (auto would choose per mode's server size).
-            config=ExportConfig(name="minilm-bbc-monitoring", quantization=Quantization.INT8_DYNAMIC),
-        )
+    bundle = harness.cached_bundle(
+        cache / "minilm-bbc",
+        minilm_path(),
+        ServerData([texts[i] for i in server], [labels[i] for i in server]),
+        # int8-dynamic by name, as its figures were measured (auto would choose per mode's server size).
+        ExportConfig(name="minilm-bbc-monitoring", quantization=Quantization.INT8_DYNAMIC),
+    )
     reviews, _ = rotten_tomatoes()
     chosen = np.random.default_rng(seed).choice(len(reviews), mode.text_pool, replace=False)
     p = Personalizer.from_bundle(bundle, runtime=RuntimeConfig(cache_dir=str(cache / "features")))
@@ -76,11 +76,10 @@ def text_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
 
 
 def image_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
-
     from device_runtime import Personalizer
     from edgeft.config import ExportConfig, Quantization, RuntimeConfig
     from edgeft.datasets import FASHION_MNIST_CLASSES, fashion_mnist
-    from export import ServerData, export_bundle
+    from export import ServerData
     from export.vision import VISION_MODELS
 
     train_x, train_y = fashion_mnist("train")
@@ -92,8 +91,7 @@ def image_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
         ("effnet-fashion", ServerData(train_x[server], [train_y[i] for i in server])),
         ("effnet-untrained", ServerData(label_set=FASHION_MNIST_CLASSES)),
     ):
-        if not (cache / name).is_dir():
-            export_bundle(model.build(), cache / name, data=data, config=config)
+        harness.cached_bundle(cache / name, model.build(), data, config)
     held = test_x[np.random.default_rng(seed).choice(len(test_x), 2 * mode.image_pool, replace=False)]
     normal, other = held[: mode.image_pool], held[mode.image_pool :]
     p = Personalizer.from_bundle(cache / "effnet-fashion", runtime=RuntimeConfig(cache_dir=str(cache / "features")))
@@ -177,36 +175,119 @@ def augmentation(cache: Path, data: dict[str, Any], mode: Mode) -> list[dict[str
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=sorted(MODES), default="quick")
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    mode, out = MODES[args.mode], args.out or Path("benchmarks/results") / f"monitoring-{args.mode}"
-    cache = out / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+def main(argv: list[str] | None = None) -> None:
+    parser = STUDY.parser(__doc__, MODES)
+    parser.add_argument("--seed", type=int, default=0, help="draws the bundles' server examples and the pools (default: 0)")
+    args = parser.parse_args(argv)
+    run = STUDY.start(args, MODES, level=0.01)
+    mode, cache = run.mode, run.work
     text = text_features(cache, mode, args.seed)
     images = image_features(cache, mode, args.seed)
-    print(f"features ready after {time.perf_counter() - started:.0f} s", flush=True)
-    run = {
-        "mode": args.mode,
-        "config": dataclasses.asdict(mode),
-        "level": 0.01,
-        "drift": {
-            "BBC News (MiniLM)": drift_results("text", text, mode, args.seed),
-            "Fashion-MNIST (EfficientNet-Lite0)": drift_results("images", images, mode, args.seed),
-        },
-        "augmentation": augmentation(cache, images, mode),
+    print(f"features ready after {time.perf_counter() - run.started:.0f} s", flush=True)
+    run.results["drift"] = {
+        "BBC News (MiniLM)": drift_results("text", text, mode, args.seed),
+        "Fashion-MNIST (EfficientNet-Lite0)": drift_results("images", images, mode, args.seed),
     }
-    run["seconds"] = time.perf_counter() - started
-    from benchmarks.monitoring_report import markdown, plots
+    run.results["augmentation"] = augmentation(cache, images, mode)
+    plots(run.results, run.out)
+    run.save(markdown)
 
-    (out / "results.json").write_text(json.dumps(run, indent=2))
-    (out / "results.md").write_text(markdown(run))
-    plots(run, out)
-    print(markdown(run))
+
+def markdown(run: dict[str, Any]) -> str:
+    lines = [
+        f"# Drift monitoring and augmentation ({run['mode']} run, {run['seconds']:.0f} s)",
+        "",
+        "## False alarms: windows of held-out data from the export's own distribution",
+        "",
+        "| data | reference sample | window | windows | alarm rate at level 0.01 | at level 0.05 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for data, d in run["drift"].items():
+        for r in d["false_alarms"]:
+            lines.append(
+                f"| {data} | {d['reference_sample']} | {r['window']} | {r['windows']} | {r['alarm_rate_0.01']:.3f} | "
+                f"{r['alarm_rate_0.05']:.3f} |"
+            )
+    lines += [
+        "",
+        "## Detection after a switch (level 0.01)",
+        "",
+        (
+            "| data | switch to | window | detected | median delay (examples) | worst delay | checked every | "
+            "cumulative rule after 1000 normal (before) |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for data, d in run["drift"].items():
+        for r in d["detection"]:
+            before = d["cumulative_before"][r["shift"]]
+            lines.append(
+                f"| {data} | {r['shift']} | {r['window']} | {r['detection_rate']:.0%} of {r['trials']} | "
+                f"{_num(r['median_delay'])} | {_num(r['max_delay'])} | {r['check_every']} | "
+                f"{_before(before)} |"
+            )
+    lines += [
+        "",
+        "## Augmentation: Fashion-MNIST, EfficientNet-Lite0, head fitted on the device",
+        "",
+        "| per class | seeds | accuracy without | with 4 views | gain (points) | feature seconds without | with |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for shots, plain, aug in _augmentation_pairs(run):
+        lines.append(
+            f"| {shots} | {len(plain)} | {np.mean([r['accuracy'] for r in plain]):.3f} | "
+            f"{np.mean([r['accuracy'] for r in aug]):.3f} | "
+            f"{100 * (np.mean([r['accuracy'] for r in aug]) - np.mean([r['accuracy'] for r in plain])):+.1f} | "
+            f"{np.mean([r['feature_seconds'] for r in plain]):.1f} | {np.mean([r['feature_seconds'] for r in aug]):.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plots(run: dict[str, Any], out: Path) -> None:
+    fig, (left, right) = harness.figure(1, 2, figsize=(11, 4), dpi=120)
+    for data, d in run["drift"].items():
+        left.plot([r["window"] for r in d["false_alarms"]], [r["alarm_rate_0.01"] for r in d["false_alarms"]], "o-", label=data)
+        for shift in d["cumulative_before"]:
+            rows = [r for r in d["detection"] if r["shift"] == shift]
+            right.plot([r["window"] for r in rows], [r["median_delay"] or np.nan for r in rows], "o-", label=f"{data} → {shift}")
+    left.axhline(run["level"], color="grey", ls="--", label="stated level 0.01")
+    left.set(xlabel="window (predictions)", ylabel="false-alarm rate", title="False alarms on export-like data")
+    right.set(xlabel="window (predictions)", ylabel="median delay (shifted examples)", title="Detection delay after a switch")
+    left.legend(fontsize=7)
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    harness.write_png(fig, out / "drift.png")
+    fig, ax = harness.figure(figsize=(5.5, 4), dpi=120)
+    pairs = _augmentation_pairs(run)
+    for rows_of, label in ((1, "without"), (2, "with 4 augmented views")):
+        ax.plot([p[0] for p in pairs], [np.mean([r["accuracy"] for r in p[rows_of]]) for p in pairs], "o-", label=label)
+    ax.set(xscale="log", xlabel="images per class", ylabel="test accuracy", title="Fashion-MNIST, EfficientNet-Lite0 head")
+    ax.set_xticks([p[0] for p in pairs], [str(p[0]) for p in pairs])
+    ax.legend()
+    fig.tight_layout()
+    harness.write_png(fig, out / "augmentation.png")
+
+
+def _augmentation_pairs(run: dict[str, Any]) -> list[tuple[int, list[dict], list[dict]]]:
+    rows = run["augmentation"]
+    return [
+        (
+            s,
+            [r for r in rows if r["per_class"] == s and r["views"] == 0],
+            [r for r in rows if r["per_class"] == s and r["views"] > 0],
+        )
+        for s in sorted({r["per_class"] for r in rows})
+    ]
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _before(before: dict[str, Any]) -> str:
+    if before["delay"] is None:
+        return f"no alarm after all {before['shifted_examples']} shifted examples"
+    return f"{before['delay']} examples"
 
 
 if __name__ == "__main__":

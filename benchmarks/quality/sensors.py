@@ -1,4 +1,4 @@
-"""``python -m benchmarks.sensors --mode quick``: a shipped sensor model against personalization to a shifted user.
+"""``python -m benchmarks.quality.sensors --mode quick``: a shipped sensor model against personalization to a shifted user.
 
 The server trains edgeft's small 1-D CNN (``cnn1d``) at export on one data set's training series; the user's
 series (the data set's test split) reach the device through a shifted signal, of which the user labels
@@ -33,12 +33,15 @@ import argparse
 import contextlib
 import dataclasses
 import io
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks import harness
+
+STUDY = harness.Study("sensors", docs={"quick": "docs/sensors"})
 
 METHODS = (
     "shipped, no shift",
@@ -105,14 +108,13 @@ def data_set(name: str) -> DataSet:
 def export(path: Path, X: Any, labels: list[str], seed: int, epochs: int | None) -> Path:
     """cnn1d trained at export on ``X`` (FP32: the INT8 measure is not what this compares)."""
     from edgeft.config import ExportConfig
-    from export import FineTuning, ServerData, export_bundle
+    from export import FineTuning, ServerData
     from export.adapters.tensor import SCRATCH_FINE_TUNING
 
     tuning = dataclasses.replace(SCRATCH_FINE_TUNING, seed=seed, epochs=epochs or SCRATCH_FINE_TUNING.epochs)
     config = ExportConfig(quantization="none")
     with contextlib.redirect_stderr(io.StringIO()):  # the fine-tuning's progress bars
-        export_bundle("cnn1d", path, data=ServerData(X, labels), config=config, fine_tuning=FineTuning(tuning), overwrite=True)
-    return path
+        return harness.cached_bundle(path, "cnn1d", ServerData(X, labels), config, fine_tuning=FineTuning(tuning))
 
 
 def _take(X: Any, idx: np.ndarray) -> Any:
@@ -224,13 +226,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = list(results["data_sets"])
-    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.6), squeeze=False)
+    fig, axes = harness.figure(1, len(names), figsize=(6 * len(names), 4.6), squeeze=False, dpi=100)
     for ax, name in zip(axes[0], names):
         d = results["data_sets"][name]
         shots = list(d["summary"])
@@ -246,36 +243,24 @@ def plot(results: dict[str, Any], path: Path) -> None:
     handles, names_ = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, names_, loc="lower center", ncol=4, fontsize=8)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    harness.write_png(fig, path)
 
 
-def run(mode_name: str, out: Path | None = None) -> dict[str, Any]:
-    from benchmarks import study
-
-    mode = MODES[mode_name]
-    out, work = study.folders("sensors", mode_name, out)
-    study.quiet()
-    started = time.perf_counter()
-    results = study.header(mode_name, mode)
+def run(mode_name: str, out: Path | None = None, seeds: int | None = None) -> dict[str, Any]:
+    study = STUDY.start(argparse.Namespace(mode=mode_name, out=out, seeds=seeds), MODES, data_sets={})
+    mode, results = study.mode, study.results
     for key in mode.data_sets:
         data = data_set(key)
-        rows = runs(data, mode, work)
+        rows = runs(data, mode, study.work)
         results["data_sets"][data.name] = {"shift": data.shift, "rows": rows, "summary": summary(rows)}
-    results["seconds"] = time.perf_counter() - started
-    plot(results, out / "sensors.png")
-    study.save(results, out, markdown(results))
+    plot(results, study.out / "sensors.png")
+    study.save(markdown)
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="how much work (default: %(default)s)")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="results folder (default: docs/sensors in quick mode, else benchmarks/results)"
-    )
-    args = parser.parse_args()
-    run(args.mode, args.out)
+def main(argv: list[str] | None = None) -> None:
+    args = STUDY.parser(__doc__, MODES).parse_args(argv)
+    run(args.mode, args.out, args.seeds)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.text_blocks --mode quick``: does training the encoder's last blocks on the device beat the head alone?
+"""``python -m benchmarks.quality.text_blocks --mode quick``: does training the encoder's last blocks on the device beat the head alone?
 
 A device learns a text task from its user's own examples (8, 32 or 128 per
 label; quick mode one seed on Rotten Tomatoes, full mode three seeds and BBC too), starting from the shipped bundle, in
@@ -29,18 +29,19 @@ Writes ``results.json``, ``results.md`` and ``text-blocks.png`` into ``--out``
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import subprocess
 import sys
 import tempfile
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks import harness
+
+STUDY = harness.Study("text-blocks", docs={"quick": "docs/text-blocks"})
 
 # name -> (device_trainable_blocks, device_lora_rank)
 VARIANTS: dict[str, tuple[int, int]] = {
@@ -95,35 +96,30 @@ def export_bundles(data: DataSet, server: tuple[list[str], list[str]], work: Pat
     """One bundle per way of training, its head trained on the same server examples."""
     from edgeft.config import ExportConfig
     from edgeft.datasets import minilm_path
-    from export import ServerData, export_bundle
+    from export import ServerData
 
     bundles = {}
     for variant, (blocks, rank) in VARIANTS.items():
-        bundle = work / f"{data.key}-b{blocks}-r{rank}"
-        if not (bundle / "manifest.json").is_file():
-            config = ExportConfig(
-                name=f"minilm-{data.key}-b{blocks}-r{rank}",
-                license="apache-2.0",
-                quantization="int8-dynamic",
-                accept_quality_loss=True,
-                max_length=data.max_length,
-                device_trainable_blocks=blocks,
-                device_lora_rank=rank,
-            )
-            export_bundle(minilm_path(), bundle, data=ServerData(*server), config=config)
+        config = ExportConfig(
+            name=f"minilm-{data.key}-b{blocks}-r{rank}",
+            license="apache-2.0",
+            quantization="int8-dynamic",
+            accept_quality_loss=True,
+            max_length=data.max_length,
+            device_trainable_blocks=blocks,
+            device_lora_rank=rank,
+        )
+        bundle = harness.cached_bundle(work / f"{data.key}-b{blocks}-r{rank}", minilm_path(), ServerData(*server), config)
         bundles[variant] = bundle
     return bundles
 
 
 def device_run(spec: dict[str, Any]) -> dict[str, Any]:
     """Run in a process of its own (``--run``): load the bundle, fit on the user's examples, score held out."""
-    from benchmarks.worker import peak_rss_mb
-    from device_runtime import Personalizer, TruncationWarning
+    from device_runtime import Personalizer
     from edgeft.config import RuntimeConfig
-    from edgeft.signing import UnsignedBundleWarning
 
-    warnings.simplefilter("ignore", TruncationWarning)
-    warnings.simplefilter("ignore", UnsignedBundleWarning)  # the benchmark's own bundles
+    harness.quiet()  # the benchmark's own bundles, and long texts
     p = Personalizer.from_bundle(spec["bundle"], runtime=RuntimeConfig(cache_dir=spec["cache"]))
     p.fit(
         spec["X"],
@@ -141,7 +137,7 @@ def device_run(spec: dict[str, Any]) -> dict[str, Any]:
         "epochs": report["epochs"],
         "seconds_per_epoch": report["train_seconds"] / max(report["epochs"], 1),
         "feature_seconds": report["feature_seconds"],
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": harness.peak_rss_mb(),
     }
 
 
@@ -150,7 +146,9 @@ def in_child(spec: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         spec_path, result_path = Path(folder) / "spec.json", Path(folder) / "result.json"
         spec_path.write_text(json.dumps({**spec, "cache": str(Path(folder) / "features")}))
-        subprocess.run([sys.executable, "-m", "benchmarks.text_blocks", "--run", str(spec_path), str(result_path)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.quality.text_blocks", "--run", str(spec_path), str(result_path)], check=True
+        )
         return json.loads(result_path.read_text())
 
 
@@ -281,13 +279,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = list(results["data_sets"])
-    fig, axes = plt.subplots(2, len(names), figsize=(5 * len(names), 7), squeeze=False)
+    fig, axes = harness.figure(2, len(names), figsize=(5 * len(names), 7), squeeze=False, dpi=120)
     for j, name in enumerate(names):
         table = results["data_sets"][name]["cells"]
         for variant in VARIANTS:
@@ -307,39 +300,23 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axes[0][0].legend(fontsize=8)
     fig.suptitle("MiniLM on the device: the head alone, the last blocks, LoRA")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    harness.write_png(fig, path)
 
 
-def bundle_mb(folder: Path) -> float:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
-
-
-def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--run":
+def main(argv: list[str] | None = None) -> None:
+    if argv is None and len(sys.argv) == 4 and sys.argv[1] == "--run":
         spec = json.loads(Path(sys.argv[2]).read_text())
         Path(sys.argv[3]).write_text(json.dumps(device_run(spec)))
         return
-    from benchmarks import study
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="how much work (default: %(default)s)")
+    parser = STUDY.parser(__doc__, MODES)
     parser.add_argument("--data", default=None, help="data sets, comma-separated: rt, bbc (default: the mode's)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="results folder (default: docs/text-blocks in quick mode, else benchmarks/results/text-blocks-MODE)",
-    )
     parser.add_argument(
         "--batch-size", type=int, default=None, help="examples per step for every way of training (default: each bundle's own)"
     )
-    args = parser.parse_args()
-    mode = dataclasses.replace(MODES[args.mode], batch_size=args.batch_size)
-    out, work = study.folders("text-blocks", args.mode, args.out)
-    study.quiet()
-    started = time.perf_counter()
-    results = study.header(args.mode, mode)
+    args = parser.parse_args(argv)
+    modes = {args.mode: dataclasses.replace(MODES[args.mode], batch_size=args.batch_size)}
+    run = STUDY.start(args, modes, data_sets={})
+    mode, work, results = run.mode, run.work, run.results
     for key in args.data.split(",") if args.data else mode.data:
         data = DATA_SETS[key]
         classes, rows = runs(data, mode, work)
@@ -352,11 +329,10 @@ def main() -> None:
             "cells": table,
             "server_per_class": data.server_per_class,
             "targets": targets(table, max(mode.shots)),
-            "bundle_mb": {v: bundle_mb(work / f"{key}-b{b}-r{r}") for v, (b, r) in VARIANTS.items()},
+            "bundle_mb": {v: harness.folder_bytes(work / f"{key}-b{b}-r{r}") / 1e6 for v, (b, r) in VARIANTS.items()},
         }
-    results["seconds"] = time.perf_counter() - started
-    plot(results, out / "text-blocks.png")
-    study.save(results, out, markdown(results))
+    plot(results, run.out / "text-blocks.png")
+    run.save(markdown)
 
 
 if __name__ == "__main__":

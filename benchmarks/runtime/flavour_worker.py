@@ -1,28 +1,33 @@
-"""Runs inside a device-only venv: ``python benchmarks/flavour_worker.py import|run SPEC.json``.
+"""Runs inside a device-only venv: ``python benchmarks/runtime/flavour_worker.py import|run SPEC.json``.
 
 ``import``: time ``import device_runtime`` and the memory it takes. ``run``:
 backbone features per second, then head training on each engine that loads
 here, then the peak memory of the whole personalization. Prints one JSON object.
 Started by path, from outside the checkout, so only the installed edgeft imports
-(and this folder's ``worker`` module, for the peak-memory reading).
+(and ``benchmarks/harness.py``, loaded by its path, for the peak-memory reading).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from worker import peak_rss_mb
+# By its path (importlib's recipe for a source file): ``benchmarks`` is not importable here, only the installed
+# edgeft is, and the harness needs only the standard library at import.
+_spec = importlib.util.spec_from_file_location("benchmarks_harness", Path(__file__).resolve().parents[1] / "harness.py")
+harness = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(harness)
 
 
 def measure_import() -> dict:
     started = time.perf_counter()
     import device_runtime  # noqa: F401
 
-    return {"import_s": time.perf_counter() - started, "import_peak_mb": peak_rss_mb()}
+    return {"import_s": time.perf_counter() - started, "import_peak_mb": harness.peak_rss_mb()}
 
 
 def measure_run(spec: dict) -> dict:
@@ -53,7 +58,7 @@ def measure_run(spec: dict) -> dict:
         p.fit(texts, labels, epochs=spec["epochs"], accept="always")  # first fit fills the feature cache
         p.fit(texts, labels, epochs=spec["epochs"], accept="always")
         result[f"train_{engine}_s"] = p.report_.train_seconds
-    result["peak_mb"] = peak_rss_mb()
+    result["peak_mb"] = harness.peak_rss_mb()
     return result
 
 

@@ -84,7 +84,7 @@ def _service(args: argparse.Namespace) -> Iterator[str]:
         port = s.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="edgeft-load-") as state:
         command = [sys.executable, "-m", "edgeft", "serve", args.model, "--state", state, "--port", str(port)]
-        repo = str(Path(__file__).resolve().parents[1])
+        repo = str(Path(__file__).resolve().parents[2])
         process = subprocess.Popen(
             command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": repo}
         )

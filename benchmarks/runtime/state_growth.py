@@ -1,11 +1,11 @@
-"""Save time and state size as head versions pile up: ``python -m benchmarks.state_growth``.
+"""Save time and state size as head versions pile up: ``python -m benchmarks.runtime.state_growth``.
 
 A real Personalizer on a real MiniLM bundle (numpy engine) records one new head
 version after another and saves after each, as a device that personalizes
 every day would. Two policies are measured, the default retention
 (``RuntimeConfig.keep_versions=10``) and none (every version kept, which shows
-what the incremental save alone does). Writes ``state_growth.json``,
-``state_growth.md`` and ``state_growth.png`` into ``--out`` and prints the table.
+what the incremental save alone does). Writes ``results.json``,
+``results.md`` and ``state_growth.png`` into ``--out`` and prints the table.
 
 Timings depend on the disk (each save fsyncs its new files); compare the rows
 of one run, not runs on different machines.
@@ -13,8 +13,7 @@ of one run, not runs on different machines.
 
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
 import tempfile
 import time
 import warnings
@@ -22,29 +21,34 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import harness
 from device_runtime import Personalizer
 from edgeft.config import ExportConfig, RuntimeConfig
 from edgeft.datasets import bbc_news, minilm_path, split_per_class
 from edgeft.signing import UnsignedBundleWarning
 
+STUDY = harness.Study("state-growth")
 CHECKPOINTS = (1, 10, 50, 100, 200, 500, 1000)
 POLICIES = {"keep 10 (default)": 10, "keep all": 10**9}
 
 
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    versions: int  # head versions to add, saving after each
+
+
+MODES = {"smoke": Mode(versions=10), "quick": Mode(versions=1000)}
+
+
 def export_bundle(folder: Path) -> Path:
     """The test suite's MiniLM bundle: INT8 backbone, head trained on 4 BBC articles per class."""
-    from export import ServerData, export_bundle
+    from export import ServerData
 
     texts, labels = bbc_news()
     (server,) = split_per_class(texts, labels, [4], seed=0)
-    export_bundle(
-        minilm_path(),
-        folder,
-        data=ServerData(*server),
-        # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto.
-        config=ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2", quantization="int8-dynamic"),
-    )
-    return folder
+    # int8-dynamic by name, as its figures were measured: 20 server texts are too few for auto.
+    config = ExportConfig(name="minilm-bbc", base_model="sentence-transformers/all-MiniLM-L6-v2", quantization="int8-dynamic")
+    return harness.cached_bundle(folder, minilm_path(), ServerData(*server), config)
 
 
 def measure(bundle: Path, keep: int, versions: int, work: Path) -> list[dict[str, float]]:
@@ -77,25 +81,17 @@ def measure(bundle: Path, keep: int, versions: int, work: Path) -> list[dict[str
 
 
 def markdown(results: dict[str, list[dict[str, float]]]) -> str:
-    lines = [
-        "| policy | versions saved | kept | save (ms, mean since last row) | save (ms, max) | state size (kB) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    columns = ["policy", "versions saved", "kept", "save (ms, mean since last row)", "save (ms, max)", "state size (kB)"]
+    rows = [
+        [policy, r["versions"], r["kept"], f"{r['save_ms_mean']:.1f}", f"{r['save_ms_max']:.1f}", f"{r['state_kb']:.0f}"]
+        for policy, policy_rows in results.items()
+        for r in policy_rows
     ]
-    for policy, rows in results.items():
-        lines += [
-            f"| {policy} | {r['versions']} | {r['kept']} | {r['save_ms_mean']:.1f} | {r['save_ms_max']:.1f} | {r['state_kb']:.0f} |"
-            for r in rows
-        ]
-    return "\n".join(lines)
+    return "\n".join(harness.table(columns, rows))
 
 
 def plot(results: dict[str, list[dict[str, float]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (time_ax, size_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (time_ax, size_ax) = harness.figure(1, 2, figsize=(10, 4), dpi=120)
     for policy, rows in results.items():
         x = [r["versions"] for r in rows]
         time_ax.plot(x, [r["save_ms_mean"] for r in rows], marker="o", label=policy)
@@ -108,24 +104,20 @@ def plot(results: dict[str, list[dict[str, float]]], path: Path) -> None:
         ax.legend()
     fig.suptitle("Personalizer.save as versions pile up (MiniLM bundle, 5 x 384 head)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    harness.write_png(fig, path)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = STUDY.parser(__doc__, MODES)
     parser.add_argument("--bundle", type=Path, default=None, help="a text bundle (default: export the MiniLM test bundle)")
-    parser.add_argument("--versions", type=int, default=1000, help="versions to add and save (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/state_growth"), help="results folder")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = parser.parse_args(argv)
+    run = STUDY.start(args, MODES)
+    bundle = args.bundle or export_bundle(run.work / "bundle")
     with tempfile.TemporaryDirectory() as work:
-        bundle = args.bundle or export_bundle(Path(work) / "bundle")
-        results = {policy: measure(bundle, keep, args.versions, Path(work)) for policy, keep in POLICIES.items()}
-    (args.out / "state_growth.json").write_text(json.dumps(results, indent=2))
-    table = markdown(results)
-    (args.out / "state_growth.md").write_text(table + "\n")
-    plot(results, args.out / "state_growth.png")
-    print(table)
+        results = {policy: measure(bundle, keep, run.mode.versions, Path(work)) for policy, keep in POLICIES.items()}
+    run.results["policies"] = results
+    plot(results, run.out / "state_growth.png")
+    run.save(lambda r: markdown(r["policies"]) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Step graphs on plain onnxruntime against ORT's training artifacts: step time, peak memory, parity.
 
-``python -m benchmarks.step_graphs --mode quick --out docs/step-graphs`` exports four bundles (the MiniLM head
+``python -m benchmarks.runtime.step_graphs --mode quick --out docs/step-graphs`` exports four bundles (the MiniLM head
 alone, MiniLM's last 2 layers, LoRA on them, EfficientNet-Lite0's last 2 blocks), embeds a few examples,
 then trains each bundle with each engine in its own process (so peak RSS is that engine's), the same
 batches in the same order, and writes ``results.json``, ``results.md`` and ``step_graphs.png``.
@@ -9,7 +9,6 @@ Ratios come from one run on one machine: the two engines of a bundle run back to
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import subprocess
@@ -20,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import harness
+
 ENGINES = ("ort", "step")
+STUDY = harness.Study("step-graphs", out="docs/step-graphs", work=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,22 +95,16 @@ def worker(bundle: str, engine: str, inputs: str, steps: int, batch: int, out: s
         start = time.perf_counter()
         losses.append(head.train_step(features[rows], targets[rows], 1e-3))
         times.append(time.perf_counter() - start)
-    peak = _peak_rss_mb()
+    peak = harness.peak_rss_mb()
     run = EngineRun(engine, float(np.median(times[WARMUP:]) * 1000), peak, losses)
     Path(out).write_text(json.dumps(dataclasses.asdict(run)))
     np.savez(Path(out).with_suffix(".npz"), **head.parameters())
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM: ru_maxrss would carry the exporting parent's over into a child)."""
-    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
-
-
 def run_engine(bundle: Path, engine: str, inputs: Path, mode: Mode, work: Path) -> tuple[EngineRun, dict[str, np.ndarray]]:
     out = work / f"{bundle.name}-{engine}.json"
-    command = [sys.executable, "-m", "benchmarks.step_graphs", "--worker", str(bundle), engine, str(inputs)]
-    subprocess.run([*command, str(mode.steps), str(mode.batch), str(out)], check=True, cwd=Path(__file__).resolve().parents[1])
+    command = [sys.executable, "-m", "benchmarks.runtime.step_graphs", "--worker", str(bundle), engine, str(inputs)]
+    subprocess.run([*command, str(mode.steps), str(mode.batch), str(out)], check=True, cwd=harness.ROOT)
     with np.load(out.with_suffix(".npz")) as params:
         return EngineRun(**json.loads(out.read_text())), {k: params[k] for k in params.files}
 
@@ -150,12 +146,7 @@ def table(rows: list[dict], mode: str, machine: str) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = harness.figure(figsize=(7, 3.5), dpi=120)
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [r["time_ratio"] for r in rows], 0.4, label="step time")
     ax.bar(x + 0.2, [r["memory_ratio"] for r in rows], 0.4, label="peak memory")
@@ -164,19 +155,15 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_ylabel("step graphs / ORT training")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    harness.write_png(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=MODES, default="quick")
-    parser.add_argument("--out", type=Path, default=Path("docs/step-graphs"))
+    parser = STUDY.parser(__doc__, MODES)
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of " + ", ".join(CASES))
     args = parser.parse_args(argv)
-    from benchmarks.__main__ import machine
-
-    mode = MODES[args.mode]
-    args.out.mkdir(parents=True, exist_ok=True)
+    run = STUDY.start(args, MODES)
+    mode, machine = run.mode, run.results["machine"]
     from edgeft.bundle import Bundle
 
     rows, skipped = [], []
@@ -192,16 +179,18 @@ def main(argv: list[str] | None = None) -> None:
             inputs = work / f"{name}-inputs.npz"
             np.savez(inputs, features=features, targets=targets)
             rows.append(compare(name, {e: run_engine(bundle, e, inputs, mode, work) for e in ENGINES}))
-            print(table(rows[-1:], args.mode, machine()).splitlines()[-1], flush=True)
-    markdown = table(rows, args.mode, machine())
-    if skipped:
-        markdown += f"\nLeft out (their bundles ship no step graphs): {', '.join(skipped)}.\n"
-    (args.out / "results.md").write_text(markdown)
-    (args.out / "results.json").write_text(
-        json.dumps({"mode": args.mode, "machine": machine(), "rows": rows, "skipped": skipped}, indent=1)
-    )
-    plot(rows, args.out / "step_graphs.png")
-    print(markdown)
+            print(table(rows[-1:], args.mode, machine).splitlines()[-1], flush=True)
+    run.results.update(rows=rows, skipped=skipped)
+    plot(rows, run.out / "step_graphs.png")
+    run.save(report)
+
+
+def report(results: dict) -> str:
+    """The table, and the cases left out."""
+    markdown = table(results["rows"], results["mode"], results["machine"])
+    if results["skipped"]:
+        markdown += f"\nLeft out (their bundles ship no step graphs): {', '.join(results['skipped'])}.\n"
+    return markdown
 
 
 if __name__ == "__main__":

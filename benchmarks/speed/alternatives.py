@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.config import DATA, FP32_BUNDLE, INT8_BUNDLE, TEXTBOOK
-from benchmarks.per_step import train_per_step
-from benchmarks.vision import VisionEdgeft, VisionLimit, VisionTextbookOrt, VisionTorch
+from benchmarks.speed.config import DATA, FP32_BUNDLE, INT8_BUNDLE, TEXTBOOK
+from benchmarks.speed.per_step import train_per_step
+from benchmarks.speed.vision import VisionEdgeft, VisionLimit, VisionTextbookOrt, VisionTorch
 
 
 class _Text:
@@ -119,7 +119,7 @@ class TextbookOrt(_PerStepBackbone):
 
     def reset(self) -> None:
         """A fresh zero head and fresh AdamW moments, from the artifacts' checkpoint."""
-        from benchmarks.fused import FusedTrainingSession  # here: the PyTorch worker never loads ORT training
+        from benchmarks.speed.fused import FusedTrainingSession  # here: the PyTorch worker never loads ORT training
 
         self.session = FusedTrainingSession.from_folder(self.cache / TEXTBOOK)
 

@@ -1,4 +1,4 @@
-"""``python -m benchmarks --mode quick``: prepare, run every alternative in its own process, report.
+"""``python -m benchmarks --mode quick`` (``benchmarks.speed.compare``): prepare, run every alternative in its own process, report.
 
 Writes ``results.json``, ``results.md``, ``comparison.png`` and ``growth_*.png`` into ``--out``
 and prints the Markdown. Modes: smoke (~1 min, for the tests), quick (about
@@ -10,34 +10,18 @@ export its programs once per results folder (about 4 minutes), and add about
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import os
-import platform
 import subprocess
-import time
 from pathlib import Path
 
-from benchmarks.config import FP32_BUNDLE, INT8_BUNDLE, MODES
+from benchmarks import harness
+from benchmarks.speed.config import FP32_BUNDLE, INT8_BUNDLE, MODES
 
-
-def machine() -> str:
-    """What the numbers were measured on."""
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+STUDY = harness.Study("speed", out="benchmarks/results/{mode}", work="{out}/cache")
 
 
 def prepare_executorch(cache: Path, config) -> dict:
     """ExecuTorch's environment (built on demand) and its programs; or why its rows are missing."""
-    from benchmarks.executorch_env import build
+    from benchmarks.executorch.env import build
 
     try:
         python = build(log=lambda line: print(line, flush=True))
@@ -45,41 +29,36 @@ def prepare_executorch(cache: Path, config) -> dict:
         print(f"ExecuTorch's rows are left out: {error}", flush=True)
         return {"skipped": str(error)}
     print("Exporting the ExecuTorch programs (in its environment) ...", flush=True)
-    command = [str(python), "-W", "ignore", "-m", "benchmarks.executorch_export", str(cache), str(config.batch_size)]
+    command = [str(python), "-W", "ignore", "-m", "benchmarks.executorch.export", str(cache), str(config.batch_size)]
     done = subprocess.run(
         [*command, ",".join(config.executorch)],
         capture_output=True,  # torch and torchao log pages of warnings; the program lines go to stdout
         text=True,
         check=False,  # a crash is raised below with its stderr; a failed export is recorded, not raised
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=harness.ROOT,
     )
     print(done.stdout, end="", flush=True)
     if done.returncode != 0:
         raise RuntimeError(f"ExecuTorch's export crashed:\n{done.stderr[-3000:]}")
-    from benchmarks.executorch_export import export_results
+    from benchmarks.executorch.export import export_results
 
     return {"python": str(python), "exports": export_results(cache)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="how much work (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default: benchmarks/results/MODE)")
+def main(argv: list[str] | None = None) -> None:
+    parser = STUDY.parser(__doc__, MODES)
     parser.add_argument("--no-executorch", action="store_true", help="leave out ExecuTorch's rows (and its environment)")
-    args = parser.parse_args()
-    config = MODES[args.mode]
-    out = args.out or Path("benchmarks/results") / args.mode
-    out.mkdir(parents=True, exist_ok=True)
-    cache = out / "cache"
+    args = parser.parse_args(argv)
+    run = STUDY.start(args, MODES)
+    config, cache = run.mode, run.work
 
     # Heavy imports (torch, optimum) only here, after parsing.
-    from benchmarks.prepare import prepare
-    from benchmarks.report import markdown, plots
-    from benchmarks.runners import run_all
-    from benchmarks.sizes import bundle_exports, bundle_sizes, install_sizes
-    from benchmarks.vision import prepare_vision
+    from benchmarks.speed.prepare import prepare
+    from benchmarks.speed.report import markdown, plots
+    from benchmarks.speed.runners import run_all
+    from benchmarks.speed.sizes import bundle_exports, bundle_sizes, install_sizes
+    from benchmarks.speed.vision import BUNDLE, VISION, prepare_vision
 
-    started = time.perf_counter()
     print(f"Preparing bundles and the textbook artifacts in {cache} ...", flush=True)
     prepare(cache, config)
     prepare_vision(cache, config.vision_per_class, config.vision_test_per_class, config.seed)
@@ -87,22 +66,14 @@ def main() -> None:
     print("Running each alternative in its own process:", flush=True)
     et_python = Path(executorch["python"]) if "python" in executorch else None
     results = run_all(cache, config, log=lambda line: print(line, flush=True), executorch=et_python)
-    run = {
-        "mode": args.mode,
-        "config": dataclasses.asdict(config),
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "results": results,
-        "executorch": executorch,
-        "exports": bundle_exports(cache),
-        "sizes": {"bundles": bundle_sizes(cache, {"fp32": FP32_BUNDLE, "int8": INT8_BUNDLE}), "install": install_sizes()},
-    }
-    run["duration_s"] = time.perf_counter() - started
-    (out / "results.json").write_text(json.dumps(run, indent=2))
-    report = f"Mode `{args.mode}` on {run['machine']}, {run['date']} ({run['duration_s']:.0f} s in all).\n\n" + markdown(run)
-    (out / "results.md").write_text(report)
-    plots(results, out)
-    print(report)
+    run.results.update(
+        results=results,
+        executorch=executorch,
+        exports=bundle_exports(cache, (INT8_BUNDLE, FP32_BUNDLE, f"{VISION}/{BUNDLE}")),
+        sizes={"bundles": bundle_sizes(cache, {"fp32": FP32_BUNDLE, "int8": INT8_BUNDLE}), "install": install_sizes()},
+    )
+    plots(results, run.out)
+    run.save(lambda r: f"{harness.heading(r)}\n\n{markdown(r)}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ INT8_BUNDLE = "bundle-int8"
 FP32_BUNDLE = "bundle-fp32"
 TEXTBOOK = "textbook-ort"
 DATA = "data.json"
-BUNDLE_EXPORTS = "bundle-exports.json"  # seconds each bundle's export took, by folder name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +43,7 @@ class BenchConfig:
     seed: int = 0
 
 
-# Every ExecuTorch alternative (benchmarks/executorch_alternatives.py); smoke mode runs the cheapest alone.
+# Every ExecuTorch alternative (benchmarks/executorch/alternatives.py); smoke mode runs the cheapest alone.
 EXECUTORCH_ROWS = (
     "executorch-textbook",
     "executorch-fp32-cached",

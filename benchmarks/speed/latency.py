@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.config import DATA, FP32_BUNDLE, INT8_BUNDLE
+from benchmarks.speed.config import DATA, FP32_BUNDLE, INT8_BUNDLE
 from device_runtime.backbone import text_feeds
 
 

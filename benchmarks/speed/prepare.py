@@ -1,27 +1,25 @@
 """Workstation-side preparation: bundles, the textbook ORT artifacts and the data splits.
 
 Runs in the parent process (it needs optimum and torch); every alternative then
-reads what this writes. Each artifact is built once per output folder.
+reads what this writes. Each artifact is built once per output folder (bundles: ``harness.cached_bundle``).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import time
 import warnings
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import onnx
 
-from benchmarks.config import BUNDLE_EXPORTS, DATA, FP32_BUNDLE, INT8_BUNDLE, TEXTBOOK, BenchConfig
+from benchmarks import harness
+from benchmarks.speed.config import DATA, FP32_BUNDLE, INT8_BUNDLE, TEXTBOOK, BenchConfig
 from device_runtime import TruncationWarning
-from edgeft import atomic, layout
+from edgeft import layout
 from edgeft.config import ExportConfig, Quantization
 from edgeft.datasets import bbc_news, minilm_path, split_per_class
-from export import ServerData, export_bundle
+from export import ServerData
 from export.head import build_head, native_stderr_captured
 
 
@@ -40,26 +38,11 @@ def prepare(cache: Path, config: BenchConfig) -> None:
     data = {"labels": classes, "pool": [pool_x, pool_y], "test": [test_x, test_y]}
     (cache / DATA).write_text(json.dumps(data))
     for name, quantization in [(INT8_BUNDLE, Quantization.INT8_DYNAMIC), (FP32_BUNDLE, Quantization.NONE)]:
-        if not (cache / name / layout.MANIFEST).is_file():
-            # Untrained heads (zeros): every alternative starts from the same head.
-            export_config = ExportConfig(name=name, quantization=quantization, license="apache-2.0")
-            timed_export(
-                cache,
-                name,
-                partial(export_bundle, minilm_path(), cache / name, data=ServerData(label_set=classes), config=export_config),
-            )
+        # Untrained heads (zeros): every alternative starts from the same head.
+        export_config = ExportConfig(name=name, quantization=quantization, license="apache-2.0")
+        harness.cached_bundle(cache / name, minilm_path(), ServerData(label_set=classes), export_config)
     if not (cache / TEXTBOOK / "checkpoint").is_file():
         write_textbook_artifacts(cache / FP32_BUNDLE, cache / TEXTBOOK, len(classes))
-
-
-def timed_export(cache: Path, name: str, export: Callable[[], object]) -> None:
-    """Run ``export`` and keep its wall time in ``cache/BUNDLE_EXPORTS`` under ``name`` (the report sets it beside ExecuTorch's)."""
-    started = time.perf_counter()
-    export()
-    path = cache / BUNDLE_EXPORTS
-    seconds = json.loads(path.read_text()) if path.is_file() else {}
-    seconds[name] = time.perf_counter() - started
-    atomic.write_json(path, seconds)
 
 
 def write_textbook_artifacts(fp32_bundle: Path, folder: Path, n_classes: int) -> None:

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt
-from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-from benchmarks.runners import ALTERNATIVES, EXECUTORCH, VISION_ALTERNATIVES, VISION_EXECUTORCH
+from benchmarks import harness
+from benchmarks.speed.runners import ALTERNATIVES, EXECUTORCH, VISION_ALTERNATIVES, VISION_EXECUTORCH
 
 MIB = 2**20
 # What each exported artifact is, in the export table: edgeft's bundles (cache folders) and ExecuTorch's programs.
@@ -222,7 +217,7 @@ def markdown(run: dict) -> str:
 def comparison_plot(results: dict, folder: Path) -> Path:
     """The headline run side by side: wall time and peak memory of each alternative, text and vision."""
     names = [*rows(results, ALTERNATIVES, EXECUTORCH), *rows(results, VISION_ALTERNATIVES, VISION_EXECUTORCH)]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 1.5 + 0.25 * len(names)), dpi=100)
+    fig, axes = harness.figure(1, 2, figsize=(9, 1.5 + 0.25 * len(names)), dpi=100)
     for ax, key, label in [(axes[0], "median_s", "personalization wall time (s)"), (axes[1], "peak_rss_mb", "peak RSS (MiB)")]:
         values = [seconds(results[n]) if key == "median_s" else results[n][key] for n in names]
         colors = [
@@ -254,17 +249,16 @@ def comparison_plot(results: dict, folder: Path) -> Path:
     axes[1].set_yticklabels([])
     fig.suptitle("edgeft (green) against the alternatives (orange), ExecuTorch (blue) and the limit (grey)", fontsize=10)
     fig.tight_layout()
-    path = folder / "comparison.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return harness.write_png(fig, folder / "comparison.png")
 
 
 def plots(results: dict, folder: Path) -> list[Path]:
     """The side-by-side comparison, and growth of personalization time with N and with E (log-log)."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
     written = [comparison_plot(results, folder)]
     for sweep, axis, label in [("n_sweep", "examples", "N examples"), ("e_sweep", "epochs", "E epochs")]:
-        fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+        fig, ax = harness.figure(figsize=(5, 3.5), dpi=100)
         for name in ALTERNATIVES:
             points = results[name][sweep]
             ax.plot([p[axis] for p in points], [p["median_s"] for p in points], marker="o", label=name)
@@ -279,8 +273,5 @@ def plots(results: dict, folder: Path) -> list[Path]:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = folder / f"growth_{axis}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        written.append(path)
+        written.append(harness.write_png(fig, folder / f"growth_{axis}.png"))
     return written

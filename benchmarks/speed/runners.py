@@ -10,7 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.config import BenchConfig
+from benchmarks import harness
+from benchmarks.speed.config import BenchConfig
 
 # The order of the tables' rows: edgeft first, the limit last.
 ALTERNATIVES = ("edgeft", "textbook-ort", "pytorch", "limit")
@@ -37,7 +38,7 @@ def vision_spec(config: BenchConfig) -> dict:
 
 
 def run_worker(alternative: str, cache: Path, config: BenchConfig, python: Path | None = None) -> dict:
-    """``python -m benchmarks.worker`` for one alternative; returns the JSON it writes.
+    """``python -m benchmarks.speed.worker`` for one alternative; returns the JSON it writes.
 
     ``python`` is the interpreter (default: this one); ExecuTorch's rows get their environment's.
 
@@ -51,18 +52,18 @@ def run_worker(alternative: str, cache: Path, config: BenchConfig, python: Path 
             spec.update(vision_spec(config))
         if alternative in (*EXECUTORCH, *VISION_EXECUTORCH):
             # The headline only: a training program runs every step on portable kernels, and sweeps would take hours.
-            spec.update(module="benchmarks.executorch_alternatives", n_sweep=[], e_sweep=[])
+            spec.update(module="benchmarks.executorch.alternatives", n_sweep=[], e_sweep=[])
         if alternative in ONE_STEP:
             target = {"examples": spec["examples"], "epochs": spec["epochs"]}
             spec.update(examples=config.batch_size, epochs=1, repetitions=1, score=False, estimate_for=target)
         spec["launched_at"] = time.time()
         spec_path.write_text(json.dumps(spec))
         done = subprocess.run(
-            [str(python or sys.executable), "-m", "benchmarks.worker", str(spec_path), str(result_path)],
+            [str(python or sys.executable), "-m", "benchmarks.speed.worker", str(spec_path), str(result_path)],
             capture_output=True,
             check=False,  # a failure is raised below, with the worker's stderr
             text=True,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=harness.ROOT,
         )
         if done.returncode != 0:
             raise RuntimeError(f"The {alternative} worker failed:\n{done.stderr[-3000:]}")
@@ -77,7 +78,7 @@ def run_all(cache: Path, config: BenchConfig, log=print, executorch: Path | None
     """
     wanted: tuple[str, ...] = ()
     if executorch is not None:
-        from benchmarks.executorch_export import exported
+        from benchmarks.executorch.export import exported
 
         wanted = tuple(name for name in config.executorch if exported(cache, name))
 

@@ -8,18 +8,13 @@ of the files its RECORD lists.
 
 from __future__ import annotations
 
-import json
 import re
 from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from benchmarks.config import BUNDLE_EXPORTS
-
-
-def folder_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+from benchmarks import harness
 
 
 def distribution_bytes(name: str) -> int:
@@ -58,11 +53,10 @@ def install_sizes() -> dict[str, dict]:
 
 def bundle_sizes(cache: Path, bundles: dict[str, str]) -> dict[str, int]:
     """Bytes of each bundle folder, by precision."""
-    return {precision: folder_bytes(cache / name) for precision, name in bundles.items()}
+    return {precision: harness.folder_bytes(cache / name) for precision, name in bundles.items()}
 
 
-def bundle_exports(cache: Path) -> dict[str, dict]:
-    """Each bundle's export seconds (prepare.timed_export) and bytes, by its folder in ``cache``."""
-    path = cache / BUNDLE_EXPORTS
-    seconds = json.loads(path.read_text()) if path.is_file() else {}
-    return {name: {"seconds": s, "bytes": folder_bytes(cache / name)} for name, s in seconds.items()}
+def bundle_exports(cache: Path, names: tuple[str, ...]) -> dict[str, dict]:
+    """Each bundle's export seconds (``harness.cached_bundle``'s, where it exported it) and bytes, by its folder in ``cache``."""
+    seconds = {name: harness.export_seconds(cache / name) for name in names}
+    return {name: {"seconds": s, "bytes": harness.folder_bytes(cache / name)} for name, s in seconds.items() if s is not None}

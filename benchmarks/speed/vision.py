@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.config import TEXTBOOK
-from benchmarks.per_step import train_per_step
+from benchmarks.speed.config import TEXTBOOK
+from benchmarks.speed.per_step import train_per_step
 
 VISION = "vision"  # cache sub-folder: bundle/ and data.npz
 BUNDLE = "bundle"
@@ -23,11 +23,11 @@ BUNDLE = "bundle"
 def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: int) -> None:
     """Fashion-MNIST splits, EfficientNet-Lite0's bundle (FP32 backbone, zero head) and its textbook ORT artifacts."""
 
-    from benchmarks.prepare import timed_export, write_textbook_artifacts
-    from edgeft import layout
+    from benchmarks import harness
+    from benchmarks.speed.prepare import write_textbook_artifacts
     from edgeft.config import ExportConfig, Quantization
     from edgeft.datasets import FASHION_MNIST_CLASSES, fashion_mnist
-    from export import ServerData, export_bundle
+    from export import ServerData
     from export.vision import VISION_MODELS
 
     folder = cache / VISION
@@ -35,16 +35,9 @@ def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: 
     pool_x, pool_y = fashion_mnist("train", pool_per_class, seed=seed)
     test_x, test_y = fashion_mnist("test", test_per_class, seed=seed)
     np.savez(folder / "data.npz", pool_x=pool_x, pool_y=pool_y, test_x=test_x, test_y=test_y)
-    if not (folder / BUNDLE / layout.MANIFEST).is_file():
-        model = VISION_MODELS["efficientnet-lite0"]
-        config = ExportConfig(name="effnet-fashion", quantization=Quantization.NONE, license=model.license)
-        timed_export(
-            cache,
-            f"{VISION}/{BUNDLE}",
-            lambda: export_bundle(
-                model.build(), folder / BUNDLE, data=ServerData(label_set=FASHION_MNIST_CLASSES), config=config
-            ),
-        )
+    model = VISION_MODELS["efficientnet-lite0"]
+    config = ExportConfig(name="effnet-fashion", quantization=Quantization.NONE, license=model.license)
+    harness.cached_bundle(folder / BUNDLE, model.build(), ServerData(label_set=FASHION_MNIST_CLASSES), config)
     if not (folder / TEXTBOOK / "checkpoint").is_file():
         write_textbook_artifacts(folder / BUNDLE, folder / TEXTBOOK, len(FASHION_MNIST_CLASSES))
 
@@ -146,7 +139,7 @@ class VisionTextbookOrt(_VisionPerStep):
 
     def reset(self) -> None:
         """A fresh zero head and fresh AdamW moments, from the artifacts' checkpoint."""
-        from benchmarks.fused import FusedTrainingSession
+        from benchmarks.speed.fused import FusedTrainingSession
 
         self.session = FusedTrainingSession.from_folder(self.folder / TEXTBOOK)
 

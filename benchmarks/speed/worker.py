@@ -1,4 +1,4 @@
-"""One alternative in a process of its own: ``python -m benchmarks.worker SPEC.json RESULT.json``.
+"""One alternative in a process of its own: ``python -m benchmarks.speed.worker SPEC.json RESULT.json``.
 
 The spec says which alternative, the data, the headline size and the sweeps.
 Peak RSS is read from the OS (``VmHWM``) right after the headline runs, so
@@ -10,27 +10,13 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import resource
 import statistics
 import sys
 import time
 import warnings
 from pathlib import Path
 
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size so far, in MiB, as the OS counts it.
-
-    Linux's ``ru_maxrss`` survives fork and exec, so a worker started by a
-    parent that had loaded torch would report the parent's peak; ``VmHWM`` is
-    the high-water mark of this process's own memory map.
-    """
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS
+from benchmarks.harness import peak_rss_mb
 
 
 def take(pool: tuple[list, list[str]], n: int) -> tuple[list, list[str]]:
@@ -85,7 +71,7 @@ def run(spec: dict) -> dict:
     from device_runtime import TruncationWarning
 
     warnings.simplefilter("ignore", TruncationWarning)  # BBC articles run past 128 tokens, in every alternative
-    module = importlib.import_module(spec.get("module", "benchmarks.alternatives"))
+    module = importlib.import_module(spec.get("module", "benchmarks.speed.alternatives"))
     cls = module.ALTERNATIVES[spec["alternative"]]
     alternative = cls(Path(spec["cache"]), spec["batch_size"], spec["lr"])
     alternative.load()
@@ -135,7 +121,7 @@ def main() -> None:
         # which imports torch when torch is installed (as in this venv). On a device it is not; make it so here.
         sys.modules["torch"] = None
     if spec["alternative"] == "latency":
-        from benchmarks.latency import run as run_latency
+        from benchmarks.speed.latency import run as run_latency
         from device_runtime import TruncationWarning
 
         warnings.simplefilter("ignore", TruncationWarning)

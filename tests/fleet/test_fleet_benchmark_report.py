@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.fleet import plot, report
+from benchmarks.fleet.federated import plot, report
 
 
 def _run(alpha: float, seed: int, federated: float, d: float) -> dict:
