@@ -34,8 +34,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: workers started with ``-m`` run from here
-RESULTS = Path("benchmarks/results")  # git ignores it; a study's results default to RESULTS/NAME-MODE
-MODES_HELP = "how much work (default: %(default)s)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +43,7 @@ class Study:
     name: str
     # Modes whose results the docs link, and where they go (e.g. {"quick": "docs/forgetting"}).
     docs: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    # Every other mode's results folder.
+    # Every other mode's results folder (git ignores benchmarks/results/).
     out: str = "benchmarks/results/{name}-{mode}"
     # Bundles and feature caches, kept between runs: the backbone is most of a study's cost (None: no work folder).
     work: str | None = "benchmarks/results/{name}-{mode}-work"
@@ -54,11 +52,10 @@ class Study:
         """``--mode`` (one of ``modes``), ``--out`` and, where the modes have seeds, ``--seeds``; a study adds its own flags."""
         parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
         default = "quick" if "quick" in modes else next(iter(modes))
-        parser.add_argument("--mode", choices=sorted(modes), default=default, help=MODES_HELP)
-        where = ", ".join(f"{folder} in {mode} mode" for mode, folder in self.docs.items())
-        parser.add_argument(
-            "--out", type=Path, default=None, help=f"results folder (default: {where + ', else ' if where else ''}{self.out})"
-        )
+        parser.add_argument("--mode", choices=sorted(modes), default=default, help="how much work (default: %(default)s)")
+        where = [f"{folder} in {mode} mode" for mode, folder in self.docs.items()]
+        default_out = ", else ".join([*where, self.out.replace("{name}", self.name)])
+        parser.add_argument("--out", type=Path, default=None, help=f"results folder (default: {default_out})")
         if all(_has_seeds(mode) for mode in modes.values()):
             parser.add_argument("--seeds", type=int, default=None, help="seeds per measurement (default: the mode's)")
         return parser
@@ -77,14 +74,13 @@ class Study:
         for folder in (out, work or out):
             folder.mkdir(parents=True, exist_ok=True)
         quiet()
-        return Run(args.mode, mode, out, work, {**header(args.mode, mode), **fields})
+        return Run(mode, out, work, {**header(args.mode, mode), **fields})
 
 
 @dataclasses.dataclass
 class Run:
     """One run of a study: its mode, its folders and the results it gathers."""
 
-    mode_name: str
     mode: Any  # the study's mode, with the command line's overrides
     out: Path
     work: Path | None
