@@ -1,7 +1,7 @@
 """Bounded load test of the on-device service: N predict requests at concurrency C
 while a personalization job runs. Loopback only. Not a CI test.
 
-    python benchmarks/load_service.py --model BUNDLE_OR_STATE --requests 400 --concurrency 8
+    python -m benchmarks.runtime.load_service --model BUNDLE_OR_STATE --requests 400 --concurrency 8
 
 Starts ``edgeft serve`` on a free 127.0.0.1 port with a throw-away state folder
 (or uses ``--url`` of a running service on loopback), posts labelled examples,

@@ -1,4 +1,4 @@
-"""benchmarks/fleet.py's table: one row per configuration, the mean over its seeds with their spread."""
+"""benchmarks/fleet/federated.py's table: one row per configuration, the mean over its seeds with their spread."""
 
 from __future__ import annotations
 
