@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 DEFAULT_NET = "cnn1d"  # what --model names edgeft's own small backbone by
 INPUT, OUTPUT = "signal", "features"
 # Training from random weights wants larger steps and more passes than fine-tuning a pretrained model. Not tuned:
-# a usual recipe for small 1-D CNNs, checked on BasicMotions and JapaneseVowels (benchmarks/sensors.py) and on
+# a usual recipe for small 1-D CNNs, checked on BasicMotions and JapaneseVowels (benchmarks/quality/sensors.py) and on
 # BasicMotions' summary rows (tests/export/test_tensor_export.py).
 SCRATCH_FINE_TUNING = FineTuneConfig(lr=3e-3, batch_size=16, epochs=40, dropout=0.1, schedule=Schedule.COSINE)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import executorch_env
+from benchmarks.executorch import env as executorch_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

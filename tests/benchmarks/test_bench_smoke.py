@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.runners import EXECUTORCH, VISION_EXECUTORCH
+from benchmarks.speed.runners import EXECUTORCH, VISION_EXECUTORCH
 
 ALTERNATIVES = ["edgeft", "textbook-ort", "pytorch", "limit"]
 VISION = ["vision-edgeft", "vision-textbook-ort", "vision-pytorch", "vision-limit"]

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import executorch_env
-from benchmarks.config import MODES
-from benchmarks.executorch_export import NEEDS
+from benchmarks.executorch import env as executorch_env
+from benchmarks.executorch.export import NEEDS
+from benchmarks.speed.config import MODES
 
 pytestmark = pytest.mark.skipif(
     executorch_env.python() is None,
     reason=(
         f"ExecuTorch's environment is not built at {executorch_env.venv_folder()}: the suite never builds it "
-        "(about 8 minutes, 1.9 GB); `.venv/bin/python -m benchmarks.executorch_env` or `make bench` does, and then these tests run"
+        "(about 8 minutes, 1.9 GB); `.venv/bin/python -m benchmarks.executorch.env` or `make bench` does, and then these tests run"
     ),
 )
 (ROW,) = MODES["smoke"].executorch

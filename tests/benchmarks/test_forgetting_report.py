@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.forgetting import VARIANTS, cells, gain_share, markdown, targets
+from benchmarks.quality.forgetting import VARIANTS, cells, gain_share, markdown, targets
 
 
 def _row(variant: str, seed: int, after_all: float, after_user: float, accepted: bool = True) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.guard import clear, flipped, verdict_error
+from benchmarks.quality.guard import clear, flipped, verdict_error
 
 
 def _run(accepted: bool, shipped: float, chosen: float, raw: float) -> dict:

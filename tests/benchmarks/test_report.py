@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.report import MIB, markdown, plots, rows
-from benchmarks.runners import ALTERNATIVES, EXECUTORCH, VISION_ALTERNATIVES
+from benchmarks.speed.report import MIB, markdown, plots, rows
+from benchmarks.speed.runners import ALTERNATIVES, EXECUTORCH, VISION_ALTERNATIVES
 
 
 def result(seconds: float, rss: float, accuracy: float | None) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.sensors import METHODS, run
+from benchmarks.quality.sensors import METHODS, run
 
 
 def test_smoke_writes_every_method_for_every_seed(tmp_path):

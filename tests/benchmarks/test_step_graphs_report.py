@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.step_graphs import EngineRun, compare, table
+from benchmarks.runtime.step_graphs import EngineRun, compare, table
 
 
 def test_a_row_gives_time_and_memory_ratios_and_how_far_apart_the_engines_ended():

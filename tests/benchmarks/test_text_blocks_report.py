@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.text_blocks import VARIANTS, cells, markdown, targets, user_examples
+from benchmarks.quality.text_blocks import VARIANTS, cells, markdown, targets, user_examples
 
 
 def _row(variant: str, seed: int, accuracy: float, peak: float, shots: int = 128) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.worker import estimate
+from benchmarks.speed.worker import estimate
 
 
 def test_the_estimate_counts_batches_per_epoch_times_epochs() -> None:

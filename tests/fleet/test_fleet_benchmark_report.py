@@ -1,10 +1,10 @@
-"""benchmarks/fleet.py's table: one row per configuration, the mean over its seeds with their spread."""
+"""benchmarks/fleet/federated.py's table: one row per configuration, the mean over its seeds with their spread."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.fleet import plot, report
+from benchmarks.fleet.federated import plot, report
 
 
 def _run(alpha: float, seed: int, federated: float, d: float) -> dict:

@@ -1,0 +1,1 @@
+"""Federated heads over simulated devices, against the alternatives."""
