@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx.numpy_helper
 
-from device_runtime import Personalizer, reference_statistics
-from device_runtime.acceptance import validation_split
+from device_runtime import Personalizer, acceptance, reference_statistics
 from device_runtime.drift import drift_features
 from device_runtime.monitor import reference_sample
 from device_runtime.trainer import ProgressCallback
@@ -302,7 +301,7 @@ def _train_shipped_head(
     Returns:
         The indices of the validation split, or None when the data is too small to hold any out.
     """
-    train, val = validation_split(labels, config.validation_fraction, train_config.seed)
+    train, val = acceptance.validation_split(labels, config.validation_fraction, train_config.seed)
     X_train, y_train = take(X, train), [labels[i] for i in train]
     # No L2-SP at the server: its anchor is the untrained head the artifacts start from.
     personalizer.fit(X_train, y_train, progress=progress, validation_fraction=0.0, accept="always", l2sp=0.0)
