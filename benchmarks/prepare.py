@@ -20,7 +20,7 @@ from benchmarks.config import BUNDLE_EXPORTS, DATA, FP32_BUNDLE, INT8_BUNDLE, TE
 from device_runtime import TruncationWarning
 from edgeft import atomic, layout
 from edgeft.config import ExportConfig, Quantization
-from edgeft.datasets import bbc_news, minilm_path, split_per_class
+from example_data import bbc_news, minilm_path, split_per_class
 from export import ServerData, export_bundle
 from export.head import build_head, native_stderr_captured
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from device_runtime import Personalizer
 from edgeft.config import ExportConfig, RuntimeConfig
-from edgeft.datasets import bbc_news, minilm_path, split_per_class
 from edgeft.signing import UnsignedBundleWarning
+from example_data import bbc_news, minilm_path, split_per_class
 
 CHECKPOINTS = (1, 10, 50, 100, 200, 500, 1000)
 POLICIES = {"keep 10 (default)": 10, "keep all": 10**9}

@@ -26,7 +26,7 @@ def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: 
     from benchmarks.prepare import timed_export, write_textbook_artifacts
     from edgeft import layout
     from edgeft.config import ExportConfig, Quantization
-    from edgeft.datasets import FASHION_MNIST_CLASSES, fashion_mnist
+    from example_data import FASHION_MNIST_CLASSES, fashion_mnist
     from export import ServerData, export_bundle
     from export.vision import VISION_MODELS
 

@@ -16,8 +16,8 @@ from edgeft import layout
 from edgeft.bundle import Bundle, write_manifest
 from edgeft.cli import main
 from edgeft.config import ExportConfig, TrainConfig
-from edgeft.datasets import minilm_path
 from edgeft.errors import ConfigError, ExportError
+from example_data import minilm_path
 from export import BackboneOptions, ServerData, export_bundle
 from export.measure import check_quality_loss, disagreement_bound, examples_needed
 from export.onnx_file import quantization_evidence
