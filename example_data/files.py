@@ -19,7 +19,7 @@ import numpy as np
 from example_data import basic_motions, bbc_news, fashion_mnist, minilm_path, rotten_tomatoes, split_per_class
 
 # Articles per topic in each BBC file: the server's, one user's, held out, and what a simulated fleet shares.
-BBC_SPLITS = {"bbc-server.csv": 4, "bbc-user.csv": 8, "bbc-test.csv": 8, "bbc.csv": 100}
+BBC_SPLITS = {"bbc-server.csv": 4, "bbc-user.csv": 8, "bbc-test.csv": 8, "bbc.csv": 280}
 RT_PER_LABEL = 32  # Rotten Tomatoes snippets per label (fresh, rotten)
 FASHION_PER_CLASS = 4  # Fashion-MNIST images per class in fashion/
 MINILM_ONNX = "minilm"  # the folder of model.onnx and tokenizer.json
