@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/demo_bbc.py
+	$(PY) -m examples.demo_bbc
 
 # The suite includes tests/test_device_only.py: it builds .venv-device (Python 3.13, the
 # base install alone, plain onnxruntime) and runs tests/device_only there. It needs a

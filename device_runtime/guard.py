@@ -24,8 +24,9 @@ import numpy as np
 
 from device_runtime.engines import HeadEngine
 from device_runtime.labels import output_layer
-from device_runtime.scoring import batched_logits, cross_entropy, is_better
+from device_runtime.scoring import batched_logits, is_better
 from edgeft.config import Accept, Metric, TrainConfig
+from edgeft.metrics import cross_entropy
 
 # Shares of the new head in the family tried, from the raw new head down (0 would be the current head).
 # Chosen on the guard benchmark (docs/guard): 0.5 and below rarely won, but cost one scoring pass each.

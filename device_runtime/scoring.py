@@ -8,7 +8,7 @@ import numpy as np
 
 from device_runtime.engines import HeadEngine
 from edgeft.config import Metric
-from edgeft.metrics import classification_report
+from edgeft.metrics import classification_report, cross_entropy
 
 
 def batched_logits(engine: HeadEngine, features: np.ndarray, batch_size: int, n_classes: int | None = None) -> np.ndarray:
@@ -22,13 +22,6 @@ def batched_logits(engine: HeadEngine, features: np.ndarray, batch_size: int, n_
         [engine.logits(np.asarray(features[i : i + batch_size])) for i in range(0, len(features), batch_size)]
     )
     return logits if n_classes is None else logits[:, :n_classes]
-
-
-def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
-    """Mean cross-entropy, as the training graph computes it."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(shifted).sum(axis=1))
-    return float(np.mean(log_norm - shifted[np.arange(len(targets)), targets]))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

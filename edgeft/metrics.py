@@ -5,6 +5,22 @@ from __future__ import annotations
 import numpy as np
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Each row's log-probabilities, computed after subtracting the row's largest logit so that no exp overflows."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def cross_entropies(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Each row's cross-entropy: minus the log-probability of its target class."""
+    return -log_softmax(logits)[np.arange(len(targets)), targets]
+
+
+def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Mean cross-entropy, as the training graph computes it."""
+    return float(np.mean(cross_entropies(logits, targets)))
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Counts with true classes as rows and predicted classes as columns."""
     matrix = np.zeros((n_classes, n_classes), dtype=np.int64)

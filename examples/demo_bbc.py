@@ -17,8 +17,8 @@ from pathlib import Path
 
 from device_runtime import Personalizer, TruncationWarning
 from edgeft.config import ExportConfig
-from edgeft.datasets import bbc_news, minilm_path, split_per_class
 from edgeft.signing import UnsignedBundleWarning
+from example_data import bbc_news, minilm_path, split_per_class
 from export import ServerData, export_bundle
 
 

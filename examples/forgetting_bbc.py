@@ -16,7 +16,7 @@ from pathlib import Path
 
 from device_runtime import Personalizer, TruncationWarning
 from edgeft.config import ExportConfig
-from edgeft.datasets import bbc_news, minilm_path, split_per_class
+from example_data import bbc_news, minilm_path, split_per_class
 from export import ServerData, export_bundle
 
 USER_TOPICS = ("business", "entertainment")

@@ -4,7 +4,7 @@ Exports EfficientNet-Lite0 (FP32 backbone, head trained on 20 Fashion-MNIST
 images per class) with N = 0, 1 and 2 trainable blocks, then personalizes each,
 at its bundle's default learning rate, on inverted images (white garments on black: a device whose camera sees
 something the server never did) and scores on held-out inverted images.
-Run: .venv/bin/python examples/measure_fused.py [output-folder]
+Run: .venv/bin/python -m examples.measure_fused [output-folder]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from device_runtime import Personalizer
 from edgeft.bundle import Bundle
 from edgeft.config import ExportConfig, RuntimeConfig
-from edgeft.datasets import fashion_mnist
+from example_data import fashion_mnist
 from export import ServerData, export_bundle
 from export.vision import VISION_MODELS
 

@@ -2,7 +2,7 @@
 
 Exports MiniLM (BBC News, 40 per class) and EfficientNet-Lite0 (Fashion-MNIST,
 20 per class) with each INT8 mode, and prints the figures each manifest records.
-Run: .venv/bin/python examples/measure_int8.py [output-folder]
+Run: .venv/bin/python -m examples.measure_int8 [output-folder]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from device_runtime import TruncationWarning
 from edgeft.config import ExportConfig
-from edgeft.datasets import bbc_news, fashion_mnist, minilm_path, split_per_class
+from example_data import bbc_news, fashion_mnist, minilm_path, split_per_class
 from export import ServerData, export_bundle
 from export.vision import VISION_MODELS
 

@@ -4,7 +4,7 @@ Exports MiniLM (INT8 dynamic frozen part, max_length 64, head trained on 50
 Rotten Tomatoes snippets per class at the row's learning rate, which the
 bundle then ships as its default), personalizes each for 10 epochs on 200
 other snippets per class and scores on 250 held-out ones per class.
-Run: .venv/bin/python examples/measure_text_cut.py [output-folder]
+Run: .venv/bin/python -m examples.measure_text_cut [output-folder]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from device_runtime import Personalizer
 from edgeft.config import ExportConfig, RuntimeConfig, TrainConfig
-from edgeft.datasets import minilm_path, rotten_tomatoes, split_per_class
+from example_data import minilm_path, rotten_tomatoes, split_per_class
 from export import ServerData, export_bundle
 
 EPOCHS, MAX_LENGTH = 10, 64

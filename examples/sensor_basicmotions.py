@@ -7,7 +7,7 @@
    reads that user's windows; the user labels 5 windows per activity, and ``fit`` personalizes the head.
 3. Compare the shipped and the personalized head on the user's other 20 windows; save and load the state.
 
-Run: ``python examples/sensor_basicmotions.py`` (about a minute on 2 cores).
+Run: ``python -m examples.sensor_basicmotions`` (about a minute on 2 cores).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import numpy as np
 
 from device_runtime import Personalizer
 from edgeft.config import ExportConfig
-from edgeft.datasets import basic_motions
 from edgeft.signing import UnsignedBundleWarning
+from example_data import basic_motions
 from export import ServerData, export_bundle
 
 SWAP_XY = [1, 0, 2, 4, 3, 5]  # accelerometer x<->y, gyroscope x<->y

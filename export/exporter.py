@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx.numpy_helper
 
-from device_runtime import Personalizer, reference_statistics
+from device_runtime import Personalizer, acceptance, reference_statistics
 from device_runtime.drift import drift_features
 from device_runtime.monitor import reference_sample
 from device_runtime.trainer import ProgressCallback
@@ -37,7 +37,7 @@ from edgeft.signing import UnsignedBundleWarning
 from export.adapters import Adapter, BackboneOptions, ExportedBackbone, adapter_for
 from export.adapters.base import TEXT_SAMPLE
 from export.head import build_head, write_training_artifacts
-from export.measure import split_indices, take
+from export.measure import take
 from export.onnx_file import feature_size
 from export.precision import ship_backbone
 from export.request import FineTuning, ServerData
@@ -301,7 +301,7 @@ def _train_shipped_head(
     Returns:
         The indices of the validation split, or None when the data is too small to hold any out.
     """
-    train, val = split_indices(labels, config.validation_fraction, train_config.seed)
+    train, val = acceptance.validation_split(labels, config.validation_fraction, train_config.seed)
     X_train, y_train = take(X, train), [labels[i] for i in train]
     # No L2-SP at the server: its anchor is the untrained head the artifacts start from.
     personalizer.fit(X_train, y_train, progress=progress, validation_fraction=0.0, accept="always", l2sp=0.0)

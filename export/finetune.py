@@ -22,13 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from device_runtime.acceptance import validation_split
 from device_runtime.augment import augment_batch
 from device_runtime.trainer import learning_rate_at
 from device_runtime.validation import check_images
 from edgeft.config import FineTuneConfig, TrainConfig, to_dict
 from edgeft.errors import ConfigError
 from edgeft.metrics import classification_report
-from export.measure import split_indices, take
+from export.measure import take
 
 
 @dataclasses.dataclass
@@ -114,7 +115,7 @@ def fine_tune(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     index = {c: i for i, c in enumerate(classes)}
     targets = np.array([index[v] for v in labels], np.int64)
-    train, val = split_indices(labels, config.validation_fraction, config.seed)
+    train, val = validation_split(labels, config.validation_fraction, config.seed)
     if config.dry_run:
         train, val = train[: 2 * config.batch_size], val[: config.batch_size]
     if len(val) == 0 or len(train) == 0:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,7 +32,8 @@ from torch import nn
 from edgeft.config import ExportConfig
 from edgeft.errors import ExportError
 from edgeft.manifest import HeadSpec
-from export.head import OPSET, build_head
+from export.head import build_head
+from export.tracing import export_module, largest_difference
 from export.vision import export_torch_backbone
 
 # The tail's graph input, as the head's artifacts name it (build_head's input name).
@@ -172,22 +172,15 @@ def export_tail(tail: nn.Module, example: torch.Tensor, *, keep_names: bool = Fa
             folded into a transposed copy named ``onnx::MatMul_156``); Conv+BatchNorm folding needs it off.
     """
     buffer = io.BytesIO()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                tail,
-                (example,),
-                buffer,
-                input_names=[TAIL_INPUT],
-                output_names=[_POOLED],
-                dynamic_axes={TAIL_INPUT: {0: "batch"}, _POOLED: {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-                do_constant_folding=not keep_names,
-            )
-    except Exception as e:  # the tracer raises many types; say which part failed and why
-        raise ExportError(f"torch.onnx.export failed for the trainable tail: {type(e).__name__}: {e}") from e
+    export_module(
+        tail,
+        (example,),
+        buffer,
+        input_names=[TAIL_INPUT],
+        output_names=[_POOLED],
+        what="the trainable tail",
+        keep_names=keep_names,
+    )
     model = _layer_norm_statistics(_named_weights(onnx.load_from_string(buffer.getvalue())))
     if keep_names:
         _check_every_weight_kept(tail, model)
@@ -245,10 +238,6 @@ def _joined(tail: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto:
 
 def tail_parity(tail: nn.Module, model: onnx.ModelProto, example: torch.Tensor) -> float:
     """The largest difference between the tail's ONNX and torch pooled features."""
-    import onnxruntime as ort
-
     with torch.no_grad():
         expected = tail(example).numpy()
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = session.run([_POOLED], {TAIL_INPUT: example.numpy()})[0]
-    return float(np.abs(got - expected).max())
+    return largest_difference(model, {TAIL_INPUT: example.numpy()}, _POOLED, expected)

@@ -19,24 +19,6 @@ from edgeft.errors import ExportError
 _LATENCY_REPEATS = 5
 
 
-def split_indices(labels: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified train/validation indices: ``fraction`` of every class (at least one) goes to validation.
-
-    A class with a single example stays wholly in training: the head must see every class.
-    """
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    by_class: dict[str, list[int]] = {}
-    for i, label in enumerate(labels):
-        by_class.setdefault(label, []).append(i)
-    for label in sorted(by_class):
-        idx = rng.permutation(by_class[label])
-        n_val = 0 if fraction == 0 or len(idx) < 2 else max(1, round(fraction * len(idx)))
-        val.extend(idx[:n_val])
-        train.extend(idx[n_val:])
-    return np.sort(np.asarray(train, np.int64)), np.sort(np.asarray(val, np.int64))
-
-
 def take(X: Any, idx: np.ndarray) -> Any:
     """Rows ``idx`` of texts (a list) or images (an array)."""
     return X[idx] if isinstance(X, np.ndarray) else [X[i] for i in idx]

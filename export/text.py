@@ -66,20 +66,16 @@ def text_parity(model_dir: str | os.PathLike, onnx_path: Path, texts: list[str],
     Torch's side is sentence-transformers' recipe written out: the encoder,
     mean pooling over the attention mask, L2 normalization.
     """
-    import numpy as np
-    import onnxruntime as ort
     import torch
     from transformers import AutoModel, AutoTokenizer
+
+    from export.pooling import mean_pooled
+    from export.tracing import largest_difference
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModel.from_pretrained(str(model_dir)).eval()
     inputs = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     with torch.no_grad():
         tokens = model(**inputs).last_hidden_state
-    mask = inputs["attention_mask"].unsqueeze(-1).float()
-    expected = torch.nn.functional.normalize((tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=1).numpy()
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    names = {i.name for i in session.get_inputs()}
-    feeds = {k: v.numpy() for k, v in inputs.items() if k in names}
-    got = session.run([SENTENCE_OUTPUT], feeds)[0]
-    return float(np.abs(got - expected).max())
+    expected = mean_pooled(tokens, inputs["attention_mask"].float()).numpy()
+    return largest_difference(onnx_path, {k: v.numpy() for k, v in inputs.items()}, SENTENCE_OUTPUT, expected)

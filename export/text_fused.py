@@ -8,7 +8,7 @@ max_length]``) and flattened: the device caches that vector as it caches
 pooled features, and the tail needs the mask to attend and to pool.
 
 The tail (the last N layers, mean pooling over the mask and L2 normalization,
-sentence-transformers' recipe as :func:`export.text.text_parity` writes it) is
+sentence-transformers' recipe, :func:`export.pooling.mean_pooled`) is
 exported in FP32 and joined to the head by :mod:`export.fused`'s machinery.
 With ``device_lora_rank`` R, the tail's attention projections (query, key,
 value and the attention output) get LoRA adapters and only those and the head
@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,8 @@ from edgeft.config import ExportConfig
 from edgeft.errors import ExportError
 from export.adapters.base import check_block_count
 from export.fused import CutTail, FusedParts, export_tail, joined_head, tail_parity
-from export.head import OPSET
+from export.pooling import mean_pooled
+from export.tracing import export_module, largest_difference
 
 INPUTS = ["input_ids", "attention_mask"]  # token types are all 0 for one text; the embeddings default to that
 OUTPUT = "hidden_states_and_mask"
@@ -123,9 +123,7 @@ class TextTail(CutTail):
         additive = additive_mask(mask)
         for block in self.blocks.values():
             tokens = block(tokens, attention_mask=additive)[0]
-        weights = mask.unsqueeze(-1)
-        pooled = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-        return nn.functional.normalize(pooled, dim=1)
+        return mean_pooled(tokens, mask)
 
 
 class LoRALinear(nn.Module):
@@ -218,28 +216,10 @@ def _export_lora_tail(tail: TextTail, example: torch.Tensor) -> onnx.ModelProto:
 
 def _export_frozen(frozen: _Frozen, inputs: tuple[torch.Tensor, ...], path: Path) -> float:
     """Export the frozen part (batch dynamic, tokens fixed at max_length); its largest ONNX-vs-torch difference."""
-    import onnxruntime as ort
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                frozen,
-                inputs,
-                str(path),
-                input_names=INPUTS,
-                output_names=[OUTPUT],
-                dynamic_axes={**{name: {0: "batch"} for name in INPUTS}, OUTPUT: {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
-    except Exception as e:  # the tracer raises many types; say which part failed and why
-        raise ExportError(f"torch.onnx.export failed for the frozen part: {type(e).__name__}: {e}") from e
+    export_module(frozen, inputs, path, input_names=INPUTS, output_names=[OUTPUT], what="the frozen part")
     with torch.no_grad():
         expected = frozen(*inputs).numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run([OUTPUT], {name: t.numpy() for name, t in zip(INPUTS, inputs)})[0]
-    return float(np.abs(got - expected).max())
+    return largest_difference(path, {name: t.numpy() for name, t in zip(INPUTS, inputs)}, OUTPUT, expected)
 
 
 def save_tokenizer(tokenizer: object, folder: Path) -> Path:

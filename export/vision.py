@@ -13,8 +13,6 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from edgeft.config import ImagePreprocessing
 from edgeft.errors import ExportError
 
@@ -73,8 +71,9 @@ def export_torch_backbone(module: object, example_input: object, target: Path, *
         ExportError: the module is not a torch module, does not return
             (batch, features), or the export fails.
     """
-    import onnxruntime as ort
     import torch
+
+    from export.tracing import export_module, largest_difference
 
     if not isinstance(module, torch.nn.Module) or not isinstance(example_input, torch.Tensor):
         raise ExportError(
@@ -90,22 +89,5 @@ def export_torch_backbone(module: object, example_input: object, target: Path, *
             f"The module returns {shape}, but a backbone must return one feature vector per example, "
             "shape (batch, features); pool inside the module (e.g. .mean((2, 3)) over a feature map)."
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # The TorchScript exporter writes IR 8 / opset 17, which ORT 1.19.2 reads.
-            torch.onnx.export(
-                module,
-                (example_input,),
-                str(target),
-                input_names=[input_name],
-                output_names=[OUTPUT],
-                dynamic_axes={input_name: {0: "batch"}, OUTPUT: {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
-    except Exception as e:  # the tracer raises many types; say which model failed and why
-        raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {type(e).__name__}: {e}") from e
-    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    got = session.run([OUTPUT], {input_name: example_input.numpy()})[0]
-    return float(np.abs(got - expected.numpy()).max())
+    export_module(module, (example_input,), target, input_names=[input_name], output_names=[OUTPUT], what=type(module).__name__)
+    return largest_difference(target, {input_name: example_input.numpy()}, OUTPUT, expected.numpy())

@@ -29,6 +29,7 @@ from edgeft.bundle import Bundle
 from edgeft.config import RuntimeConfig
 from edgeft.data import read_examples
 from edgeft.errors import ConfigError, DataError
+from edgeft.metrics import cross_entropies
 from fleet.heads import from_record, head_bytes, to_record
 from fleet.start import CALIBRATION, STATISTICS, TEMPERATURE_GRID, to_statistics_record
 from fleet.statistics import Statistics, StatisticsNoise, device_statistics
@@ -140,12 +141,7 @@ def calibration_losses(
     check_head(head, personalizer.head_parameters(), "the head to calibrate")
     logits = personalizer.transform(list(data.X)) @ head["head.weight"][: len(labels)].T + head["head.bias"][: len(labels)]
     targets = np.array([labels.index(label) for label in data.y])
-    losses = []
-    for t in temperatures:
-        z = logits / t
-        z = z - z.max(axis=1, keepdims=True)
-        losses.append(float(np.sum(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), targets])))
-    return np.array(losses)
+    return np.array([float(np.sum(cross_entropies(logits / t, targets))) for t in temperatures])
 
 
 def training_overrides(config: ConfigRecord) -> dict[str, Any]:

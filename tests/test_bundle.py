@@ -9,10 +9,10 @@ import pytest
 
 from edgeft import layout
 from edgeft.bundle import Bundle
-from edgeft.datasets import minilm_path
 from edgeft.errors import BundleError
 from edgeft.layout import FORMAT_VERSION
 from edgeft.manifest import Manifest
+from example_data import minilm_path
 
 
 def test_manifest_round_trips_through_json(minilm_bundle: Path) -> None:

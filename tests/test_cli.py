@@ -12,7 +12,7 @@ import pytest
 
 from edgeft.cli import main
 from edgeft.data import write_examples
-from edgeft.datasets import minilm_path
+from example_data import minilm_path
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 from device_runtime import Personalizer
 from edgeft.config import ExportConfig, RuntimeConfig
-from edgeft.datasets import minilm_path
+from example_data import minilm_path
 from tools import device_env
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,8 +14,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import setuptools
+import tomllib
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("edgeft", "device_runtime", "export", "fleet")
+CHECKOUT_DATA = "example_data"  # lives beside the rooms in the checkout, for tests, benchmarks and examples
 WORKSTATION = {"torch", "transformers", "optimum", "sentence_transformers", "export"}
 
 # Third-party packages each room may import anywhere (the standard library is always allowed). The device
@@ -120,6 +124,24 @@ def test_the_workstation_and_the_fleet_do_not_import_each_other() -> None:
         for path in sources(package)
         for i in imports_of(path)
         if i.name == other
+    ]
+    assert crossing == []
+
+
+def test_the_wheel_ships_the_four_rooms_and_nothing_of_the_checkout() -> None:
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    shipped = {name.split(".")[0] for name in setuptools.find_namespace_packages(where=str(REPO), include=include)}
+    assert shipped == set(PACKAGES)
+
+
+def test_the_rooms_do_not_import_the_checkouts_data_sets() -> None:
+    """example_data (the tests', benchmarks' and examples' packaged data) is not in the wheel."""
+    crossing = [
+        f"{i.module}:{i.line}"
+        for package in PACKAGES
+        for path in sources(package)
+        for i in imports_of(path)
+        if i.name == CHECKOUT_DATA
     ]
     assert crossing == []
 

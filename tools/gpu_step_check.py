@@ -125,7 +125,7 @@ def prepare(folder: Path) -> None:
     import tempfile
 
     from edgeft.config import ExportConfig
-    from edgeft.datasets import bbc_news, minilm_path, split_per_class
+    from example_data import bbc_news, minilm_path, split_per_class
     from export import ServerData, export_bundle
 
     texts, labels = bbc_news()

@@ -58,7 +58,7 @@ class MiniLMEncoder(torch.nn.Module):
     def __init__(self) -> None:
         from transformers import AutoModel
 
-        from edgeft.datasets import minilm_path
+        from example_data import minilm_path
 
         super().__init__()
         self.model = AutoModel.from_pretrained(minilm_path()).eval()

@@ -29,7 +29,7 @@ from benchmarks import harness
 from device_runtime import Personalizer
 from edgeft.cli.fleet import fleet_training_arguments
 from edgeft.config import ExportConfig, RuntimeConfig
-from edgeft.datasets import minilm_path, split_per_class
+from example_data import minilm_path, split_per_class
 from fleet import FleetConfig, dirichlet_devices, simulate
 from fleet.personal import ChoiceConfig, choose_head
 
@@ -59,7 +59,7 @@ Data = tuple[Sequence[Any], list[str]]
 
 def prepare(work: Path, held_out: int) -> tuple[Path, Data, Data]:
     """A MiniLM bundle shipped with a head trained on 4 articles per topic; the other articles for devices and a held-out set."""
-    from edgeft.datasets import bbc_news
+    from example_data import bbc_news
 
     return _prepare_text(work / "minilm-bbc", "minilm-bbc", *bbc_news(), held_out)
 
@@ -70,7 +70,7 @@ def prepare_rotten(work: Path, held_out: int, pool_per_class: int = 1200) -> tup
     The devices draw from ``pool_per_class`` other snippets per label (12,808 in all would cost minutes of
     features for nothing: 100 devices of up to 26 use about 1,600), the held-out set from the rest.
     """
-    from edgeft.datasets import rotten_tomatoes
+    from example_data import rotten_tomatoes
 
     texts, labels = rotten_tomatoes()
     keep = split_per_class(texts, labels, [pool_per_class + held_out // 2], seed=0)[0]
@@ -101,7 +101,7 @@ def prepare_fashion(work: Path, held_out: int, pool_per_class: int = 120) -> tup
     FP32 as in benchmarks/speed/vision.py: on x86 CPUs the INT8 conv graph runs slower.
     """
     from edgeft.config import Quantization
-    from edgeft.datasets import fashion_mnist
+    from example_data import fashion_mnist
     from export import ServerData
     from export.vision import VISION_MODELS
 

@@ -76,7 +76,7 @@ class DataSet:
 
 def bbc(work: Path, mode: Mode) -> DataSet:
     from edgeft.config import ExportConfig
-    from edgeft.datasets import bbc_news, minilm_path, split_per_class
+    from example_data import bbc_news, minilm_path, split_per_class
     from export import ServerData
 
     texts, labels = bbc_news()
@@ -90,7 +90,7 @@ def bbc(work: Path, mode: Mode) -> DataSet:
 
 def fashion(work: Path, mode: Mode) -> DataSet:
     from edgeft.config import ExportConfig, Quantization
-    from edgeft.datasets import fashion_mnist
+    from example_data import fashion_mnist
     from export import ServerData
     from export.vision import VISION_MODELS
 

@@ -105,7 +105,7 @@ def _tail(text: str) -> str:
 
 
 def text_data(key: str, mode: Mode, rotten_test_scale: int = 1) -> DataSet:
-    from edgeft.datasets import bbc_news, minilm_path, rotten_tomatoes
+    from example_data import bbc_news, minilm_path, rotten_tomatoes
 
     texts, ys = bbc_news() if key == "bbc" else rotten_tomatoes()
     labels = sorted(set(ys))
@@ -127,7 +127,7 @@ def text_data(key: str, mode: Mode, rotten_test_scale: int = 1) -> DataSet:
 
 
 def fashion_data(mode: Mode) -> DataSet:
-    from edgeft.datasets import fashion_mnist
+    from example_data import fashion_mnist
     from export.vision import VISION_MODELS
 
     images, ys = fashion_mnist("train")

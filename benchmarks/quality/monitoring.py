@@ -52,7 +52,7 @@ MODES = {
 def text_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
     from device_runtime import Personalizer
     from edgeft.config import ExportConfig, Quantization, RuntimeConfig
-    from edgeft.datasets import bbc_news, minilm_path, rotten_tomatoes
+    from example_data import bbc_news, minilm_path, rotten_tomatoes
     from export import ServerData
 
     texts, labels = bbc_news()
@@ -78,7 +78,7 @@ def text_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
 def image_features(cache: Path, mode: Mode, seed: int) -> dict[str, Any]:
     from device_runtime import Personalizer
     from edgeft.config import ExportConfig, Quantization, RuntimeConfig
-    from edgeft.datasets import FASHION_MNIST_CLASSES, fashion_mnist
+    from example_data import FASHION_MNIST_CLASSES, fashion_mnist
     from export import ServerData
     from export.vision import VISION_MODELS
 
@@ -134,7 +134,7 @@ def augmentation(cache: Path, data: dict[str, Any], mode: Mode) -> list[dict[str
     """Accuracy on held-out test images with and without augmented views, per images-per-class and seed."""
     from device_runtime import Personalizer
     from edgeft.config import RuntimeConfig, TrainConfig
-    from edgeft.datasets import fashion_mnist
+    from example_data import fashion_mnist
 
     test_x, test_y = fashion_mnist("test", per_class=50, seed=99)
     train_x, train_y = data["train"]

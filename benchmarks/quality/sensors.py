@@ -96,7 +96,7 @@ def _microphone(series: list[np.ndarray], rng: np.random.Generator, spec: Any) -
 
 
 def data_set(name: str) -> DataSet:
-    from edgeft import datasets
+    import example_data as datasets
 
     if name == "basic_motions":
         d = datasets.basic_motions()

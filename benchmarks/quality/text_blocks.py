@@ -87,7 +87,7 @@ DATA_SETS = {
 
 
 def load(key: str) -> tuple[list[str], list[str]]:
-    from edgeft.datasets import bbc_news, rotten_tomatoes
+    from example_data import bbc_news, rotten_tomatoes
 
     return {"rt": rotten_tomatoes, "bbc": bbc_news}[key]()
 
@@ -95,7 +95,7 @@ def load(key: str) -> tuple[list[str], list[str]]:
 def export_bundles(data: DataSet, server: tuple[list[str], list[str]], work: Path) -> dict[str, Path]:
     """One bundle per way of training, its head trained on the same server examples."""
     from edgeft.config import ExportConfig
-    from edgeft.datasets import minilm_path
+    from example_data import minilm_path
     from export import ServerData
 
     bundles = {}
@@ -154,7 +154,7 @@ def in_child(spec: dict[str, Any]) -> dict[str, Any]:
 
 def runs(data: DataSet, mode: Mode, work: Path) -> tuple[list[str], list[dict[str, Any]]]:
     """The labels, and one row per (shots, seed, way of training); every way sees the same examples."""
-    from edgeft.datasets import split_per_class
+    from example_data import split_per_class
 
     texts, labels = load(data.key)
     shots_run = mode.bbc_shots if data.key == "bbc" else mode.shots

@@ -41,7 +41,7 @@ MODES = {"smoke": Mode(per_class=2, epochs=2, repeats=1), "quick": Mode(per_clas
 def export_bundle(folder: Path, n_per_class: int) -> tuple[Path, list[str], list[str]]:
     """The INT8 MiniLM bundle of the tests and demo, and BBC texts to personalize on."""
     from edgeft.config import ExportConfig
-    from edgeft.datasets import bbc_news, minilm_path, split_per_class
+    from example_data import bbc_news, minilm_path, split_per_class
     from export import ServerData
 
     server, user = split_per_class(*bbc_news(), [4, n_per_class], seed=0)

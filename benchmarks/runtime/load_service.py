@@ -66,7 +66,7 @@ def _examples(path: str | None) -> tuple[list[str], list[str]]:
         from edgeft.data import read_examples
 
         return read_examples(path)
-    from edgeft.datasets import bbc_news, split_per_class
+    from example_data import bbc_news, split_per_class
 
     ((texts, labels),) = split_per_class(*bbc_news(), [12], seed=0)
     return texts, labels

@@ -24,8 +24,8 @@ import numpy as np
 from benchmarks import harness
 from device_runtime import Personalizer
 from edgeft.config import ExportConfig, RuntimeConfig
-from edgeft.datasets import bbc_news, minilm_path, split_per_class
 from edgeft.signing import UnsignedBundleWarning
+from example_data import bbc_news, minilm_path, split_per_class
 
 STUDY = harness.Study("state-growth")
 CHECKPOINTS = (1, 10, 50, 100, 200, 500, 1000)

@@ -56,7 +56,7 @@ def export_case(name: str, folder: Path, mode: Mode) -> tuple[Path, np.ndarray, 
     """The case's bundle, and head inputs and class indices of the examples it trains on."""
     from device_runtime import Personalizer
     from edgeft.config import ExportConfig
-    from edgeft.datasets import bbc_news, fashion_mnist, minilm_path, split_per_class
+    from example_data import bbc_news, fashion_mnist, minilm_path, split_per_class
     from export import ServerData, export_bundle
 
     overrides = CASES[name]

@@ -139,7 +139,7 @@ class TorchEager(_PerStepBackbone):
         import torch
         from transformers import AutoModel
 
-        from edgeft.datasets import minilm_path
+        from example_data import minilm_path
 
         self.torch = torch
         self.backbone = AutoModel.from_pretrained(minilm_path()).eval()

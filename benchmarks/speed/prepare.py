@@ -18,7 +18,7 @@ from benchmarks.speed.config import DATA, FP32_BUNDLE, INT8_BUNDLE, TEXTBOOK, Be
 from device_runtime import TruncationWarning
 from edgeft import layout
 from edgeft.config import ExportConfig, Quantization
-from edgeft.datasets import bbc_news, minilm_path, split_per_class
+from example_data import bbc_news, minilm_path, split_per_class
 from export import ServerData
 from export.head import build_head, native_stderr_captured
 

@@ -26,7 +26,7 @@ def prepare_vision(cache: Path, pool_per_class: int, test_per_class: int, seed: 
     from benchmarks import harness
     from benchmarks.speed.prepare import write_textbook_artifacts
     from edgeft.config import ExportConfig, Quantization
-    from edgeft.datasets import FASHION_MNIST_CLASSES, fashion_mnist
+    from example_data import FASHION_MNIST_CLASSES, fashion_mnist
     from export import ServerData
     from export.vision import VISION_MODELS
 

@@ -14,6 +14,7 @@ from device_runtime.labels import output_layer
 from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.errors import BundleError, ConfigError
+from edgeft.metrics import log_softmax
 
 # ORT's AdamW block (onnxblock.optim.AdamW) defaults, which the bundle's optimizer artifact bakes in.
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-6
@@ -63,12 +64,11 @@ class NumpyEngine(HeadEngine):
 
     def train_step(self, features: np.ndarray, targets: np.ndarray, lr: float) -> float:
         activations = self._forward(features)
-        logits = activations[-1]
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(shifted).sum(axis=1))
-        loss = float(np.mean(log_norm - shifted[np.arange(len(targets)), targets]))
-        grad = np.exp(shifted - log_norm[:, None])
-        grad[np.arange(len(targets)), targets] -= 1.0
+        log_probs = log_softmax(activations[-1])
+        rows = np.arange(len(targets))
+        loss = float(np.mean(-log_probs[rows, targets]))
+        grad = np.exp(log_probs)  # d(loss)/d(logits), times the batch size: softmax minus the one-hot target
+        grad[rows, targets] -= 1.0
         grads = self._backward(activations, grad / np.float32(len(targets)))
         if self.l2sp:
             strength = np.float32(self.l2sp)

@@ -172,7 +172,7 @@ def _tls(args: argparse.Namespace) -> Any:
 
 
 def fleet_training_arguments(p: argparse.ArgumentParser) -> None:
-    """How a fleet trains: its start, aggregation and local training (the fleet commands' and benchmarks/fleet.py's)."""
+    """How a fleet trains: its start, aggregation and local training (the fleet commands' and benchmarks/fleet/federated.py's)."""
     from fleet.config import FleetConfig
 
     add_flags(p, FleetConfig, FLEET_TRAINING)

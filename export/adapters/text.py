@@ -92,15 +92,14 @@ def transformer_tunable(model: Any, tokenizer: Any, max_length: int) -> FineTuna
     import torch
 
     from export.finetune import Blocks, FineTunable
+    from export.pooling import mean_pooled
 
     def encode(texts: list[str]) -> dict[str, torch.Tensor]:
         return dict(tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
 
     def forward(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         tokens = model(**inputs).last_hidden_state
-        mask = inputs["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-        pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=1)
+        return mean_pooled(tokens, inputs["attention_mask"].to(tokens.dtype))
 
     # The pooler (if any) is left out: mean pooling never reads it, so it gets no gradient.
     return FineTunable(model, Blocks(stem=[model.embeddings], blocks=list(model.encoder.layer), top=[]), encode, forward)

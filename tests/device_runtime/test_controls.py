@@ -56,6 +56,14 @@ def test_validation_split_holds_out_a_share_of_every_class():
     assert len(validation_split(targets, 0.0, seed=0)[1]) == 0
 
 
+def test_the_exporter_and_the_device_hold_out_the_same_rows_for_the_same_labels():
+    names = ["sport", "tech", "sport", "business", "tech", "sport", "business", "tech", "sport", "business"]
+    classes = sorted(set(names))
+    targets = np.array([classes.index(name) for name in names])  # as the device numbers them
+    by_name, by_index = validation_split(names, 0.34, seed=3), validation_split(targets, 0.34, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(by_name, by_index))
+
+
 def test_early_stopping_stops_after_patience_epochs_and_keeps_the_best_epoch(make_personalizer, user):
     p = make_personalizer().fit(*user, epochs=200, lr=0.5, schedule="constant", patience=2, accept="always")
     r = p.report_

@@ -11,8 +11,8 @@ from device_runtime import Personalizer
 from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.config import RuntimeConfig
-from edgeft.datasets import fashion_mnist
 from edgeft.errors import BundleError, ConfigError
+from example_data import fashion_mnist
 
 USER_TOPICS = ("business", "entertainment")
 

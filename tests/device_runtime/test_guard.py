@@ -15,8 +15,8 @@ from device_runtime.scoring import batched_logits
 from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.config import TrainConfig
-from edgeft.datasets import bbc_news, split_per_class
 from edgeft.errors import BundleError
+from example_data import bbc_news, split_per_class
 
 
 def _rows(per_label: int, labels: int) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeft.datasets import minilm_path
+from example_data import minilm_path
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,9 @@ from torch import nn
 
 from device_runtime import Personalizer
 from edgeft.config import ExportConfig, FineTuneConfig, ImagePreprocessing, TensorPreprocessing
-from edgeft.datasets import minilm_path
 from edgeft.errors import ExportError
 from edgeft.manifest import Manifest
+from example_data import minilm_path
 from export import ADAPTERS, BackboneOptions, ServerData, export_bundle
 from export.adapters import GenericTorch, adapter_for
 from export.adapters.tensor import default_net

@@ -9,8 +9,8 @@ import pytest
 
 from edgeft import layout
 from edgeft.config import ExportConfig, ImagePreprocessing
-from edgeft.datasets import minilm_path
 from edgeft.errors import DataError, ExportError
+from example_data import minilm_path
 from export import ServerData, export_bundle
 
 

@@ -12,7 +12,7 @@ from edgeft.bundle import Bundle
 from edgeft.cli import main
 from edgeft.config import ExportConfig, FineTuneConfig
 from edgeft.data import write_examples
-from edgeft.datasets import minilm_path
+from example_data import minilm_path
 from export import FineTuning, ServerData, export_bundle
 
 

@@ -11,14 +11,15 @@ import onnx
 import pytest
 
 from device_runtime import Personalizer
+from device_runtime.acceptance import validation_split
 from edgeft import layout
 from edgeft.bundle import Bundle, write_manifest
 from edgeft.cli import main
 from edgeft.config import ExportConfig, TrainConfig
-from edgeft.datasets import minilm_path
 from edgeft.errors import ConfigError, ExportError
+from example_data import minilm_path
 from export import BackboneOptions, ServerData, export_bundle
-from export.measure import check_quality_loss, disagreement_bound, examples_needed, split_indices
+from export.measure import check_quality_loss, disagreement_bound, examples_needed
 from export.onnx_file import quantization_evidence
 from export.precision import CONFIDENCE
 
@@ -63,7 +64,7 @@ def _with_backbone(bundle: Path, backbone: Path, target: Path) -> Path:
 def test_the_int8_accuracy_recorded_is_the_shipped_int8_bundles_own(effnet_bundle, fashion):
     # EfficientNet-Lite0 is the backbone whose INT8 predictions differ from FP32's (docs/export.md).
     images, labels = fashion["server"]
-    _, val = split_indices(labels, ExportConfig().validation_fraction, TrainConfig().seed)  # the exporter's split
+    _, val = validation_split(labels, ExportConfig().validation_fraction, TrainConfig().seed)  # the exporter's split
     shipped = Personalizer.from_bundle(effnet_bundle)  # its INT8 backbone, nothing cached
     accuracy = shipped.score(images[val], [labels[i] for i in val])
     assert Bundle.load(effnet_bundle).manifest.metrics["validation_accuracy_int8"] == pytest.approx(accuracy)

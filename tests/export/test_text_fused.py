@@ -17,8 +17,8 @@ from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.cli import main
 from edgeft.config import FUSED_LR, TEXT_FUSED_LR, ExportConfig, RuntimeConfig
-from edgeft.datasets import minilm_path
 from edgeft.errors import ConfigError, ExportError
+from example_data import minilm_path
 from export import ServerData, export_bundle
 
 MAX_LENGTH = 32  # MiniLM's 128 would make every step 4x the work; the cut is the same

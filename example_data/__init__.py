@@ -1,8 +1,11 @@
-"""Labelled data sets that ship inside pip packages, read by path.
+"""Labelled data sets and a model that ship inside pip packages, read by path: the fixtures of the checkout.
 
-No machine this project runs on reaches a data hub, so the demo, the real-data
-tests and the benchmarks read these. Packages are located without importing
-them, since some packages' ``__init__`` pulls heavy dependencies.
+No machine this project runs on reaches a data hub, so the demo, the examples, the real-data tests, the
+benchmarks and the README's commands read these. Packages are located without importing them, since some
+packages' ``__init__`` pulls heavy dependencies.
+
+This package is not part of the wheel (``pip install edgeft`` ships edgeft, device_runtime, export and fleet),
+and none of those imports it: it is importable from the checkout's root (``python -m ...``, pytest).
 """
 
 from __future__ import annotations
