@@ -22,7 +22,10 @@ from edgeft.errors import ConfigError
 
 # The front ends that offer a setting (Setting.expose): the commands by name, and the device's HTTP service.
 EXPORT, PERSONALIZE, DRIFT, SERVICE = "export", "personalize", "drift", "service"
-FLEET, FLEET_TRAINING = "fleet", "fleet-training"  # the fleet commands; how a fleet trains (those and benchmarks/fleet/federated.py)
+FLEET, FLEET_TRAINING = (
+    "fleet",
+    "fleet-training",
+)  # the fleet commands; how a fleet trains (those and benchmarks/fleet/federated.py)
 
 
 @dataclasses.dataclass(frozen=True)
