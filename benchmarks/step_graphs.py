@@ -1,7 +1,8 @@
 """Step graphs on plain onnxruntime against ORT's training artifacts: step time, peak memory, parity.
 
-``python -m benchmarks.step_graphs --mode quick --out docs/step-graphs`` exports four bundles (the MiniLM head
-alone, MiniLM's last 2 layers, LoRA on them, EfficientNet-Lite0's last 2 blocks), embeds a few examples,
+``python -m benchmarks.step_graphs --mode quick --out docs/step-graphs`` exports five bundles (the MiniLM head
+alone, MiniLM's last 2 layers, LoRA on them, EfficientNet-Lite0's last 2 blocks, cnn1d's last conv stage on
+BasicMotions), embeds a few examples,
 then trains each bundle with each engine in its own process (so peak RSS is that engine's), the same
 batches in the same order, and writes ``results.json``, ``results.md`` and ``step_graphs.png``.
 Ratios come from one run on one machine: the two engines of a bundle run back to back.
@@ -32,12 +33,14 @@ class Mode:
 
 MODES = {"smoke": Mode(16, 3, 4), "quick": Mode(32, 10, 8), "full": Mode(128, 30, 16)}
 WARMUP = 2
-CASES = {  # name: export config overrides; text ones cut MiniLM, "effnet" EfficientNet-Lite0
+CASES = {  # name: export config overrides; text ones cut MiniLM, "effnet" EfficientNet-Lite0, "cnn1d" edgeft's 1-D CNN
     "head": {},
     "minilm-2-blocks": {"device_trainable_blocks": 2},
     "minilm-2-blocks-lora": {"device_trainable_blocks": 2, "device_lora_rank": 4},
     "effnet-2-blocks": {"device_trainable_blocks": 2},
+    "cnn1d-last-block": {"device_trainable_blocks": 1},
 }
+CNN1D_EPOCHS = 15  # cnn1d is trained at export; a third of its default epochs (the step's cost does not depend on them)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +62,17 @@ def export_case(name: str, folder: Path, mode: Mode) -> tuple[Path, np.ndarray, 
 
     overrides = CASES[name]
     n = mode.batch * 2
-    if name.startswith("effnet"):
+    tuning = None
+    if name.startswith("cnn1d"):
+        from edgeft.datasets import basic_motions
+        from export import FineTuning
+        from export.adapters.tensor import SCRATCH_FINE_TUNING
+
+        motions = basic_motions()
+        source, data, config = "cnn1d", ServerData(*motions["train"]), {}
+        tuning = FineTuning(dataclasses.replace(SCRATCH_FINE_TUNING, epochs=CNN1D_EPOCHS))
+        examples, targets = motions["test"]
+    elif name.startswith("effnet"):
         from export.vision import VISION_MODELS
 
         images, labels = fashion_mnist("train", per_class=3)
@@ -72,7 +85,7 @@ def export_case(name: str, folder: Path, mode: Mode) -> tuple[Path, np.ndarray, 
         examples, targets = user
     export_config = ExportConfig(name=name, quantization="none", accept_quality_loss=True, **config, **overrides)
     path = folder / name
-    export_bundle(source, path, data=data, config=export_config)
+    export_bundle(source, path, data=data, config=export_config, fine_tuning=tuning)
     personalizer = Personalizer.from_bundle(path)
     features = personalizer.transform(examples)[:n]
     return path, features, np.array([personalizer.labels.index(label) for label in targets])[:n]
