@@ -185,10 +185,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=MODES, default="quick")
     parser.add_argument("--out", type=Path, default=Path("docs/step-graphs"))
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of " + ", ".join(CASES))
+    parser.add_argument("--batch", type=int, help="examples per step instead of the mode's (the step graph pads to its own)")
     args = parser.parse_args(argv)
     from benchmarks.__main__ import machine
 
-    mode = MODES[args.mode]
+    mode = MODES[args.mode] if args.batch is None else dataclasses.replace(MODES[args.mode], batch=args.batch)
     args.out.mkdir(parents=True, exist_ok=True)
     from edgeft.bundle import Bundle
 
