@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: exporting ...", flush=True)
             bundle, features, targets = export_case(name, work, mode)
             if not Bundle.load(bundle).manifest.head.step_batch:
-                skipped.append(name)  # e.g. trainable convolutions: their gradient has no ONNX export (docs/export.md)
+                skipped.append(name)  # e.g. exported without torch, or an operator the step graph cannot differentiate
                 print(f"{name}: the bundle has no step graphs; left out", flush=True)
                 continue
             inputs = work / f"{name}-inputs.npz"
