@@ -34,7 +34,7 @@ from edgeft.errors import ExportError
 from edgeft.manifest import HeadSpec
 from export.head import build_head
 from export.tracing import export_module, largest_difference
-from export.vision import export_torch_backbone
+from export.vision import INPUT, export_torch_backbone
 
 # The tail's graph input, as the head's artifacts name it (build_head's input name).
 TAIL_INPUT = "features"
@@ -90,17 +90,24 @@ class DeviceCut:
 
 
 def export_fused(
-    cut: DeviceCut, example_input: object, n_classes: int, config: ExportConfig, folder: Path, seed: int = 0
+    cut: DeviceCut,
+    example_input: object,
+    n_classes: int,
+    config: ExportConfig,
+    folder: Path,
+    seed: int = 0,
+    input_name: str = INPUT,
 ) -> FusedParts:
     """Export both parts of a cut backbone: the frozen part as the backbone, the tail joined to the head.
 
     Args:
         cut: the frozen part and the tail, from an adapter's ``device_cut`` (see ``export.adapters``).
-        example_input: a (1, 3, h, w) tensor of a real input's shape.
+        example_input: a tensor of one real input's shape: (1, 3, h, w) for images, (1, channels, steps) for windows.
         n_classes: outputs of the head.
         config: the head's kind, size and weight decay.
         folder: where the frozen part's FP32 ONNX file is written.
         seed: initializes an MLP head (:func:`export.head.build_head`).
+        input_name: the frozen part's graph input (the device feeds it the preprocessed examples).
 
     Raises:
         ExportError: an exported part does not compute what torch does, or cannot be exported.
@@ -111,7 +118,7 @@ def export_fused(
     shape = list(intermediate.shape[1:])
     tail.shape = shape
     path = folder / "backbone.onnx"
-    parity = export_torch_backbone(frozen, example_input, path)
+    parity = export_torch_backbone(frozen, example_input, path, input_name=input_name)
     example = intermediate.flatten(1)
     pooled = export_tail(tail, example)
     with torch.no_grad():

@@ -1,7 +1,8 @@
 """Step graphs on plain onnxruntime against ORT's training artifacts: step time, peak memory, parity.
 
-``python -m benchmarks.runtime.step_graphs --mode quick --out docs/step-graphs`` exports four bundles (the MiniLM head
-alone, MiniLM's last 2 layers, LoRA on them, EfficientNet-Lite0's last 2 blocks), embeds a few examples,
+``python -m benchmarks.runtime.step_graphs --mode quick --out docs/step-graphs`` exports five bundles (the MiniLM head
+alone, MiniLM's last 2 layers, LoRA on them, EfficientNet-Lite0's last 2 blocks, cnn1d's last conv stage on
+BasicMotions), embeds a few examples,
 then trains each bundle with each engine in its own process (so peak RSS is that engine's), the same
 batches in the same order, and writes ``results.json``, ``results.md`` and ``step_graphs.png``.
 Ratios come from one run on one machine: the two engines of a bundle run back to back.
@@ -34,12 +35,14 @@ class Mode:
 
 MODES = {"smoke": Mode(16, 3, 4), "quick": Mode(32, 10, 8), "full": Mode(128, 30, 16)}
 WARMUP = 2
-CASES = {  # name: export config overrides; text ones cut MiniLM, "effnet" EfficientNet-Lite0
+CASES = {  # name: export config overrides; text ones cut MiniLM, "effnet" EfficientNet-Lite0, "cnn1d" edgeft's 1-D CNN
     "head": {},
     "minilm-2-blocks": {"device_trainable_blocks": 2},
     "minilm-2-blocks-lora": {"device_trainable_blocks": 2, "device_lora_rank": 4},
     "effnet-2-blocks": {"device_trainable_blocks": 2},
+    "cnn1d-last-block": {"device_trainable_blocks": 1},
 }
+CNN1D_EPOCHS = 15  # cnn1d is trained at export; a third of its default epochs (the step's cost does not depend on them)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,12 +59,21 @@ def export_case(name: str, folder: Path, mode: Mode) -> tuple[Path, np.ndarray, 
     """The case's bundle, and head inputs and class indices of the examples it trains on."""
     from device_runtime import Personalizer
     from edgeft.config import ExportConfig
-    from example_data import bbc_news, fashion_mnist, minilm_path, split_per_class
+    from example_data import basic_motions, bbc_news, fashion_mnist, minilm_path, split_per_class
     from export import ServerData, export_bundle
 
     overrides = CASES[name]
     n = mode.batch * 2
-    if name.startswith("effnet"):
+    tuning = None
+    if name.startswith("cnn1d"):
+        from export import FineTuning
+        from export.adapters.tensor import SCRATCH_FINE_TUNING
+
+        motions = basic_motions()
+        source, data, config = "cnn1d", ServerData(*motions["train"]), {}
+        tuning = FineTuning(dataclasses.replace(SCRATCH_FINE_TUNING, epochs=CNN1D_EPOCHS))
+        examples, targets = motions["test"]
+    elif name.startswith("effnet"):
         from export.vision import VISION_MODELS
 
         images, labels = fashion_mnist("train", per_class=3)
@@ -74,7 +86,7 @@ def export_case(name: str, folder: Path, mode: Mode) -> tuple[Path, np.ndarray, 
         examples, targets = user
     export_config = ExportConfig(name=name, quantization="none", accept_quality_loss=True, **config, **overrides)
     path = folder / name
-    export_bundle(source, path, data=data, config=export_config)
+    export_bundle(source, path, data=data, config=export_config, fine_tuning=tuning)
     personalizer = Personalizer.from_bundle(path)
     features = personalizer.transform(examples)[:n]
     return path, features, np.array([personalizer.labels.index(label) for label in targets])[:n]
@@ -161,9 +173,12 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = STUDY.parser(__doc__, MODES)
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of " + ", ".join(CASES))
+    parser.add_argument("--batch", type=int, help="examples per step instead of the mode's (the step graph pads to its own)")
     args = parser.parse_args(argv)
     run = STUDY.start(args, MODES)
     mode, machine = run.mode, run.results["machine"]
+    if args.batch is not None:
+        mode = dataclasses.replace(mode, batch=args.batch)
     from edgeft.bundle import Bundle
 
     rows, skipped = [], []
@@ -173,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: exporting ...", flush=True)
             bundle, features, targets = export_case(name, work, mode)
             if not Bundle.load(bundle).manifest.head.step_batch:
-                skipped.append(name)  # e.g. trainable convolutions: their gradient has no ONNX export (docs/export.md)
+                skipped.append(name)  # e.g. exported without torch, or an operator the step graph cannot differentiate
                 print(f"{name}: the bundle has no step graphs; left out", flush=True)
                 continue
             inputs = work / f"{name}-inputs.npz"

@@ -181,6 +181,15 @@ def is_torch_module(source: Any) -> bool:
     return torch is not None and isinstance(source, torch.nn.Module)
 
 
+def check_no_lora(config: ExportConfig, kind: str) -> None:
+    """LoRA goes on attention: a backbone of ``kind`` without it trains its last blocks whole."""
+    if config.device_lora_rank:
+        raise ExportError(
+            f"device_lora_rank (--device-lora) puts LoRA adapters on a text encoder's attention; {kind} has "
+            "none. Export with device_lora_rank=0: its last blocks then train whole."
+        )
+
+
 def check_block_count(n: int, blocks: int) -> None:
     """N trainable blocks must leave at least one block in the frozen part."""
     if not 0 < n < blocks:

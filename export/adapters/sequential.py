@@ -47,11 +47,15 @@ class SequentialCNN(TorchVision):
         return len(_split(self.source)[0])
 
     def device_cut(self, n: int) -> DeviceCut:
-        from export.fused import DeviceCut
+        return stage_cut(*_split(self.source), n)
 
-        frozen, tail = _cut_modules()
-        stages, top = _split(self.source)
-        return DeviceCut(frozen(stages[: len(stages) - n]), tail(stages, top, len(stages) - n), n)
+
+def stage_cut(stages: list[Any], top: list[Any], n: int) -> DeviceCut:
+    """A net of ``stages`` then ``top`` (weightless pooling and flatten) cut before its last ``n`` stages."""
+    from export.fused import DeviceCut
+
+    frozen, tail = _cut_modules()
+    return DeviceCut(frozen(stages[: len(stages) - n]), tail(stages, top, len(stages) - n), n)
 
 
 def _split(module: Any) -> tuple[list[Any], list[Any]]:

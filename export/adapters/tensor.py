@@ -26,7 +26,7 @@ from device_runtime.validation import check_tensors
 from edgeft.config import ExportConfig, FineTuneConfig, Pooling, Schedule, TensorPreprocessing
 from edgeft.errors import ConfigError, ExportError
 from edgeft.manifest import InputSpec
-from export.adapters.base import Adapter, BackboneOptions, ExportedBackbone, is_torch_module
+from export.adapters.base import Adapter, BackboneOptions, ExportedBackbone, check_block_count, check_no_lora, is_torch_module
 from export.onnx_file import graph_inputs, input_shape, prepare_onnx_backbone
 from export.request import FineTuning
 
@@ -47,6 +47,7 @@ class Tensor(Adapter):
     name = "tensor"
     kind = "float-tensor backbones (cnn1d, or nn.Sequential stages)"
     fine_tunes = True
+    cuts = True  # a torch source of nn.Sequential stages (cnn1d is one); an ONNX file has no blocks to cut
 
     def __init__(self, source: Any, options: BackboneOptions, packaged: Any = None) -> None:
         super().__init__(source, options, packaged)
@@ -96,7 +97,6 @@ class Tensor(Adapter):
         """
         if self.is_onnx and fine_tuning:
             raise ConfigError("Fine-tuning (--finetune, --tune) needs a torch module or cnn1d, not an ONNX file.")
-        super().check(X, config, fine_tuning)
         self._check_source(X)
         shape = self._shape(X)
         provisional = _spec(shape, self.preprocessing, np.zeros(shape[0]), np.ones(shape[0]))
@@ -106,6 +106,7 @@ class Tensor(Adapter):
         self._spec = _spec(shape, self.preprocessing, mean, std)
         if self.source == DEFAULT_NET:
             self.source = default_net(shape)
+        super().check(X, config, fine_tuning)  # after cnn1d is built: the device cut counts its stages
 
     def _check_source(self, X: Any) -> None:
         if self.is_onnx:
@@ -151,13 +152,34 @@ class Tensor(Adapter):
         if self.is_onnx:
             name, _ = prepare_onnx_backbone(self.source, fp32, self.options.feature_output, Pooling.NONE)
             return ExportedBackbone(fp32, name, None)
-        import torch
-
         from export.vision import export_torch_backbone
 
+        return ExportedBackbone(fp32, OUTPUT, export_torch_backbone(self.source, self._example(X), fp32, input_name=INPUT))
+
+    def check_cut(self, config: ExportConfig) -> None:
+        check_no_lora(config, self.kind)
+        if self.is_onnx or _split(self.source) is None:
+            raise ExportError(
+                "device_trainable_blocks (--device-trainable-blocks) cuts a tensor backbone between the stages of an "
+                "nn.Sequential (cnn1d is one); this source has none. Export with device_trainable_blocks=0."
+            )
+        check_block_count(config.device_trainable_blocks, len(_split(self.source)[0]))
+
+    def export_cut(self, work: Path, X: Any, n_classes: int, config: ExportConfig, seed: int) -> ExportedBackbone:
+        from export.adapters.sequential import stage_cut
+        from export.fused import export_fused
+
+        self.check_cut(config)
+        cut = stage_cut(*_split(self.source), config.device_trainable_blocks)
+        fused = export_fused(cut, self._example(X), n_classes, config, work, seed=seed, input_name=INPUT)
+        return ExportedBackbone(fused.frozen, OUTPUT, fused.parity, fused=fused)
+
+    def _example(self, X: Any) -> Any:
+        """Up to 8 server examples as the backbone takes them (standardised), else one window of zeros."""
+        import torch
+
         rows = np.zeros((1, *self.spec.tensor_shape), np.float32) if X is None else check_tensors(X[:8], self.spec)
-        example = torch.from_numpy(preprocess(rows, self.spec))
-        return ExportedBackbone(fp32, OUTPUT, export_torch_backbone(self.source, example, fp32, input_name=INPUT))
+        return torch.from_numpy(preprocess(rows, self.spec))
 
     def input_spec(self, fp32: Path, config: ExportConfig) -> InputSpec:
         """The spec check() settled, named after the graph's input, which must take that shape.

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeft.config import ExportConfig, ImagePreprocessing
-from edgeft.errors import ExportError
 from edgeft.manifest import InputSpec
 from export.adapters.base import (
     Adapter,
     ExportedBackbone,
     check_block_count,
+    check_no_lora,
     image_input_spec,
     is_torch_module,
     preprocessing_spec,
@@ -107,11 +107,7 @@ class TorchVision(Adapter):
         raise self.no_cut()
 
     def check_cut(self, config: ExportConfig) -> None:
-        if config.device_lora_rank:
-            raise ExportError(
-                f"device_lora_rank (--device-lora) puts LoRA adapters on a text encoder's attention; {self.kind} has "
-                "none. Export with device_lora_rank=0: its last blocks then train whole."
-            )
+        check_no_lora(config, self.kind)
         check_block_count(config.device_trainable_blocks, self.block_count())
 
     def export_cut(self, work: Path, X: Any, n_classes: int, config: ExportConfig, seed: int) -> ExportedBackbone:

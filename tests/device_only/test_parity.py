@@ -61,3 +61,12 @@ def test_a_last_block_and_a_lora_bundle_train_on_plain_onnxruntime_as_where_they
     personalizer.fit(reference["user_texts"], reference["user_labels"], **reference["fit"])
     assert personalizer.report_.engine == "step" and personalizer.current_version == 1
     np.testing.assert_allclose(personalizer.predict_proba(reference["texts"]), reference["step_fit_proba"][name], atol=ATOL)
+
+
+def test_a_vision_last_blocks_bundle_trains_its_convolutions_on_plain_onnxruntime_as_where_it_was_exported(
+    reference, reference_dir, images
+):
+    personalizer = Personalizer.from_bundle(reference["bundles"]["image-cut"])
+    personalizer.fit(np.load(reference_dir / "user_images.npy"), reference["user_image_labels"], **reference["fit"])
+    assert personalizer.report_.engine == "step" and personalizer.current_version == 1
+    np.testing.assert_allclose(personalizer.predict_proba(images), reference["image_cut_fit_proba"], atol=ATOL)

@@ -82,7 +82,7 @@ def cases(minilm_onnx, bbc_splits, fashion, basic_motions) -> dict[str, Case]:
         "sequential-cnn": Case(sequential_cnn(), BackboneOptions(preprocessing=SMALL), images, blocks=3, cuts=True),
         "torch-module": Case(PooledConv(), BackboneOptions(preprocessing=SMALL), images, blocks=None, cuts=False),
         "tensor": Case(
-            default_net((6, 100)), BackboneOptions(tensor=TensorPreprocessing(shape=(6, 100))), basic_motions["server"], 3, False
+            default_net((6, 100)), BackboneOptions(tensor=TensorPreprocessing(shape=(6, 100))), basic_motions["server"], 3, True
         ),
     }
 
@@ -199,7 +199,7 @@ def test_the_device_cut_where_supported(name, cases, tmp_path):
     ]
 
 
-@pytest.mark.parametrize("name", ["efficientnet-lite", "sequential-cnn"])
+@pytest.mark.parametrize("name", ["efficientnet-lite", "sequential-cnn", "tensor"])
 def test_lora_is_refused_where_the_backbone_has_no_attention(name, cases):
     adapter = adapter_for(cases[name].source, cases[name].options)
     with pytest.raises(ExportError, match="device_lora_rank .* has none"):

@@ -16,7 +16,7 @@ import pytest
 
 from device_runtime import Personalizer
 from edgeft.cli import main
-from edgeft.config import TensorPreprocessing
+from edgeft.config import ExportConfig, TensorPreprocessing
 from edgeft.errors import ConfigError, ExportError
 from edgeft.layout import BACKBONE
 from export import BackboneOptions, FineTuning, ServerData, export_bundle
@@ -82,5 +82,21 @@ def test_what_cannot_work_is_refused_before_any_slow_work(sensor_bundle, tmp_pat
     onnx_file = str(sensor_bundle / BACKBONE)
     with pytest.raises(ConfigError, match="needs a torch module or cnn1d, not an ONNX file"):
         export_bundle(onnx_file, tmp_path / "b", backbone=BackboneOptions(tensor=TensorPreprocessing()), fine_tuning=FineTuning())
+    cut = ExportConfig(device_trainable_blocks=1)
+    with pytest.raises(ExportError, match="cuts a tensor backbone between the stages of an nn.Sequential"):
+        export_bundle(
+            onnx_file,
+            tmp_path / "c",
+            backbone=BackboneOptions(feature_output="features", tensor=TensorPreprocessing()),
+            config=cut,
+        )
+    with pytest.raises(ExportError, match="between 1 and 2"):  # cnn1d's three conv stages
+        export_bundle(
+            "cnn1d",
+            tmp_path / "d",
+            data=ServerData(np.zeros((4, 6, 100)), list("abab")),
+            config=ExportConfig(device_trainable_blocks=3),
+        )
+    assert not any((tmp_path / name).exists() for name in "abcd")
     with pytest.raises(ConfigError, match=r"shape must be \(channels, steps\) or \(features,\)"):
         TensorPreprocessing(shape=(2, 3, 4))
