@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from device_runtime.engines import HeadEngine
+from device_runtime.input_shift import ShiftCheck
 from device_runtime.labels import output_layer
 from device_runtime.scoring import batched_logits, cross_entropy, is_better
 from edgeft.config import Accept, Metric, TrainConfig
@@ -42,6 +43,7 @@ class Evidence:
     targets: np.ndarray
     sources: np.ndarray  # GUARD or USER per row
     described: str  # what the rows are, for the report ("5 guard rows and 8 of the user's validation rows")
+    shift: ShiftCheck | None = None  # the input-shift check that chose the guard rows; None: no guard rows shipped
 
 
 @dataclasses.dataclass(frozen=True)
