@@ -131,7 +131,7 @@ def run(
         metric=config.metric.value,
         new=summaries[0],
         current=summaries[1],
-        **_evidence_fields(evidence),
+        **evidence.report_fields(),
         train_examples=len(rows.train),
         validation_examples=len(rows.validation),
         final_loss=trained.result.history[-1] if trained.result.history else None,
@@ -381,15 +381,6 @@ def _kept(reason: str) -> Decision:
 def _judged(decision: Decision) -> Member:
     """The member whose verdicts the report shows: the one shipped, else the raw new head."""
     return decision.chosen or decision.members[0]
-
-
-def _evidence_fields(evidence: Evidence) -> dict[str, Any]:
-    """The report's account of the rows judged on: described, guard rows counted, the input-shift check."""
-    return {
-        "validated_on": evidence.described,
-        "guard_examples": int(np.sum(evidence.sources == GUARD)),
-        "shift": evidence.shift.to_dict() if evidence.shift else None,
-    }
 
 
 def _family_row(member: Member) -> dict[str, Any]:
