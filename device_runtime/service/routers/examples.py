@@ -83,7 +83,7 @@ def _stored(body: ExamplesRequest, spec: InputSpec, settings: ServiceSettings) -
 
     Raises:
         FieldError: the bundle's modality takes no examples here, or an example is of another modality or too long.
-        DataError: a tensor the bundle cannot read (shape, NaN or inf), named by its index.
+        DataError: an example the bundle cannot read (a tensor of the wrong shape, NaN or inf), named by its index.
     """
     field = FIELDS.get(spec.modality)
     if field is None:
@@ -102,4 +102,4 @@ def _stored(body: ExamplesRequest, spec: InputSpec, settings: ServiceSettings) -
     if field == "tensor":
         check_inputs([e.tensor.array() for e in body.examples if e.tensor is not None], spec)
         return [stored_tensor(e.tensor) for e in body.examples if e.tensor is not None]
-    return [e.text for e in body.examples if e.text is not None]
+    return check_inputs([e.text for e in body.examples if e.text is not None], spec)
