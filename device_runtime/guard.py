@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
 from device_runtime.engines import HeadEngine
+from device_runtime.input_shift import ShiftCheck
 from device_runtime.labels import output_layer
 from device_runtime.scoring import batched_logits, is_better
 from edgeft.config import Accept, Metric, TrainConfig
@@ -43,6 +45,15 @@ class Evidence:
     targets: np.ndarray
     sources: np.ndarray  # GUARD or USER per row
     described: str  # what the rows are, for the report ("5 guard rows and 8 of the user's validation rows")
+    shift: ShiftCheck | None = None  # the input-shift check that chose the guard rows; None: no guard rows shipped
+
+    def report_fields(self) -> dict[str, Any]:
+        """The FitReport's account of these rows: described, guard rows counted, the input-shift check."""
+        return {
+            "validated_on": self.described,
+            "guard_examples": int(np.sum(self.sources == GUARD)),
+            "shift": self.shift.to_dict() if self.shift else None,
+        }
 
 
 @dataclasses.dataclass(frozen=True)

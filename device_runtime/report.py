@@ -36,6 +36,9 @@ class FitReport:
     final_loss: float | None = None  # mean training loss of the last epoch
     replay_examples: int = 0  # the bundle's server rows mixed into training
     guard_examples: int = 0  # the bundle's held-out server rows the guard judged on (0: labels the user left out unchecked)
+    # The input-shift check (device_runtime.input_shift.ShiftCheck): where the user's inputs differ from the server's,
+    # the guard rows of the user's labels were set aside. None: the bundle ships no guard rows.
+    shift: dict[str, Any] | None = None
     l2sp: float = 0.0
     mix_weight: float | None = None  # share of the new head in the head shipped (1: the raw new head)
     refit: bool = False  # the head shipped was trained again on every user row, the validation split too
@@ -47,8 +50,9 @@ class FitReport:
 
     @property
     def labels_checked(self) -> bool:
-        """Whether the guard had held-out rows of every bundle label (labels the user left out included)."""
-        return self.guard_examples > 0
+        """Whether the guard had held-out rows of every bundle label the user left out (under an input shift, the user's
+        own validation rows judge the labels they gave)."""
+        return self.guard_examples > 0 or bool(self.shift and self.shift["shifted"])
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (non-finite numbers become None), as the CLI prints and the service returns it."""

@@ -22,6 +22,7 @@ import numpy as np
 from device_runtime.acceptance import validation_split
 from device_runtime.engines import HeadEngine
 from device_runtime.guard import GUARD, USER, Decision, Evidence, Member, judge, mixed, verdicts
+from device_runtime.input_shift import judged_guard_rows
 from device_runtime.labels import claim_labels, unknown_label_fix
 from device_runtime.replay import StackedRows, replay_rows
 from device_runtime.report import FitReport
@@ -104,7 +105,7 @@ def run(
         p.added_labels_ = claimed_before
         raise
     feature_seconds = time.monotonic() - started
-    evidence = gather_evidence(p, rows)
+    evidence = gather_evidence(p, rows, config.seed)
     current = p._engine.parameters()
     current_logits = batched_logits(p._engine, evidence.features, config.batch_size, len(p.labels))
     with tempfile.TemporaryDirectory() as work:
@@ -130,12 +131,11 @@ def run(
         metric=config.metric.value,
         new=summaries[0],
         current=summaries[1],
-        validated_on=evidence.described,
+        **evidence.report_fields(),
         train_examples=len(rows.train),
         validation_examples=len(rows.validation),
         final_loss=trained.result.history[-1] if trained.result.history else None,
         replay_examples=trained.replay_examples,
-        guard_examples=int(np.sum(evidence.sources == GUARD)),
         l2sp=l2sp,
         mix_weight=decision.chosen.weight if decision.chosen else None,
         refit=refitted is not None,
@@ -196,17 +196,24 @@ def user_rows(
     return UserRows(features, targets, train_idx, val_idx, len(examples))
 
 
-def gather_evidence(p: Personalizer, rows: UserRows) -> Evidence:
-    """The rows the guard judges on: the bundle's guard rows and the user's validation split (else training rows)."""
+def gather_evidence(p: Personalizer, rows: UserRows, seed: int) -> Evidence:
+    """The rows the guard judges on: the user's validation split (else training rows) and the bundle's guard rows;
+    where the user's inputs differ from the server's, only those of labels the user gave no examples of
+    (:func:`device_runtime.input_shift.judged_guard_rows`)."""
     user = rows.validation if len(rows.validation) else rows.train
-    guard = p.guard
+    mine = np.asarray(rows.features[: rows.examples], np.float32)
+    guard, shift = judged_guard_rows(p.guard, mine, rows.targets[: rows.examples], p.labels, seed)
     n_guard = 0 if guard is None else len(guard)
     parts = [np.asarray(rows.features[user], np.float32)] + ([guard.features] if n_guard else [])
     targets = [rows.targets[user]] + ([guard.labels] if n_guard else [])
     sources = np.array([USER] * len(user) + [GUARD] * n_guard)
     which = "validation rows" if len(rows.validation) else "training rows (no validation split)"
-    described = f"{len(user)} of the user's {which}" + (f" and {n_guard} held-out guard rows" if n_guard else f"; {UNCHECKED}")
-    return Evidence(np.concatenate(parts), np.concatenate(targets), sources, described)
+    described = f"{len(user)} of the user's {which}" + (f" and {n_guard} held-out guard rows" if n_guard else "")
+    if shift is not None and shift.shifted:
+        described += " (the guard rows of the user's labels set aside: the user's inputs differ from the server's)"
+    elif not n_guard:
+        described += f"; {UNCHECKED}"
+    return Evidence(np.concatenate(parts), np.concatenate(targets), sources, described, shift)
 
 
 def train(

@@ -15,6 +15,7 @@ from typing import Any
 
 from device_runtime.service.errors import FieldError, JobConflictError, JobNotFoundError
 from device_runtime.service.served import ServedModel
+from device_runtime.service.store import as_inputs
 from device_runtime.trainer import Progress
 from edgeft.config import NewLabels, TrainConfig
 from edgeft.errors import ConfigError
@@ -125,10 +126,16 @@ class JobRunner:
         job.status = "running"
         self._save(job)
         try:
-            texts, labels = self.served.store.all()
+            stored, labels = self.served.store.all()
             candidate = self.served.fresh()
             train = candidate.partial_fit if job.mode == "continue" else candidate.fit
-            train(texts, labels, progress=lambda p: self._progress(job, p), new_labels=job.new_labels, **job.overrides)
+            train(
+                as_inputs(stored, candidate.bundle.manifest.input.modality),
+                labels,
+                progress=lambda p: self._progress(job, p),
+                new_labels=job.new_labels,
+                **job.overrides,
+            )
             if candidate.report_.accepted:
                 self.served.accept(candidate)
             job.result = {

@@ -5,7 +5,7 @@ each image its uint8 pixels and their ``shape``, as a list (``data``) or as
 raw bytes (``base64``); the device resizes and normalizes them as the bundle
 says; or ``tensors`` for tensor bundles: each window or row its float values
 (``data``, row-major) and ``shape``. Only the field matching the bundle's
-modality is accepted.
+modality is accepted. A labelled example is a ``text`` or a ``tensor`` the same way.
 """
 
 from __future__ import annotations
@@ -68,6 +68,10 @@ class TensorInput(_Strict):
             raise ValueError(f"shape {self.shape} holds {expected} values, but data has {len(self.data)}")
         return self
 
+    def array(self) -> np.ndarray:
+        """The values as the runtime takes them (float32 of the given shape; the runtime checks them as any caller's)."""
+        return np.asarray(self.data, dtype=np.float32).reshape(self.shape)
+
 
 class PredictRequest(_Strict):
     texts: list[str] | None = Field(None, min_length=1, description="for text bundles")
@@ -93,8 +97,15 @@ class PredictResponse(BaseModel):
 
 
 class Example(_Strict):
-    text: str = Field(min_length=1)
+    text: str | None = Field(None, min_length=1, description="for text bundles")
+    tensor: TensorInput | None = Field(None, description="for tensor bundles: a window or row, as predict takes it")
     label: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Example:
+        if (self.text is None) == (self.tensor is None):
+            raise ValueError("give exactly one of 'text' or 'tensor'")
+        return self
 
 
 class ExamplesRequest(_Strict):

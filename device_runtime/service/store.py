@@ -3,7 +3,8 @@
 Each ``add`` is one transaction with ``synchronous=FULL``: when the request
 that posted examples gets its answer, they are on disk. A personalization job's
 record is written when it starts and when it ends, so ``GET /v1/jobs/{id}``
-answers after a restart too.
+answers after a restart too. An example is kept as the runtime's text, or a
+tensor bundle's window or row as its JSON (``{"shape": ..., "data": ...}``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from device_runtime.service.schemas import TensorInput
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS examples (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -25,6 +28,18 @@ CREATE TABLE IF NOT EXISTS examples (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, record TEXT NOT NULL);
 """
+
+
+def stored_tensor(tensor: TensorInput) -> str:
+    """A tensor example as the store keeps it: its JSON, which :func:`as_inputs` reads back."""
+    return tensor.model_dump_json()
+
+
+def as_inputs(stored: list[str], modality: str) -> list[Any]:
+    """The stored examples as the runtime takes them: texts as they are, a tensor bundle's from their JSON."""
+    if modality != "tensor":
+        return stored
+    return [TensorInput.model_validate_json(value).array() for value in stored]
 
 
 class ExampleStore:

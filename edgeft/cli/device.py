@@ -60,6 +60,8 @@ def _run_personalize(args: argparse.Namespace) -> None:
     personalizer.save(args.state)
     r = personalizer.report_
     print(f"{'accepted' if r.accepted else 'rejected'}: {r.reason}")
+    if r.shift and r.shift["tested"]:
+        print(f"input shift: {r.shift['reason']}")
     if r.verdicts:
         print(
             "recall per label (current -> new): "

@@ -7,8 +7,15 @@ from fastapi import APIRouter, Query, status
 from device_runtime.service.deps import Served, Settings, Store
 from device_runtime.service.errors import FieldError
 from device_runtime.service.schemas import ErrorBody, ExampleCount, ExamplesDeleted, ExamplesRequest, ExamplesStored
+from device_runtime.service.settings import ServiceSettings
+from device_runtime.service.store import stored_tensor
+from device_runtime.validation import check_inputs
+from edgeft.manifest import InputSpec
 
 router = APIRouter(prefix="/v1/examples", tags=["examples"])
+# The example field each modality reads. Image bundles are personalized through the API or the CLI: a batch of
+# labelled images outgrows a request body the service should take.
+FIELDS = {"text": "text", "tensor": "tensor"}
 
 
 @router.post(
@@ -23,6 +30,7 @@ def add_examples(body: ExamplesRequest, served: Served, store: Store, settings: 
         raise FieldError(
             "examples", f"{len(body.examples)} examples in one request; at most {settings.max_examples_per_request} are accepted"
         )
+    stored = _stored(body, served.bundle.manifest.input, settings)
     model = served.slot.personalizer
     known = set(model.labels)
     # Labels the head lacks are stored, when asked, while spare output slots can take them; a job with new_labels="add" claims them.
@@ -33,11 +41,7 @@ def add_examples(body: ExamplesRequest, served: Served, store: Store, settings: 
                 example.label, f"examples.{n}.label", body.new_labels, sorted(known), model.free_label_slots, len(new)
             )
             new.add(example.label)
-        if len(example.text) > settings.max_text_chars:
-            raise FieldError(
-                f"examples.{n}.text", f"{len(example.text)} characters; at most {settings.max_text_chars} are accepted"
-            )
-    total = store.add([e.text for e in body.examples], [e.label for e in body.examples])
+    total = store.add(stored, [e.label for e in body.examples])
     return ExamplesStored(stored=len(body.examples), total=total)
 
 
@@ -72,3 +76,30 @@ def _check_new_label(label: str, field: str, new_labels: str, known: list[str], 
         raise FieldError(
             field, f'{unknown}; send "new_labels": "add" to store it for one of its {slots - taken} free spare output slot(s)'
         )
+
+
+def _stored(body: ExamplesRequest, spec: InputSpec, settings: ServiceSettings) -> list[str]:
+    """Each example as the store keeps it (a text; a tensor as its JSON), checked as predict checks its inputs.
+
+    Raises:
+        FieldError: the bundle's modality takes no examples here, or an example is of another modality or too long.
+        DataError: an example the bundle cannot read (a tensor of the wrong shape, NaN or inf), named by its index.
+    """
+    field = FIELDS.get(spec.modality)
+    if field is None:
+        raise FieldError(
+            "examples",
+            f"this bundle's modality is {spec.modality!r}; the service stores text and tensor examples only "
+            "(personalize an image bundle with `edgeft personalize` or Personalizer.fit)",
+        )
+    for n, example in enumerate(body.examples):
+        if getattr(example, field) is None:
+            raise FieldError(f"examples.{n}", f"this bundle's modality is {spec.modality!r}; send {field} instead")
+        if example.text is not None and len(example.text) > settings.max_text_chars:
+            raise FieldError(
+                f"examples.{n}.text", f"{len(example.text)} characters; at most {settings.max_text_chars} are accepted"
+            )
+    if field == "tensor":
+        check_inputs([e.tensor.array() for e in body.examples if e.tensor is not None], spec)
+        return [stored_tensor(e.tensor) for e in body.examples if e.tensor is not None]
+    return check_inputs([e.text for e in body.examples if e.text is not None], spec)

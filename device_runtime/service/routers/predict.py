@@ -52,7 +52,7 @@ def _inputs(body: PredictRequest) -> list[Any]:
     if body.texts is not None:
         return body.texts
     if body.tensors is not None:
-        return [np.asarray(t.data, dtype=np.float32).reshape(t.shape) for t in body.tensors]
+        return [t.array() for t in body.tensors]
     return [_decode(i, n) for n, i in enumerate(body.images or [])]
 
 
