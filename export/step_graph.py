@@ -34,6 +34,7 @@ from edgeft.layout import STEP_EVAL_MODEL, STEP_MODEL
 from edgeft.manifest import HeadSpec
 from export.head import IR_VERSION, OPSET
 from export.onnx_torch import run_graph
+from export.step_batch import any_batch
 from export.step_graph_warning import StepGraphWarning
 
 
@@ -250,8 +251,8 @@ def write_step_graphs(model: onnx.ModelProto, spec: HeadSpec, folder: Path, batc
     """
     inputs = StepInputs(list(spec.trainable), l2sp.penalized(list(spec.trainable)))
     try:
-        step = trace_step(model, inputs, batch)
-        parity = step_parity(step, model, inputs, batch)
+        step, any_rows = any_batch(lambda rows: trace_step(model, inputs, rows), batch)
+        parity = max(step_parity(step, model, inputs, rows) for rows in ((batch, batch // 2 + 1) if any_rows else (batch,)))
     except ExportError as e:
         warnings.warn(f"{e} The bundle ships without step graphs.", StepGraphWarning, stacklevel=2)
         return spec, None
