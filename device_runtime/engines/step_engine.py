@@ -88,12 +88,15 @@ class StepEngine(HeadEngine):
         self._check_state(adam, state)
         self._step = adam.step
         self._values: dict[str, ort.OrtValue] = {}
+        self._bindings: dict[int, ort.IOBinding] = {}  # by step parity; see _binding
         self._put({**adam.params, **_renamed(adam.m, step_io.first_moment), **_renamed(adam.v, step_io.second_moment)})
         self._put({step_io.anchor(name): shipped[name] for name in self._penalized})
         # A step writes each new parameter and moment into a buffer of its own, allocated once: fresh outputs at every
         # step made ONNX Runtime's arena grow by their size at each of the first steps.
         self._updated = [o.name.removeprefix(step_io.updated("")) for o in self._train.get_outputs() if o.name != step_io.LOSS]
         self._spare = {name: self._buffer_like(self._values[name]) for name in self._updated}
+        self._loss = ort.OrtValue.ortvalue_from_shape_and_type([], np.float32, "cpu")
+        self._inputs = [i.name for i in self._train.get_inputs()]
 
     def train_step(self, features: np.ndarray, targets: np.ndarray, lr: float) -> float:
         n = len(targets)
@@ -108,11 +111,8 @@ class StepEngine(HeadEngine):
         rows = np.arange(self._batch or n) % n
         padded = np.ascontiguousarray(np.asarray(features, np.float32)[rows])
         labels = np.asarray(targets, np.int64)[rows]
-        binding = self._train.io_binding()
-        for name in (n.name for n in self._train.get_inputs()):
-            if name in self._values:
-                binding.bind_ortvalue_input(name, self._values[name])
-        scalars = {
+        binding = self._binding()
+        batch = {
             step_io.FEATURES: padded,
             step_io.TARGETS: labels,
             step_io.ROW_WEIGHTS: (np.arange(len(rows)) < n).astype(np.float32),
@@ -121,21 +121,35 @@ class StepEngine(HeadEngine):
             step_io.WEIGHT_DECAY: np.float32(self.weight_decay),
             step_io.L2SP_STRENGTH: np.float32(self.l2sp),
         }
-        for name, value in scalars.items():
+        for name, value in batch.items():
             binding.bind_cpu_input(name, np.asarray(value))
-        binding.bind_output(step_io.LOSS, "cpu")
-        for name, value in self._spare.items():
-            binding.bind_ortvalue_output(step_io.updated(name), value)
         try:
             self._train.run_with_iobinding(binding)
         except RuntimeError as e:  # shapes and dtypes are validated first; this is ORT itself failing
             raise StateError(f"ONNX Runtime failed in a training step: {e}") from e
-        loss = float(binding.get_outputs()[0].numpy())
         # The new values become current, and the old ones the buffers the next step writes into.
         for name in self._spare:
             self._values[name], self._spare[name] = self._spare[name], self._values[name]
         self._step += 1
-        return loss
+        return float(self._loss.numpy())
+
+    def _binding(self) -> ort.IOBinding:
+        """The step's binding of the current values as inputs and the spare buffers as outputs.
+
+        Steps swap the two sets, so two bindings (even and odd steps) serve every step until a value is replaced
+        (:meth:`_put`): a step binds only its batch and scalars, and reads no output but the loss.
+        """
+        parity = self._step % 2
+        if parity not in self._bindings:
+            binding = self._train.io_binding()
+            for name in self._inputs:
+                if name in self._values:
+                    binding.bind_ortvalue_input(name, self._values[name])
+            binding.bind_ortvalue_output(step_io.LOSS, self._loss)
+            for name, value in self._spare.items():
+                binding.bind_ortvalue_output(step_io.updated(name), value)
+            self._bindings[parity] = binding
+        return self._bindings[parity]
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         binding = self._eval.io_binding()
@@ -193,6 +207,7 @@ class StepEngine(HeadEngine):
         onnx.save(model, str(path))
 
     def _put(self, arrays: dict[str, np.ndarray]) -> None:
+        self._bindings.clear()  # they hold the values replaced
         for name, value in arrays.items():
             self._values[name] = ort.OrtValue.ortvalue_from_numpy(np.require(value, np.float32, "C").copy(), self._device)
 

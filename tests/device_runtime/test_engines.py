@@ -133,6 +133,13 @@ def test_the_step_graph_is_plain_onnx_that_onnxruntime_1_19_reads(minilm_bundle)
     assert m.metrics["step_graph_parity"] < 1e-5
 
 
+def test_the_step_graph_takes_any_batch_and_copies_no_output(minilm_bundle):
+    model = onnx.load(str(minilm_bundle / layout.STEP_MODEL))
+    features = next(i for i in model.graph.input if i.name == "features")
+    assert features.type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert not [node.name for node in model.graph.node if node.op_type == "Identity"]
+
+
 def test_step_engine_state_resumes_exactly_and_is_the_numpy_engines_format(data, tmp_path):
     bundle, features, targets = data
     head = open_engine(Engine.STEP, bundle)
