@@ -39,7 +39,7 @@ from export.adapters.base import TEXT_SAMPLE
 from export.head import build_head
 from export.measure import split_indices, take
 from export.onnx_file import feature_size
-from export.ort_artifacts import server_engine, write_ort_artifacts
+from export.ort_artifacts import save_checkpoint, server_engine, write_ort_artifacts
 from export.precision import ship_backbone
 from export.request import FineTuning, ServerData
 
@@ -254,7 +254,6 @@ def _build(
                 training=to_dict(train_config),
             ),
         )
-        # The server's head trains on its own split (through ORT where its artifacts ship): no device-side validation or guard.
         with _unsigned_ok():
             personalizer = Personalizer(Bundle.load(folder), runtime=RuntimeConfig(engine=server_engine(head_spec)))
         metrics = dict(source.metrics)
@@ -266,8 +265,7 @@ def _build(
         validation = None
         if X is not None:
             validation = _train_shipped_head(personalizer, X, labels, config, train_config, metrics, progress)
-            if head_spec.ort_artifacts:
-                personalizer.save_head_checkpoint(folder / layout.CHECKPOINT)
+            save_checkpoint(personalizer, head_spec, folder / layout.CHECKPOINT)
             _write_head_parameters(folder, head_spec, personalizer.head_parameters())
         precision, shipped = ship_backbone(
             folder / layout.BACKBONE, work, personalizer, X, labels, validation, bench, config, source.quantized

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import onnx
 
+from device_runtime import Personalizer
 from device_runtime.ort_training import training_available
 from edgeft.config import Engine
 from edgeft.errors import ExportError
@@ -56,8 +57,15 @@ def write_ort_artifacts(model: onnx.ModelProto, spec: HeadSpec, folder: Path) ->
     return dataclasses.replace(spec, ort_artifacts=False)
 
 
+def save_checkpoint(personalizer: Personalizer, spec: HeadSpec, path: Path) -> None:
+    """The head trained at the server as the bundle's ORT checkpoint, where ORT's artifacts ship (else there is none)."""
+    if spec.ort_artifacts:
+        personalizer.save_head_checkpoint(path)
+
+
 def server_engine(spec: HeadSpec) -> Engine:
-    """The engine the exporter trains the shipped head with: ORT's artifacts where they ship, else the step graphs."""
+    """The engine the exporter trains the shipped head with, on its own split (no device-side validation or guard):
+    ORT's artifacts where they ship, else the step graphs."""
     if spec.ort_artifacts:
         return Engine.ORT
     return Engine.STEP if spec.step_batch else Engine.NUMPY
