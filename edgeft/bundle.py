@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeft import atomic
 from edgeft.errors import BundleError
-from edgeft.layout import BACKBONE, HEAD_FILES, LABELS, MANIFEST, SIGNATURE, TOKENIZER
+from edgeft.layout import BACKBONE, HEAD_FILES, LABELS, MANIFEST, PARAMETERS, SIGNATURE, TOKENIZER
 from edgeft.manifest import TENSOR_FIELDS, FileEntry, Manifest, check_labels_fit_head, short_error
 
 # What np.load and zipfile raise for a damaged .npz: not a zip, a pickle, cut short, a CRC or header that does not
@@ -149,7 +149,9 @@ class Bundle:
         for name in sorted(m.files):
             digest.update(f"{name}:{m.files[name].sha256};".encode())
         spec = {k: v for k, v in dataclasses.asdict(m.input).items() if v is not None or k not in TENSOR_FIELDS}
-        meaning = {"labels": m.labels, "input": spec, "head": dataclasses.asdict(m.head)}
+        # ort_artifacts is left out while True (every bundle before it), so adding it kept states valid.
+        head = {k: v for k, v in dataclasses.asdict(m.head).items() if k != "ort_artifacts" or not v}
+        meaning = {"labels": m.labels, "input": spec, "head": head}
         digest.update(json.dumps(meaning, sort_keys=True).encode())
         return digest.hexdigest()[:16]
 
@@ -163,7 +165,8 @@ class Bundle:
 
 
 def _check_required_files(manifest: Manifest) -> None:
-    required = [BACKBONE, *HEAD_FILES]
+    # A bundle without ORT's training artifacts trains through its step graphs from its parameters' numpy copy.
+    required = [BACKBONE, *(HEAD_FILES if manifest.head.ort_artifacts else (PARAMETERS,))]
     if manifest.input.modality == "text":
         required.append(TOKENIZER)
     missing = [f for f in required if f not in manifest.files]

@@ -49,7 +49,7 @@ EVAL_MODEL = "head/eval_model.onnx"
 OPTIMIZER_MODEL = "head/optimizer_model.onnx"
 CHECKPOINT = "head/checkpoint"
 
-HEAD_FILES = (TRAINING_MODEL, EVAL_MODEL, OPTIMIZER_MODEL, CHECKPOINT)
+HEAD_FILES = (TRAINING_MODEL, EVAL_MODEL, OPTIMIZER_MODEL, CHECKPOINT)  # ORT's training artifacts (head.ort_artifacts)
 # Optional files (bundles without them still load):
 PARAMETERS = "head/parameters.npz"  # the shipped head's parameters, for engines without ORT training
 REFERENCE = "reference.json"  # feature and confidence statistics at export, for drift checks

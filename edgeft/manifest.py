@@ -133,6 +133,23 @@ class HeadSpec:
     guard_examples: Annotated[int, Field(ge=0)] = 0
     # Rows per step of head/step_model.onnx (smaller batches are padded with zero-weight rows); 0: no step graphs.
     step_batch: Annotated[int, Field(ge=0)] = 0
+    # ORT's training artifacts (head/training_model.onnx, eval_model.onnx, optimizer_model.onnx, checkpoint) ship;
+    # False: exported where onnxruntime-training was missing, so the step graphs and head/parameters.npz alone train it.
+    ort_artifacts: bool = True
+
+    @pydantic.model_validator(mode="after")
+    def _trainable_somehow(self) -> HeadSpec:
+        if not self.ort_artifacts and not self.step_batch and (self.backbone_blocks or self.lora_rank):
+            raise ValueError(
+                "a bundle whose last backbone blocks train needs ORT's training artifacts or step graphs, "
+                "but ort_artifacts is false and step_batch is 0"
+            )
+        return self
+
+    @property
+    def artifact_sets(self) -> tuple[str, ...]:
+        """The engines' artifact sets this bundle ships: ``"ort"`` (ORT's training artifacts), ``"step"`` (step graphs)."""
+        return tuple(name for name, shipped in (("ort", self.ort_artifacts), ("step", self.step_batch > 0)) if shipped)
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_SCHEMA)

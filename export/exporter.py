@@ -36,9 +36,10 @@ from edgeft.manifest import BackboneSpec, HeadSpec, InputSpec, Manifest
 from edgeft.signing import UnsignedBundleWarning
 from export.adapters import Adapter, BackboneOptions, ExportedBackbone, adapter_for
 from export.adapters.base import TEXT_SAMPLE
-from export.head import build_head, write_training_artifacts
+from export.head import build_head
 from export.measure import take
 from export.onnx_file import feature_size
+from export.ort_artifacts import save_checkpoint, server_engine, write_ort_artifacts
 from export.precision import ship_backbone
 from export.request import FineTuning, ServerData
 
@@ -231,7 +232,7 @@ def _build(
         else:
             head, head_spec = fused.tail, fused.head_spec
         head_spec, step_parity = _step_graphs(head, head_spec, folder, train_config.batch_size)
-        head_spec = write_training_artifacts(head, head_spec, folder / "head")
+        head_spec = write_ort_artifacts(head, head_spec, folder / "head")
         _write_head_parameters(folder, head_spec, {t.name: onnx.numpy_helper.to_array(t) for t in head.graph.initializer})
         manifest = write_manifest(
             folder,
@@ -253,9 +254,8 @@ def _build(
                 training=to_dict(train_config),
             ),
         )
-        # The server's head trains through ORT on its own split: no device-side validation split or guard.
         with _unsigned_ok():
-            personalizer = Personalizer(Bundle.load(folder), runtime=RuntimeConfig(engine="ort"))
+            personalizer = Personalizer(Bundle.load(folder), runtime=RuntimeConfig(engine=server_engine(head_spec)))
         metrics = dict(source.metrics)
         if step_parity is not None:
             metrics["step_graph_parity"] = step_parity
@@ -265,7 +265,7 @@ def _build(
         validation = None
         if X is not None:
             validation = _train_shipped_head(personalizer, X, labels, config, train_config, metrics, progress)
-            personalizer.save_head_checkpoint(folder / layout.CHECKPOINT)
+            save_checkpoint(personalizer, head_spec, folder / layout.CHECKPOINT)
             _write_head_parameters(folder, head_spec, personalizer.head_parameters())
         precision, shipped = ship_backbone(
             folder / layout.BACKBONE, work, personalizer, X, labels, validation, bench, config, source.quantized

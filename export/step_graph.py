@@ -6,10 +6,11 @@ is written once in torch over the very model the artifacts are generated from (:
 runs its ONNX graph), traced with ``make_fx`` under the core ATen decompositions, and exported by the
 TorchScript exporter in standard ``ai.onnx`` operators (opset 17, IR 8).
 
-That exporter bakes the traced batch size into reshapes, so the step graph takes exactly
-``head.step_batch`` rows: the engine pads a smaller batch and gives padding rows weight 0 (the loss is
-the weighted mean, so padding changes nothing). The evaluation graph is the forward model itself with
-the trainable weights as inputs, valid for any batch.
+That exporter bakes the traced batch size into reshapes; traced at two batch sizes, the step is made valid
+for any batch (:mod:`export.step_batch`), and where it cannot be, it takes exactly ``head.step_batch`` rows:
+the engine pads a smaller batch and gives padding rows weight 0 (the loss is the weighted mean, so padding
+changes nothing). The evaluation graph is the forward model itself with the trainable weights as inputs,
+valid for any batch.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from edgeft.manifest import HeadSpec
 from export.conv_backward import convolution_backward
 from export.head import IR_VERSION, OPSET
 from export.onnx_torch import run_graph
+from export.step_batch import any_batch
 from export.step_graph_warning import StepGraphWarning
+from export.step_tidy import without_identities
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +270,7 @@ def write_step_graphs(model: onnx.ModelProto, spec: HeadSpec, folder: Path, batc
         model: the head graph, or a tail joined to it: ``features`` in, ``logits`` out.
         spec: its head spec (the trainable weights).
         folder: the bundle folder.
-        batch: rows per training step (the graph's fixed batch; a device pads smaller ones).
+        batch: rows per training step to trace at (the graph's fixed batch where it cannot take any).
 
     Returns:
         The spec with ``step_batch`` set, and the step's largest ONNX-vs-torch difference; the spec
@@ -278,8 +281,10 @@ def write_step_graphs(model: onnx.ModelProto, spec: HeadSpec, folder: Path, batc
     """
     inputs = StepInputs(list(spec.trainable), l2sp.penalized(list(spec.trainable)))
     try:
-        step = trace_step(model, inputs, batch)
-        parity = step_parity(step, model, inputs, batch, spec.out_features - spec.spare_labels)
+        step, any_rows = any_batch(lambda rows: without_identities(trace_step(model, inputs, rows)), batch)
+        classes = spec.out_features - spec.spare_labels
+        batches = (batch, batch // 2 + 1) if any_rows else (batch,)
+        parity = max(step_parity(step, model, inputs, rows, classes) for rows in batches)
     except ExportError as e:
         warnings.warn(f"{e} The bundle ships without step graphs.", StepGraphWarning, stacklevel=2)
         return spec, None

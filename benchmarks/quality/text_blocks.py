@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ VARIANTS: dict[str, tuple[int, int]] = {
     "LoRA r8, last 2": (2, 8),
 }
 HEAD_ONLY = "head only"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +64,9 @@ class Mode:
     data: tuple[str, ...]  # data sets run by default
     bbc_shots: tuple[int, ...]  # BBC's articles are long (128 tokens, 5 labels): its largest size costs most
     batch_size: int | None = None  # None: each bundle's own default; --batch-size sets it for every way of training
+    variants: tuple[str, ...] = tuple(VARIANTS)  # --variants: the ways of training run (and bundles exported)
+    # --device-python: the interpreter of the device runs (a CPython 3.13 venv with plain onnxruntime, say); None: this one
+    device_python: str | None = None
 
 
 MODES = {
@@ -92,14 +97,15 @@ def load(key: str) -> tuple[list[str], list[str]]:
     return {"rt": rotten_tomatoes, "bbc": bbc_news}[key]()
 
 
-def export_bundles(data: DataSet, server: tuple[list[str], list[str]], work: Path) -> dict[str, Path]:
+def export_bundles(data: DataSet, server: tuple[list[str], list[str]], work: Path, variants: tuple[str, ...]) -> dict[str, Path]:
     """One bundle per way of training, its head trained on the same server examples."""
     from edgeft.config import ExportConfig
     from example_data import minilm_path
     from export import ServerData
 
     bundles = {}
-    for variant, (blocks, rank) in VARIANTS.items():
+    for variant in variants:
+        blocks, rank = VARIANTS[variant]
         config = ExportConfig(
             name=f"minilm-{data.key}-b{blocks}-r{rank}",
             license="apache-2.0",
@@ -133,6 +139,8 @@ def device_run(spec: dict[str, Any]) -> dict[str, Any]:
     report = p.report_.to_dict()
     accuracy = p.score(spec["test_x"], spec["test_y"])
     return {
+        "engine": p.engine.value,
+        "python": sys.version.split()[0],
         "accuracy": float(accuracy),
         "epochs": report["epochs"],
         "seconds_per_epoch": report["train_seconds"] / max(report["epochs"], 1),
@@ -141,14 +149,15 @@ def device_run(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def in_child(spec: dict[str, Any]) -> dict[str, Any]:
-    """:func:`device_run` in a fresh interpreter with an empty feature cache, so that its peak memory is the run's own."""
+def in_child(spec: dict[str, Any], python: str | None = None) -> dict[str, Any]:
+    """:func:`device_run` in a fresh interpreter (``python``, else this one) with an empty feature cache, so that its
+    peak memory is the run's own. Another interpreter imports this checkout's edgeft (PYTHONPATH), none installed."""
+    env = None if python is None else {**os.environ, "PYTHONPATH": str(REPO)}
     with tempfile.TemporaryDirectory() as folder:
         spec_path, result_path = Path(folder) / "spec.json", Path(folder) / "result.json"
         spec_path.write_text(json.dumps({**spec, "cache": str(Path(folder) / "features")}))
-        subprocess.run(
-            [sys.executable, "-m", "benchmarks.quality.text_blocks", "--run", str(spec_path), str(result_path)], check=True
-        )
+        command = [python or sys.executable, "-m", "benchmarks.quality.text_blocks", "--run", str(spec_path), str(result_path)]
+        subprocess.run(command, check=True, cwd=REPO, env=env)
         return json.loads(result_path.read_text())
 
 
@@ -162,7 +171,7 @@ def runs(data: DataSet, mode: Mode, work: Path) -> tuple[list[str], list[dict[st
     server, test, pool = split_per_class(
         texts, labels, [data.server_per_class, mode.test_per_class, per_seed * mode.seeds], seed=0
     )
-    bundles = export_bundles(data, server, work)
+    bundles = export_bundles(data, server, work, mode.variants)
     rows = []
     for shots in shots_run:
         for seed in range(mode.seeds):
@@ -178,7 +187,7 @@ def runs(data: DataSet, mode: Mode, work: Path) -> tuple[list[str], list[dict[st
                     "batch_size": mode.batch_size,
                     "seed": seed,
                 }
-                rows.append({"shots": shots, "seed": seed, "variant": variant, **in_child(spec)})
+                rows.append({"shots": shots, "seed": seed, "variant": variant, **in_child(spec, mode.device_python)})
                 print(f"{data.name} {shots}/label seed {seed} {variant}: {rows[-1]['accuracy']:.3f}", flush=True)
     return classes, rows
 
@@ -241,7 +250,9 @@ def markdown(results: dict[str, Any]) -> str:
     own = "each bundle's own default"
     epochs, batch = (results["config"].get(key) or own for key in ("epochs", "batch_size"))
     run = f"Mode `{results['mode']}` on {results['machine']}, {results['date']} ({results['seconds']:.0f} s in all)"
-    lines = [f"{run}; epochs: {epochs}; batch size: {batch}.", ""]
+    rows = [r for data in results["data_sets"].values() for r in data.get("rows", []) if "engine" in r]
+    devices = sorted({f"Python {r['python']}, engine {r['engine']} ({r['variant']})" for r in rows})
+    lines = [f"{run}; epochs: {epochs}; batch size: {batch}.", ""] + ([f"Device runs: {'; '.join(devices)}.", ""] if rows else [])
     for name, data in results["data_sets"].items():
         lines += [
             (
@@ -313,8 +324,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="examples per step for every way of training (default: each bundle's own)"
     )
+    parser.add_argument(
+        "--variants", default=None, help=f"ways of training, comma-separated (default: all): {', '.join(VARIANTS)}"
+    )
+    parser.add_argument(
+        "--device-python",
+        default=None,
+        help="interpreter of the device runs, e.g. a CPython 3.13 venv with plain onnxruntime (default: this one)",
+    )
     args = parser.parse_args(argv)
-    modes = {args.mode: dataclasses.replace(MODES[args.mode], batch_size=args.batch_size)}
+    variants = tuple(args.variants.split(",")) if args.variants else tuple(VARIANTS)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    options = {"batch_size": args.batch_size, "variants": variants, "device_python": args.device_python}
+    modes = {args.mode: dataclasses.replace(MODES[args.mode], **options)}
     run = STUDY.start(args, modes, data_sets={})
     mode, work, results = run.mode, run.work, run.results
     for key in args.data.split(",") if args.data else mode.data:
@@ -329,7 +353,9 @@ def main(argv: list[str] | None = None) -> None:
             "cells": table,
             "server_per_class": data.server_per_class,
             "targets": targets(table, max(mode.shots)),
-            "bundle_mb": {v: harness.folder_bytes(work / f"{key}-b{b}-r{r}") / 1e6 for v, (b, r) in VARIANTS.items()},
+            "bundle_mb": {
+                v: harness.folder_bytes(work / f"{key}-b{b}-r{r}") / 1e6 for v, (b, r) in VARIANTS.items() if v in mode.variants
+            },
         }
     plot(results, run.out / "text-blocks.png")
     run.save(markdown)

@@ -87,12 +87,12 @@ class HeadEngine(abc.ABC):
 def resolve_engine(requested: Engine | str, bundle: Bundle | None = None) -> Engine:
     """The engine that will run.
 
-    ``auto`` becomes ORT where its training API loads; else the step graphs where the bundle ships them
-    (plain onnxruntime trains the head, the last blocks and LoRA); else numpy, with a warning.
+    ``auto`` becomes ORT where its training API loads and the bundle ships ORT's artifacts; else the step graphs
+    where the bundle ships them (plain onnxruntime trains the head, the last blocks and LoRA); else numpy, with a warning.
 
     Raises:
-        ConfigError: ``engine="ort"`` was asked for but ORT training cannot load here, or ``engine="step"``
-            for a bundle without step graphs.
+        ConfigError: ``engine="ort"`` was asked for but ORT training cannot load here or the bundle ships no ORT
+            artifacts, or ``engine="step"`` for a bundle without step graphs.
     """
     from device_runtime.engines.step_engine import step_graphs_problem
     from device_runtime.ort_training import training_available
@@ -105,7 +105,7 @@ def resolve_engine(requested: Engine | str, bundle: Bundle | None = None) -> Eng
         if steps:
             raise ConfigError(f'engine="step" was requested, but {steps}. Re-export the bundle, or use engine="auto".')
         return Engine.STEP
-    problem = training_available()
+    problem = ort_artifacts_problem(bundle) or training_available()
     if problem is None:
         return Engine.ORT
     if requested is Engine.ORT:
@@ -114,6 +114,16 @@ def resolve_engine(requested: Engine | str, bundle: Bundle | None = None) -> Eng
         return Engine.STEP
     warnings.warn(f"{problem[0].upper()}{problem[1:]}, so the numpy engine trains the head.", EngineFallbackWarning, stacklevel=3)
     return Engine.NUMPY
+
+
+def ort_artifacts_problem(bundle: Bundle | None) -> str | None:
+    """None unless ``bundle`` ships without ORT's training artifacts; then one sentence (no trailing period) saying so."""
+    if bundle is None or bundle.manifest.head.ort_artifacts:
+        return None
+    return (
+        f"bundle {bundle.manifest.name!r} ships no ORT training artifacts (it was exported where onnxruntime-training "
+        "was missing); re-export it where onnxruntime-training-cpu installs (CPython 3.10-3.12 on x86-64) to add them"
+    )
 
 
 def open_engine(

@@ -133,6 +133,13 @@ def test_the_step_graph_is_plain_onnx_that_onnxruntime_1_19_reads(minilm_bundle)
     assert m.metrics["step_graph_parity"] < 1e-5
 
 
+def test_the_step_graph_takes_any_batch_and_copies_no_output(minilm_bundle):
+    model = onnx.load(str(minilm_bundle / layout.STEP_MODEL))
+    features = next(i for i in model.graph.input if i.name == "features")
+    assert features.type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert not [node.name for node in model.graph.node if node.op_type == "Identity"]
+
+
 def test_step_engine_state_resumes_exactly_and_is_the_numpy_engines_format(data, tmp_path):
     bundle, features, targets = data
     head = open_engine(Engine.STEP, bundle)
@@ -149,12 +156,15 @@ def test_step_engine_state_resumes_exactly_and_is_the_numpy_engines_format(data,
         np.testing.assert_allclose(other.parameters()[name], value, atol=1e-6)
 
 
-def test_a_batch_larger_than_the_step_graph_is_refused_with_the_fix(data):
+@pytest.mark.parametrize("rows", [1, 5, 40])
+def test_the_step_graph_takes_any_batch_and_steps_as_numpy_does(data, rows):
     bundle, features, targets = data
-    head = open_engine(Engine.STEP, bundle)
-    n = bundle.manifest.head.step_batch + 1
-    with pytest.raises(ConfigError, match=f"at most {n - 1} examples per step .* Use batch_size <= {n - 1}"):
-        head.train_step(features[:n], targets[:n], 1e-2)
+    assert bundle.manifest.head.step_batch == 32 and len(targets) >= 40  # 40 rows: more than the graph was traced with
+    step, reference = open_engine(Engine.STEP, bundle), open_engine(Engine.NUMPY, bundle)
+    for head in (step, reference):
+        head.train_step(features[:rows], targets[:rows], 1e-2)
+    for name, value in reference.parameters().items():
+        np.testing.assert_allclose(step.parameters()[name], value, atol=1e-6, err_msg=name)
 
 
 def test_a_new_label_trains_in_a_spare_slot_and_a_saved_state_predicts_the_same(minilm_bundle, user, test_split, tmp_path):
