@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from device_runtime.engines import HeadEngine
+from device_runtime.head_graph import output_layer
 from device_runtime.input_shift import ShiftCheck
-from device_runtime.labels import output_layer
 from device_runtime.scoring import batched_logits, is_better
 from edgeft.config import Accept, Metric, TrainConfig
 from edgeft.metrics import cross_entropy

@@ -20,11 +20,6 @@ from edgeft.errors import DataError, DataTypeError
 SPARE_BIAS = -1e4
 
 
-def output_layer(parameter_names: list[str]) -> tuple[str, str]:
-    """The names of the head's output layer weight and bias (export.head.build_head names them)."""
-    return ("head.out.weight", "head.out.bias") if "head.out.weight" in parameter_names else ("head.weight", "head.bias")
-
-
 def claim_labels(known: list[str], wanted: Iterable[str], free: int, claimed: list[str]) -> list[str]:
     """``claimed`` plus every label of ``wanted`` not in ``known``, in order of first appearance.
 

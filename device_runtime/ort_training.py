@@ -24,7 +24,7 @@ from edgeft.errors import StateError
 def training_available() -> str | None:
     """None where ORT's training API loads here, else one sentence (no trailing period) saying why not."""
     try:
-        _training_api().CheckpointState  # noqa: B018 (the attribute access is the check)
+        training_api().CheckpointState  # noqa: B018 (the attribute access is the check)
     except (ImportError, AttributeError, OSError) as e:
         installed = _onnxruntime.describe()
         if any(name in TRAINING_DISTRIBUTIONS for name, _ in _onnxruntime.distributions()):
@@ -36,7 +36,7 @@ def training_available() -> str | None:
     return None
 
 
-def _training_api() -> types.ModuleType:
+def training_api() -> types.ModuleType:
     register_bare_training_package()
     from onnxruntime.training import api
 
@@ -63,7 +63,7 @@ class HeadTrainingSession:
         device: str = "cpu",
         session_options: Any = None,
     ) -> None:
-        api = _training_api()
+        api = training_api()
         try:
             self._state = api.CheckpointState.load_checkpoint(str(checkpoint))
             self._module = api.Module(str(training_model), self._state, str(eval_model), device, session_options)
@@ -115,7 +115,7 @@ class HeadTrainingSession:
 
     def save_checkpoint(self, path: str | os.PathLike, *, include_optimizer_state: bool = True) -> None:
         """Write the head (by default with AdamW's moments, so training resumes exactly)."""
-        _training_api().CheckpointState.save_checkpoint(self._state, str(path), include_optimizer_state=include_optimizer_state)
+        training_api().CheckpointState.save_checkpoint(self._state, str(path), include_optimizer_state=include_optimizer_state)
 
     def export_inference_model(self, path: str | os.PathLike, output_names: list[str]) -> None:
         """Write the head as a plain inference ONNX model with its current weights."""

@@ -16,17 +16,14 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import numpy_helper
 
 from device_runtime.engines import l2sp
+from device_runtime.head_graph import MAX_IR_VERSION, head_model, layer_names
 from device_runtime.labels import SPARE_BIAS
-from device_runtime.ort_training import _training_api
+from device_runtime.ort_training import training_api
 from edgeft.config import ExportConfig, HeadKind
 from edgeft.manifest import HeadSpec
-
-OPSET = 17
-IR_VERSION = 8  # ORT 1.19.2 reads IR 10 at most; onnx would otherwise write its own (1.16: 9/10, 1.23: 14)
-MAX_IR_VERSION = 10  # the newest IR onnxruntime-training 1.19.2 (the oldest supported onnxruntime) reads
 
 
 def build_head(in_features: int, n_classes: int, config: ExportConfig, seed: int = 0) -> tuple[onnx.ModelProto, HeadSpec]:
@@ -40,44 +37,26 @@ def build_head(in_features: int, n_classes: int, config: ExportConfig, seed: int
     """
     rng = np.random.default_rng(seed)
     n_classes += config.spare_labels  # spare slots for labels added on devices, masked until claimed
+    layers = layer_names(config.head.value)
     if config.head is HeadKind.LINEAR:
-        layers = [("head.weight", "head.bias", np.zeros((n_classes, in_features), np.float32), None)]
+        weights = [np.zeros((n_classes, in_features), np.float32)]
     else:
-        h = config.hidden_size
-        layers = [
-            ("head.hidden.weight", "head.hidden.bias", _kaiming(rng, h, in_features), "Relu"),
-            ("head.out.weight", "head.out.bias", _kaiming(rng, n_classes, h), None),
-        ]
-    nodes, initializers, x = [], [], "features"
-    for i, (w, b, weight, activation) in enumerate(layers):
-        out = "logits" if i == len(layers) - 1 else f"hidden{i}"
-        nodes.append(
-            helper.make_node("Gemm", [x, w, b], [out if not activation else f"{out}_pre"], transB=1, name=f"head/Gemm{i}")
-        )
-        if activation:
-            nodes.append(helper.make_node(activation, [f"{out}_pre"], [out], name=f"head/{activation}{i}"))
-        bias = np.zeros(len(weight), np.float32)
-        if i == len(layers) - 1 and config.spare_labels:
-            weight[-config.spare_labels :] = 0.0
-            bias[-config.spare_labels :] = SPARE_BIAS  # masked until a device claims the slot
-        initializers += [numpy_helper.from_array(weight, w), numpy_helper.from_array(bias, b)]
-        x = out
-    graph = helper.make_graph(
-        nodes,
-        "head",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", in_features])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_classes])],
-        initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = IR_VERSION
+        weights = [_kaiming(rng, config.hidden_size, in_features), _kaiming(rng, n_classes, config.hidden_size)]
+    params = {}
+    for (w, b), weight in zip(layers, weights, strict=True):
+        params[w], params[b] = weight, np.zeros(len(weight), np.float32)
+    if config.spare_labels:
+        w, b = layers[-1]
+        params[w][-config.spare_labels :] = 0.0
+        params[b][-config.spare_labels :] = SPARE_BIAS  # masked until a device claims the slot
+    model = head_model(layers, params)
     onnx.checker.check_model(model)
     spec = HeadSpec(
         kind=config.head.value,
         in_features=in_features,
         out_features=n_classes,
         hidden_size=config.hidden_size if config.head is HeadKind.MLP else None,
-        trainable=[name for w, b, _, _ in layers for name in (w, b)],
+        trainable=[name for layer in layers for name in layer],
         frozen=[],
         loss="cross_entropy",
         optimizer="adamw",
@@ -111,7 +90,7 @@ def write_training_artifacts(model: onnx.ModelProto, spec: HeadSpec, folder: Pat
         raise ValueError(f"Parameters both trainable and frozen: {sorted(overlap)}")
     # Through the device adapter's bare package: the artifacts need no torch, so neither
     # does exporting an ONNX backbone file.
-    _training_api()
+    training_api()
     from onnxruntime.training import artifacts, onnxblock
 
     penalized = l2sp.penalized(spec.trainable)

@@ -9,11 +9,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from device_runtime.head_graph import MAX_IR_VERSION
 from edgeft.config import Pooling
 from edgeft.errors import ExportError
 
 FEATURES = "features"  # the name of the pooled output we add
-MAX_IR_VERSION = 10  # ORT 1.19.2 refuses newer graphs
 
 
 def prepare_onnx_backbone(onnx_path: str | os.PathLike, target: Path, feature_output: str, pooling: Pooling) -> tuple[str, int]:

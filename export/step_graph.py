@@ -31,11 +31,11 @@ from onnx import helper, numpy_helper
 from device_runtime.engines import l2sp
 from device_runtime.engines import step_io as io_names
 from device_runtime.engines.numpy_engine import BETA1, BETA2, EPS
+from device_runtime.head_graph import IR_VERSION, OPSET
 from edgeft.errors import ExportError
 from edgeft.layout import STEP_EVAL_MODEL, STEP_MODEL
 from edgeft.manifest import HeadSpec
 from export.conv_backward import convolution_backward
-from export.head import IR_VERSION, OPSET
 from export.onnx_torch import run_graph
 from export.step_batch import any_batch
 from export.step_graph_warning import StepGraphWarning

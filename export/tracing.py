@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 import torch
 
+from device_runtime.head_graph import OPSET
 from edgeft.errors import ExportError
-from export.head import OPSET
 
 BATCH = "batch"  # the name of every graph's dynamic first axis
 

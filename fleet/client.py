@@ -24,6 +24,7 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
 
 from device_runtime import Personalizer
+from device_runtime.head_graph import LINEAR_LAYERS
 from device_runtime.validation import check_head
 from edgeft.bundle import Bundle
 from edgeft.config import RuntimeConfig
@@ -139,7 +140,8 @@ def calibration_losses(
     """The summed cross-entropy of this device's training rows under a linear ``head``, at each logit temperature."""
     labels = personalizer.bundle.manifest.labels
     check_head(head, personalizer.head_parameters(), "the head to calibrate")
-    logits = personalizer.transform(list(data.X)) @ head["head.weight"][: len(labels)].T + head["head.bias"][: len(labels)]
+    weight, bias = LINEAR_LAYERS[0]
+    logits = personalizer.transform(list(data.X)) @ head[weight][: len(labels)].T + head[bias][: len(labels)]
     targets = np.array([labels.index(label) for label in data.y])
     return np.array([float(np.sum(cross_entropies(logits / t, targets))) for t in temperatures])
 

@@ -24,7 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from device_runtime.head_graph import LINEAR_LAYERS
 from edgeft.errors import ConfigError, DataError
+
+LINEAR = LINEAR_LAYERS[0]  # a closed form fits one linear layer: (weight, bias)
 
 
 class Start(str, enum.Enum):
@@ -202,12 +205,12 @@ def linear_head_size(head: dict[str, np.ndarray]) -> tuple[int, int]:
     Raises:
         ConfigError: the head is anything else (an MLP head has no closed form).
     """
-    if set(head) != {"head.weight", "head.bias"}:
+    if set(head) != set(LINEAR):
         raise ConfigError(
-            f"A closed-form start needs a linear head (head.weight, head.bias); this bundle's head has {sorted(head)}. "
+            f"A closed-form start needs a linear head ({', '.join(LINEAR)}); this bundle's head has {sorted(head)}. "
             'Use start="shipped" for MLP heads.'
         )
-    rows, features = head["head.weight"].shape
+    rows, features = head[LINEAR[0]].shape
     return int(rows), int(features)
 
 
@@ -223,11 +226,11 @@ def into_head(form: ClosedForm, shipped: dict[str, np.ndarray]) -> dict[str, np.
         raise ConfigError(
             f"The statistics are for {labels} labels x {form.weight.shape[1]} features; the head is {rows} x {features}."
         )
-    weight, bias = shipped["head.weight"].copy(), shipped["head.bias"].copy()
+    weight, bias = shipped[LINEAR[0]].copy(), shipped[LINEAR[1]].copy()
     fitted = np.flatnonzero(form.fitted)
     weight[fitted] = form.weight[fitted]
     bias[fitted] = form.bias[fitted]
-    return {"head.weight": weight.astype(np.float32), "head.bias": bias.astype(np.float32)}
+    return {LINEAR[0]: weight.astype(np.float32), LINEAR[1]: bias.astype(np.float32)}
 
 
 def epsilon(noise_multiplier: float, delta: float, releases: int = 1) -> float:

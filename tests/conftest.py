@@ -79,10 +79,10 @@ def read_checkpoint():
     What the training graph trains is what its checkpoint marks ``requires_grad``;
     a frozen weight inside the graph is there with ``requires_grad`` False.
     """
-    from device_runtime.ort_training import _training_api
+    from device_runtime.ort_training import training_api
 
     def read(path: Path) -> dict[str, tuple[bool, np.ndarray]]:
-        state = _training_api().CheckpointState.load_checkpoint(str(path))
+        state = training_api().CheckpointState.load_checkpoint(str(path))
         return {name: (bool(p.requires_grad), np.array(p.data)) for name, p in state.parameters}
 
     return read

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device_runtime.labels import SPARE_BIAS, output_layer
+from device_runtime.head_graph import output_layer
+from device_runtime.labels import SPARE_BIAS
 from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.config import Engine

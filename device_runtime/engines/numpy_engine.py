@@ -10,7 +10,7 @@ import numpy as np
 from device_runtime.engines import l2sp as l2sp_term
 from device_runtime.engines.base import HeadEngine
 from device_runtime.engines.npz_state import AdamState
-from device_runtime.labels import output_layer
+from device_runtime.head_graph import head_inference_model, layer_names, output_layer
 from edgeft import layout
 from edgeft.bundle import Bundle
 from edgeft.errors import BundleError, ConfigError
@@ -47,14 +47,7 @@ class NumpyEngine(HeadEngine):
                 "head (fused training artifacts), which the numpy engine cannot run: it trains a linear or MLP head "
                 'only. Use engine="ort" (or "auto") with onnxruntime-training installed.'
             )
-        self._layers = (
-            [("head.weight", "head.bias")]
-            if spec.kind == "linear"
-            else [
-                ("head.hidden.weight", "head.hidden.bias"),
-                ("head.out.weight", "head.out.bias"),
-            ]
-        )
+        self._layers = layer_names(spec.kind)
         self.weight_decay = weight_decay
         self.l2sp = 0.0
         shipped = shipped_parameters(bundle)
@@ -101,8 +94,6 @@ class NumpyEngine(HeadEngine):
         AdamState(self._params, self._m, self._v, self._step).save(path)
 
     def export_head(self, path: str | os.PathLike) -> None:
-        from device_runtime.head_graph import head_inference_model
-
         head_inference_model(self._layers, self._params, path)
 
     def _forward(self, features: np.ndarray) -> list[np.ndarray]:

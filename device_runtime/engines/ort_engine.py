@@ -9,7 +9,7 @@ import numpy as np
 
 from device_runtime.engines import l2sp as l2sp_term
 from device_runtime.engines.base import HeadEngine
-from device_runtime.labels import output_layer
+from device_runtime.head_graph import output_layer
 from device_runtime.ort_training import HeadTrainingSession
 from device_runtime.sessions import session_options
 from edgeft import layout

@@ -20,7 +20,7 @@ from device_runtime.engines import step_io
 from device_runtime.engines.base import HeadEngine
 from device_runtime.engines.npz_state import AdamState
 from device_runtime.engines.numpy_engine import shipped_parameters
-from device_runtime.labels import output_layer
+from device_runtime.head_graph import output_layer
 from device_runtime.sessions import resolve_providers, session_options
 from edgeft import layout
 from edgeft.bundle import Bundle

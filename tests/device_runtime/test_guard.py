@@ -9,7 +9,7 @@ import pytest
 
 from device_runtime import Personalizer
 from device_runtime.guard import GUARD, USER, Evidence, judge, verdicts
-from device_runtime.labels import output_layer
+from device_runtime.head_graph import output_layer
 from device_runtime.report import FitReport
 from device_runtime.scoring import batched_logits
 from edgeft import layout
