@@ -40,6 +40,7 @@ from export.onnx_torch import run_graph
 from export.step_batch import any_batch
 from export.step_graph_warning import StepGraphWarning
 from export.step_tidy import without_identities
+from export.tracing import export_module
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,16 +199,15 @@ def trace_step(model: onnx.ModelProto, inputs: StepInputs, batch: int) -> onnx.M
     try:
         table = {**core_aten_decompositions(), torch.ops.aten.convolution_backward.default: convolution_backward}
         traced = make_fx(step_function(model, inputs), decomposition_table=table)(*args)
-        with warnings.catch_warnings(), _convolutions_without_kernel_shape():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
+        with _convolutions_without_kernel_shape():
+            export_module(
                 traced,
                 tuple(args),
                 buffer,
                 input_names=inputs.names,
                 output_names=inputs.outputs,
-                opset_version=OPSET,
-                dynamo=False,
+                what="the training step",
+                dynamic_batch=False,  # export/step_batch.py makes the batch axes symbolic from two traces
             )
     except ExportError:
         raise

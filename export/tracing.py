@@ -31,6 +31,7 @@ def export_module(
     output_names: list[str],
     what: str,
     keep_names: bool = False,
+    dynamic_batch: bool = True,
 ) -> None:
     """Trace ``module`` on ``args`` and write it to ``target`` as ONNX (opset :data:`export.head.OPSET`, batch dynamic).
 
@@ -46,6 +47,8 @@ def export_module(
         what: the part exported, for the error message ("the frozen part").
         keep_names: no constant folding, so every weight keeps its module's name (a Linear's weight is not
             folded into a transposed copy named ``onnx::MatMul_156``).
+        dynamic_batch: the first axis of every input and output named :data:`BATCH`; off for graphs whose
+            inputs do not all have one (a training step's parameters), which then take the traced shapes.
 
     Raises:
         ExportError: the trace or the export failed; the message says which part and why.
@@ -61,7 +64,7 @@ def export_module(
                 str(target) if isinstance(target, (str, os.PathLike)) else target,
                 input_names=input_names,
                 output_names=output_names,
-                dynamic_axes={name: {0: BATCH} for name in [*input_names, *output_names]},
+                dynamic_axes={name: {0: BATCH} for name in [*input_names, *output_names]} if dynamic_batch else None,
                 opset_version=OPSET,
                 dynamo=False,
                 do_constant_folding=not keep_names,
