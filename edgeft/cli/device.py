@@ -64,11 +64,8 @@ def _run_personalize(args: argparse.Namespace) -> None:
         print(f"input shift: {r.shift['reason']}")
     if r.verdicts:
         print(
-            "recall per label (current -> new): "
-            + ", ".join(
-                f"{v['label']} ({v['source']}) {v['current']:.2f} -> {v['new']:.2f} {'kept' if v['kept'] else 'LOST'}"
-                for v in r.verdicts
-            )
+            "recall per label (current -> new; a drop is a loss only beyond max_label_loss and at p < forgetting_level): "
+            + ", ".join(map(_verdict, r.verdicts))
         )
     if r.added_labels:
         print(f"added label(s): {', '.join(r.added_labels)}")
@@ -77,6 +74,13 @@ def _run_personalize(args: argparse.Namespace) -> None:
         f"{r.feature_seconds:.2f}s features + {r.train_seconds:.2f}s training on {r.engine}/{r.provider}; "
         f"state saved to {args.state}"
     )
+
+
+def _verdict(v: dict[str, Any]) -> str:
+    """One label's line: on how many rows, both recalls, and for a drop the chance of it were the heads equal."""
+    rows = f"{v['rows']} {v['source']} row{'s' if v['rows'] != 1 else ''}"
+    drop = f" (p={v['p']:.2f})" if v["new"] < v["current"] else ""
+    return f"{v['label']} on {rows} {v['current']:.2f} -> {v['new']:.2f} {'kept' if v['kept'] else 'LOST'}{drop}"
 
 
 def _predict_parser(commands: Any) -> None:

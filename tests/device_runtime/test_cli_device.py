@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from device_runtime import Personalizer
 from edgeft.cli import main
@@ -44,6 +45,7 @@ def test_personalize_rollback_and_drift_from_the_command_line(minilm_bundle, use
     )
     out = capsys.readouterr().out
     assert out.startswith("accepted: the new head is better") and "head version 1" in out and "numpy/CPUExecutionProvider" in out
+    assert re.search(r"business on \d+ guard rows? \d\.\d\d -> \d\.\d\d kept", out), "each label's line says on how many rows"
     assert main(["personalize", str(state), *common, "--continue", "--epochs", "2", "--accept", "always"]) == 0
     assert Personalizer.load(state).current_version == 2
     assert main(["rollback", str(state), "--to", "1"]) == 0
