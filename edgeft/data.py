@@ -47,7 +47,8 @@ def read_examples(
     except csv.Error as e:
         raise DataError(f"{path} is not a readable CSV file: {e}.") from e
     if suffix == ".csv" and rows and text_column not in rows[0]:
-        numbers = _number_rows(rows, label_column)
+        # Unlabelled reads (predict, drift) leave out a "label" column too: a labelled table serves both.
+        numbers = _number_rows(rows, label_column or "label", labelled=label_column is not None)
         if numbers is not None:
             return numbers, [str(row[label_column]) for row in rows] if label_column else None
     wanted = [text_column] + ([label_column] if label_column else [])
@@ -55,7 +56,7 @@ def read_examples(
         missing = [c for c in wanted if c not in row]
         if missing:
             raise DataError(
-                f"{path}, row {i + 1}: no column {missing[0]!r}; columns are {sorted(row)}. "
+                f"{path}, row {i + 1}: no column {missing[0]!r}; columns are {_first(list(row))}. "
                 "Name the right one with --text-column / --label-column."
             )
     texts = [row[text_column] for row in rows]
@@ -100,10 +101,16 @@ def _read_npy(path: Path, labelled: bool) -> np.ndarray:
         raise DataError(f"{path} is not a readable .npy file ({type(e).__name__}: {e}); save it with np.save(path, X).") from e
 
 
-def _number_rows(rows: list[dict], label_column: str | None) -> np.ndarray | None:
+def _first(columns: list[str], most: int = 10) -> str:
+    """Column names in the file's order, the first ``most`` of them (a table of features has hundreds)."""
+    shown = ", ".join(repr(c) for c in columns[:most])
+    return f"{shown}, ... ({len(columns)} in all)" if len(columns) > most else shown
+
+
+def _number_rows(rows: list[dict], label_column: str, labelled: bool) -> np.ndarray | None:
     """The CSV's feature columns (all but the label) as a float array; None when a column holds something else."""
     columns = [c for c in rows[0] if c != label_column]
-    if not columns or (label_column and label_column not in rows[0]):
+    if not columns or (labelled and label_column not in rows[0]):
         return None
     try:
         return np.array([[float(row[c] or "nan") for c in columns] for row in rows], dtype=np.float32)

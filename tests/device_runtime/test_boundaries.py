@@ -125,3 +125,16 @@ def test_a_cache_dir_that_is_a_file_on_the_command_line_is_an_error_message(mini
     )
     assert code == 1
     assert "error: cache_dir" in capsys.readouterr().err
+
+
+def test_a_labelled_table_of_numbers_reads_without_its_labels_for_predict(tmp_path) -> None:
+    (tmp_path / "rows.csv").write_text("f0,f1,f2,label\n1,2,3,walk\n4,5,6,run\n")
+    X, labels = read_examples(tmp_path / "rows.csv", label_column=None)
+    np.testing.assert_array_equal(X, [[1, 2, 3], [4, 5, 6]])
+    assert labels is None
+
+
+def test_a_missing_column_error_lists_the_files_columns_in_order_and_not_all_of_them(tmp_path) -> None:
+    (tmp_path / "wide.csv").write_text(",".join(f"c{i}" for i in range(30)) + "\n" + ",".join(["x"] * 30) + "\n")
+    with pytest.raises(DataError, match=r"columns are 'c0', 'c1', .*'c9', \.\.\. \(30 in all\)"):
+        read_examples(tmp_path / "wide.csv")

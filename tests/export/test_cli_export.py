@@ -79,7 +79,7 @@ def test_a_data_file_without_the_label_column_is_a_clear_error(minilm_onnx, tmp_
         ]
     )
     assert code == 1
-    assert "row 1: no column 'label'; columns are ['text', 'topic']" in capsys.readouterr().err
+    assert "row 1: no column 'label'; columns are 'text', 'topic'" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
 
 
