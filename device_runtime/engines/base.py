@@ -110,7 +110,12 @@ def resolve_engine(requested: Engine | str, bundle: Bundle | None = None) -> Eng
     if problem is None:
         return Engine.ORT
     if requested is Engine.ORT:
-        raise ConfigError(f'engine="ort" was requested, but {problem}. Use engine="step" or "numpy" (or "auto").')
+        usable = (
+            '"step" (or "auto")'
+            if bundle is not None and bundle.manifest.head.backbone_blocks
+            else '"step" or "numpy" (or "auto")'
+        )
+        raise ConfigError(f'engine="ort" was requested, but {problem}. Use engine={usable}.')
     if not steps:
         return Engine.STEP
     warnings.warn(f"{problem[0].upper()}{problem[1:]}, so the numpy engine trains the head.", EngineFallbackWarning, stacklevel=3)

@@ -44,8 +44,8 @@ class NumpyEngine(HeadEngine):
         if spec.backbone_blocks:
             raise ConfigError(
                 f"Bundle {bundle.manifest.name!r} trains its last {spec.backbone_blocks} backbone block(s) with the "
-                "head (fused training artifacts), which the numpy engine cannot run: it trains a linear or MLP head "
-                'only. Use engine="ort" (or "auto") with onnxruntime-training installed.'
+                'head, which the numpy engine cannot run: it trains a linear or MLP head only. Use engine="auto" '
+                "(the step graphs on any onnxruntime, or ORT's training artifacts where onnxruntime-training loads)."
             )
         self._layers = layer_names(spec.kind)
         self.weight_decay = weight_decay
