@@ -25,7 +25,7 @@ from device_runtime.monitor import DriftMonitor, ReferenceSample, drift_report
 from device_runtime.replay import load_guard, load_replay
 from device_runtime.report import FitReport
 from device_runtime.scoring import batched_logits, score_head, softmax
-from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state, state_lock, state_sha256
+from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state, seen_versions, state_lock
 from device_runtime.trainer import Progress, ProgressCallback
 from device_runtime.training_run import Interrupted
 from device_runtime.validation import check_features, check_head, check_inputs, check_labels
@@ -98,7 +98,7 @@ class Personalizer(EstimatorProtocol):
         self.on_drift = on_drift
         self._reference_sample: ReferenceSample | None = None
         self._cancel = threading.Event()
-        self._saved_as: tuple[Path, str | None] | None = None  # (state folder, its state.json's sha256) last read or written
+        self._seen: frozenset = frozenset()  # the head versions loaded or saved: a save never drops others unseen
 
     @classmethod
     def from_bundle(cls, path: str | os.PathLike, **kwargs: Any) -> Personalizer:
@@ -325,7 +325,8 @@ class Personalizer(EstimatorProtocol):
 
         Raises:
             StateError: the state could not be written; any state at ``path`` is unchanged.
-            StateConflictError: this personalizer was loaded from ``path`` and another process saved there since.
+            StateConflictError: ``path`` holds head versions this personalizer never loaded (another process's,
+                or an earlier run's that started from the bundle): saving would drop them.
         """
         record = {
             "config": to_dict(self.config),
@@ -335,9 +336,7 @@ class Personalizer(EstimatorProtocol):
             "monitor": self.monitor_.to_dict(),
             "added_labels": self.added_labels_,
         }
-        folder = Path(os.path.abspath(path))
-        expected = self._saved_as[1] if self._saved_as and self._saved_as[0] == folder else None
-        self._saved_as = (folder, save_state(path, self._engine, self.versions_, self.bundle, record, expected))
+        self._seen |= save_state(path, self._engine, self.versions_, self.bundle, record, self._seen)
 
     @classmethod
     def load(cls, path: str | os.PathLike, bundle: str | os.PathLike | Bundle | None = None, **kwargs: Any) -> Personalizer:
@@ -386,7 +385,7 @@ class Personalizer(EstimatorProtocol):
         restored.seen_ = RunningStats.from_dict(record["seen"])
         if "monitor" in record:  # states saved before the windowed monitor start with an empty window
             restored.monitor_ = DriftMonitor.from_dict(record["monitor"], restored.monitor_.config)
-        restored._saved_as = (Path(os.path.abspath(path)), state_sha256(path))
+        restored._seen = seen_versions(record["versions"])
         return restored
 
     def save_head_checkpoint(self, path: str | os.PathLike) -> None:

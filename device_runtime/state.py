@@ -18,9 +18,10 @@ that could not be loaded again is never written; the one saved before stays.
 Concurrent use: saves and loads of one folder take its lock (``.state.lock``, a
 ``filelock`` lock: Linux, macOS and Windows), so two processes or threads saving
 the same folder take turns, and a reader beside a writer sees the whole state
-before or after a save, never a mix. A save names the ``state.json`` it started
-from (``expected``): when another process saved the folder in between, the save
-is refused rather than silently dropping that process's versions.
+before or after a save, never a mix. A save names the head versions its
+personalizer has seen (loaded or saved itself, ``seen``): a save that would drop
+a version saved there by someone else (another process, or an earlier run the
+personalizer did not load) is refused rather than made silently.
 
 A save writes only what changed: a version already in the folder's
 ``state.json`` with the same sha256 keeps its file, so a save costs one new
@@ -33,7 +34,6 @@ bounds how many versions there are. ``state.json``'s schema lives in
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -54,6 +54,7 @@ from edgeft.layout import MANIFEST
 
 STATE_FILE = "state.json"
 LOCK_FILE = ".state.lock"
+Version = tuple[int, Any]  # (version number, sha256 of its file; None for the bundle's own head)
 LOCK_TIMEOUT_S = 300.0  # a save of a large state takes seconds; waiting longer means the holder is stuck
 
 
@@ -91,20 +92,21 @@ def save_state(
     history: VersionHistory,
     bundle: Bundle,
     record: dict[str, Any],
-    expected: str | None = None,
-) -> str:
+    seen: frozenset[Version] = frozenset(),
+) -> frozenset[Version]:
     """Write the versions, the engine's current head and optimizer state, and ``record`` into ``folder``.
 
     Args:
-        expected: the sha256 of the ``state.json`` these versions were loaded from, when they came from
-            ``folder``: the save is refused if another process has saved there since.
+        seen: the (version, sha256) of every head version the saving personalizer has loaded or saved: a
+            version in ``folder`` outside it (and past the bundle's own, version 0) would be lost, so the save
+            is refused.
 
     Returns:
-        The sha256 of the ``state.json`` written: the ``expected`` of the next save.
+        The (version, sha256) of the versions written: what the next save has seen.
 
     Raises:
-        StateError: the state could not be written (e.g. disk full), or (StateConflictError) another process
-            saved ``folder`` since it was loaded; whatever was saved in ``folder`` before is unchanged.
+        StateError: the state could not be written (e.g. disk full), or (StateConflictError) ``folder`` holds
+            versions this personalizer never saw; whatever was saved in ``folder`` before is unchanged.
     """
     folder = Path(folder)
     if (folder / MANIFEST).is_file():
@@ -121,28 +123,34 @@ def save_state(
         raise StateError(f"Could not save the state to {folder!r} ({_reason(e)}).") from e
     with state_lock(folder):
         _refuse_another_bundles_state(folder, bundle)
-        _refuse_a_newer_save(folder, expected)
+        _refuse_dropping_unseen_versions(folder, seen)
         return _save_locked(folder, engine, history, bundle, record)
 
 
-def state_sha256(folder: str | os.PathLike) -> str | None:
-    """The sha256 of ``folder``'s ``state.json``, or None where there is none: which save a load read."""
-    path = Path(folder) / STATE_FILE
-    return file_sha256(path) if path.is_file() else None
+def seen_versions(entries: list[dict[str, Any]]) -> frozenset[Version]:
+    """The (version, sha256) of a ``state.json``'s version entries."""
+    return frozenset((e["version"], e["sha256"]) for e in entries)
 
 
-def _refuse_a_newer_save(folder: Path, expected: str | None) -> None:
-    """Two processes that loaded one state and both save it: the second would drop the first's versions unseen."""
-    if expected is None or state_sha256(folder) == expected:
-        return
-    raise StateConflictError(
-        f"The state in {folder} was saved by another process after this one loaded it; saving now would drop "
-        "that process's versions. Nothing was written. Load the state again and personalize again, "
-        "or save this one to another folder."
-    )
+def _refuse_dropping_unseen_versions(folder: Path, seen: frozenset[Version]) -> None:
+    """Two runs that each started from what they saw, saving one folder: the second would drop the first's versions."""
+    try:
+        entries = json.loads((folder / STATE_FILE).read_text())["versions"]
+        unseen = sorted(v for v, sha in seen_versions(entries) - seen if v != 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no state there, or one too damaged to restore: nothing to lose
+    if unseen:
+        raise StateConflictError(
+            f"{folder} holds head version(s) {', '.join(map(str, unseen))} that this personalizer never loaded (saved "
+            "by another process, or by a run that started from the bundle); saving would drop them. Nothing was "
+            "written. Continue from that state (Personalizer.load, or `edgeft personalize STATE --continue`), save to "
+            "another folder, or delete that one first."
+        )
 
 
-def _save_locked(folder: Path, engine: HeadEngine, history: VersionHistory, bundle: Bundle, record: dict[str, Any]) -> str:
+def _save_locked(
+    folder: Path, engine: HeadEngine, history: VersionHistory, bundle: Bundle, record: dict[str, Any]
+) -> frozenset[Version]:
     before = set(_own_files(folder))
     saved = _saved_versions(folder)
     try:
@@ -175,7 +183,7 @@ def _save_locked(folder: Path, engine: HeadEngine, history: VersionHistory, bund
     for old in _own_files(folder):
         if old.name not in keep:
             old.unlink(missing_ok=True)
-    return hashlib.sha256(raw).hexdigest()
+    return seen_versions(versions)
 
 
 def _check_finite(folder: Path, history: VersionHistory, engine: HeadEngine) -> None:

@@ -97,3 +97,25 @@ def test_state_and_registry_client_lock_without_posix_only_modules(module: str) 
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not imported & {"fcntl", "msvcrt"}, "Windows has no fcntl (and POSIX no msvcrt): lock through filelock"
     assert "filelock" in imported
+
+
+def test_a_save_from_the_bundle_over_a_state_with_versions_is_refused(minilm_bundle: Path, state: Path) -> None:
+    texts = [f"text {i} about {t}" for i in range(3) for t in ("markets", "football")]
+    kept = Personalizer.load(state)
+    kept.partial_fit(texts, [kept.labels[i % 2] for i in range(len(texts))], epochs=1, accept="always")
+    kept.save(state)
+    fresh = Personalizer.load(minilm_bundle)  # a run that forgot --continue
+    fresh.partial_fit(texts, [fresh.labels[i % 2] for i in range(len(texts))], epochs=1, accept="always")
+    with pytest.raises(StateConflictError, match=r"holds head version\(s\) 1 that this personalizer never loaded"):
+        fresh.save(state)
+    assert Personalizer.load(state).current_version == 1
+
+
+def test_a_save_that_changed_no_version_does_not_stop_another_from_saving_its_own(state: Path) -> None:
+    served, job = Personalizer.load(state), Personalizer.load(state)
+    served.predict(["a text about markets"])
+    served.save(state)  # the service persists its drift window: no new version
+    texts = [f"text {i} about {t}" for i in range(3) for t in ("markets", "football")]
+    job.partial_fit(texts, [job.labels[i % 2] for i in range(len(texts))], epochs=1, accept="always")
+    job.save(state)
+    assert Personalizer.load(state).current_version == 1
