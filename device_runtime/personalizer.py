@@ -25,7 +25,7 @@ from device_runtime.monitor import DriftMonitor, ReferenceSample, drift_report
 from device_runtime.replay import load_guard, load_replay
 from device_runtime.report import FitReport
 from device_runtime.scoring import batched_logits, score_head, softmax
-from device_runtime.state import STATE_FILE, check_same_bundle, read_state, save_state, seen_versions, state_lock
+from device_runtime.state import STATE_FILE, check_same_bundle, read_state, refuse_unseen, save_state, seen_versions, state_lock
 from device_runtime.trainer import Progress, ProgressCallback
 from device_runtime.training_run import Interrupted
 from device_runtime.validation import check_features, check_head, check_inputs, check_labels
@@ -337,6 +337,10 @@ class Personalizer(EstimatorProtocol):
             "added_labels": self.added_labels_,
         }
         self._seen |= save_state(path, self._engine, self.versions_, self.bundle, record, self._seen)
+
+    def check_save(self, path: str | os.PathLike) -> None:
+        """Raise the StateConflictError that :meth:`save` to ``path`` would (versions it never loaded) before a long fit."""
+        refuse_unseen(path, self._seen)
 
     @classmethod
     def load(cls, path: str | os.PathLike, bundle: str | os.PathLike | Bundle | None = None, **kwargs: Any) -> Personalizer:

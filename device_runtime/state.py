@@ -123,7 +123,7 @@ def save_state(
         raise StateError(f"Could not save the state to {folder!r} ({_reason(e)}).") from e
     with state_lock(folder):
         _refuse_another_bundles_state(folder, bundle)
-        _refuse_dropping_unseen_versions(folder, seen)
+        refuse_unseen(folder, seen)
         return _save_locked(folder, engine, history, bundle, record)
 
 
@@ -132,8 +132,13 @@ def seen_versions(entries: list[dict[str, Any]]) -> frozenset[Version]:
     return frozenset((e["version"], e["sha256"]) for e in entries)
 
 
-def _refuse_dropping_unseen_versions(folder: Path, seen: frozenset[Version]) -> None:
-    """Two runs that each started from what they saw, saving one folder: the second would drop the first's versions."""
+def refuse_unseen(folder: str | os.PathLike, seen: frozenset[Version]) -> None:
+    """Two runs that each started from what they saw, saving one folder: the second would drop the first's versions.
+
+    Raises:
+        StateConflictError: ``folder`` holds a version (past version 0) outside ``seen``.
+    """
+    folder = Path(folder)
     try:
         entries = json.loads((folder / STATE_FILE).read_text())["versions"]
         unseen = sorted(v for v, sha in seen_versions(entries) - seen if v != 0)

@@ -54,6 +54,7 @@ def _run_personalize(args: argparse.Namespace) -> None:
 
     texts, labels = read_examples(args.data, text_column=args.text_column, label_column=args.label_column)
     personalizer = Personalizer.load(args.model, runtime=_runtime(args))
+    personalizer.check_save(args.state)  # before training, not after: a state with versions it never loaded
     train = personalizer.partial_fit if args.resume else personalizer.fit
     with _ProgressBars() as bars:
         train(texts, labels, progress=bars, new_labels=args.new_labels, **given(args, TrainConfig, PERSONALIZE))

@@ -36,7 +36,7 @@ sys.meta_path.insert(0, NoTraining())
 EXPORT = """
 import json, warnings
 from edgeft.config import ExportConfig
-from edgeft.datasets import minilm_path
+from example_data import minilm_path
 from export import ServerData, export_bundle
 
 folder, texts, labels = json.loads(sys.stdin.read())
