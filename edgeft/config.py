@@ -125,7 +125,7 @@ class TrainConfig(Validated):
         None,
         "strength of the pull toward the shipped head's weights (L2-SP: l2sp/2 * ||W - W_shipped||^2); 0 is off",
         ge=0,
-        none="DEFAULT_L2SP where the bundle's training graph has the term, else off",
+        none="off",
         expose=_DEVICE,
     )
     # The guard (device_runtime.guard) judges a new head on the bundle's held-out guard rows and the user's validation rows.

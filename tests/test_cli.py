@@ -37,6 +37,19 @@ def test_every_subcommand_has_help() -> None:
         assert "usage: edgeft " + command in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["personalize", "b", "--data", "d", "--state", "s"], "edgeft personalize"),
+        (["fleet", "simulate", "--bundle", "b", "--output", "o", "--data", "d"], "edgeft fleet simulate"),
+    ],
+)
+def test_an_unknown_flag_is_reported_by_the_command_it_follows(argv: list[str], command: str, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main([*argv, "--bogus", "3"])
+    assert f"{command}: error: unrecognized arguments: --bogus 3" in capsys.readouterr().err
+
+
 def test_inspect_prints_the_manifest_as_a_table(minilm_bundle: Path, capsys) -> None:
     assert main(["inspect", str(minilm_bundle)]) == 0
     out = capsys.readouterr().out

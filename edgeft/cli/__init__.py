@@ -30,7 +30,9 @@ __all__ = ["DRIFT_EXIT_CODE", "fleet_training_arguments", "main"]
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the (sub)command that was given, with its own usage line, not the top level's
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
@@ -63,4 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     ):
         build(commands)
     cli_keys.add_parsers(commands)
+    _remember_command_parsers(parser)
     return parser
+
+
+def _remember_command_parsers(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)command's parser records itself in the namespace it fills, the innermost last."""
+    for action in parser._actions:  # argparse keeps its subcommands there
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.set_defaults(command_parser=command)
+                _remember_command_parsers(command)

@@ -134,6 +134,7 @@ def _fine_tuning(args: argparse.Namespace) -> Any:
     from export import FineTuning
 
     if not (args.finetune or args.tune):
+        _refuse_unused_fine_tuning_flags(args)
         return None
     try:
         config = config_from_args(args, FineTuneConfig, EXPORT, prefix=_FT)
@@ -142,6 +143,21 @@ def _fine_tuning(args: argparse.Namespace) -> Any:
     if args.tune < 0:
         raise ConfigError(f"--tune must be >= 0 trials, got {args.tune}")
     return FineTuning(config, trials=args.tune, log_dir=args.finetune_log or f"{args.output.rstrip('/')}-finetune")
+
+
+def _refuse_unused_fine_tuning_flags(args: argparse.Namespace) -> None:
+    """--ft-* options without --finetune or --tune would be dropped without a word: say so instead."""
+    defaults = FineTuneConfig()
+    changed = [
+        f"--{_FT}{name.replace('_', '-')}"
+        for name, value in given(args, FineTuneConfig, EXPORT, prefix=_FT).items()
+        if value != getattr(defaults, name)
+    ]
+    if changed:
+        raise ConfigError(
+            f"{', '.join(changed)} set fine-tuning, which runs only with --finetune (or --tune): add it, or leave them "
+            "out. (cnn1d trains from scratch with its own settings unless --finetune gives these.)"
+        )
 
 
 def _accuracy_fraction(points: float) -> float:

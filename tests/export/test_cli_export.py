@@ -33,6 +33,7 @@ def test_help_documents_every_option_with_its_default(capsys):
             ["--finetune", "--ft-lr", "-1"],
             "fine-tuning (--ft-* options): FineTuneConfig.lr must be a finite number > 0, got -1.0",
         ),
+        (["--ft-epochs", "5", "--ft-lr", "0.01"], "--ft-lr, --ft-epochs set fine-tuning, which runs only with --finetune"),
         (["--max-quality-loss", "-1"], "--max-quality-loss must be between 0 and 100 accuracy points, got -1"),
         (["--max-quality-loss", "150"], "--max-quality-loss must be between 0 and 100 accuracy points, got 150"),
     ],
