@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -103,4 +102,10 @@ def main(cache: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("benchmarks/results/quick/cache"))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "cache", nargs="?", type=Path, default=Path("benchmarks/results/quick/cache"), help="a results folder's cache"
+    )
+    main(parser.parse_args().cache)
