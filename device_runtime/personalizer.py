@@ -443,9 +443,8 @@ class Personalizer(EstimatorProtocol):
         todo = self.cache.uncached(keys)
         for start in range(0, len(todo), FEATURE_CHUNK):
             if reason := stop():
-                raise Interrupted(
-                    reason, f"{reason} after features of {start} of {len(todo)} new examples (cached for the next run)"
-                )
+                kept = f" (those {start} stay in the feature cache)" if start else ""
+                raise Interrupted(reason, f"{reason} after features of {start} of {len(todo)} new examples{kept}")
             chunk = todo[start : start + FEATURE_CHUNK]
             vectors = self.backbone.features(inputs_of(chunk), batch_size=self.config.batch_size)
             check_features(vectors, self.bundle.manifest.backbone.feature_size, "the backbone's output")
