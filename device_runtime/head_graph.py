@@ -66,6 +66,7 @@ def head_model(layers: list[tuple[str, str]], params: dict[str, np.ndarray]) -> 
 
 def head_inference_model(layers: list[tuple[str, str]], params: dict[str, np.ndarray], path: str | os.PathLike) -> None:
     """Write :func:`head_model` of ``params`` to ``path`` (same errors)."""
+    model = head_model(layers, params)  # raises the ExportError that names onnx where it is missing
     import onnx
 
-    onnx.save(head_model(layers, params), str(path))
+    onnx.save(model, str(path))

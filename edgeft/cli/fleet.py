@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgeft.cli.common import _add_data_args, _ProgressBars
+from edgeft.cli.common import _add_data_args, _port, _ProgressBars
 from edgeft.cli.flags import add_flags, config_from_args, given
 from edgeft.config import (
     Engine,
@@ -114,7 +114,7 @@ def _fleet_serve_parser(sub: Any, common: argparse.ArgumentParser, runs: argpars
         "rounds, write the bundle version, stop.",
     )
     v.add_argument("--host", default="127.0.0.1", help="address the SuperLink listens on (default: %(default)s)")
-    v.add_argument("--port", type=int, default=9092, help="the SuperLink's port (default: %(default)s)")
+    v.add_argument("--port", type=_port, default=9092, help="the SuperLink's port (default: %(default)s)")
     v.add_argument("--timeout", type=float, default=3600.0, help="seconds the whole run may take (default: %(default)s)")
     v.add_argument("--log", help="file for the SuperLink's log (default: this terminal)")
     _tls_args(v, server=True)
@@ -133,7 +133,10 @@ def _fleet_join_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     j.add_argument("--test-data", required=True, help="its held-out examples, to score each global head (required)")
     j.add_argument("--superlink", default="127.0.0.1:9092", help="the SuperLink's host:port (default: %(default)s)")
     j.add_argument(
-        "--port", type=int, default=9094, help="this SuperNode's own port; one per SuperNode on a machine (default: %(default)s)"
+        "--port",
+        type=_port,
+        default=9094,
+        help="this SuperNode's own port; one per SuperNode on a machine (default: %(default)s)",
     )
     j.add_argument(
         "--max-wait",
