@@ -54,8 +54,8 @@ from edgeft.layout import MANIFEST
 
 STATE_FILE = "state.json"
 LOCK_FILE = ".state.lock"
-Version = tuple[int, Any]  # (version number, sha256 of its file; None for the bundle's own head)
 LOCK_TIMEOUT_S = 300.0  # a save of a large state takes seconds; waiting longer means the holder is stuck
+Version = tuple[int, Any]  # (version number, sha256 of its file; None for the bundle's own head)
 
 
 @contextlib.contextmanager
@@ -122,9 +122,10 @@ def save_state(
     except (OSError, ValueError) as e:  # ValueError: a path no file system takes (a NUL character)
         raise StateError(f"Could not save the state to {folder!r} ({_reason(e)}).") from e
     with state_lock(folder):
-        _refuse_another_bundles_state(folder, bundle)
-        refuse_unseen(folder, seen)
-        return _save_locked(folder, engine, history, bundle, record)
+        saved = _saved_record(folder)  # read once: what this save would replace
+        _refuse_another_bundles_state(folder, saved, bundle)
+        _refuse_unseen(folder, saved, seen)
+        return _save_locked(folder, engine, history, bundle, record, _saved_versions(folder, saved))
 
 
 def seen_versions(entries: list[dict[str, Any]]) -> frozenset[Version]:
@@ -138,11 +139,13 @@ def refuse_unseen(folder: str | os.PathLike, seen: frozenset[Version]) -> None:
     Raises:
         StateConflictError: ``folder`` holds a version (past version 0) outside ``seen``.
     """
-    folder = Path(folder)
+    _refuse_unseen(Path(folder), _saved_record(Path(folder)), seen)
+
+
+def _refuse_unseen(folder: Path, saved: dict[str, Any], seen: frozenset[Version]) -> None:
     try:
-        entries = json.loads((folder / STATE_FILE).read_text())["versions"]
-        unseen = sorted(v for v, sha in seen_versions(entries) - seen if v != 0)
-    except (OSError, ValueError, KeyError, TypeError):
+        unseen = sorted(v for v, sha in seen_versions(saved["versions"]) - seen if v != 0)
+    except (KeyError, TypeError):
         return  # no state there, or one too damaged to restore: nothing to lose
     if unseen:
         raise StateConflictError(
@@ -154,10 +157,14 @@ def refuse_unseen(folder: str | os.PathLike, seen: frozenset[Version]) -> None:
 
 
 def _save_locked(
-    folder: Path, engine: HeadEngine, history: VersionHistory, bundle: Bundle, record: dict[str, Any]
+    folder: Path,
+    engine: HeadEngine,
+    history: VersionHistory,
+    bundle: Bundle,
+    record: dict[str, Any],
+    saved: dict[int, dict[str, Any]],
 ) -> frozenset[Version]:
     before = set(_own_files(folder))
-    saved = _saved_versions(folder)
     try:
         versions = [_write_version(folder, v, saved) for v in history.versions]
         optimizer = _write_content_named(folder, "opt", engine.state_suffix, engine.save)
@@ -176,8 +183,7 @@ def _save_locked(
             "pinned": sorted(history.pinned),
             **record,
         }
-        raw = _loadable(index, folder)
-        atomic.write_bytes(folder / STATE_FILE, raw)
+        atomic.write_bytes(folder / STATE_FILE, _loadable(index, folder))
     except (OSError, RuntimeError, StateError) as e:
         for file in set(_own_files(folder)) - before:
             file.unlink(missing_ok=True)  # this save's own files: the old state.json names none of them
@@ -219,21 +225,28 @@ def _own_files(folder: Path) -> list[Path]:
     return [file for pattern in ("v*-*.npz", "opt-*", ".pending-*", ".*.tmp") for file in folder.glob(pattern)]
 
 
-def _saved_versions(folder: Path) -> dict[int, dict[str, Any]]:
-    """The version entries of the state saved in ``folder`` whose files are there (none if there is no readable state)."""
+def _saved_record(folder: Path) -> dict[str, Any]:
+    """The ``state.json`` saved in ``folder`` as it reads, unchecked; empty where there is none or it is no JSON object."""
     try:
-        entries = json.loads((folder / STATE_FILE).read_text())["versions"]
-        return {e["version"]: e for e in entries if e["file"] and (folder / e["file"]).is_file()}
-    except (OSError, ValueError, KeyError, TypeError):
+        record = json.loads((folder / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _saved_versions(folder: Path, saved: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The version entries of the ``saved`` record whose files are in ``folder`` (none if it is not readable)."""
+    try:
+        return {e["version"]: e for e in saved["versions"] if e["file"] and (folder / e["file"]).is_file()}
+    except (KeyError, TypeError):
         return {}
 
 
-def _refuse_another_bundles_state(folder: Path, bundle: Bundle) -> None:
+def _refuse_another_bundles_state(folder: Path, saved: dict[str, Any], bundle: Bundle) -> None:
     """Saving replaces the state in ``folder``: never one personalized from another bundle."""
     try:
-        saved = json.loads((folder / STATE_FILE).read_text())["bundle"]
-        fingerprint, name = saved["fingerprint"], f"{saved['name']}@{saved['version']}"
-    except (OSError, ValueError, KeyError, TypeError):
+        fingerprint, name = saved["bundle"]["fingerprint"], f"{saved['bundle']['name']}@{saved['bundle']['version']}"
+    except (KeyError, TypeError):
         return  # no state there, or one too damaged to restore: nothing to lose
     if fingerprint != bundle.fingerprint:
         raise StateError(
