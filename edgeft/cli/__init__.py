@@ -1,7 +1,6 @@
 """The ``edgeft`` command line. Each subcommand parses its arguments and calls
 one library function; heavy imports (torch, optimum) happen only in ``export``,
 and FastAPI/uvicorn only in ``registry`` and ``serve``.
-
 """
 
 from __future__ import annotations
