@@ -92,13 +92,13 @@ class DriftAlerts:
         while (report := self._queue.get()) is not None:
             event = DriftEvent(self._next_id, now_iso(), report)
             self._next_id += 1
-            self._events.append(event)
             try:
                 served.persist()
                 event.policy, event.job_id = self._apply_policy(jobs)
             except Exception as e:  # noqa: BLE001 - one event's failure is recorded in it; the thread serves the next
                 event.policy = f"failed: {type(e).__name__}: {e}"
             event.webhook = self._post(event)
+            self._events.append(event)  # pollable once whole: a poll never reads a webhook or policy not yet done
 
     def _apply_policy(self, jobs: JobRunner) -> tuple[str, str | None]:
         needed = self.settings.retrain_on_drift
